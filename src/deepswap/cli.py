@@ -1,0 +1,87 @@
+"""The `deepswap` command line: a thin layer over the library API (see ``deepswap/__init__.py``)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from .errors import DeepswapError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Swap faces in video with a shared-encoder autoencoder. Every output is labelled synthetic.")
+console = Console()
+err_console = Console(stderr=True)
+
+Workspace = Annotated[Path, typer.Argument(help="Workspace folder.", show_default=False)]
+Person = Annotated[str, typer.Argument(help="Person: a or b.", show_default=False)]
+Start = Annotated[Optional[float], typer.Option("--start", help="Start time in seconds.")]
+Duration = Annotated[Optional[float], typer.Option("--duration", help="Duration in seconds.")]
+
+
+@app.command()
+def init(
+    workspace: Workspace,
+    a: Annotated[str, typer.Option("--a", help="Name of person A (the face to replace).")],
+    b: Annotated[str, typer.Option("--b", help="Name of person B (the face to put in).")],
+) -> None:
+    """Create a workspace for swapping person A and person B."""
+    from .workspace import init_workspace
+
+    init_workspace(workspace, a, b)
+    console.print(f"created workspace [bold]{workspace}[/] (A = {a}, B = {b})")
+
+
+@app.command()
+def add(
+    workspace: Workspace,
+    person: Person,
+    sources: Annotated[list[str], typer.Argument(help="URLs, video files or photo folders.", show_default=False)],
+    start: Start = None,
+    duration: Duration = None,
+    reference: Annotated[Optional[Path], typer.Option("--reference", help="A photo of this person, to keep only their face.")] = None,
+) -> None:
+    """Record footage of a person (URLs, local videos, photo folders)."""
+    from .workspace import add_sources
+
+    added = add_sources(workspace, person, sources, start=start, duration=duration, reference=reference)
+    for source in added:
+        console.print(f"added {source.kind} [bold]{source.uri}[/] to {person}")
+    if reference:
+        console.print(f"stored reference photo for {person}")
+
+
+@app.command()
+def fetch(workspace: Workspace) -> None:
+    """Download every URL source (skips those already downloaded)."""
+    from .sources import fetch_sources
+
+    fetch_sources(workspace)
+
+
+@app.command()
+def status(workspace: Workspace, as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
+    """Show sources, face counts, model progress and outputs."""
+    from .status import print_status, workspace_status
+
+    report = workspace_status(workspace)
+    if as_json:
+        print(json.dumps(report, indent=1))
+    else:
+        print_status(report, console)
+
+
+def main() -> None:
+    """Entry point: run the CLI, turning user errors into one line on stderr."""
+    try:
+        app()
+    except DeepswapError as error:
+        err_console.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err_console.print("interrupted; finished work is kept, run the command again to resume")
+        sys.exit(130)

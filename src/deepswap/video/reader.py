@@ -1,0 +1,154 @@
+"""Streaming frame readers: videos through PyAV, photo folders through OpenCV, one interface."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+import av
+import numpy as np
+
+from .. import _io
+from ..errors import DeepswapError
+
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One RGB frame (H×W×3 uint8); ``index`` is the frame number in its video (or photo order)."""
+
+    index: int
+    time: float
+    image: np.ndarray
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    width: int
+    height: int
+    fps: Fraction
+    frames: int
+    duration: float
+    has_audio: bool
+
+
+def _open(path: Path) -> av.container.InputContainer:
+    if not path.is_file():
+        raise DeepswapError(f"{path}: no such video file")
+    if path.stat().st_size == 0:
+        raise DeepswapError(f"{path}: file is empty")
+    try:
+        container = av.open(str(path))
+    except (av.FFmpegError, UnicodeDecodeError) as exc:
+        raise DeepswapError(f"{path}: not a readable video ({exc.__class__.__name__})") from None
+    if not container.streams.video:
+        container.close()
+        raise DeepswapError(f"{path}: has no video stream")
+    return container
+
+
+def probe_video(path: str | Path) -> VideoInfo:
+    """Size, frame rate, frame count, duration and audio presence of a video file."""
+    path = Path(path)
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        fps = stream.average_rate or stream.guessed_rate or Fraction(25)
+        if stream.duration and stream.time_base:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration:
+            duration = container.duration / av.time_base
+        else:
+            duration = 0.0
+        frames = stream.frames or round(duration * fps)
+        return VideoInfo(stream.codec_context.width, stream.codec_context.height, Fraction(fps),
+                         int(frames), duration, bool(container.streams.audio))
+
+
+def read_frames(
+    path: str | Path,
+    fps: float | None = None,
+    start: float | None = None,
+    duration: float | None = None,
+) -> Iterator[Frame]:
+    """Yield RGB frames of a video, streaming, at its own rate or sampled down to ``fps``.
+
+    ``start``/``duration`` (seconds, from the first frame) select a range; times are relative
+    to the video's first frame, so a frame's ``time`` is where it plays in the file.
+    """
+    path = Path(path)
+    if fps is not None and fps <= 0:
+        raise DeepswapError(f"fps must be > 0, not {fps}")
+    container = _open(path)
+    try:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        rate = float(stream.average_rate or stream.guessed_rate or 25)
+        time_base = stream.time_base
+        origin = stream.start_time or 0
+        begin = start or 0.0
+        end = begin + duration if duration is not None else float("inf")
+        next_sample = begin
+        yielded = 0
+        for frame in _decode_from(container, stream, path, begin, origin):
+            time = float((frame.pts - origin) * time_base) if frame.pts is not None else yielded / rate
+            if time < begin - 0.5 / rate:
+                continue
+            if time >= end - 0.5 / rate:
+                break
+            if fps is not None:
+                if time < next_sample - 0.5 / rate:
+                    continue
+                next_sample += 1.0 / fps
+            yielded += 1
+            yield Frame(index=round(time * rate), time=time, image=frame.to_ndarray(format="rgb24"))
+        if yielded == 0 and begin == 0 and duration is None:
+            raise DeepswapError(f"{path}: no decodable video frames (truncated or corrupt?)")
+    finally:
+        container.close()
+
+
+def _decode_from(
+    container: av.container.InputContainer, stream: av.video.VideoStream, path: Path, begin: float, origin: int
+) -> Iterator[av.VideoFrame]:
+    """Decode frames from at or before ``begin`` seconds.
+
+    Seeks a second early (some containers, e.g. MPEG-PS, land after the target) and, if the
+    seek still overshoots, decodes from the start instead. A decoder failure part-way (a
+    truncated file) becomes a clear error.
+    """
+    try:
+        if begin > 1.0:
+            container.seek(origin + int((begin - 1.0) / stream.time_base), stream=stream, backward=True)
+            frames = container.decode(stream)
+            first = next(frames, None)
+            if first is not None and first.pts is not None and (first.pts - origin) * stream.time_base <= begin:
+                yield first
+                yield from frames
+                return
+            container.seek(origin, stream=stream, backward=True)
+        yield from container.decode(stream)
+    except av.FFmpegError as exc:
+        raise DeepswapError(f"{path}: video is corrupt or truncated ({exc.__class__.__name__})") from None
+
+
+def list_photos(folder: str | Path) -> list[Path]:
+    """The photos of a folder (or the one photo a path names), in name order."""
+    folder = Path(folder)
+    if folder.is_file():
+        return [folder]
+    if not folder.is_dir():
+        raise DeepswapError(f"{folder}: no such photo folder")
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
+
+
+def read_photos(folder: str | Path) -> Iterator[Frame]:
+    """Yield the photos of a folder as frames, in name order; ``name`` is the file name."""
+    for index, photo in enumerate(list_photos(folder)):
+        image = _io.read_image(photo)
+        if image is None:
+            raise DeepswapError(f"{photo}: not a readable image; fix or remove it")
+        yield Frame(index=index, time=0.0, image=image, name=photo.name)

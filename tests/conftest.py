@@ -1,0 +1,45 @@
+"""Shared fixtures: real GRID footage (CC BY 4.0) shipped with the package and in ../shared/data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGE_GRID = REPO / "src" / "deepswap" / "data" / "grid"
+TEST_DATA = REPO / "tests" / "data"
+SHARED_DATA = Path(os.environ.get("DEEPSWAP_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def s1_clips() -> list[Path]:
+    """Clips of GRID speaker s1 (person A in most tests), shipped with the package."""
+    return sorted((PACKAGE_GRID / "s1").glob("*.mp4"))
+
+
+@pytest.fixture(scope="session")
+def speaker_clips() -> list[Path]:
+    """One clip each of other GRID speakers (person B, bystanders), shipped with the package."""
+    return sorted((PACKAGE_GRID / "speakers").glob("*.mp4"))
+
+
+@pytest.fixture(scope="session")
+def raw_mpg() -> Path:
+    """A GRID clip in the corpus's original MPEG-1 form with MP2 audio."""
+    return TEST_DATA / "lrwp9a.mpg"
+
+
+@pytest.fixture(scope="session")
+def photos() -> list[Path]:
+    """Public-domain portraits (astronaut.png, grace_hopper.jpg)."""
+    return sorted(p for p in TEST_DATA.iterdir() if p.suffix in (".png", ".jpg"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The full ../shared/data set (800 s1 clips); tests needing it skip when it is absent."""
+    if not (SHARED_DATA / "grid" / "s1").is_dir():
+        pytest.skip(f"{SHARED_DATA} not found (set DEEPSWAP_SHARED_DATA)")
+    return SHARED_DATA
