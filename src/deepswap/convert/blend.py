@@ -1,0 +1,69 @@
+"""Putting the generated face back into the frame: inverse warp, mask feathering, blending."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import cv2
+import numpy as np
+
+BlendMode = Literal["feather", "seamless"]
+
+
+def prepare_mask(mask: np.ndarray, erode: float, blur: float) -> np.ndarray:
+    """Erode then feather a 0..1 crop mask; ``erode``/``blur`` are fractions of the crop size."""
+    size = mask.shape[0]
+    mask = mask.astype(np.float32)
+    erode_px = int(round(abs(erode) * size))
+    if erode_px:
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * erode_px + 1, 2 * erode_px + 1))
+        mask = cv2.erode(mask, kernel) if erode > 0 else cv2.dilate(mask, kernel)
+    blur_px = int(round(blur * size)) | 1
+    if blur_px > 1:
+        mask = cv2.GaussianBlur(mask, (blur_px, blur_px), 0)
+    return np.clip(mask, 0.0, 1.0)
+
+
+def paste_face(
+    frame: np.ndarray,
+    face: np.ndarray,
+    mask: np.ndarray,
+    matrix: np.ndarray,
+    mode: BlendMode = "feather",
+) -> np.ndarray:
+    """Warp a face crop back into ``frame`` with the inverse of the frame→crop ``matrix`` and blend it.
+
+    Only the face's bounding rectangle in the frame is touched, so the cost does not grow with the
+    frame size; pixels outside the mask stay byte-identical.
+    """
+    height, width = frame.shape[:2]
+    size = face.shape[0]
+    inverse = cv2.invertAffineTransform(matrix)
+    corners = np.array([[0, 0], [size, 0], [0, size], [size, size]], np.float32)
+    mapped = corners @ inverse[:, :2].T + inverse[:, 2]
+    x0, y0 = np.floor(mapped.min(axis=0)).astype(int).clip(0, [width, height])
+    x1, y1 = np.ceil(mapped.max(axis=0)).astype(int).clip(0, [width, height])
+    if x1 <= x0 or y1 <= y0:
+        return frame
+    shifted = inverse.copy()
+    shifted[:, 2] -= (x0, y0)
+    region = (x1 - x0, y1 - y0)
+    warped_face = cv2.warpAffine(face, shifted, region, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    warped_mask = cv2.warpAffine(mask, shifted, region, flags=cv2.INTER_LINEAR, borderValue=0.0)
+    output = frame.copy()
+    patch = output[y0:y1, x0:x1]
+    if mode == "seamless" and (warped_mask > 0.5).any():
+        binary = (warped_mask > 0.5).astype(np.uint8) * 255
+        ys, xs = np.nonzero(binary)
+        center = (int((xs.min() + xs.max()) // 2), int((ys.min() + ys.max()) // 2))
+        padded = cv2.copyMakeBorder(patch, 1, 1, 1, 1, cv2.BORDER_REFLECT)
+        cloned = cv2.seamlessClone(
+            cv2.copyMakeBorder(warped_face, 1, 1, 1, 1, cv2.BORDER_REFLECT), padded,
+            cv2.copyMakeBorder(binary, 1, 1, 1, 1, cv2.BORDER_CONSTANT), (center[0] + 1, center[1] + 1), cv2.NORMAL_CLONE,
+        )[1:-1, 1:-1]
+        warped_face = cloned
+    alpha = warped_mask[..., None]
+    blended = patch.astype(np.float32) * (1 - alpha) + warped_face.astype(np.float32) * alpha
+    touched = warped_mask > 0
+    patch[touched] = np.clip(blended[touched] + 0.5, 0, 255).astype(np.uint8)
+    return output

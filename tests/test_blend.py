@@ -1,0 +1,117 @@
+"""Colour matching, mask blending and landmark smoothing on real GRID frames."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from deepswap.convert.blend import paste_face, prepare_mask
+from deepswap.convert.color import histogram_transfer, match_color, reinhard_transfer
+from deepswap.convert.smoothing import LandmarkSmoother
+from deepswap.video import read_frames
+
+
+@pytest.fixture(scope="module")
+def two_frames(s1_clips, speaker_clips) -> tuple[np.ndarray, np.ndarray]:
+    first = next(read_frames(s1_clips[0])).image
+    other = next(read_frames(speaker_clips[0])).image
+    return first, other
+
+
+def ellipse_mask(size: int) -> np.ndarray:
+    mask = np.zeros((size, size), np.float32)
+    cv2.ellipse(mask, (size // 2, size // 2), (size // 3, size // 2 - 8), 0, 0, 360, 1.0, -1)
+    return mask
+
+
+def test_reinhard_matches_lab_statistics_inside_mask(two_frames):
+    source, target = (cv2.resize(f[40:232, 80:272], (128, 128)) for f in two_frames)
+    mask = ellipse_mask(128)
+    result = reinhard_transfer(source, target, mask)
+    inside = mask > 0.5
+    result_lab = cv2.cvtColor(result, cv2.COLOR_RGB2LAB).astype(float)[inside]
+    target_lab = cv2.cvtColor(target, cv2.COLOR_RGB2LAB).astype(float)[inside]
+    source_lab = cv2.cvtColor(source, cv2.COLOR_RGB2LAB).astype(float)[inside]
+    assert np.abs(result_lab.mean(0) - target_lab.mean(0)).max() < 2.0
+    assert np.abs(source_lab.mean(0) - target_lab.mean(0)).max() > 4.0
+
+
+def test_histogram_transfer_matches_channel_distributions(two_frames):
+    source, target = (cv2.resize(f, (160, 128)) for f in two_frames)
+    mask = np.ones((128, 160), np.float32)
+    result = histogram_transfer(source, target, mask)
+    quantiles = np.linspace(5, 80, 16)  # the source clips at 255 above ~85 %: a spike cannot be split
+    for channel in range(3):
+        def gap(image: np.ndarray) -> float:
+            return float(np.abs(np.percentile(image[..., channel], quantiles) - np.percentile(target[..., channel], quantiles)).mean())
+
+        assert gap(result) <= 3 < gap(source)
+
+
+def test_color_none_returns_the_face_unchanged(two_frames):
+    face = two_frames[0]
+    assert match_color(face, two_frames[1], np.ones(face.shape[:2]), "none") is face
+
+
+@pytest.mark.parametrize("mode", ["feather", "seamless"])
+def test_paste_changes_only_the_masked_face_region(two_frames, mode):
+    frame, other = two_frames
+    size = 128
+    matrix = np.array([[0.8, 0.1, -60.0], [-0.1, 0.8, -10.0]], np.float32)  # frame → crop
+    face = cv2.warpAffine(other, matrix, (size, size))
+    mask = prepare_mask(ellipse_mask(size), erode=0.02, blur=0.05)
+    result = paste_face(frame, face, mask, matrix, mode=mode)
+    back = cv2.warpAffine(mask, cv2.invertAffineTransform(matrix), frame.shape[1::-1])
+    untouched = back == 0
+    assert np.array_equal(result[untouched], frame[untouched])
+    changed = np.abs(result.astype(int) - frame.astype(int)).sum(-1) > 0
+    assert changed.sum() > 0.5 * (back > 0.5).sum()
+
+
+def test_paste_outside_the_frame_is_a_no_op(two_frames):
+    frame = two_frames[0]
+    matrix = np.array([[1, 0, 5000], [0, 1, 5000]], np.float32)
+    result = paste_face(frame, np.zeros((64, 64, 3), np.uint8), np.ones((64, 64), np.float32), matrix)
+    assert np.array_equal(result, frame)
+
+
+@settings(max_examples=20, deadline=None)
+@given(erode=st.floats(-0.1, 0.1), blur=st.floats(0, 0.2))
+def test_prepared_mask_stays_in_unit_range(erode, blur):
+    mask = prepare_mask(ellipse_mask(64), erode, blur)
+    assert mask.shape == (64, 64) and mask.min() >= 0 and mask.max() <= 1
+
+
+def jitter(sequence: np.ndarray) -> float:
+    return float(np.linalg.norm(np.diff(sequence, axis=0), axis=-1).mean())
+
+
+def test_smoother_removes_jitter_of_a_still_face():
+    rng = np.random.default_rng(0)
+    face = rng.uniform(100, 200, (68, 2))
+    noisy = face + rng.normal(0, 1.0, (50, 68, 2))
+    smoother = LandmarkSmoother()
+    smoothed = np.stack([smoother(points, t / 25) for t, points in enumerate(noisy)])
+    assert jitter(smoothed) < 0.4 * jitter(noisy)
+    assert np.abs(smoothed[-10:] - face).mean() < 1.0
+
+
+def test_smoother_of_a_static_sequence_has_no_jitter():
+    face = np.random.default_rng(1).uniform(100, 200, (68, 2))
+    smoother = LandmarkSmoother()
+    smoothed = np.stack([smoother(face, t / 25) for t in range(20)])
+    assert jitter(smoothed) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_smoother_resets_on_a_cut_and_when_the_face_is_lost():
+    face = np.random.default_rng(2).uniform(100, 200, (68, 2))
+    smoother = LandmarkSmoother()
+    for t in range(10):
+        smoother(face, t / 25)
+    moved = face + 300
+    assert np.allclose(smoother(moved, 10 / 25), moved)
+    smoother.lost()
+    assert np.allclose(smoother(face, 11 / 25), face)
