@@ -60,7 +60,8 @@ def fetch(workspace: Workspace) -> None:
     """Download every URL source (skips those already downloaded)."""
     from .sources import fetch_sources
 
-    fetch_sources(workspace)
+    if not fetch_sources(workspace):
+        console.print("no URL sources to fetch (add some with `deepswap add`)")
 
 
 @app.command()

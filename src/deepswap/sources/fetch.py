@@ -1,0 +1,180 @@
+"""Downloading URL sources with yt-dlp: best ≤ 1080p video with audio, resumable, never half a file.
+
+Each source downloads into a hidden staging folder beside its final name
+(``a/downloads/.<id>.partial/``). yt-dlp writes ``.part`` files there and resumes them when
+``fetch`` runs again after an interruption. Only a finished download that PyAV can open is
+renamed to ``a/downloads/<id>.mp4``, so the final name always holds a complete video.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import imageio_ffmpeg
+import yt_dlp
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeRemainingColumn,
+                           TransferSpeedColumn)
+
+from ..errors import DeepswapError
+from ..video import probe_video
+from ..workspace import PERSON_KEYS, PersonKey, Source, Workspace
+
+# Best video up to 1080p merged with the best audio; else the best single file up to 1080p;
+# else (only larger or unsized formats exist) the best there is. `?` keeps formats of unknown height.
+FORMAT = "bv*[height<=?1080]+ba/b[height<=?1080]/bv*+ba/b"
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """One URL source after ``fetch``: where its video is and whether this run downloaded it."""
+
+    person: PersonKey
+    source: Source
+    path: Path
+    downloaded: bool
+
+
+def fetch_sources(root: str | Path, progress: bool = True) -> list[FetchResult]:
+    """Download every URL source of both persons that is not downloaded yet.
+
+    A failing URL does not stop the others; after trying them all, one ``DeepswapError``
+    lists every failure. Finished downloads are kept either way.
+    """
+    workspace = Workspace.open(root)
+    pending = [(key, source) for key in PERSON_KEYS for source in workspace.persons[key].sources
+               if source.kind == "url"]
+    results: list[FetchResult] = []
+    failures: list[str] = []
+    with _progress_bar() if progress else nullcontext() as bar:
+        for key, source in pending:
+            target = workspace.download_path(key, source)
+            if target.exists():
+                results.append(FetchResult(key, source, target, downloaded=False))
+                _log(bar, f"{key}: already downloaded {escape(source.uri)}")
+                continue
+            try:
+                with _task(bar, f"{key}: {escape(_shorten(source.uri))}") as on_progress:
+                    download_video(source.uri, target, on_progress)
+            except DeepswapError as error:
+                failures.append(str(error))
+                _log(bar, f"{key}: [red]failed[/] {escape(source.uri)}")
+                continue
+            results.append(FetchResult(key, source, target, downloaded=True))
+            _log(bar, f"{key}: downloaded {escape(source.uri)} → {escape(str(target))}")
+    if failures:
+        summary = "" if len(failures) == 1 else f"{len(failures)} of {len(pending)} downloads failed: "
+        raise DeepswapError(summary + "; ".join(failures))
+    return results
+
+
+def download_video(url: str, target: Path, on_progress: Callable[[dict[str, Any]], None] | None = None) -> None:
+    """Download one video to ``target`` (an .mp4 path), via a staging folder that makes it resumable."""
+    staging = target.with_name(f".{target.stem}.partial")
+    staging.mkdir(parents=True, exist_ok=True)
+    try:
+        with yt_dlp.YoutubeDL(_options(staging, target.stem, on_progress)) as ydl:
+            info = ydl.extract_info(url, download=False, process=False)
+            if info.get("_type") in ("playlist", "multi_video"):
+                raise DeepswapError(f"{url}: is a playlist, not one video; add its videos one by one")
+            info = ydl.process_ie_result(info, download=True)
+    except yt_dlp.utils.DownloadError as error:
+        raise DeepswapError(f"{url}: download failed: {_reason(error, url)}") from None
+    finally:
+        if not any(staging.iterdir()):
+            staging.rmdir()
+    downloaded = Path(info["requested_downloads"][0]["filepath"])
+    try:
+        probe_video(downloaded)
+    except DeepswapError as error:
+        shutil.rmtree(staging)
+        problem = str(error).removeprefix(f"{downloaded}: ")
+        raise DeepswapError(f"{url}: downloaded, but {problem}") from None
+    os.replace(downloaded, target)
+    shutil.rmtree(staging)
+
+
+def _options(folder: Path, name: str, on_progress: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
+    """yt-dlp settings: quiet, one video, ≤ 1080p with audio as mp4, bundled ffmpeg, no side requests."""
+    return {
+        "format": FORMAT,
+        "format_sort": ["res:1080", "ext:mp4:m4a"],
+        "merge_output_format": "mp4",
+        "postprocessors": [{"key": "FFmpegVideoRemuxer", "preferedformat": "mp4"}],
+        "ffmpeg_location": imageio_ffmpeg.get_ffmpeg_exe(),
+        "paths": {"home": str(folder)},
+        "outtmpl": f"{name}.%(ext)s",
+        "noplaylist": True,
+        "continuedl": True,
+        "updatetime": False,
+        "cachedir": False,
+        "socket_timeout": 30,
+        "quiet": True,
+        "no_warnings": True,
+        "noprogress": True,
+        "logger": _SilentLogger(),
+        "progress_hooks": [on_progress] if on_progress else [],
+    }
+
+
+class _SilentLogger:
+    """Swallows yt-dlp's messages; its errors reach us as DownloadError instead."""
+
+    def debug(self, message: str) -> None:
+        pass
+
+    info = warning = error = debug
+
+
+def _reason(error: yt_dlp.utils.DownloadError, url: str) -> str:
+    """yt-dlp's error message as one short line, without its prefixes, the URL and bug-report advice."""
+    message = yt_dlp.utils.remove_terminal_sequences(str(error)).replace(f": {url}", "")
+    message = message.removeprefix("ERROR: ").split("; please report this issue")[0]
+    message = re.sub(r"^\[[\w:-]+\] (?:[^:\s]+: )?", "", message)
+    message = re.sub(r" \(caused by .*\)$", "", message, flags=re.S)
+    message = " ".join(message.split())
+    return "no video found there (Unsupported URL)" if message == "Unsupported URL" else message
+
+
+def _shorten(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _log(bar: Progress | None, message: str) -> None:
+    """A line above the progress bar (nothing when running without one)."""
+    if bar is not None:
+        bar.console.print(message, highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def _progress_bar() -> Iterator[Progress]:
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+               TimeRemainingColumn())
+    console = Console(stderr=True)
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
+        yield bar
+
+
+@contextmanager
+def _task(bar: Progress | None, label: str) -> Iterator[Callable[[dict[str, Any]], None] | None]:
+    """A progress-bar row for one download, fed by yt-dlp's progress hook (None without a bar)."""
+    if bar is None:
+        yield None
+        return
+    task: TaskID = bar.add_task(label, total=None)
+
+    def on_progress(report: dict[str, Any]) -> None:
+        total = report.get("total_bytes") or report.get("total_bytes_estimate")
+        bar.update(task, completed=report.get("downloaded_bytes") or 0, total=total)
+
+    try:
+        yield on_progress
+    finally:
+        bar.remove_task(task)
