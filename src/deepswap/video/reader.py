@@ -43,8 +43,10 @@ def _open(path: Path) -> av.container.InputContainer:
         raise DeepswapError(f"{path}: file is empty")
     try:
         container = av.open(str(path))
-    except (av.FFmpegError, UnicodeDecodeError) as exc:
-        raise DeepswapError(f"{path}: not a readable video ({exc.__class__.__name__})") from None
+    except av.FFmpegError as exc:
+        raise DeepswapError(f"{path}: not a readable video ({exc.strerror}); is it complete?") from None
+    except UnicodeDecodeError:
+        raise DeepswapError(f"{path}: not a readable video (garbled metadata)") from None
     if not container.streams.video:
         container.close()
         raise DeepswapError(f"{path}: has no video stream")
@@ -56,13 +58,8 @@ def probe_video(path: str | Path) -> VideoInfo:
     path = Path(path)
     with _open(path) as container:
         stream = container.streams.video[0]
-        fps = stream.average_rate or stream.guessed_rate or Fraction(25)
-        if stream.duration and stream.time_base:
-            duration = float(stream.duration * stream.time_base)
-        elif container.duration:
-            duration = container.duration / av.time_base
-        else:
-            duration = 0.0
+        fps = _frame_rate(stream)
+        duration = _declared_duration(container, stream)
         frames = stream.frames or round(duration * fps)
         return VideoInfo(stream.codec_context.width, stream.codec_context.height, Fraction(fps),
                          int(frames), duration, bool(container.streams.audio))
@@ -76,39 +73,75 @@ def read_frames(
 ) -> Iterator[Frame]:
     """Yield RGB frames of a video, streaming, at its own rate or sampled down to ``fps``.
 
-    ``start``/``duration`` (seconds, from the first frame) select a range; times are relative
-    to the video's first frame, so a frame's ``time`` is where it plays in the file.
+    ``start``/``duration`` (seconds, from the first frame) select a range: the frames shown
+    during it, at least the one shown at ``start``. Times are relative to the video's first
+    frame, so a frame's ``time`` is where it plays in the file. A video that cannot be
+    decoded, stops well before its stated length, or has nothing at ``start`` raises
+    ``DeepswapError``.
     """
     path = Path(path)
-    if fps is not None and fps <= 0:
+    if fps is not None and not fps > 0:
         raise DeepswapError(f"fps must be > 0, not {fps}")
     container = _open(path)
     try:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        rate = float(stream.average_rate or stream.guessed_rate or 25)
+        rate = float(_frame_rate(stream))
+        half_frame = 0.5 / rate
         time_base = stream.time_base
         origin = stream.start_time or 0
         begin = start or 0.0
         end = begin + duration if duration is not None else float("inf")
         next_sample = begin
         yielded = 0
+        index = -1
+        time = -1 / rate
         for frame in _decode_from(container, stream, path, begin, origin):
-            time = float((frame.pts - origin) * time_base) if frame.pts is not None else yielded / rate
-            if time < begin - 0.5 / rate:
+            time = float((frame.pts - origin) * time_base) if frame.pts is not None else time + 1 / rate
+            if time < begin - half_frame:
                 continue
-            if time >= end - 0.5 / rate:
+            if yielded and time >= end - half_frame:
                 break
             if fps is not None:
-                if time < next_sample - 0.5 / rate:
+                if time < next_sample - half_frame:
                     continue
                 next_sample += 1.0 / fps
             yielded += 1
-            yield Frame(index=round(time * rate), time=time, image=frame.to_ndarray(format="rgb24"))
-        if yielded == 0 and begin == 0 and duration is None:
-            raise DeepswapError(f"{path}: no decodable video frames (truncated or corrupt?)")
+            index = max(round(time * rate), index + 1)  # unique and increasing, even with a variable rate
+            yield Frame(index=index, time=time, image=frame.to_ndarray(format="rgb24"))
+        else:
+            _check_complete(path, container, stream, last_time=time + 1 / rate, begin=begin, yielded=yielded)
     finally:
         container.close()
+
+
+def _frame_rate(stream: av.video.VideoStream) -> Fraction:
+    """The stream's frame rate (FFmpeg's best guess, which copes with odd average rates)."""
+    return Fraction(stream.guessed_rate or stream.average_rate or 25)
+
+
+def _declared_duration(container: av.container.InputContainer, stream: av.video.VideoStream) -> float:
+    """Length of the video stream as its container states it (0 when unknown)."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    return container.duration / av.time_base if container.duration else 0.0
+
+
+def _check_complete(path: Path, container: av.container.InputContainer, stream: av.video.VideoStream,
+                    last_time: float, begin: float, yielded: int) -> None:
+    """Raise if decoding ran out early: nothing decodable, nothing at ``begin``, or a cut-off file.
+
+    Only containers with a frame index (mp4, mov) state their length exactly enough to tell
+    a cut-off file; elsewhere the stated length may be an estimate, so it is not checked.
+    """
+    stated = _declared_duration(container, stream)
+    if yielded == 0 and begin == 0:
+        raise DeepswapError(f"{path}: no decodable video frames (truncated or corrupt?)")
+    if stream.frames and stated - last_time > max(1.0, 0.02 * stated):
+        raise DeepswapError(f"{path}: video is truncated: frames stop at {last_time:.1f} s of {stated:.1f} s; "
+                            "re-download or re-export it")
+    if yielded == 0:
+        raise DeepswapError(f"{path}: no frames at or after {begin:g} s (the video is {stated:.1f} s long); check --start")
 
 
 def _decode_from(
@@ -132,7 +165,7 @@ def _decode_from(
             container.seek(origin, stream=stream, backward=True)
         yield from container.decode(stream)
     except av.FFmpegError as exc:
-        raise DeepswapError(f"{path}: video is corrupt or truncated ({exc.__class__.__name__})") from None
+        raise DeepswapError(f"{path}: video is corrupt or truncated ({exc.strerror})") from None
 
 
 def list_photos(folder: str | Path) -> list[Path]:
