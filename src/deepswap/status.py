@@ -50,8 +50,8 @@ def workspace_status(root: str | Path) -> dict[str, Any]:
 def print_status(report: dict[str, Any], console: Console) -> None:
     """Render a status report as rich tables."""
     sources = Table(title=f"workspace {report['workspace']}")
-    for column in ("person", "kind", "source", "range", "downloaded"):
-        sources.add_column(column)
+    for column in ("person", "kind", "source", "range", "available"):
+        sources.add_column(column, overflow="fold")
     for key, person in report["persons"].items():
         label = f"{key}: {person['name']}"
         if not person["sources"]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
+import math
 import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,6 +25,7 @@ import tomli_w
 
 from . import _io
 from .errors import DeepswapError
+from .video import probe_video
 
 PersonKey = Literal["a", "b"]
 PERSON_KEYS: tuple[PersonKey, ...] = get_args(PersonKey)
@@ -213,13 +214,19 @@ def add_sources(
     """
     workspace = Workspace.open(root)
     key = parse_person(person)
-    if start is not None and start < 0:
-        raise DeepswapError(f"--start must be ≥ 0, not {start}")
-    if duration is not None and duration <= 0:
-        raise DeepswapError(f"--duration must be > 0, not {duration}")
+    if start is not None and not 0 <= start < math.inf:
+        raise DeepswapError(f"--start must be a number of seconds ≥ 0, not {start}")
+    if duration is not None and not 0 < duration < math.inf:
+        raise DeepswapError(f"--duration must be a number of seconds > 0, not {duration}")
     new_sources = []
     for uri in uris:
         kind = classify_source(uri)
+        if kind == "photos" and (start is not None or duration is not None):
+            raise DeepswapError(f"{uri}: --start/--duration apply to videos, not photos; add photos separately")
+        if kind == "video":
+            length = probe_video(uri).duration
+            if start is not None and length and start >= length:
+                raise DeepswapError(f"{uri}: --start {start:g} s is past the end of the video ({length:.1f} s)")
         source = Source(uri if kind == "url" else str(Path(uri).resolve()), kind, start, duration)
         if all(s.id != source.id for s in workspace.persons[key].sources + new_sources):
             new_sources.append(source)
