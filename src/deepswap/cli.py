@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from .errors import DeepswapError
 
@@ -33,7 +34,7 @@ def init(
     from .workspace import init_workspace
 
     init_workspace(workspace, a, b)
-    console.print(f"created workspace [bold]{workspace}[/] (A = {a}, B = {b})")
+    console.print(f"created workspace [bold]{escape(str(workspace))}[/] (A = {escape(a)}, B = {escape(b)})")
 
 
 @app.command()
@@ -50,7 +51,9 @@ def add(
 
     added = add_sources(workspace, person, sources, start=start, duration=duration, reference=reference)
     for source in added:
-        console.print(f"added {source.kind} [bold]{source.uri}[/] to {person}")
+        console.print(f"added {source.kind} [bold]{escape(source.uri)}[/] to {person}")
+    if sources and not added:
+        console.print(f"nothing new: {person} already has these sources")
     if reference:
         console.print(f"stored reference photo for {person}")
 
@@ -81,7 +84,7 @@ def main() -> None:
     try:
         app()
     except DeepswapError as error:
-        err_console.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         err_console.print("interrupted; finished work is kept, run the command again to resume")

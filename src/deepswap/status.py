@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .workspace import PERSON_KEYS, Workspace
@@ -49,11 +50,11 @@ def workspace_status(root: str | Path) -> dict[str, Any]:
 
 def print_status(report: dict[str, Any], console: Console) -> None:
     """Render a status report as rich tables."""
-    sources = Table(title=f"workspace {report['workspace']}")
+    sources = Table(title=f"workspace {escape(report['workspace'])}")
     for column in ("person", "kind", "source", "range", "available"):
         sources.add_column(column, overflow="fold")
     for key, person in report["persons"].items():
-        label = f"{key}: {person['name']}"
+        label = f"{key}: {escape(person['name'])}"
         if not person["sources"]:
             sources.add_row(label, "", "(no sources yet)", "", "")
         for source in person["sources"]:
@@ -61,13 +62,13 @@ def print_status(report: dict[str, Any], console: Console) -> None:
             if "start" in source or "duration" in source:
                 span = f"{source.get('start', 0):g}s +{source['duration']:g}s" if "duration" in source else f"{source['start']:g}s →"
             ready = "yes" if source["available"] else ("no — run fetch" if source["kind"] == "url" else "missing!")
-            sources.add_row(label, source["kind"], source["uri"], span, ready)
+            sources.add_row(label, source["kind"], escape(source["uri"]), span, ready)
     console.print(sources)
     summary = Table(show_header=False)
     for key, person in report["persons"].items():
-        summary.add_row(f"faces {key} ({person['name']})", str(person["faces"]))
+        summary.add_row(f"faces {key} ({escape(person['name'])})", str(person["faces"]))
     model = report["model"]
     summary.add_row("model", f"{model['model'] or 'not trained'}, {model['iterations']} iterations")
     for output in report["outputs"]:
-        summary.add_row("output", output["path"])
+        summary.add_row("output", escape(output["path"]))
     console.print(summary)
