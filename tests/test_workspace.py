@@ -189,8 +189,8 @@ def test_cli_init_add_status(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Cap
 
     code, out, _ = run_cli(monkeypatch, capsys, "status", root)
     assert code == 0
-    for text in ("a: alice", "b: bob [2]", "url", "video", "photos", "0.5s +2s", "no — run fetch", "faces a (alice)",
-                 "not trained, 0 iterations"):
+    for text in ("a: alice", "faces b (bob [the builder])", "url", "video", "photos", "0.5s +2s", "no — run fetch",
+                 "faces a (alice)", "not trained, 0 iterations"):
         assert text in out
 
 
