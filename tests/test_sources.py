@@ -6,6 +6,7 @@ import inspect
 import re
 import shutil
 import subprocess
+import sys
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -377,3 +378,14 @@ def test_unreadable_photo_is_named_in_the_error(tmp_path: Path, photos: list[Pat
     broken = _write(tmp_path / "broken.jpg", photos[1].read_bytes()[:200])
     with pytest.raises(DeepswapError, match=re.escape(f"{broken}: not a readable image")):
         list(read_photos(tmp_path))
+
+
+def test_fetch_command_reports_each_source_and_fails_in_one_line(tmp_path: Path, server: Server) -> None:
+    root = _workspace(tmp_path / "ws", [server.url("clip.mp4"), server.url("gone.mp4")])
+    deepswap = Path(sys.executable).with_name("deepswap")
+    run = subprocess.run([deepswap, "fetch", root], capture_output=True, text=True, timeout=60)
+    lines = run.stderr.splitlines()
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert lines[0].startswith(f"a: downloaded {server.url('clip.mp4')} → ") and lines[1].startswith("a: failed")
+    assert lines[2:] == [f"error: {server.url('gone.mp4')}: download failed: Unable to download webpage: "
+                         "HTTP Error 404: Not Found"]
