@@ -43,3 +43,22 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "grid" / "s1").is_dir():
         pytest.skip(f"{SHARED_DATA} not found (set DEEPSWAP_SHARED_DATA)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def extracted_workspace(tmp_path_factory: pytest.TempPathFactory, s1_clips: list[Path], speaker_clips: list[Path]) -> Path:
+    """A workspace with faces extracted: A = two s1 clips, B = speakers/lrwp9a.mp4, 128 px crops
+    at 10 frames/s (about 60 faces of A, 30 of B). Shared by the face, train and convert tests;
+    treat it as read-only (copy it with shutil.copytree to change it)."""
+    from deepswap.faces.extract import extract
+    from deepswap.workspace import Workspace, add_sources, init_workspace
+
+    root = tmp_path_factory.mktemp("extracted") / "ws"
+    init_workspace(root, "s1", "lrwp9a")
+    workspace = Workspace.open(root)
+    workspace.settings["face_size"] = 128
+    workspace.save()
+    add_sources(root, "a", [str(clip) for clip in s1_clips[:2]])
+    add_sources(root, "b", [str(next(c for c in speaker_clips if c.stem == "lrwp9a"))])
+    extract(root, fps=10, progress=False)
+    return root

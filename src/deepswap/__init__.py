@@ -28,6 +28,11 @@ _API = {
     "read_frames": "video",
     "read_photos": "video",
     "probe_video": "video",
+    "extract": "faces.extract",
+    "FaceAnalyzer": "faces",
+    "FaceSet": "faces",
+    "contact_sheet": "faces.sheet",
+    "remove_faces": "faces.sheet",
 }
 __all__ = sorted(_API)
 

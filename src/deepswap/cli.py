@@ -79,6 +79,43 @@ def status(workspace: Workspace, as_json: Annotated[bool, typer.Option("--json",
         print_status(report, console)
 
 
+@app.command()
+def extract(
+    workspace: Workspace,
+    person: Annotated[Optional[str], typer.Option("--person", help="Only this person: a or b (default both).")] = None,
+    fps: Annotated[Optional[float], typer.Option("--fps", help="Sample videos at this many frames per second (default: every frame).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Discard earlier faces of the person(s) and extract again.")] = False,
+) -> None:
+    """Find, identify and align the faces of each person in their footage (resumable)."""
+    from .faces.extract import extract as extract_faces
+
+    extract_faces(workspace, person=person, fps=fps, force=force)
+
+
+@app.command()
+def faces(
+    workspace: Workspace,
+    person: Person,
+    sheet: Annotated[Optional[Path], typer.Option("--sheet", help="Write a numbered contact sheet (.png/.jpg).")] = None,
+    count: Annotated[int, typer.Option("--count", help="Faces on the sheet.")] = 100,
+    order: Annotated[str, typer.Option("--sort", help="Sheet order: time (spread over the set), blur (blurriest first), distance (least alike first).")] = "time",
+    remove: Annotated[Optional[str], typer.Option("--remove", help="Drop faces for good: numbers from a sheet, ranges or ids, e.g. 3,7,20-25.")] = None,
+) -> None:
+    """Look at a person's extracted faces (contact sheet) and drop bad ones."""
+    from .faces.sheet import contact_sheet, faces_summary, remove_faces
+
+    if remove:
+        dropped = remove_faces(workspace, person, remove)
+        console.print(f"removed {len(dropped)} face(s) of {person}; numbers have shifted, write a new sheet before removing more")
+    if sheet:
+        contact_sheet(workspace, person, sheet, count=count, order=order)  # type: ignore[arg-type]
+        console.print(f"wrote contact sheet [bold]{sheet}[/]")
+    if not (remove or sheet):
+        summary = faces_summary(workspace, person)
+        console.print(f"{person}: {summary['faces']} faces from {summary['sources']} source(s), {summary['removed']} removed; "
+                      "see them with --sheet FILE.png")
+
+
 def main() -> None:
     """Entry point: run the CLI, turning user errors into one line on stderr."""
     try:

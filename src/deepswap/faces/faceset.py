@@ -1,0 +1,154 @@
+"""A person's aligned faces on disk: crops, masks and ``alignments.json`` (see the package docstring)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from .. import _io
+from ..errors import DeepswapError
+from .align import transform_points
+
+ALIGNMENTS = "alignments.json"
+IDENTITY = "identity.npy"
+MASKS = "masks"
+FORMAT_VERSION = 1
+
+
+def face_id(source_id: str, frame_index: int) -> str:
+    """The name of the face taken from one frame of a source."""
+    return f"{source_id}_{frame_index:06d}"
+
+
+class FaceSet:
+    """The aligned faces of one person, as recorded in ``folder/alignments.json``.
+
+    ``faces`` maps face id → record, ``sources`` source id → extraction state, ``removed`` lists
+    face ids the user deleted (so a resumed extraction does not bring them back).
+    """
+
+    def __init__(self, folder: str | Path, data: dict[str, Any]) -> None:
+        self.folder = Path(folder)
+        self.data = data
+
+    @classmethod
+    def empty(cls, folder: str | Path, face_size: int) -> "FaceSet":
+        return cls(folder, {"version": FORMAT_VERSION, "face_size": face_size, "identity": None,
+                            "sources": {}, "faces": {}, "removed": []})
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "FaceSet | None":
+        """The face set stored in ``folder``, or None if nothing was extracted there yet."""
+        path = Path(folder) / ALIGNMENTS
+        if not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text("utf-8"))
+            if data.get("version") != FORMAT_VERSION or not isinstance(data.get("faces"), dict):
+                raise ValueError("unknown format")
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise DeepswapError(f"{path}: damaged alignments file ({exc}); run `deepswap extract --force` to redo it") from None
+        data.setdefault("removed", [])
+        data.setdefault("identity", None)
+        return cls(folder, data)
+
+    # contents
+    @property
+    def face_size(self) -> int:
+        return int(self.data["face_size"])
+
+    @property
+    def faces(self) -> dict[str, dict[str, Any]]:
+        return self.data["faces"]
+
+    @property
+    def sources(self) -> dict[str, dict[str, Any]]:
+        return self.data["sources"]
+
+    @property
+    def removed(self) -> list[str]:
+        return self.data["removed"]
+
+    def ids(self) -> list[str]:
+        """Face ids in a stable order (source, then frame): the numbering `deepswap faces` shows."""
+        return sorted(self.faces)
+
+    def __len__(self) -> int:
+        return len(self.faces)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.ids())
+
+    # files
+    def crop_path(self, face: str) -> Path:
+        return self.folder / f"{face}.png"
+
+    def mask_path(self, face: str) -> Path:
+        return self.folder / MASKS / f"{face}.png"
+
+    @property
+    def identity_path(self) -> Path:
+        return self.folder / IDENTITY
+
+    def load_crop(self, face: str) -> np.ndarray:
+        """The aligned RGB crop of a face."""
+        image = _io.read_image(self.crop_path(face))
+        if image is None:
+            raise DeepswapError(f"{self.crop_path(face)}: missing or unreadable face crop; run `deepswap extract` again")
+        return image
+
+    def load_mask(self, face: str) -> np.ndarray:
+        """The uint8 mask of a face crop."""
+        mask = _io.read_image(self.mask_path(face), grayscale=True)
+        if mask is None:
+            raise DeepswapError(f"{self.mask_path(face)}: missing or unreadable face mask; run `deepswap extract --force`")
+        return mask
+
+    def crop_landmarks(self, face: str) -> np.ndarray:
+        """68×2 landmarks of a face in crop coordinates (the stored matrix applied to the frame landmarks)."""
+        record = self.faces[face]
+        return transform_points(np.array(record["landmarks"]), np.array(record["matrix"])).astype(np.float32)
+
+    # changes
+    def forget_deleted(self) -> list[str]:
+        """Move faces whose crop file the user deleted to ``removed`` (and delete their masks)."""
+        present = set(os.listdir(self.folder)) if self.folder.is_dir() else set()
+        gone = [face for face in self.faces if f"{face}.png" not in present]
+        self.remove(gone)
+        return gone
+
+    def remove(self, faces: list[str]) -> None:
+        """Drop faces from the set for good: their crop and mask files are deleted (save() to record it)."""
+        for face in faces:
+            record = self.faces.pop(face, None)
+            if record is None:
+                continue
+            self.crop_path(face).unlink(missing_ok=True)
+            self.mask_path(face).unlink(missing_ok=True)
+            self.removed.append(face)
+            source = self.sources.get(record["source"])
+            if source is not None:
+                source["faces"] = max(0, source["faces"] - 1)
+
+    def save(self) -> None:
+        """Write ``alignments.json`` atomically: one face per line, so it stays readable and diffable."""
+        head = {key: value for key, value in self.data.items() if key not in ("sources", "faces", "removed")}
+        lines = [json.dumps(head)[:-1] + ","]
+        lines.append(' "sources": {' + ",".join(f"\n  {json.dumps(k)}: {json.dumps(v)}" for k, v in self.sources.items())
+                     + ("\n }," if self.sources else "},"))
+        lines.append(' "removed": ' + json.dumps(sorted(self.removed)) + ",")
+        lines.append(' "faces": {' + ",".join(f"\n  {json.dumps(k)}: {json.dumps(v)}" for k, v in self.faces.items())
+                     + ("\n }" if self.faces else "}"))
+        _io.write_text(self.folder / ALIGNMENTS, "\n".join(lines) + "\n}\n")
+
+
+def load_faceset(folder: str | Path) -> FaceSet:
+    """The face set of a faces folder, or a one-line error if nothing was extracted there."""
+    faces = FaceSet.load(folder)
+    if faces is None:
+        raise DeepswapError(f"{folder}: no extracted faces; run `deepswap extract` first")
+    return faces
