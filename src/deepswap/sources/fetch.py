@@ -2,8 +2,8 @@
 
 Each source downloads into a hidden staging folder beside its final name
 (``a/downloads/.<id>.partial/``). yt-dlp writes ``.part`` files there and resumes them when
-``fetch`` runs again after an interruption. Only a finished download that PyAV can open is
-renamed to ``a/downloads/<id>.mp4``, so the final name always holds a complete video.
+``fetch`` runs again after an interruption. Only a finished download that PyAV can open and
+decode is renamed to ``a/downloads/<id>.mp4``, so the final name always holds a complete video.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from contextlib import contextmanager, nullcontext
+from contextlib import closing, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -24,7 +24,7 @@ from rich.progress import (BarColumn, DownloadColumn, Progress, TaskID, TextColu
                            TransferSpeedColumn)
 
 from ..errors import DeepswapError
-from ..video import probe_video
+from ..video import probe_video, read_frames
 from ..workspace import PERSON_KEYS, PersonKey, Source, Workspace
 
 # Best video up to 1080p merged with the best audio; else the best single file up to 1080p;
@@ -93,6 +93,8 @@ def download_video(url: str, target: Path, on_progress: Callable[[dict[str, Any]
     downloaded = Path(info["requested_downloads"][0]["filepath"])
     try:
         probe_video(downloaded)
+        with closing(read_frames(downloaded)) as frames:
+            next(frames)
     except DeepswapError as error:
         shutil.rmtree(staging)
         problem = str(error).removeprefix(f"{downloaded}: ")
@@ -112,6 +114,7 @@ def _options(folder: Path, name: str, on_progress: Callable[[dict[str, Any]], No
         "paths": {"home": str(folder)},
         "outtmpl": f"{name}.%(ext)s",
         "noplaylist": True,
+        "js_runtimes": {runtime: {} for runtime in ("deno", "node", "bun", "quickjs")},  # any installed one
         "continuedl": True,
         "updatetime": False,
         "cachedir": False,
