@@ -133,7 +133,9 @@ def _files(folder: Path) -> list[str]:
 def test_fetch_downloads_urls_and_a_second_run_requests_nothing(tmp_path: Path, server: Server,
                                                                 s1_clips: list[Path]) -> None:
     root = _workspace(tmp_path / "ws", [server.url("clip.mp4")], [server.url("raw.mpg")])
+    server.requests.clear()
     results = fetch_sources(root, progress=False)
+    assert {path for path, _ in server.requests} == {"/clip.mp4", "/raw.mpg"}  # nothing but the URLs
     workspace = Workspace.open(root)
     assert [(r.person, r.downloaded) for r in results] == [("a", True), ("b", True)]
     clip_a, clip_b = (workspace.download_path(r.person, r.source) for r in results)

@@ -185,7 +185,8 @@ def test_cli_init_add_status(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Cap
     code, out, _ = run_cli(monkeypatch, capsys, "status", root, "--json")
     report = json.loads(out)
     assert code == 0 and len(report["persons"]["a"]["sources"]) == 2
-    assert (report["persons"]["a"]["faces"], report["persons"]["b"]["faces"], report["model"]["iterations"]) == (0, 0, 0)
+    persons = report["persons"]
+    assert (persons["a"]["faces"], persons["b"]["faces"], report["model"]["iterations"]) == (0, 0, 0)
 
     code, out, _ = run_cli(monkeypatch, capsys, "status", root)
     assert code == 0

@@ -141,7 +141,8 @@ def _check_complete(path: Path, container: av.container.InputContainer, stream: 
         raise DeepswapError(f"{path}: video is truncated: frames stop at {last_time:.1f} s of {stated:.1f} s; "
                             "re-download or re-export it")
     if yielded == 0:
-        raise DeepswapError(f"{path}: no frames at or after {begin:g} s (the video is {stated:.1f} s long); check --start")
+        raise DeepswapError(f"{path}: no frames at or after {begin:g} s (the video is {stated:.1f} s long); "
+                            "check --start")
 
 
 def _decode_from(
