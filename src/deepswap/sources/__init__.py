@@ -7,7 +7,7 @@ from typing import Iterator
 from ..errors import DeepswapError
 from ..video import Frame, read_frames, read_photos
 from ..workspace import PersonKey, Source, Workspace
-from .fetch import fetch_sources
+from .fetch import FetchResult, fetch_sources
 
 
 def source_frames(workspace: Workspace, key: PersonKey, source: Source, fps: float | None = None) -> Iterator[Frame]:
@@ -21,4 +21,4 @@ def source_frames(workspace: Workspace, key: PersonKey, source: Source, fps: flo
     return read_frames(path, fps=fps, start=source.start, duration=source.duration)
 
 
-__all__ = ["fetch_sources", "source_frames"]
+__all__ = ["FetchResult", "fetch_sources", "source_frames"]
