@@ -116,6 +116,24 @@ def faces(
                       "see them with --sheet FILE.png")
 
 
+@app.command()
+def verify(files: Annotated[list[Path], typer.Argument(help="Images or videos to check.", show_default=False)]) -> None:
+    """Check files for the deepswap label and watermark. Exit 0: all marked; 1: some not; 2: unreadable."""
+    from .provenance import verify_file
+
+    worst = 0
+    for path in files:
+        try:
+            report = verify_file(path)
+        except DeepswapError as error:
+            err_console.print(f"[red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
+            worst = 2
+            continue
+        console.print(escape(report.summary()), highlight=False, soft_wrap=True)
+        worst = max(worst, 0 if report.synthetic else 1)
+    raise typer.Exit(worst)
+
+
 def main() -> None:
     """Entry point: run the CLI, turning user errors into one line on stderr."""
     try:
