@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from queue import Empty, Full, Queue
 from typing import Any, Iterator
 
 import cv2
@@ -36,12 +38,13 @@ SAVE_EVERY_S = 15.0
 SAMPLE_FRAMES = 60
 SAMPLE_SOURCES = 20
 PNG_OPTIONS = [cv2.IMWRITE_PNG_COMPRESSION, 1]
-STEPS = ("decode", "detect", "identity", "landmarks", "align", "write")
+STEPS = ("setup", "decode", "detect", "identity", "landmarks", "align", "write")
 
 
 @dataclass
 class PersonReport:
-    """What one extract run did for one person. ``times`` are seconds spent per step."""
+    """What one extract run did for one person. ``times`` are seconds spent per step (``setup``:
+    loading earlier results and settling the identity, which may sample the footage)."""
 
     person: PersonKey
     faces: int = 0
@@ -62,11 +65,14 @@ def extract(
     force: bool = False,
     progress: bool = True,
     detect_size: int = 320,
+    identity_every: int = 12,
 ) -> dict[PersonKey, PersonReport]:
     """Extract the aligned faces of person ``a``, ``b`` or both (``person=None``) from their sources.
 
     ``fps`` samples videos at that rate (default: every frame). Finished sources are skipped and
     interrupted ones resumed; ``force`` discards earlier results of the person and redoes all.
+    ``detect_size`` is the longest side frames are scaled to for detection; a face followed from
+    frame to frame has its identity embedded every ``identity_every`` frames (1 = every frame).
     """
     workspace = Workspace.open(root)
     keys = [parse_person(person)] if person else list(PERSON_KEYS)
@@ -81,14 +87,17 @@ def extract(
            for key in wanted for source in workspace.persons[key].sources):
         from ..sources import fetch_sources
 
-        fetch_sources(workspace.root, progress=progress)
+        try:
+            fetch_sources(workspace.root, progress=progress)
+        except DeepswapError as error:  # extract what is there; the failed URLs are named and skipped
+            console.print(f"[yellow]note:[/] {escape(str(error))}")
     analyzer = FaceAnalyzer(face_size=workspace.face_size, detect_size=detect_size)
     reports: dict[PersonKey, PersonReport] = {}
     for key in keys:
         if key not in wanted:
             console.print(f"{key} ({escape(workspace.persons[key].name)}): no sources yet, skipped")
             continue
-        reports[key] = _PersonExtraction(workspace, key, analyzer, fps, force, console).run()
+        reports[key] = _PersonExtraction(workspace, key, analyzer, fps, force, console).run(identity_every)
     if progress:
         print_summary(workspace, reports, console)
     return reports
@@ -113,9 +122,11 @@ class _PersonExtraction:
         self._pending: list[Future[None]] = []
         self._saved_at = time.monotonic()
 
-    def run(self) -> PersonReport:
+    def run(self, identity_every: int = 12) -> PersonReport:
+        start = time.perf_counter()
         identity = self._open()
-        tracker = IdentityTracker(identity, self.analyzer.encoder)
+        self.report.times["setup"] += time.perf_counter() - start
+        tracker = IdentityTracker(identity, self.analyzer.encoder, recheck_every=identity_every)
         sources = self.workspace.persons[self.key].sources
         try:
             with _progress(self.console) as bar:
@@ -188,6 +199,10 @@ class _PersonExtraction:
     # extracting
     def _extract_source(self, source: Source, tracker: IdentityTracker, bar: Progress | None) -> None:
         fps = None if source.kind == "photos" else self.fps
+        if not self.workspace.is_available(self.key, source):
+            hint = "run `deepswap fetch`" if source.kind == "url" else "it was moved or deleted"
+            self._note(f"{source.uri}: footage not available ({hint}); skipped")
+            return
         state = self.faceset.sources.get(source.id)
         if state is not None and state["complete"] and state.get("fps") == fps:
             self.console.print(f"{self.key}: {escape(_short(source.uri))} done before ({state['faces']} faces)")
@@ -226,8 +241,9 @@ class _PersonExtraction:
                        f"({state['skipped_no_face']} without any face)")
 
     def _timed_frames(self, source: Source, fps: float | None) -> Iterator[Frame]:
-        """The source's frames, timing their decoding; unreadable photos are reported and skipped."""
-        frames = _source_frames(self.workspace, self.key, source, fps)
+        """The source's frames, decoded ahead on a thread; ``decode`` times the waits for them.
+        Unreadable photos are reported and skipped."""
+        frames = _prefetched(_source_frames(self.workspace, self.key, source, fps))
         while True:
             start = time.perf_counter()
             try:
@@ -310,6 +326,50 @@ class _PersonExtraction:
         self.console.print(f"[yellow]note:[/] {self.key}: {escape(message)}")
 
 
+def _prefetched(frames: Iterator[Frame], depth: int = 8) -> Iterator[Frame]:
+    """Run a frame iterator on a background thread (decoding overlaps the face work), keeping
+    at most ``depth`` frames ahead; its exceptions are re-raised here, in order."""
+    queue: Queue[tuple[str, Any]] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for frame in frames:
+                while not stop.is_set():
+                    try:
+                        queue.put(("frame", frame), timeout=0.1)
+                        break
+                    except Full:
+                        continue
+                if stop.is_set():
+                    return
+            queue.put(("end", None))
+        except BaseException as error:  # handed to the consumer, which re-raises it
+            queue.put(("error", error))
+        finally:
+            close = getattr(frames, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=produce, name="deepswap-decode", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, item = queue.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():
+            try:
+                queue.get_nowait()
+            except Empty:
+                worker.join(timeout=0.05)
+
+
 def _write_pngs(crop_path: Path, crop: np.ndarray, mask_path: Path, mask: np.ndarray) -> None:
     for path, image in ((mask_path, mask), (crop_path, crop)):
         pixels = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
@@ -371,13 +431,19 @@ def sample_images(workspace: Workspace, key: PersonKey, sources: list[Source],
                 if image is not None:
                     yield image
             continue
+        try:
+            end = probe_video(path).duration
+        except DeepswapError:
+            continue  # the main pass reports it
         begin = source.start or 0.0
-        end = probe_video(path).duration
         if source.duration is not None:
             end = min(end, begin + source.duration)
         for i in range(per_source):
             at = begin + (i + 0.5) * max(0.0, end - begin) / per_source
-            frame = next(iter(read_frames(path, start=at, duration=0.01)), None)
+            try:
+                frame = next(iter(read_frames(path, start=at, duration=0.01)), None)
+            except DeepswapError:
+                continue
             if frame is not None:
                 yield frame.image
 
