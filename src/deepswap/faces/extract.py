@@ -37,6 +37,7 @@ from .identity import DEFAULT_THRESHOLD, Identity, IdentityTracker, dominant_ide
 SAVE_EVERY_S = 15.0
 SAMPLE_FRAMES = 60
 SAMPLE_SOURCES = 20
+SAMPLES_PER_SECOND = 2.0
 PNG_OPTIONS = [cv2.IMWRITE_PNG_COMPRESSION, 1]
 STEPS = ("setup", "decode", "detect", "identity", "landmarks", "align", "write")
 
@@ -417,7 +418,8 @@ def _source_frames(workspace: Workspace, key: PersonKey, source: Source, fps: fl
 
 def sample_images(workspace: Workspace, key: PersonKey, sources: list[Source],
                   total: int = SAMPLE_FRAMES, max_sources: int = SAMPLE_SOURCES) -> Iterator[np.ndarray]:
-    """A spread-out sample of a person's footage: up to ``total`` images from up to ``max_sources`` sources."""
+    """A spread-out sample of a person's footage: up to ``total`` images from up to ``max_sources``
+    sources, at most two per second of video."""
     available = [s for s in sources if workspace.is_available(key, s)]
     chosen = [available[round(i * len(available) / max_sources)] for i in range(max_sources)] \
         if len(available) > max_sources else available
@@ -438,8 +440,9 @@ def sample_images(workspace: Workspace, key: PersonKey, sources: list[Source],
         begin = source.start or 0.0
         if source.duration is not None:
             end = min(end, begin + source.duration)
-        for i in range(per_source):
-            at = begin + (i + 0.5) * max(0.0, end - begin) / per_source
+        count = min(per_source, max(1, int(SAMPLES_PER_SECOND * (end - begin))))
+        for i in range(count):
+            at = begin + (i + 0.5) * max(0.0, end - begin) / count
             try:
                 frame = next(iter(read_frames(path, start=at, duration=0.01)), None)
             except DeepswapError:
