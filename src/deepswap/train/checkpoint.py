@@ -1,0 +1,190 @@
+"""Checkpoints in ``WS/model/``: no pickle, written so that a crash at any moment leaves one whole one.
+
+Layout::
+
+    model-<iteration>.safetensors      weights (encoder.*, decoders.a.*, decoders.b.*)
+    optimizer-<iteration>.safetensors  Adam moments and step per parameter ("<param>.exp_avg", ...)
+    state.json                         {"format", "model", "options", "iteration", "files": {role: {name,
+                                        sha256, bytes}}, "optimizer": {hyper-parameters}, "training": {...}}
+    best/                              the same three, for the checkpoint of lowest loss so far
+
+Files are named by iteration and never rewritten: a save writes the new tensor files, then replaces
+``state.json`` (atomically) to point at them, then deletes the old ones. Loading checks every file
+against the sizes and SHA-256 sums in ``state.json``: a damaged or mismatching checkpoint is an error
+naming the file, and training does not start (so it is never overwritten).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .. import __version__, _io
+from ..errors import DeepswapError
+from .models import SwapModel, build_model
+
+FORMAT = 1
+STATE = "state.json"
+BEST = "best"
+ROLES = ("model", "optimizer")
+OPTIMIZER_HYPERPARAMETERS = ("lr", "betas", "eps", "weight_decay", "amsgrad")
+
+
+def _advice(folder: Path) -> str:
+    best = folder / BEST
+    restore = f"copy {best}/* into {folder} or " if (best / STATE).is_file() else ""
+    return f"{restore}move {folder} away to start training again"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_state(folder: str | Path) -> dict[str, Any] | None:
+    """The checkpoint state in ``folder`` (its ``state.json``), None if there is none; damaged → error."""
+    folder = Path(folder)
+    path = folder / STATE
+    if not path.is_file():
+        return None
+    try:
+        state = json.loads(path.read_text("utf-8"))
+        if state.get("format") != FORMAT:
+            raise ValueError(f"unknown format {state.get('format')!r}")
+        for key in ("model", "options", "iteration", "files"):
+            if key not in state:
+                raise ValueError(f"no {key!r}")
+        if set(state["files"]) != set(ROLES):
+            raise ValueError("file list incomplete")
+    except (ValueError, UnicodeDecodeError, AttributeError) as exc:
+        raise DeepswapError(f"{path}: damaged checkpoint state ({exc}); {_advice(folder)}") from None
+    return state
+
+
+def _load_tensors(folder: Path, state: dict[str, Any], role: str, device: torch.device | str) -> dict[str, torch.Tensor]:
+    record = state["files"][role]
+    path = folder / record["name"]
+    if not path.is_file():
+        raise DeepswapError(f"{path}: checkpoint file missing; {_advice(folder)}")
+    if path.stat().st_size != record["bytes"] or _sha256(path) != record["sha256"]:
+        raise DeepswapError(f"{path}: checkpoint file is damaged (size or checksum differs from {STATE}); "
+                            f"{_advice(folder)}")
+    try:
+        return load_file(path, device=str(device))
+    except (SafetensorError, OSError) as exc:
+        raise DeepswapError(f"{path}: unreadable checkpoint file ({exc}); {_advice(folder)}") from None
+
+
+def load_model(folder: str | Path, device: torch.device | str = "cpu") -> tuple[SwapModel, dict[str, Any]]:
+    """Build the model a checkpoint holds and load its weights: (model, state)."""
+    folder = Path(folder)
+    state = read_state(folder)
+    if state is None:
+        raise DeepswapError(f"{folder}: no trained model; run `deepswap train` first")
+    try:
+        model = build_model(state["model"], **state["options"])
+    except (DeepswapError, TypeError, KeyError) as exc:
+        raise DeepswapError(f"{folder / STATE}: checkpoint describes a model this deepswap cannot build ({exc})") from None
+    weights = _load_tensors(folder, state, "model", "cpu")
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[-1].strip()
+        raise DeepswapError(f"{folder / state['files']['model']['name']}: weights do not fit model "
+                            f"{state['model']!r} with {state['options']} ({first}); {_advice(folder)}") from None
+    return model.to(device), state
+
+
+def load_optimizer(folder: str | Path, state: dict[str, Any], model: SwapModel, optimizer: torch.optim.Optimizer) -> None:
+    """Restore Adam's moments, step counts and hyper-parameters saved with ``state``."""
+    folder = Path(folder)
+    device = next(model.parameters()).device
+    tensors = _load_tensors(folder, state, "optimizer", device)
+    names = [name for name, _ in model.named_parameters()]
+    try:
+        moments = {index: {key: tensors[f"{name}.{key}"] for key in ("step", "exp_avg", "exp_avg_sq")}
+                   for index, name in enumerate(names) if f"{name}.step" in tensors}
+        groups = optimizer.state_dict()["param_groups"]
+        for group, saved in zip(groups, state["optimizer"]["param_groups"], strict=True):
+            group.update({key: (tuple(value) if isinstance(value, list) else value) for key, value in saved.items()})
+        optimizer.load_state_dict({"state": moments, "param_groups": groups})
+    except (KeyError, ValueError, RuntimeError) as exc:
+        raise DeepswapError(f"{folder / state['files']['optimizer']['name']}: optimizer state does not fit the model "
+                            f"({exc}); {_advice(folder)}") from None
+
+
+def _optimizer_tensors(model: SwapModel, optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    by_param = {param: name for name, param in model.named_parameters()}
+    tensors = {}
+    for param, moments in optimizer.state.items():
+        for key, value in moments.items():
+            tensors[f"{by_param[param]}.{key}"] = value.detach().to("cpu").contiguous()
+    return tensors
+
+
+def _record(path: Path) -> dict[str, Any]:
+    return {"name": path.name, "sha256": _sha256(path), "bytes": path.stat().st_size}
+
+
+def save_checkpoint(folder: str | Path, model: SwapModel, optimizer: torch.optim.Optimizer, iteration: int,
+                    training: dict[str, Any]) -> dict[str, Any]:
+    """Write a checkpoint of ``model`` and ``optimizer`` at ``iteration`` (see the module docstring);
+    ``training`` is free JSON (losses, seed, batch size...). Returns the new state."""
+    folder = Path(folder)
+    old = read_state(folder)
+    if old is not None and old["iteration"] == iteration:
+        return old
+    weights = {name: value.detach().to("cpu").contiguous() for name, value in model.state_dict().items()}
+    metadata = {"model": model.name, "options": json.dumps(model.options)}
+    files = {}
+    for role, tensors in (("model", weights), ("optimizer", _optimizer_tensors(model, optimizer))):
+        path = folder / f"{role}-{iteration:08d}.safetensors"
+        with _io.atomic_path(path) as tmp:
+            save_file(tensors, tmp, metadata=metadata)
+        files[role] = _record(path)
+    groups = [{key: group[key] for key in OPTIMIZER_HYPERPARAMETERS if key in group}
+              for group in optimizer.state_dict()["param_groups"]]
+    state = {"format": FORMAT, "model": model.name, "options": model.options, "iteration": iteration,
+             "files": files, "optimizer": {"name": type(optimizer).__name__, "param_groups": groups},
+             "training": training, "versions": {"deepswap": __version__, "torch": torch.__version__}}
+    _io.write_json(folder / STATE, state)
+    _remove_unlisted(folder, state)
+    return state
+
+
+def save_best(folder: str | Path, state: dict[str, Any]) -> None:
+    """Keep the checkpoint described by ``state`` (the current one) as ``best/``: hard links when
+    the file system has them, copies otherwise."""
+    folder = Path(folder)
+    best = folder / BEST
+    best.mkdir(parents=True, exist_ok=True)
+    for record in state["files"].values():
+        target = best / record["name"]
+        if not target.exists():
+            with _io.atomic_path(target) as tmp:
+                tmp.unlink()
+                try:
+                    os.link(folder / record["name"], tmp)
+                except OSError:
+                    shutil.copyfile(folder / record["name"], tmp)
+    _io.write_json(best / STATE, state)
+    _remove_unlisted(best, state)
+
+
+def _remove_unlisted(folder: Path, state: dict[str, Any]) -> None:
+    keep = {record["name"] for record in state["files"].values()}
+    for role in ROLES:
+        for path in folder.glob(f"{role}-*.safetensors"):
+            if path.name not in keep:
+                path.unlink(missing_ok=True)

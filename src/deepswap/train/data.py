@@ -1,0 +1,248 @@
+"""Training data: each person's aligned faces, augmented the DeepFakes way, streamed by DataLoader workers.
+
+A training sample is one face of A and one of B. Each face goes through:
+
+1. the *face region*: a square of ``coverage`` × the crop side, centred on the mean face (the aligned
+   crops from ``extract`` keep a margin of forehead and background around it), shrunk to the model's
+   resolution with area averaging;
+2. colour/lighting jitter in LAB (the same for input and target, so the model learns to reproduce it);
+3. a random similarity transform (±10° rotation, ±5 % zoom, ±5 % shift) and a horizontal flip half
+   of the time: this gives the *target*;
+4. the original random warp: a 5×5 grid of control points pushed by Gaussian noise bends the target
+   into the *input*, so the autoencoder must learn faces, not copy pixels.
+
+The face mask and an eyes-and-mouth map (from the landmarks) go through step 3 with the target;
+the loss uses them as weights. Sample ``n`` of the stream is a pure function of (seed, n), so a
+resumed run sees exactly the data an uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ..errors import DeepswapError
+from ..workspace import PersonKey, Workspace
+
+EYES = (slice(36, 42), slice(42, 48))
+MOUTH = slice(48, 60)
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Augmentation strengths (the defaults are those of the DeepFakes/faceswap tools)."""
+
+    rotation: float = 10.0  # degrees, ±
+    zoom: float = 0.05  # ±, relative
+    shift: float = 0.05  # ±, of the side
+    flip: float = 0.5  # probability
+    warp: float = 5 / 160  # σ of the control-point noise, of the side
+    lightness: float = 0.3  # LAB L jitter, ±
+    color: float = 0.08  # LAB a/b jitter, ±
+
+    @classmethod
+    def none(cls) -> "Augment":
+        return cls(rotation=0, zoom=0, shift=0, flip=0, warp=0, lightness=0, color=0)
+
+
+def face_region(face_size: int, coverage: float) -> tuple[int, int, int]:
+    """(x, y, side) of the square that the models see in an aligned crop: ``coverage`` of the side,
+    centred on the mean face's mask outline (brows raised onto the forehead, down to the chin),
+    moved inside the crop if it would leave it."""
+    from ..faces.align import canonical_landmarks
+    from ..faces.mask import face_hull
+
+    outline = face_hull(canonical_landmarks(face_size)).reshape(-1, 2)
+    centre = (outline.min(axis=0) + outline.max(axis=0)) / 2
+    side = int(round(face_size * coverage))
+    x, y = (int(round(np.clip(c - side / 2, 0, face_size - side))) for c in centre)
+    return x, y, side
+
+
+class PersonFaces:
+    """The faces of one person that can be trained on: listed in alignments.json, crop on disk."""
+
+    def __init__(self, folder: Path, ids: list[str], landmarks: np.ndarray, face_size: int) -> None:
+        self.folder = folder
+        self.ids = ids
+        self.landmarks = landmarks  # N×68×2, crop coordinates
+        self.face_size = face_size
+
+    @classmethod
+    def load(cls, workspace: Workspace, key: PersonKey) -> "PersonFaces":
+        from ..faces.faceset import FaceSet
+
+        folder = workspace.faces_dir(key)
+        faceset = FaceSet.load(folder)
+        name = workspace.persons[key].name
+        ids = [face for face in faceset.ids() if faceset.crop_path(face).is_file()] if faceset else []
+        if not ids:
+            raise DeepswapError(f"{folder}: no faces of person {key} ({name}) to train on; run `deepswap extract` first")
+        landmarks = np.stack([faceset.crop_landmarks(face) for face in ids]).astype(np.float32)
+        return cls(folder, ids, landmarks, faceset.face_size)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def shard(self, rank: int, world_size: int) -> "PersonFaces":
+        """Every ``world_size``-th face starting at ``rank``: this process's share under DDP."""
+        if len(self) < world_size:
+            raise DeepswapError(f"{self.folder}: {len(self)} faces cannot be shared among {world_size} processes")
+        return PersonFaces(self.folder, self.ids[rank::world_size], self.landmarks[rank::world_size], self.face_size)
+
+    def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The RGB crop and mask of face ``index`` (a missing mask counts as all face)."""
+        from .. import _io
+
+        face = self.ids[index]
+        image = _io.read_image(self.folder / f"{face}.png")
+        if image is None:
+            raise DeepswapError(f"{self.folder / face}.png: unreadable face crop; delete it or run `deepswap extract` again")
+        if image.shape[:2] != (self.face_size, self.face_size):
+            image = cv2.resize(image, (self.face_size, self.face_size), interpolation=cv2.INTER_AREA)
+        mask = _io.read_image(self.folder / "masks" / f"{face}.png", grayscale=True)
+        if mask is None or mask.shape != image.shape[:2]:
+            mask = np.full(image.shape[:2], 255, np.uint8)
+        return image, mask
+
+
+def feature_map(landmarks: np.ndarray, size: int) -> np.ndarray:
+    """uint8 map, 255 over the eyes and the mouth (hulls of their landmarks, enlarged by half)."""
+    canvas = np.zeros((size, size), np.uint8)
+    for part in (*EYES, MOUTH):
+        points = landmarks[part]
+        centre = points.mean(axis=0)
+        hull = cv2.convexHull(((points - centre) * 1.5 + centre).astype(np.float32))
+        cv2.fillConvexPoly(canvas, np.round(hull * 16).astype(np.int32), 255, lineType=cv2.LINE_AA, shift=4)
+    return canvas
+
+
+def region_face(image: np.ndarray, region: tuple[int, int, int], resolution: int) -> np.ndarray:
+    """The face region of a crop at the model's resolution (area-averaged when shrinking)."""
+    x, y, side = region
+    patch = image[y:y + side, x:x + side]
+    interpolation = cv2.INTER_AREA if side > resolution else cv2.INTER_CUBIC
+    return cv2.resize(patch, (resolution, resolution), interpolation=interpolation)
+
+
+def jitter_colour(image: np.ndarray, rng: np.random.Generator, augment: Augment) -> np.ndarray:
+    """Shift lightness and colour in LAB space toward black/white by up to the augment amounts."""
+    if augment.lightness == 0 and augment.color == 0:
+        return image
+    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32)
+    amounts = rng.uniform(-1, 1, 3) * np.array([augment.lightness, augment.color, augment.color])
+    for channel, amount in enumerate(amounts):
+        values = lab[..., channel]
+        lab[..., channel] = values * (1 - amount) + 255 * amount if amount > 0 else values * (1 + amount)
+    return cv2.cvtColor(np.clip(lab, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
+
+
+def random_transform(size: int, rng: np.random.Generator, augment: Augment) -> np.ndarray:
+    """A 2×3 similarity (rotation, zoom, shift about the centre) plus a random horizontal flip."""
+    angle = rng.uniform(-augment.rotation, augment.rotation)
+    scale = rng.uniform(1 - augment.zoom, 1 + augment.zoom)
+    shift = rng.uniform(-augment.shift, augment.shift, 2) * size
+    matrix = cv2.getRotationMatrix2D((size / 2, size / 2), angle, scale)
+    matrix[:, 2] += shift
+    if rng.random() < augment.flip:
+        matrix = np.array([[-1, 0, size], [0, 1, 0]], np.float64) @ np.vstack([matrix, [0, 0, 1]])
+    return matrix
+
+
+def warp_field(size: int, rng: np.random.Generator, sigma: float, grid: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Sampling maps (x, y) of the random warp: the identity plus a smooth displacement interpolated
+    from a ``grid``×``grid`` lattice of control points moved by Gaussian noise (σ = ``sigma``·size)."""
+    noise = rng.normal(0, sigma * size, (2, grid, grid)).astype(np.float32)
+    dx, dy = (cv2.resize(n, (size, size), interpolation=cv2.INTER_CUBIC) for n in noise)
+    xs, ys = np.meshgrid(np.arange(size, dtype=np.float32), np.arange(size, dtype=np.float32))
+    return xs + dx, ys + dy
+
+
+def augment_face(image: np.ndarray, mask: np.ndarray, features: np.ndarray, rng: np.random.Generator,
+                 augment: Augment) -> dict[str, np.ndarray]:
+    """Steps 2–4 above on a face region (all arrays at the model's resolution):
+    returns the warped input, the target and the target-aligned mask and feature map."""
+    size = image.shape[0]
+    image = jitter_colour(image, rng, augment)
+    matrix = random_transform(size, rng, augment)
+    border = {"borderMode": cv2.BORDER_REPLICATE}
+    target = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, **border)
+    mask = cv2.warpAffine(mask, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    features = cv2.warpAffine(features, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    # The input samples the face where the target does, displaced by the warp field: map each
+    # target pixel + displacement back through the inverse similarity into the face region.
+    map_x, map_y = warp_field(size, rng, augment.warp)
+    inverse = cv2.invertAffineTransform(matrix)
+    source_x = inverse[0, 0] * map_x + inverse[0, 1] * map_y + inverse[0, 2]
+    source_y = inverse[1, 0] * map_x + inverse[1, 1] * map_y + inverse[1, 2]
+    warped = cv2.remap(image, source_x.astype(np.float32), source_y.astype(np.float32), cv2.INTER_LINEAR, **border)
+    return {"warped": warped, "target": target, "mask": mask, "features": features}
+
+
+class TrainingStream(Dataset):
+    """An endless, reproducible stream of augmented pairs: item ``n`` holds face ``n`` of A and of B
+    (each person's faces in a fresh random order every pass), as uint8 arrays CHW/HW."""
+
+    def __init__(self, faces: dict[str, PersonFaces], resolution: int, coverage: float, seed: int,
+                 augment: Augment | None = None) -> None:
+        self.faces = faces
+        self.resolution = resolution
+        self.coverage = coverage
+        self.seed = seed
+        self.augment = augment or Augment()
+        self._orders: dict[tuple[str, int], np.ndarray] = {}
+
+    def face_index(self, key: str, n: int) -> int:
+        count = len(self.faces[key])
+        epoch = n // count
+        if (key, epoch) not in self._orders:
+            if len(self._orders) > 8:
+                self._orders.clear()
+            self._orders[key, epoch] = np.random.default_rng([self.seed, ord(key), epoch]).permutation(count)
+        return int(self._orders[key, epoch][n % count])
+
+    def sample(self, key: str, n: int) -> dict[str, np.ndarray]:
+        faces = self.faces[key]
+        index = self.face_index(key, n)
+        image, mask = faces.read(index)
+        region = face_region(faces.face_size, self.coverage)
+        x, y, side = region
+        scale = self.resolution / side
+        features = feature_map((faces.landmarks[index] - (x, y)) * scale, self.resolution)
+        rng = np.random.default_rng([self.seed, ord(key), n, 1])
+        sample = augment_face(region_face(image, region, self.resolution), region_face(mask, region, self.resolution),
+                              features, rng, self.augment)
+        return {name: (array.transpose(2, 0, 1) if array.ndim == 3 else array) for name, array in sample.items()}
+
+    def __getitem__(self, n: int) -> dict[str, torch.Tensor]:
+        return {f"{key}_{name}": torch.from_numpy(np.ascontiguousarray(array))
+                for key in self.faces for name, array in self.sample(key, n).items()}
+
+
+def _init_worker(_: int) -> None:
+    """DataLoader workers: one thread each (the training step gets the cores)."""
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+
+
+def make_loader(stream: TrainingStream, batch_size: int, first_sample: int, workers: int,
+                pin_memory: bool = False) -> Iterator[dict[str, torch.Tensor]]:
+    """Batches of the stream from sample ``first_sample`` on, prepared by ``workers`` processes."""
+    loader = DataLoader(stream, batch_size=batch_size, sampler=itertools.count(first_sample), num_workers=workers,
+                        worker_init_fn=_init_worker, pin_memory=pin_memory,
+                        persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None)
+    return iter(loader)
+
+
+def preview_faces(faces: PersonFaces, count: int, resolution: int, coverage: float) -> np.ndarray:
+    """``count`` faces spread evenly over the set, unaugmented: count×R×R×3 uint8 (fixed preview sample)."""
+    region = face_region(faces.face_size, coverage)
+    picks = np.linspace(0, len(faces) - 1, min(count, len(faces))).round().astype(int)
+    return np.stack([region_face(faces.read(int(i))[0], region, resolution) for i in picks])

@@ -1,0 +1,63 @@
+"""The training loss: SSIM + L1 on the face, weighted by the face mask and more on eyes and mouth,
+plus a mask loss for models with a mask head. Computed in float32 (SSIM's variance terms cancel
+badly in bf16)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    ssim: float = 1.0  # DSSIM weight; 0 gives the plain (masked) MAE of the original model
+    background: float = 0.2  # weight of pixels outside the face mask
+    features: float = 2.0  # extra weight on eyes and mouth (weight 1 + features there)
+    mask: float = 1.0  # weight of the mask head's binary cross-entropy
+
+
+def _gaussian_window(size: int, sigma: float, device: torch.device) -> torch.Tensor:
+    coords = torch.arange(size, dtype=torch.float32, device=device) - (size - 1) / 2
+    window = torch.exp(-coords ** 2 / (2 * sigma ** 2))
+    return window / window.sum()
+
+
+def ssim_map(x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """Per-pixel SSIM of two N×C×H×W images in 0..1 (Gaussian window, reflected borders)."""
+    channels = x.shape[1]
+    window = min(window, x.shape[-1] // 2 * 2 - 1)
+    kernel = _gaussian_window(window, sigma, x.device)
+    stacked = torch.cat([x, y, x * x, y * y, x * y], dim=1)
+    pad = window // 2
+    blurred = F.pad(stacked, (pad, pad, pad, pad), mode="reflect")
+    groups = stacked.shape[1]
+    blurred = F.conv2d(blurred, kernel.view(1, 1, 1, -1).expand(groups, 1, 1, window), groups=groups)
+    blurred = F.conv2d(blurred, kernel.view(1, 1, -1, 1).expand(groups, 1, window, 1), groups=groups)
+    mu_x, mu_y, xx, yy, xy = blurred.split(channels, dim=1)
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    var_x, var_y, cov = xx - mu_x ** 2, yy - mu_y ** 2, xy - mu_x * mu_y
+    return ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2))
+
+
+def pixel_weights(mask: torch.Tensor, features: torch.Tensor, weights: LossWeights) -> torch.Tensor:
+    """N×1×H×W loss weights from the mask and the eyes/mouth map (both N×H×W in 0..1)."""
+    weight = weights.background + (1 - weights.background) * mask
+    return (weight * (1 + weights.features * features)).unsqueeze(1)
+
+
+def reconstruction_loss(rgb: torch.Tensor, mask_logits: torch.Tensor | None, target: torch.Tensor,
+                        mask: torch.Tensor, features: torch.Tensor, weights: LossWeights) -> torch.Tensor:
+    """The loss of one person's batch: weighted L1 + weighted DSSIM (+ mask BCE). Inputs in 0..1."""
+    with torch.autocast(rgb.device.type, enabled=False):
+        rgb, target = rgb.float(), target.float()
+        weight = pixel_weights(mask.float(), features.float(), weights)
+        total_weight = weight.sum() * 3
+        loss = (weight * (rgb - target).abs()).sum() / total_weight
+        if weights.ssim:
+            dssim = (1 - ssim_map(rgb, target)) / 2
+            loss = loss + weights.ssim * (weight * dssim).sum() / total_weight
+        if mask_logits is not None and weights.mask:
+            loss = loss + weights.mask * F.binary_cross_entropy_with_logits(mask_logits.float().squeeze(1), mask.float())
+    return loss

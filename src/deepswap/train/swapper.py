@@ -1,0 +1,100 @@
+"""Swapping with a trained model: what convert uses (``load_swapper(WS).swap(faces, to="b")``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ..errors import DeepswapError
+from ..workspace import Workspace, parse_person
+from . import checkpoint
+from .data import face_region
+from .models import SwapModel
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether bf16 autocast is fast here: GPUs with bf16, CPUs with AVX512-BF16 or AMX."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+
+
+class Swapper:
+    """A trained model ready to swap aligned face crops.
+
+    ``swap`` takes N×S×S×3 uint8 RGB crops as ``extract`` writes them (any S; the workspace's
+    face_size in practice), cuts the model's face region out of each, resizes it to the model's
+    resolution, decodes it as the other person and pastes the result back: pixels outside the
+    region are the input's. The mask (N×S×S float32 in 0..1, zero outside the region) comes from
+    the model's mask head; models without one (``original``, ``lite``) return None, meaning "use
+    the landmark mask" (``deepswap.faces.face_mask``).
+    """
+
+    def __init__(self, model: SwapModel, coverage: float, device: torch.device, iteration: int = 0,
+                 batch_size: int = 32) -> None:
+        self.model = model.eval().to(device)
+        self.coverage = coverage
+        self.device = device
+        self.iteration = iteration
+        self.batch_size = batch_size
+        self.bf16 = native_bf16(device)
+        if device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    @property
+    def resolution(self) -> int:
+        return self.model.resolution
+
+    @property
+    def has_mask(self) -> bool:
+        return self.model.has_mask
+
+    @torch.no_grad()
+    def swap(self, faces: np.ndarray, to: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """Decode ``faces`` as person ``to`` ("a" or "b"): (N×S×S×3 uint8 faces, N×S×S float32 mask or None)."""
+        to = parse_person(to)
+        faces = np.asarray(faces)
+        if faces.ndim != 4 or faces.shape[3] != 3 or faces.shape[1] != faces.shape[2] or faces.dtype != np.uint8:
+            raise ValueError(f"faces must be N×S×S×3 uint8, not {faces.shape} {faces.dtype}")
+        size = faces.shape[1]
+        x, y, side = face_region(size, self.coverage)
+        resolution = self.resolution
+        out = faces.copy()
+        masks = np.zeros(faces.shape[:3], np.float32) if self.has_mask else None
+        shrink = cv2.INTER_AREA if side > resolution else cv2.INTER_CUBIC
+        for start in range(0, len(faces), self.batch_size):
+            chunk = faces[start:start + self.batch_size, y:y + side, x:x + side]
+            small = np.stack([cv2.resize(face, (resolution, resolution), interpolation=shrink) for face in chunk])
+            inputs = torch.from_numpy(small).to(self.device).permute(0, 3, 1, 2).float().div_(255)
+            if self.device.type == "cuda":
+                inputs = inputs.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                rgb, mask = self.model.swap(inputs, to)
+            rgb = (rgb.float().clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+            for index, face in enumerate(rgb, start):
+                out[index, y:y + side, x:x + side] = cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC)
+            if masks is not None and mask is not None:
+                for index, face_mask in enumerate(mask.float()[:, 0].cpu().numpy(), start):
+                    resized = cv2.resize(face_mask, (side, side), interpolation=cv2.INTER_LINEAR)
+                    masks[index, y:y + side, x:x + side] = np.clip(resized, 0, 1)
+        return out, masks
+
+
+def load_swapper(root: str | Path, device: str | torch.device | None = None) -> Swapper:
+    """The workspace's trained model as a ``Swapper`` (on CUDA when present), or a one-line error
+    if the workspace has no model yet or its checkpoint is damaged."""
+    workspace = Workspace.open(root)
+    folder = workspace.model_dir
+    if checkpoint.read_state(folder) is None:
+        raise DeepswapError(f"{folder}: no trained model; run `deepswap train {workspace.root}` first")
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model, state = checkpoint.load_model(folder, device)
+    coverage = float(state.get("training", {}).get("coverage", 0.8))
+    return Swapper(model, coverage, device, iteration=int(state["iteration"]))
