@@ -39,6 +39,10 @@ _API = {
     "FaceSet": "faces",
     "contact_sheet": "faces.sheet",
     "remove_faces": "faces.sheet",
+    "train": "train",
+    "load_swapper": "train",
+    "Swapper": "train",
+    "MODELS": "train",
 }
 __all__ = sorted(_API)
 

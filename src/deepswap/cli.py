@@ -117,6 +117,27 @@ def faces(
 
 
 @app.command()
+def train(
+    workspace: Workspace,
+    model: Annotated[Optional[str], typer.Option("--model", help="original, lite or hd. Default: the saved model; a new one is hd on a GPU, lite on a CPU.")] = None,
+    iterations: Annotated[Optional[int], typer.Option("--iterations", help="Train until the model has done N iterations in all.")] = None,
+    minutes: Annotated[Optional[float], typer.Option("--minutes", help="Train for M minutes.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Faces of each person per iteration (default: the model's).")] = None,
+    compile_model: Annotated[bool, typer.Option("--compile", help="torch.compile the model (faster on GPUs once compiled).")] = False,
+    precision: Annotated[str, typer.Option("--precision", help="auto (bf16 where the hardware has it), bf16 or fp32.")] = "auto",
+) -> None:
+    """Train the face-swap model on the extracted faces; Ctrl-C saves and stops, re-running resumes."""
+    from .train import train as train_model
+
+    if iterations is not None and minutes is not None:
+        raise DeepswapError("give --iterations or --minutes, not both")
+    if precision not in ("auto", "bf16", "fp32"):
+        raise DeepswapError(f"--precision must be auto, bf16 or fp32, not {precision!r}")
+    train_model(workspace, model=model, iterations=iterations, minutes=minutes, batch_size=batch_size,
+                compile=compile_model, precision=precision, console=console)  # type: ignore[arg-type]
+
+
+@app.command()
 def verify(files: Annotated[list[Path], typer.Argument(help="Images or videos to check.", show_default=False)]) -> None:
     """Check files for the deepswap label and watermark. Exit 0: all marked; 1: some not; 2: unreadable."""
     from .provenance import verify_file
