@@ -1,0 +1,212 @@
+"""Convert on real GRID footage with a tiny trained model: timing, audio, sizes, pass-through, bystanders, errors."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from deepswap import _io
+from deepswap.convert import ConvertOptions, convert
+from deepswap.convert.convert import compose
+from deepswap.convert.replace import FaceReplacer, ReplaceSettings
+from deepswap.errors import DeepswapError
+from deepswap.faces import FaceAnalyzer, Identity, IdentityTracker
+from deepswap.provenance import verify_file
+from deepswap.train import load_swapper
+from deepswap.video import probe_video, read_frames
+
+
+def audio_samples(path: Path, start: float = 0.0, duration: float | None = None) -> tuple[np.ndarray, int]:
+    """Mono float audio of a file from ``start`` (seconds after its first video frame), resampled to 16 kHz."""
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        origin = float(video.start_time * video.time_base) if video.start_time is not None else 0.0
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=16000)
+        chunks, first = [], None
+        for frame in container.decode(audio=0):
+            for out in resampler.resample(frame):
+                if first is None:
+                    first = float(out.pts * out.time_base) if out.pts is not None else 0.0
+                chunks.append(out.to_ndarray().ravel())
+    samples = np.concatenate(chunks)
+    offset = int(round((start + origin - first) * 16000))
+    samples = samples[max(offset, 0):]
+    if duration is not None:
+        samples = samples[: int(duration * 16000)]
+    return samples, 16000
+
+
+def lag_seconds(reference: np.ndarray, signal: np.ndarray, rate: int, search: float = 0.2) -> float:
+    """The shift of ``signal`` against ``reference`` that best lines them up (positive: signal late)."""
+    span = int(search * rate)
+    core = reference[span: len(reference) - span]
+    scores = [float(np.dot(core, signal[span + k: span + k + len(core)])) for k in range(-span, span + 1)
+              if span + k + len(core) <= len(signal) and span + k >= 0]
+    return (int(np.argmax(scores)) - span) / rate
+
+
+@pytest.fixture(scope="module")
+def converted(trained_workspace: Path, s1_clips: list[Path], tmp_path_factory) -> tuple[Path, Path]:
+    """A held-back s1 clip converted A→B with a trimmed range: 0.6 s … 2.2 s."""
+    out = tmp_path_factory.mktemp("convert") / "out.mp4"
+    report = convert(trained_workspace, s1_clips[3], out, ConvertOptions(start=0.6, duration=1.6), progress=False)
+    assert report.frames == 40
+    return s1_clips[3], out
+
+
+def test_trimmed_output_has_the_input_range_frame_rate_and_audio_in_sync(converted):
+    source, out = converted
+    info, original = probe_video(out), probe_video(source)
+    assert info.fps == original.fps
+    assert len(list(read_frames(out))) == 40
+    assert (info.width, info.height) == (original.width, original.height)
+    assert info.has_audio
+    reference, rate = audio_samples(source, 0.6, 1.6)
+    produced, _ = audio_samples(out)
+    assert abs(len(produced) / rate - 1.6) <= 1 / 25
+    assert abs(lag_seconds(reference, produced, rate)) <= 1 / 25
+
+
+def test_output_faces_are_swapped_labelled_and_recorded(converted, trained_workspace):
+    source, out = converted
+    frames = [frame.image.astype(int) for frame in read_frames(out)]
+    inputs = [frame.image.astype(int) for frame in read_frames(source, start=0.6, duration=1.6)]
+    changed = [np.abs(a - b).sum(-1) > 24 for a, b in zip(frames, inputs)]
+    assert all(0.01 < c.mean() < 0.5 for c in changed), "the face, and only around it, is replaced"
+    report = verify_file(out)
+    assert report.label is not None and report.watermark.found
+    assert report.label.output_id == report.watermark.output_id
+    status_outputs = [o["path"] for o in __import__("deepswap").workspace_status(trained_workspace)["outputs"]]
+    assert str(out.resolve()) in status_outputs
+
+
+@pytest.mark.parametrize("options, size", [
+    (ConvertOptions(side_by_side=True, duration=0.4), (720, 288)),
+    (ConvertOptions(scale=0.5, duration=0.4), (180, 144)),
+    (ConvertOptions(width=240, side_by_side=True, duration=0.4), (240, 96)),
+])
+def test_resize_and_side_by_side(trained_workspace, s1_clips, tmp_path, options, size):
+    out = tmp_path / "out.mp4"
+    convert(trained_workspace, s1_clips[4], out, options, progress=False)
+    info = probe_video(out)
+    assert (info.width, info.height) == size
+    assert len(list(read_frames(out))) == 10
+
+
+def test_preview_writes_before_after_pngs_only(trained_workspace, s1_clips, tmp_path):
+    report = convert(trained_workspace, s1_clips[4], tmp_path / "preview", ConvertOptions(preview=3), progress=False)
+    pngs = sorted((tmp_path / "preview").glob("*.png"))
+    assert len(pngs) == 3 == len(report.files)
+    image = _io.read_image(pngs[0])
+    assert image.shape == (288, 720, 3)
+    assert verify_file(pngs[0]).label is not None
+
+
+def test_gif_output(trained_workspace, s1_clips, tmp_path):
+    report = convert(trained_workspace, s1_clips[4], tmp_path / "out.mp4", ConvertOptions(gif=True, duration=0.4), progress=False)
+    assert report.files == [tmp_path / "out.gif"] and (tmp_path / "out.gif").stat().st_size > 0
+    assert not (tmp_path / "out.mp4").exists()
+
+
+@pytest.fixture(scope="module")
+def replacer(trained_workspace) -> FaceReplacer:
+    analyzer = FaceAnalyzer(face_size=128)
+    identity = Identity.load(trained_workspace / "a" / "faces" / "identity.npy")
+    return FaceReplacer(analyzer, IdentityTracker(identity, analyzer.encoder), load_swapper(trained_workspace).swap,
+                        "b", ReplaceSettings())
+
+
+def test_frames_without_the_face_pass_through_byte_identical(replacer, s1_clips):
+    frame = next(read_frames(s1_clips[0]))
+    blank = np.full_like(frame.image, 90)
+    assert replacer.render([blank, frame.image], [None, None]) == [blank, frame.image]
+    located = replacer.locate(frame)
+    rendered = replacer.render([blank, frame.image], [None, located])
+    assert rendered[0] is blank and not np.array_equal(rendered[1], frame.image)
+
+
+def test_a_photo_without_a_face_is_written_unchanged(trained_workspace, tmp_path):
+    plain = np.random.default_rng(0).integers(0, 255, (200, 240, 3), dtype=np.uint8)
+    _io.write_image(tmp_path / "plain.png", plain)
+    report = convert(trained_workspace, tmp_path / "plain.png", tmp_path / "out.png", progress=False)
+    assert report.passed_through == 1
+    assert np.array_equal(_io.read_image(tmp_path / "out.png"), plain)
+    assert verify_file(tmp_path / "out.png").label is not None
+
+
+def test_only_the_target_person_changes_in_a_frame_with_two_people(trained_workspace, s1_clips, speaker_clips, tmp_path):
+    person_a = next(read_frames(s1_clips[5])).image
+    bystander = next(read_frames(next(c for c in speaker_clips if c.stem == "swiz3n"))).image
+    group = np.hstack([bystander, person_a])
+    _io.write_image(tmp_path / "group.png", group)
+    convert(trained_workspace, tmp_path / "group.png", tmp_path / "out.png", progress=False)
+    out = _io.read_image(tmp_path / "out.png").astype(int)
+    half = group.shape[1] // 2
+    change = np.abs(out - group).sum(-1)
+    assert change[:, :half].max() <= 24, "the bystander gets only the faint watermark"
+    assert (change[:, half:] > 24).mean() > 0.01
+
+
+def test_landmark_smoothing_makes_the_face_steadier_than_detection(replacer, s1_clips):
+    def jitter(points: list[np.ndarray]) -> float:
+        return float(np.mean([np.linalg.norm(b - a, axis=1).mean() for a, b in zip(points, points[1:])]))
+
+    replacer.reset()
+    raw, smoothed = [], []
+    for frame in read_frames(s1_clips[6]):
+        where = replacer.locate(frame)
+        raw.append(where.face.landmarks)
+        smoothed.append(where.landmarks)
+    print(f"landmark jitter: detected {jitter(raw):.3f} px/frame, smoothed {jitter(smoothed):.3f} px/frame")
+    assert jitter(smoothed) < 0.8 * jitter(raw)
+
+
+def test_compose_marks_nothing_in_frames_without_a_swap():
+    original = np.zeros((10, 20, 3), np.uint8)
+    image, region = compose(original, original, None, True)
+    assert image.shape == (10, 40, 3) and region == (0.0, 0.0, 0.0, 0.0)
+
+
+def test_workspace_without_a_model_is_a_clear_error(extracted_workspace, s1_clips, tmp_path):
+    with pytest.raises(DeepswapError, match="train"):
+        convert(extracted_workspace, s1_clips[0], tmp_path / "out.mp4", progress=False)
+    assert not list(tmp_path.iterdir())
+
+
+def test_unreadable_input_leaves_no_partial_file(trained_workspace, tmp_path):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video at all" * 100)
+    with pytest.raises(DeepswapError, match="broken.mp4"):
+        convert(trained_workspace, broken, tmp_path / "out.mp4", progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.mp4"]
+
+
+def test_output_in_a_missing_or_unwritable_folder_is_a_clear_error(trained_workspace, s1_clips, tmp_path):
+    with pytest.raises(DeepswapError, match="does not exist"):
+        convert(trained_workspace, s1_clips[0], tmp_path / "missing" / "out.mp4", progress=False)
+    with pytest.raises(DeepswapError, match="cannot write"):  # /proc takes no new files, even from root
+        convert(trained_workspace, s1_clips[0], Path("/proc/deepswap-out.mp4"), ConvertOptions(duration=0.2), progress=False)
+
+
+def test_cli_errors_are_one_line_without_traceback(trained_workspace, s1_clips, tmp_path):
+    command = Path(sys.executable).parent / "deepswap"
+    for extra in (["--direction", "sideways"], ["--scale", "0.5", "--width", "100"]):
+        result = subprocess.run([str(command), "convert", str(trained_workspace), str(s1_clips[0]), "-o",
+                                 str(tmp_path / "o.mp4"), *extra], capture_output=True, text=True)
+        assert result.returncode == 1
+        assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_b2a_direction_replaces_b(trained_workspace, speaker_clips, tmp_path):
+    clip = next(c for c in speaker_clips if c.stem == "lrwp9a")
+    report = convert(trained_workspace, clip, tmp_path / "out.mp4", ConvertOptions(direction="b2a", duration=0.4),
+                     progress=False)
+    assert report.swapped == 10
+    shutil.rmtree(tmp_path)
