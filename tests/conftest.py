@@ -62,3 +62,23 @@ def extracted_workspace(tmp_path_factory: pytest.TempPathFactory, s1_clips: list
     add_sources(root, "b", [str(next(c for c in speaker_clips if c.stem == "lrwp9a"))])
     extract(root, fps=10, progress=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def trained_workspace(tmp_path_factory: pytest.TempPathFactory, extracted_workspace: Path) -> Path:
+    """``extracted_workspace`` plus a tiny `lite` model trained for a few iterations (32 px).
+
+    Its swaps are blurry, but every stage after training (convert, evaluate) runs for real.
+    Treat it as read-only.
+    """
+    import shutil
+
+    from rich.console import Console
+
+    from deepswap.train import train
+
+    root = tmp_path_factory.mktemp("trained") / "ws"
+    shutil.copytree(extracted_workspace, root)
+    train(root, model="lite", iterations=4, batch_size=4, workers=0, console=Console(quiet=True),
+          options={"resolution": 32, "width": 8, "latent": 32})
+    return root

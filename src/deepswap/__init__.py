@@ -39,6 +39,8 @@ _API = {
     "FaceSet": "faces",
     "contact_sheet": "faces.sheet",
     "remove_faces": "faces.sheet",
+    "convert": "convert",
+    "ConvertOptions": "convert",
     "train": "train",
     "load_swapper": "train",
     "Swapper": "train",

@@ -138,6 +138,40 @@ def train(
 
 
 @app.command()
+def convert(
+    workspace: Workspace,
+    input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="Video, photo or photo folder of the person to replace.", show_default=False)],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output file (.mp4), photo or folder.", show_default=False)],
+    direction: Annotated[str, typer.Option("--direction", help="a2b replaces A with B; b2a the reverse.")] = "a2b",
+    side_by_side: Annotated[bool, typer.Option("--side-by-side", help="Original | swapped, each labelled.")] = False,
+    start: Start = None,
+    duration: Duration = None,
+    scale: Annotated[Optional[float], typer.Option("--scale", help="Resize the output by this factor.")] = None,
+    width: Annotated[Optional[int], typer.Option("--width", help="Output width in pixels (height follows).")] = None,
+    color: Annotated[str, typer.Option("--color", help="Colour matching: reinhard, hist or none.")] = "reinhard",
+    blend: Annotated[str, typer.Option("--blend", help="Blending: feather or seamless.")] = "feather",
+    mask_erode: Annotated[float, typer.Option("--mask-erode", help="Shrink (or, negative, grow) the mask, fraction of the face.")] = 0.03,
+    mask_blur: Annotated[float, typer.Option("--mask-blur", help="Feather width of the mask edge, fraction of the face.")] = 0.08,
+    crf: Annotated[int, typer.Option("--crf", help="H.264 quality (0 lossless … 51 worst).")] = 18,
+    gif: Annotated[bool, typer.Option("--gif", help="Write an animated GIF instead of an mp4.")] = False,
+    preview: Annotated[Optional[int], typer.Option("--preview", help="Write only N frames' before/after PNGs into the OUTPUT folder.")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Faces per model call.")] = 16,
+) -> None:
+    """Swap the face through a video (with its audio), a photo or a photo folder. The output is labelled synthetic."""
+    from .convert import ConvertOptions, convert as run_convert
+
+    choices = {"--direction": (direction, ("a2b", "b2a")), "--color": (color, ("reinhard", "hist", "none")),
+               "--blend": (blend, ("feather", "seamless"))}
+    for flag, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise DeepswapError(f"{flag} must be one of {', '.join(allowed)}, not {value!r}")
+    run_convert(workspace, input_path, output, ConvertOptions(
+        direction=direction, side_by_side=side_by_side, start=start, duration=duration, scale=scale, width=width,
+        color=color, blend=blend, mask_erode=mask_erode, mask_blur=mask_blur, crf=crf, gif=gif, preview=preview,
+        batch_size=batch_size))  # type: ignore[arg-type]
+
+
+@app.command()
 def verify(files: Annotated[list[Path], typer.Argument(help="Images or videos to check.", show_default=False)]) -> None:
     """Check files for the deepswap label and watermark. Exit 0: all marked; 1: some not; 2: unreadable."""
     from .provenance import verify_file
