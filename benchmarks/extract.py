@@ -47,7 +47,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=20)
     parser.add_argument("--threads", type=int, default=None, help="cv2.setNumThreads (default: OpenCV's choice)")
-    parser.add_argument("--identity-every", type=int, default=12)
+    parser.add_argument("--identity-every", type=int, default=25)
     parser.add_argument("--detect-size", type=int, default=320)
     parser.add_argument("--face-size", type=int, default=256)
     args = parser.parse_args()
@@ -63,6 +63,7 @@ def main() -> None:
         workspace.settings["face_size"] = args.face_size
         workspace.save()
         add_sources(root, "a", [str(c) for c in clips])
+        load_before = os.getloadavg()[0]
         start = time.perf_counter()
         report = extract(root, person="a", progress=False, detect_size=args.detect_size,
                          identity_every=args.identity_every)["a"]
@@ -72,7 +73,8 @@ def main() -> None:
         all_jitter, rigid_jitter = consecutive_jitter(faceset)
     loop = sum(seconds for step, seconds in report.times.items() if step != "setup")
     print(f"{len(clips)} clips from {folder}, {report.frames} frames, {report.faces} faces, "
-          f"OpenCV threads {cv2.getNumThreads()}, detect size {args.detect_size}, face size {args.face_size}")
+          f"OpenCV threads {cv2.getNumThreads()}, detect size {args.detect_size}, face size {args.face_size}, "
+          f"{os.cpu_count()} CPUs, load average {load_before:.1f} before / {os.getloadavg()[0]:.1f} after")
     print(f"whole extract: {wall:.1f} s wall = {report.frames / wall:.1f} frames/s, {report.faces / wall:.1f} faces/s")
     print(f"frame loop:    {loop:.1f} s = {report.frames / loop:.1f} frames/s (setup {report.times['setup']:.1f} s: "
           "model loading, identity from a sample)")

@@ -13,7 +13,7 @@ import math
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Empty, Full, Queue
@@ -66,7 +66,7 @@ def extract(
     force: bool = False,
     progress: bool = True,
     detect_size: int = 320,
-    identity_every: int = 12,
+    identity_every: int = 25,
 ) -> dict[PersonKey, PersonReport]:
     """Extract the aligned faces of person ``a``, ``b`` or both (``person=None``) from their sources.
 
@@ -94,13 +94,19 @@ def extract(
             console.print(f"[yellow]note:[/] {escape(str(error))}")
     analyzer = FaceAnalyzer(face_size=workspace.face_size, detect_size=detect_size)
     reports: dict[PersonKey, PersonReport] = {}
+    failures: list[str] = []
     for key in keys:
         if key not in wanted:
             console.print(f"{key} ({escape(workspace.persons[key].name)}): no sources yet, skipped")
             continue
-        reports[key] = _PersonExtraction(workspace, key, analyzer, fps, force, console).run(identity_every)
-    if progress:
+        try:
+            reports[key] = _PersonExtraction(workspace, key, analyzer, fps, force, identity_every, console).run()
+        except DeepswapError as error:  # the other person is still extracted; the error is raised after
+            failures.append(str(error))
+    if progress and reports:
         print_summary(workspace, reports, console)
+    if failures:
+        raise DeepswapError("; ".join(failures))
     return reports
 
 
@@ -108,7 +114,7 @@ class _PersonExtraction:
     """Extraction of one person's sources into their faces folder."""
 
     def __init__(self, workspace: Workspace, key: PersonKey, analyzer: FaceAnalyzer, fps: float | None,
-                 force: bool, console: Console) -> None:
+                 force: bool, identity_every: int, console: Console) -> None:
         self.workspace = workspace
         self.key = key
         self.name = workspace.persons[key].name
@@ -118,20 +124,21 @@ class _PersonExtraction:
         self.folder = workspace.faces_dir(key)
         self.report = PersonReport(key)
         self.force = force
+        self.identity_every = identity_every
         self.faceset = FaceSet.empty(self.folder, workspace.face_size)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deepswap-write")
         self._pending: list[Future[None]] = []
         self._saved_at = time.monotonic()
 
-    def run(self, identity_every: int = 12) -> PersonReport:
-        start = time.perf_counter()
-        identity = self._open()
-        self.report.times["setup"] += time.perf_counter() - start
-        tracker = IdentityTracker(identity, self.analyzer.encoder, recheck_every=identity_every)
+    def run(self) -> PersonReport:
+        with self._timed("setup"):
+            identity = self._open()
+        tracker = IdentityTracker(identity, self.analyzer.encoder, recheck_every=self.identity_every)
         sources = self.workspace.persons[self.key].sources
+        todo = [source for source in sources if self._needs_work(source)]
         try:
-            with _progress(self.console) as bar:
-                for source in sources:
+            with _progress(self.console) if todo else nullcontext() as bar:
+                for source in todo:
                     self._extract_source(source, tracker, bar)
         finally:
             self._flush()
@@ -198,16 +205,24 @@ class _PersonExtraction:
         return Identity(first.centre, threshold, "footage")
 
     # extracting
-    def _extract_source(self, source: Source, tracker: IdentityTracker, bar: Progress | None) -> None:
-        fps = None if source.kind == "photos" else self.fps
+    def _needs_work(self, source: Source) -> bool:
+        """Whether a source is available and not finished yet (at this frame rate); says why not."""
         if not self.workspace.is_available(self.key, source):
             hint = "run `deepswap fetch`" if source.kind == "url" else "it was moved or deleted"
             self._note(f"{source.uri}: footage not available ({hint}); skipped")
-            return
+            return False
         state = self.faceset.sources.get(source.id)
-        if state is not None and state["complete"] and state.get("fps") == fps:
+        if state is not None and state["complete"] and state.get("fps") == self._fps(source):
             self.console.print(f"{self.key}: {escape(_short(source.uri))} done before ({state['faces']} faces)")
-            return
+            return False
+        return True
+
+    def _fps(self, source: Source) -> float | None:
+        return None if source.kind == "photos" else self.fps
+
+    def _extract_source(self, source: Source, tracker: IdentityTracker, bar: Progress | None) -> None:
+        fps = self._fps(source)
+        state = self.faceset.sources.get(source.id)
         if state is None or state.get("fps") != fps:
             own = sum(1 for record in self.faceset.faces.values() if record["source"] == source.id)
             state = {"uri": source.uri, "complete": False, "frames": 0, "faces": own, "skipped_no_face": 0,
@@ -246,59 +261,58 @@ class _PersonExtraction:
         Unreadable photos are reported and skipped."""
         frames = _prefetched(_source_frames(self.workspace, self.key, source, fps))
         while True:
-            start = time.perf_counter()
-            try:
-                frame = next(frames)
-            except StopIteration:
+            with self._timed("decode"):
+                frame = next(frames, None)
+            if frame is None:
                 return
-            finally:
-                self.report.times["decode"] += time.perf_counter() - start
             if frame.image.size == 0:
                 self._note(f"{frame.name}: not a readable image; skipped (fix or remove it)")
                 continue
             yield frame
 
     def _extract_frame(self, source: Source, frame: Frame, state: dict[str, Any], tracker: IdentityTracker) -> None:
-        times = self.report.times
         self.report.frames += 1
-        clock = time.perf_counter()
-        detections = self.analyzer.detect(frame.image)
-        times["detect"] += (now := time.perf_counter()) - clock
+        with self._timed("detect"):
+            detections = self.analyzer.detect(frame.image)
         if not detections:
             tracker.reset()
             state["skipped_no_face"] += 1
             self.report.skipped_no_face += 1
             return
-        clock = now
-        detection, distance = tracker.select(frame.image, detections)
-        times["identity"] += (now := time.perf_counter()) - clock
+        with self._timed("identity"):
+            detection, distance = tracker.select(frame.image, detections)
         if detection is None:
             state["skipped_other_person"] += 1
             self.report.skipped_other_person += 1
             return
-        clock = now
-        face = self.analyzer.describe(frame.image, detection)
-        times["landmarks"] += (now := time.perf_counter()) - clock
-        clock = now
-        crop = face.crop(frame.image)
-        mask = face.mask()
-        blur = blur_score(crop)
-        times["align"] += (now := time.perf_counter()) - clock
-        clock = now
-        name = face_id(source.id, frame.index)
-        self._write(name, crop, mask)
-        record = {
-            "source": source.id, "frame": frame.index, "time": round(frame.time, 4),
-            "box": np.round(face.box.astype(np.float64), 2).tolist(), "score": round(face.score, 4),
-            "landmarks": np.round(face.landmarks.astype(np.float64), 2).tolist(),
-            "matrix": np.round(face.matrix, 6).tolist(), "identity_distance": round(distance, 4), "blur": round(blur, 2),
-        }
-        if frame.name:
-            record["name"] = frame.name
-        self.faceset.faces[name] = record
+        with self._timed("landmarks"):
+            face = self.analyzer.describe(frame.image, detection)
+        with self._timed("align"):
+            crop, mask = face.crop(frame.image), face.mask()
+            blur = blur_score(crop)
+        with self._timed("write"):
+            name = face_id(source.id, frame.index)
+            self._write(name, crop, mask)
+            record = {
+                "source": source.id, "frame": frame.index, "time": round(frame.time, 4),
+                "box": np.round(face.box.astype(np.float64), 2).tolist(), "score": round(face.score, 4),
+                "landmarks": np.round(face.landmarks.astype(np.float64), 2).tolist(),
+                "matrix": np.round(face.matrix, 6).tolist(), "identity_distance": round(distance, 4),
+                "blur": round(blur, 2),
+            }
+            if frame.name:
+                record["name"] = frame.name
+            self.faceset.faces[name] = record
         state["faces"] += 1
         self.report.new_faces += 1
-        times["write"] += time.perf_counter() - clock
+
+    @contextmanager
+    def _timed(self, step: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.report.times[step] += time.perf_counter() - start
 
     # files
     def _write(self, name: str, crop: np.ndarray, mask: np.ndarray) -> None:
@@ -310,10 +324,9 @@ class _PersonExtraction:
 
     def _flush(self) -> None:
         """Wait until every crop handed to the writer is on disk (before alignments.json names it)."""
-        start = time.perf_counter()
-        while self._pending:
-            self._pending.pop(0).result()
-        self.report.times["write"] += time.perf_counter() - start
+        with self._timed("write"):
+            while self._pending:
+                self._pending.pop(0).result()
 
     def _delete_unrecorded(self, source_id: str) -> None:
         """Remove crops of an unfinished source that alignments.json does not list (an interrupted run's)."""
@@ -390,9 +403,9 @@ def _clear_faces(folder: Path) -> None:
 def reference_identity(path: Path, analyzer: FaceAnalyzer, threshold: float = DEFAULT_THRESHOLD,
                        name: str = "the person") -> Identity:
     """The identity shown in a reference photo, which must show exactly one face."""
-    image = _io.read_image(path)
+    image = _io.read_image(path) if path.is_file() else None
     if image is None:
-        raise DeepswapError(f"{path}: reference photo is not a readable image; add another with `deepswap add --reference`")
+        raise DeepswapError(f"{path}: reference photo missing or unreadable; add it again with `deepswap add --reference`")
     detections = analyzer.detect(image)
     if not detections:
         raise DeepswapError(f"{path}: no face found in the reference photo; use a clear, frontal photo of {name}")

@@ -115,7 +115,7 @@ class IdentityTracker:
     ``reset()`` between unrelated images (a new source, each photo).
     """
 
-    def __init__(self, identity: Identity, encoder: IdentityEncoder, recheck_every: int = 12,
+    def __init__(self, identity: Identity, encoder: IdentityEncoder, recheck_every: int = 25,
                  min_iou: float = 0.5, min_similarity: float = 0.8, max_candidates: int = 5) -> None:
         self.identity = identity
         self.encoder = encoder
