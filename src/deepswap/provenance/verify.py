@@ -38,7 +38,8 @@ class VerifyReport:
         mark = self.watermark
         if mark.found:
             chance = max(mark.false_alarm_bound, 1e-12)
-            watermark = f"found, confidence z = {mark.confidence:.1f} (false-alarm chance < {chance:.0e}), id {mark.output_id}"
+            watermark = (f"found, confidence z = {mark.confidence:.1f} (false-alarm chance < {chance:.0e}), "
+                         f"id {mark.output_id}")
         else:
             watermark = f"not found (z = {mark.confidence:.1f}, {mark.frames} frame(s) checked)"
         return f"{self.path}: {verdict} — label: {label}; watermark: {watermark}"

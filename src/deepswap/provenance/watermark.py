@@ -142,24 +142,48 @@ def _chip_kernel(height: int, width: int) -> np.ndarray:
     return spread[rows // 2 - 1: rows // 2 + 2, cols // 2 - 1: cols // 2 + 2].copy()
 
 
-def _region_mask(region: Region, height: int, width: int) -> tuple[np.ndarray | None, np.ndarray]:
-    """(pixel weight H×W float32 or None for the whole frame, chip mask rows×cols float32)."""
+@dataclass(frozen=True)
+class _Area:
+    """Where a frame is marked: chip mask, bounding box, and pixel weights inside it (None = all 1)."""
+
+    chips: np.ndarray
+    rows: slice
+    cols: slice
+    weight: np.ndarray | None
+
+    @property
+    def pixels(self) -> float:
+        if self.weight is not None:
+            return float(self.weight.sum())
+        return float((self.rows.stop - self.rows.start) * (self.cols.stop - self.cols.start))
+
+
+def _area(region: Region, height: int, width: int) -> _Area:
     rows, cols = grid_shape(height, width)
     if region is None:
-        return None, np.ones((rows, cols), np.float32)
+        return _Area(np.ones((rows, cols), np.float32), slice(0, height), slice(0, width), None)
     if isinstance(region, np.ndarray):
         if region.shape[:2] != (height, width):
             raise ValueError(f"region mask is {region.shape[:2]}, frame is {(height, width)}")
-        pixels = region.astype(np.float32)
-        if pixels.max() > 1:
-            pixels /= 255.0
-    else:
-        x0, y0, x1, y1 = (int(round(v)) for v in region)
-        x0, x1 = max(0, min(x0, x1)), min(width, max(x0, x1))
-        y0, y1 = max(0, min(y0, y1)), min(height, max(y0, y1))
-        pixels = np.zeros((height, width), np.float32)
-        pixels[y0:y1, x0:x1] = 1
-    return pixels, (_chip_means(pixels, rows, cols) > 0.5).astype(np.float32)
+        weight = region.astype(np.float32) / (255.0 if region.dtype == np.uint8 else 1.0)
+        ys, xs = np.nonzero(weight > 0)
+        if len(ys) == 0:
+            return _Area(np.zeros((rows, cols), np.float32), slice(0, 0), slice(0, 0), None)
+        box_rows, box_cols = slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1)
+        chips = (_chip_means(weight, rows, cols) > 0.5).astype(np.float32)
+        return _Area(chips, box_rows, box_cols, weight[box_rows, box_cols])
+    x0, y0, x1, y1 = (int(round(v)) for v in region)
+    x0, x1 = max(0, min(x0, x1, width)), min(width, max(x0, x1, 0))
+    y0, y1 = max(0, min(y0, y1, height)), min(height, max(y0, y1, 0))
+    chips = np.outer(_coverage(y0, y1, height, rows), _coverage(x0, x1, width, cols)) > 0.5
+    return _Area(chips.astype(np.float32), slice(y0, y1), slice(x0, x1), None)
+
+
+def _coverage(start: int, stop: int, size: int, count: int) -> np.ndarray:
+    """Fraction of each of ``count`` chip spans (edges as in ``_chip_means``) inside [start, stop)."""
+    edges = np.round(np.arange(count + 1) * size / count)
+    overlap = np.clip(np.minimum(edges[1:], stop) - np.maximum(edges[:-1], start), 0, None)
+    return overlap / np.maximum(np.diff(edges), 1)
 
 
 class Watermarker:
@@ -170,21 +194,18 @@ class Watermarker:
         self.bits = _payload(output_id)
         self._bit_signs = (2.0 * self.bits - 1).astype(np.float32)
 
-    def pattern(self, frame_rgb: np.ndarray, region: Region = None) -> np.ndarray:
-        """The luma change (H×W float32) this frame gets: informed spread-spectrum, PSNR-capped."""
+    def chip_amplitudes(self, frame_rgb: np.ndarray, chip_mask: np.ndarray) -> np.ndarray:
+        """Informed spread spectrum: each chip's amplitude, raised where the picture opposes a bit."""
         height, width = frame_rgb.shape[:2]
         rows, cols = grid_shape(height, width)
         bit_of_chip, signs = _layout(rows, cols)
-        pixel_weight, chip_mask = _region_mask(region, height, width)
         target_sign = signs * self._bit_signs[bit_of_chip] * chip_mask
         amplitude = STRENGTH * target_sign
-
         kernel = _chip_kernel(height, width)
-        centre_gain = float(kernel[1, 1])
+        centre_gain = max(float(kernel[1, 1]), 0.05)  # tiny frames: chips under a pixel
         host = _residual(_chip_means(_luma(frame_rgb), rows, cols))
         flat = bit_of_chip.ravel()
-        chips_per_bit = np.bincount(flat, weights=chip_mask.ravel(), minlength=PAYLOAD_BITS)
-        wanted = STRENGTH * centre_gain * chips_per_bit
+        wanted = STRENGTH * centre_gain * np.bincount(flat, weights=chip_mask.ravel(), minlength=PAYLOAD_BITS)
         for _ in range(MARGIN_ITERATIONS):
             seen = _residual(cv2.filter2D(amplitude, -1, kernel, borderType=cv2.BORDER_REFLECT)) + host
             responsive = (np.abs(seen) < CLIP) * chip_mask
@@ -194,25 +215,31 @@ class Watermarker:
             boost = np.maximum(wanted - decoded, 0) / np.maximum(active, 1) / centre_gain
             amplitude = np.clip(amplitude + target_sign * responsive * boost[bit_of_chip],
                                 -MAX_CHIP_GAIN * STRENGTH, MAX_CHIP_GAIN * STRENGTH)
-
-        pattern = cv2.resize(amplitude, (width, height), interpolation=cv2.INTER_LINEAR)
-        area = float(height * width)
-        if pixel_weight is not None:
-            pattern *= pixel_weight
-            area = float(pixel_weight.sum())
-        rms = math.sqrt(cv2.norm(pattern, cv2.NORM_L2SQR) / max(area, 1.0))
-        limit = 255.0 / 10 ** (MIN_PSNR_DB / 20)
-        if rms > limit:
-            pattern *= limit / rms
-        return pattern
+        return amplitude
 
     def embed(self, frame_rgb: np.ndarray, region: Region = None) -> np.ndarray:
         """Watermark an RGB uint8 frame in place (and return it); ``region``: box (x0, y0, x1, y1),
-        an H×W mask (0..1 or 0..255) or None for the whole frame."""
+        an H×W mask (0..1 float or 0..255 uint8) or None for the whole frame."""
         if frame_rgb.dtype != np.uint8 or frame_rgb.ndim != 3 or frame_rgb.shape[2] != 3:
             raise ValueError("embed expects an H×W×3 uint8 RGB frame")
-        pattern = self.pattern(frame_rgb, region)
-        cv2.add(frame_rgb, cv2.merge([pattern, pattern, pattern]), dst=frame_rgb, dtype=cv2.CV_8U)
+        height, width = frame_rgb.shape[:2]
+        area = _area(region, height, width)
+        if area.pixels == 0:
+            return frame_rgb
+        amplitude = self.chip_amplitudes(frame_rgb, area.chips)
+        pattern = cv2.resize(amplitude, (width, height), interpolation=cv2.INTER_LINEAR)[area.rows, area.cols]
+        if area.weight is not None:
+            pattern *= area.weight
+        rms = math.sqrt(cv2.norm(pattern, cv2.NORM_L2SQR) / area.pixels)
+        limit = 255.0 / 10 ** (MIN_PSNR_DB / 20)
+        if rms > limit:
+            pattern *= limit / rms
+        target = frame_rgb[area.rows, area.cols]
+        change = cv2.merge([pattern, pattern, pattern])
+        if target.flags.c_contiguous:
+            cv2.add(target, change, dst=target, dtype=cv2.CV_8U)
+        else:
+            target[:] = cv2.add(target, change, dtype=cv2.CV_8U)
         return frame_rgb
 
 

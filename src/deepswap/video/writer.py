@@ -279,7 +279,9 @@ class _AudioTrack:
             return
         first = float(frame.pts * frame.time_base)
         begin = max(0, round((self._begin - first) * self._rate))
-        stop = frame.samples if self._end == float("inf") else min(frame.samples, round((self._end - first) * self._rate))
+        stop = frame.samples
+        if self._end != float("inf"):
+            stop = min(stop, round((self._end - first) * self._rate))
         if stop <= begin:
             return
         samples = frame.to_ndarray()[:, begin:stop]
