@@ -1,0 +1,201 @@
+"""Provenance: the synthetic label and the invisible watermark survive what happens to shared videos,
+and nothing unmarked is reported as marked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from deepswap.cli import app
+from deepswap.errors import DeepswapError
+from deepswap.provenance import (LABEL, Watermarker, detect_watermark, new_output_id, parse_label,
+                                 provenance_label, read_label, verify_file)
+from deepswap.provenance.watermark import PAYLOAD_BITS, Z_THRESHOLD
+from deepswap.video import VideoWriter, read_frames, write_image
+
+OUTPUT_ID = "3fa2c1d9"
+
+
+def encode(frames: list[np.ndarray], path: Path, crf: int, fps: int = 25) -> Path:
+    """Plain libx264 encode (what a re-upload does) — not through deepswap's writer."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.height, stream.width = frames[0].shape[0] // 2 * 2, frames[0].shape[1] // 2 * 2
+        stream.pix_fmt, stream.options = "yuv420p", {"crf": str(crf)}
+        for frame in frames:
+            image = np.ascontiguousarray(frame[: stream.height, : stream.width])
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+def images(path: Path, **kwargs: float) -> list[np.ndarray]:
+    return [frame.image for frame in read_frames(path, **kwargs)]
+
+
+def half(frame: np.ndarray) -> np.ndarray:
+    return cv2.resize(frame, (frame.shape[1] // 2, frame.shape[0] // 2), interpolation=cv2.INTER_AREA)
+
+
+def jpeg(frame: np.ndarray, quality: int = 75) -> np.ndarray:
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    return cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def bit_accuracy(frames: list[np.ndarray]) -> float:
+    result = detect_watermark(frames)
+    assert result.found and result.output_id == OUTPUT_ID
+    return float(np.mean(result.bits == Watermarker(OUTPUT_ID).bits))
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(10 * np.log10(255**2 / np.mean((a.astype(np.float64) - b) ** 2)))
+
+
+@pytest.fixture(scope="module")
+def original(s1_clips: list[Path]) -> list[np.ndarray]:
+    return images(s1_clips[0])
+
+
+@pytest.fixture(scope="module")
+def marked(original: list[np.ndarray], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What convert writes: every frame of a GRID clip watermarked, H.264 crf 18, labelled."""
+    path = tmp_path_factory.mktemp("marked") / "swapped.mp4"
+    with VideoWriter(path, 25, replaced_person="s1", output_id=OUTPUT_ID) as writer:
+        for frame in original:
+            writer.write(frame)
+    return path
+
+
+@pytest.fixture(scope="module")
+def marked_frames(marked: Path) -> list[np.ndarray]:
+    return images(marked)
+
+
+def test_new_output_ids_are_distinct_32_bit_hex() -> None:
+    ids = {new_output_id() for _ in range(100)}
+    assert len(ids) == 100 and all(len(i) == 8 and int(i, 16) >= 0 for i in ids)
+
+
+def test_watermark_is_imperceptible(original: list[np.ndarray]) -> None:
+    watermarker = Watermarker(OUTPUT_ID)
+    for frame in original[::25]:
+        assert psnr(frame, watermarker.embed(frame.copy())) >= 40.0
+
+
+@pytest.mark.parametrize("shape", ["box", "mask"])
+def test_region_mark_changes_only_the_region_and_is_found(original: list[np.ndarray], shape: str) -> None:
+    box = (95, 70, 265, 270)  # the face and hair of the GRID speaker, about a third of the frame
+    inside = np.zeros(original[0].shape[:2], np.uint8)
+    centre, axes = ((box[0] + box[2]) // 2, (box[1] + box[3]) // 2), ((box[2] - box[0]) // 2, (box[3] - box[1]) // 2)
+    cv2.ellipse(inside, centre, axes, 0, 0, 360, 255, -1)
+    if shape == "box":
+        inside[:] = 0
+        inside[box[1]:box[3], box[0]:box[2]] = 255
+    watermarker = Watermarker(OUTPUT_ID)
+    marked = [watermarker.embed(frame.copy(), region=box if shape == "box" else inside) for frame in original[:10]]
+    outside = inside == 0
+    assert np.array_equal(marked[0][outside], original[0][outside])
+    assert psnr(original[0][~outside], marked[0][~outside]) >= 40.0
+    assert bit_accuracy(marked) == 1.0
+
+
+def test_output_is_labelled_and_marked(marked: Path, marked_frames: list[np.ndarray]) -> None:
+    label = read_label(marked)
+    assert label is not None and label.replaced_person == "s1" and label.output_id == OUTPUT_ID
+    assert label.version and label.date
+    assert bit_accuracy(marked_frames) == 1.0
+
+
+@pytest.mark.parametrize("crf", [23, 28])
+def test_survives_h264_reencode(marked_frames: list[np.ndarray], tmp_path: Path, crf: int) -> None:
+    reencoded = encode(marked_frames, tmp_path / f"crf{crf}.mp4", crf)
+    assert bit_accuracy(images(reencoded)) >= 0.99
+
+
+def test_survives_half_size_downscale_and_reencode(marked_frames: list[np.ndarray], tmp_path: Path) -> None:
+    small = [half(frame) for frame in marked_frames]
+    assert bit_accuracy(small) >= 0.99
+    assert bit_accuracy(images(encode(small, tmp_path / "half.mp4", 23))) >= 0.99
+
+
+@pytest.mark.parametrize("start", [0.0, 0.6, 1.0])
+def test_survives_trimming_to_2_seconds(marked: Path, tmp_path: Path, start: float) -> None:
+    window = images(marked, start=start, duration=2.0)
+    assert len(window) == 50
+    assert bit_accuracy(images(encode(window, tmp_path / "trim.mp4", 23))) >= 0.99
+
+
+@pytest.mark.parametrize("index", [0, 37, 74])
+def test_single_jpeg_frame_is_enough(marked_frames: list[np.ndarray], index: int) -> None:
+    assert bit_accuracy([jpeg(marked_frames[index], 75)]) >= 0.99
+
+
+def test_no_false_positive_on_untouched_footage(s1_clips: list[Path], speaker_clips: list[Path], raw_mpg: Path) -> None:
+    for clip in s1_clips + speaker_clips + [raw_mpg]:
+        report = verify_file(clip)
+        assert not report.synthetic and report.label is None
+        assert report.watermark.confidence < Z_THRESHOLD / 2, clip
+
+
+def test_no_false_positive_on_photos(photos: list[Path]) -> None:
+    for photo in photos:
+        report = verify_file(photo)
+        assert not report.synthetic and report.watermark.confidence < Z_THRESHOLD / 2
+
+
+def test_no_false_positive_on_other_video_reencoded_the_same_way(speaker_clips: list[Path], tmp_path: Path) -> None:
+    other = encode(images(speaker_clips[0]), tmp_path / "other.mp4", 18)
+    reencoded = encode(images(other), tmp_path / "other_crf28.mp4", 28)
+    for path in (other, reencoded):
+        assert not verify_file(path).synthetic
+
+
+def test_no_false_positive_on_noise() -> None:
+    rng = np.random.default_rng(7)
+    for size in ((288, 360), (720, 1280), (64, 64)):
+        frames = [rng.integers(0, 256, (*size, 3), dtype=np.uint8) for _ in range(4)]
+        result = detect_watermark(frames)
+        assert not result.found and result.output_id is None
+
+
+def test_label_round_trips_through_text() -> None:
+    label = provenance_label("alice", OUTPUT_ID)
+    assert label.text().startswith(LABEL)
+    assert parse_label(label.text()) == label
+    assert parse_label(f"{LABEL} not json") is not None
+    assert parse_label("synthetic: something else") is None and parse_label(None) is None
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".gif"])
+def test_images_carry_label_and_watermark(original: list[np.ndarray], tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"photo{suffix}"
+    assert write_image(path, original[0], replaced_person="s1", output_id=OUTPUT_ID) == OUTPUT_ID
+    report = verify_file(path)
+    assert report.synthetic and report.label.output_id == OUTPUT_ID
+    assert report.watermark.found and report.watermark.output_id == OUTPUT_ID
+
+
+def test_verify_command_exit_codes(marked: Path, s1_clips: list[Path], tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["verify", str(marked)])
+    assert result.exit_code == 0 and "SYNTHETIC" in result.output and OUTPUT_ID in result.output
+    result = runner.invoke(app, ["verify", str(s1_clips[1])])
+    assert result.exit_code == 1 and "no deepswap mark" in result.output
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(marked.read_bytes()[:3000])
+    result = runner.invoke(app, ["verify", str(marked), str(broken), str(tmp_path / "missing.mp4")])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+def test_verify_rejects_unreadable_files(tmp_path: Path) -> None:
+    (tmp_path / "empty.mp4").touch()
+    (tmp_path / "text.mp4").write_text("not a video\n" * 100)
+    for name in ("empty.mp4", "text.mp4", "missing.png"):
+        with pytest.raises(DeepswapError, match=name):
+            verify_file(tmp_path / name)
