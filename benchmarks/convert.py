@@ -1,0 +1,149 @@
+"""Convert speed: frames/s on a GRID clip, a 512×512 and a 1280×720 version of it, split by stage.
+
+    python benchmarks/convert.py [--model lite] [--device cpu|cuda] [--sizes grid,512,720p] [--frames 75]
+
+Stages are timed one after another on the same frames (decode, detect+align, model, blend,
+encode); "pipeline" is the real `convert` run, where decode and encode overlap the rest in
+threads. The model is trained for one iteration only: speed does not depend on the weights.
+Reference point: faceswap converts a 512×512 video with its `original` model at about
+4.4 frames/s on a 2-core CPU; the target here is ≥ 3× that, and ≥ 8 frames/s at 720p with `lite`
+on 2 cores (≥ 60 frames/s with `hd` on a GPU).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import torch
+from rich.console import Console
+
+from deepswap.convert import ConvertOptions, convert
+from deepswap.convert.replace import FaceReplacer, ReplaceSettings
+from deepswap.faces import FaceAnalyzer, Identity, IdentityTracker
+from deepswap.faces.extract import extract
+from deepswap.train import load_swapper, train
+from deepswap.video import read_frames
+from deepswap.video.writer import VideoWriter
+from deepswap.workspace import add_sources, init_workspace
+
+REPO = Path(__file__).resolve().parents[1]
+GRID = REPO / "src" / "deepswap" / "data" / "grid"
+FACESWAP_ORIGINAL_512_FPS = 4.4
+
+
+def resized_clip(source: Path, target: Path, size: str) -> Path:
+    """A copy of a GRID clip at another size: '512' (centre square upscaled) or '720p' (letterboxed)."""
+    if size == "grid":
+        return source
+    with av.open(str(target), "w") as container:
+        stream = container.add_stream("libx264", rate=25, options={"crf": "18", "preset": "veryfast"})
+        stream.width, stream.height = (512, 512) if size == "512" else (1280, 720)
+        for frame in read_frames(source):
+            image = frame.image
+            if size == "512":
+                side = min(image.shape[:2])
+                x = (image.shape[1] - side) // 2
+                image = cv2.resize(image[:, x:x + side], (512, 512), interpolation=cv2.INTER_CUBIC)
+            else:
+                scaled = cv2.resize(image, (900, 720), interpolation=cv2.INTER_CUBIC)
+                image = cv2.copyMakeBorder(scaled, 0, 0, 190, 190, cv2.BORDER_CONSTANT)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode())
+    return target
+
+
+def workspace_with_model(folder: Path, model: str, device: str) -> Path:
+    root = folder / "ws"
+    init_workspace(root, "s1", "lrwp9a")
+    add_sources(root, "a", [str(sorted((GRID / "s1").glob("*.mp4"))[0])])
+    add_sources(root, "b", [str(GRID / "speakers" / "lrwp9a.mp4")])
+    extract(root, fps=5, progress=False)
+    train(root, model=model, iterations=1, batch_size=2, workers=0, console=Console(quiet=True))
+    return root
+
+
+def stage_times(root: Path, clip: Path, device: str, frames: int) -> dict[str, float]:
+    """Seconds per frame of each stage, run one after another."""
+    swapper = load_swapper(root, device)
+    analyzer = FaceAnalyzer(face_size=256)
+    identity = Identity.load(root / "a" / "faces" / "identity.npy")
+    model_seconds = 0.0
+
+    def timed_swap(crops: np.ndarray, to: str):
+        nonlocal model_seconds
+        began = time.perf_counter()
+        result = swapper.swap(crops, to)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        model_seconds += time.perf_counter() - began
+        return result
+
+    replacer = FaceReplacer(analyzer, IdentityTracker(identity, analyzer.encoder), timed_swap, "b", ReplaceSettings())
+    began = time.perf_counter()
+    decoded = [frame for _, frame in zip(range(frames), read_frames(clip))]
+    decode = time.perf_counter() - began
+    began = time.perf_counter()
+    located = [replacer.locate(frame) for frame in decoded]
+    locate = time.perf_counter() - began
+    timed_swap(np.zeros((1, 256, 256, 3), np.uint8), "b")  # warm-up
+    model_seconds = 0.0
+    began = time.perf_counter()
+    rendered = []
+    for start in range(0, len(decoded), 16):
+        rendered += replacer.render([f.image for f in decoded[start:start + 16]], located[start:start + 16])
+    render = time.perf_counter() - began
+    with tempfile.TemporaryDirectory() as scratch:
+        began = time.perf_counter()
+        with VideoWriter(Path(scratch) / "out.mp4", fps=25, preset="fast") as writer:
+            for image in rendered:
+                writer.write(image)
+        encode = time.perf_counter() - began
+    count = len(decoded)
+    return {"decode": decode / count, "detect+align": locate / count, "model": model_seconds / count,
+            "blend": (render - model_seconds) / count, "encode+watermark": encode / count}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="model to time (default: lite on CPU, hd on CUDA)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--sizes", default="grid,512,720p")
+    parser.add_argument("--frames", type=int, default=75)
+    parser.add_argument("--compare-original", action="store_true", help="also time `original` at 512×512 (faceswap's reference)")
+    args = parser.parse_args()
+    model = args.model or ("hd" if args.device == "cuda" else "lite")
+    print(f"device {args.device} ({torch.cuda.get_device_name() if args.device == 'cuda' else f'{os.cpu_count()} CPU cores'}), "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    runs = [(model, size) for size in args.sizes.split(",")]
+    if args.compare_original:
+        runs.append(("original", "512"))
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        workspaces: dict[str, Path] = {}
+        clip = sorted((GRID / "s1").glob("*.mp4"))[3]
+        for name, size in runs:
+            if name not in workspaces:
+                (folder / name).mkdir()
+                workspaces[name] = workspace_with_model(folder / name, name, args.device)
+            source = resized_clip(clip, folder / f"clip_{size}.mp4", size)
+            times = stage_times(workspaces[name], source, args.device, args.frames)
+            out = folder / f"out_{name}_{size}.mp4"
+            report = convert(workspaces[name], source, out, ConvertOptions(), progress=False)
+            sequential = 1 / sum(times.values())
+            split = "  ".join(f"{stage} {1000 * seconds:.1f} ms" for stage, seconds in times.items())
+            line = (f"{name:8s} {size:5s}  pipeline {report.fps:6.1f} frames/s, {report.swapped}/{report.frames} swapped  (stages one after another: "
+                    f"{sequential:.1f} frames/s = {split})")
+            if name == "original" and size == "512":
+                line += f"  → {report.fps / FACESWAP_ORIGINAL_512_FPS:.1f}× faceswap's {FACESWAP_ORIGINAL_512_FPS} frames/s"
+            print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
