@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -17,6 +18,8 @@ ALIGNMENTS = "alignments.json"
 IDENTITY = "identity.npy"
 MASKS = "masks"
 FORMAT_VERSION = 1
+HOLDOUT_FRACTION = 0.05
+HOLDOUT_MIN_FACES = 20
 
 
 def face_id(source_id: str, frame_index: int) -> str:
@@ -34,6 +37,7 @@ class FaceSet:
     def __init__(self, folder: str | Path, data: dict[str, Any]) -> None:
         self.folder = Path(folder)
         self.data = data
+        self._json_lines: dict[str, str] = {}  # face records do not change once written
 
     @classmethod
     def empty(cls, folder: str | Path, face_size: int) -> "FaceSet":
@@ -82,6 +86,21 @@ class FaceSet:
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.ids())
+
+    def holdout_ids(self, fraction: float = HOLDOUT_FRACTION) -> list[str]:
+        """The faces kept out of training, so that ``evaluate`` can score reconstruction on faces the
+        model never saw: those whose id hashes into the first ``fraction`` of the hash range (at least
+        one), when the person has ≥ 20 faces; none otherwise.
+
+        The split depends on each face's id only (SHA-1, the same on every machine and run), so a face
+        stays on its side when others are added or removed. Neighbouring video frames of a held-out
+        face may still be trained on: scores on held-out faces are "unseen frames", not "unseen footage".
+        """
+        if len(self.faces) < HOLDOUT_MIN_FACES or fraction <= 0:
+            return []
+        positions = {face: _hash_position(face) for face in self.faces}
+        held_out = sorted(face for face, position in positions.items() if position < fraction)
+        return held_out or [min(positions, key=positions.__getitem__)]
 
     # files
     def crop_path(self, face: str) -> Path:
@@ -141,9 +160,20 @@ class FaceSet:
         lines.append(' "sources": {' + ",".join(f"\n  {json.dumps(k)}: {json.dumps(v)}" for k, v in self.sources.items())
                      + ("\n }," if self.sources else "},"))
         lines.append(' "removed": ' + json.dumps(sorted(self.removed)) + ",")
-        lines.append(' "faces": {' + ",".join(f"\n  {json.dumps(k)}: {json.dumps(v)}" for k, v in self.faces.items())
+        lines.append(' "faces": {' + ",".join(self._face_line(face) for face in self.faces)
                      + ("\n }" if self.faces else "}"))
         _io.write_text(self.folder / ALIGNMENTS, "\n".join(lines) + "\n}\n")
+
+    def _face_line(self, face: str) -> str:
+        line = self._json_lines.get(face)
+        if line is None:
+            line = self._json_lines[face] = f"\n  {json.dumps(face)}: {json.dumps(self.faces[face])}"
+        return line
+
+
+def _hash_position(face: str) -> float:
+    """Where a face id falls in [0, 1): the first 8 bytes of its SHA-1 as a fraction."""
+    return int.from_bytes(hashlib.sha1(face.encode("utf-8")).digest()[:8], "big") / 2 ** 64
 
 
 def load_faceset(folder: str | Path) -> FaceSet:

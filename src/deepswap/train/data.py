@@ -67,7 +67,8 @@ def face_region(face_size: int, coverage: float) -> tuple[int, int, int]:
 
 
 class PersonFaces:
-    """The faces of one person that can be trained on: listed in alignments.json, crop on disk."""
+    """The faces of one person that can be trained on: listed in alignments.json, crop on disk, not
+    held out for evaluation (``FaceSet.holdout_ids``)."""
 
     def __init__(self, folder: Path, ids: list[str], landmarks: np.ndarray, face_size: int) -> None:
         self.folder = folder
@@ -82,7 +83,8 @@ class PersonFaces:
         folder = workspace.faces_dir(key)
         faceset = FaceSet.load(folder)
         name = workspace.persons[key].name
-        ids = [face for face in faceset.ids() if faceset.crop_path(face).is_file()] if faceset else []
+        held_out = set(faceset.holdout_ids()) if faceset else set()  # kept for `deepswap evaluate`
+        ids = [face for face in faceset.ids() if face not in held_out and faceset.crop_path(face).is_file()] if faceset else []
         if not ids:
             raise DeepswapError(f"{folder}: no faces of person {key} ({name}) to train on; run `deepswap extract` first")
         landmarks = np.stack([faceset.crop_landmarks(face) for face in ids]).astype(np.float32)
