@@ -37,7 +37,7 @@ class FaceSet:
     def __init__(self, folder: str | Path, data: dict[str, Any]) -> None:
         self.folder = Path(folder)
         self.data = data
-        self._json_lines: dict[str, str] = {}  # face records do not change once written
+        self._json_lines: dict[str, tuple[int, str]] = {}  # serialized records (they are not edited in place)
 
     @classmethod
     def empty(cls, folder: str | Path, face_size: int) -> "FaceSet":
@@ -165,10 +165,12 @@ class FaceSet:
         _io.write_text(self.folder / ALIGNMENTS, "\n".join(lines) + "\n}\n")
 
     def _face_line(self, face: str) -> str:
-        line = self._json_lines.get(face)
-        if line is None:
-            line = self._json_lines[face] = f"\n  {json.dumps(face)}: {json.dumps(self.faces[face])}"
-        return line
+        """One face's line of alignments.json, serialized once: large sets save quickly and often."""
+        record = self.faces[face]
+        cached = self._json_lines.get(face)
+        if cached is None or cached[0] != id(record):
+            cached = self._json_lines[face] = (id(record), f"\n  {json.dumps(face)}: {json.dumps(record)}")
+        return cached[1]
 
 
 def _hash_position(face: str) -> float:
