@@ -89,7 +89,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 def robustness(clips: list[Path], folder: Path) -> None:
     bits = Watermarker(OUTPUT_ID).bits
     for name, region in REGIONS.items():
-        worst: dict[str, tuple[float, float]] = {}
+        worst: dict[str, tuple[float, float, int, int]] = {}
         lowest_psnr = np.inf
         for clip in clips:
             original = frames_of(clip)
@@ -106,13 +106,13 @@ def robustness(clips: list[Path], folder: Path) -> None:
             for attack, make in attacks(folder).items():
                 for inputs in make(written):
                     result = detect_watermark(inputs)
-                    accuracy = float(np.mean(result.bits == bits)) if result.found else 0.0
-                    old = worst.get(attack, (1.0, np.inf))
-                    worst[attack] = (min(old[0], accuracy), min(old[1], result.confidence))
+                    accuracy, z, found, tried = worst.get(attack, (1.0, np.inf, 0, 0))
+                    worst[attack] = (min(accuracy, float(np.mean(result.bits == bits))), min(z, result.confidence),
+                                     found + (result.found and result.output_id == OUTPUT_ID), tried + 1)
         print(f"\n{name}: {len(clips)} clips, PSNR ≥ {lowest_psnr:.1f} dB inside the marked area")
-        print(f"  {'attack':24s} {'bit accuracy (worst)':>21s} {'z (worst)':>10s}")
-        for attack, (accuracy, z) in worst.items():
-            print(f"  {attack:24s} {100 * accuracy:20.1f}% {z:10.1f}")
+        print(f"  {'attack':24s} {'bits right (worst)':>19s} {'z (worst)':>10s} {'detected, right id':>19s}")
+        for attack, (accuracy, z, found, tried) in worst.items():
+            print(f"  {attack:24s} {100 * accuracy:18.1f}% {z:10.1f} {found:>12d} of {tried}")
 
 
 def false_positives(negatives: list[Path], folder: Path) -> None:
