@@ -224,10 +224,10 @@ class _PersonExtraction:
         fps = self._fps(source)
         state = self.faceset.sources.get(source.id)
         if state is None or state.get("fps") != fps:
-            own = sum(1 for record in self.faceset.faces.values() if record["source"] == source.id)
-            state = {"uri": source.uri, "complete": False, "frames": 0, "faces": own, "skipped_no_face": 0,
+            state = {"uri": source.uri, "complete": False, "frames": 0, "faces": 0, "skipped_no_face": 0,
                      "skipped_other_person": 0, "fps": fps, "last_frame": -1}
             self.faceset.sources[source.id] = state
+        state["faces"] = sum(1 for record in self.faceset.faces.values() if record["source"] == source.id)
         self._delete_unrecorded(source.id)
         done = set(self.faceset.faces) | set(self.faceset.removed)
         task = bar.add_task(f"{self.key}: {escape(_short(source.uri))}", total=_frame_estimate(self.workspace, self.key, source, fps),
@@ -236,12 +236,20 @@ class _PersonExtraction:
         for frame in self._timed_frames(source, fps):
             if frame.index <= state["last_frame"]:
                 continue
-            state["frames"] += 1
-            state["last_frame"] = frame.index
-            if face_id(source.id, frame.index) not in done:
+            name = face_id(source.id, frame.index)
+            if name not in done:
                 if source.kind == "photos":
                     tracker.reset()
-                self._extract_frame(source, frame, state, tracker)
+                outcome, record, images = self._extract_frame(frame, tracker)
+                if record is not None:  # written before it is recorded: a listed face always has its files
+                    self._write(name, *images)
+                    self.faceset.faces[name] = {"source": source.id, **record}
+                state[outcome] += 1
+                self.report.new_faces += outcome == "faces"
+                self.report.skipped_no_face += outcome == "skipped_no_face"
+                self.report.skipped_other_person += outcome == "skipped_other_person"
+            state["frames"] += 1
+            state["last_frame"] = frame.index
             if bar is not None:
                 bar.update(task, advance=1, found=state["faces"],
                            skipped=state["skipped_no_face"] + state["skipped_other_person"])
@@ -270,41 +278,34 @@ class _PersonExtraction:
                 continue
             yield frame
 
-    def _extract_frame(self, source: Source, frame: Frame, state: dict[str, Any], tracker: IdentityTracker) -> None:
+    def _extract_frame(self, frame: Frame, tracker: IdentityTracker
+                       ) -> tuple[str, dict[str, Any] | None, tuple[np.ndarray, np.ndarray] | None]:
+        """Find the person in one frame: the outcome (the counter to raise: ``faces``,
+        ``skipped_no_face`` or ``skipped_other_person``), and the face's record, crop and mask."""
         self.report.frames += 1
         with self._timed("detect"):
             detections = self.analyzer.detect(frame.image)
         if not detections:
             tracker.reset()
-            state["skipped_no_face"] += 1
-            self.report.skipped_no_face += 1
-            return
+            return "skipped_no_face", None, None
         with self._timed("identity"):
             detection, distance = tracker.select(frame.image, detections)
         if detection is None:
-            state["skipped_other_person"] += 1
-            self.report.skipped_other_person += 1
-            return
+            return "skipped_other_person", None, None
         with self._timed("landmarks"):
             face = self.analyzer.describe(frame.image, detection)
         with self._timed("align"):
             crop, mask = face.crop(frame.image), face.mask()
             blur = blur_score(crop)
-        with self._timed("write"):
-            name = face_id(source.id, frame.index)
-            self._write(name, crop, mask)
-            record = {
-                "source": source.id, "frame": frame.index, "time": round(frame.time, 4),
-                "box": np.round(face.box.astype(np.float64), 2).tolist(), "score": round(face.score, 4),
-                "landmarks": np.round(face.landmarks.astype(np.float64), 2).tolist(),
-                "matrix": np.round(face.matrix, 6).tolist(), "identity_distance": round(distance, 4),
-                "blur": round(blur, 2),
-            }
-            if frame.name:
-                record["name"] = frame.name
-            self.faceset.faces[name] = record
-        state["faces"] += 1
-        self.report.new_faces += 1
+        record = {
+            "frame": frame.index, "time": round(frame.time, 4),
+            "box": np.round(face.box.astype(np.float64), 2).tolist(), "score": round(face.score, 4),
+            "landmarks": np.round(face.landmarks.astype(np.float64), 2).tolist(),
+            "matrix": np.round(face.matrix, 6).tolist(), "identity_distance": round(distance, 4), "blur": round(blur, 2),
+        }
+        if frame.name:
+            record["name"] = frame.name
+        return "faces", record, (crop, mask)
 
     @contextmanager
     def _timed(self, step: str) -> Iterator[None]:
@@ -317,8 +318,9 @@ class _PersonExtraction:
     # files
     def _write(self, name: str, crop: np.ndarray, mask: np.ndarray) -> None:
         """Encode and write a crop and its mask on the writer thread (PNG, fast compression)."""
-        if len(self._pending) > 32:
-            self._pending.pop(0).result()
+        with self._timed("write"):
+            if len(self._pending) > 32:
+                self._pending.pop(0).result()
         self._pending.append(self._writer.submit(_write_pngs, self.faceset.crop_path(name), crop,
                                                  self.faceset.mask_path(name), mask))
 
