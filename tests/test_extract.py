@@ -90,6 +90,8 @@ def test_extract_writes_crops_masks_identity_and_alignments(extracted_workspace:
             assert rigid.mean() < 3.0
         centre = np.load(faces.identity_path, allow_pickle=False)
         assert centre.shape == (128,) and centre.dtype == np.float32 and abs(np.linalg.norm(centre) - 1) < 1e-4
+        identity = faces.identity()
+        assert identity.origin == "footage" and identity.threshold == 0.5 and np.allclose(identity.centre, centre)
 
 
 def test_aligned_faces_are_stable_from_frame_to_frame(extracted_workspace: Path) -> None:

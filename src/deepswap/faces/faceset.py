@@ -13,6 +13,7 @@ import numpy as np
 from .. import _io
 from ..errors import DeepswapError
 from .align import transform_points
+from .identity import Identity
 
 ALIGNMENTS = "alignments.json"
 IDENTITY = "identity.npy"
@@ -112,6 +113,13 @@ class FaceSet:
     @property
     def identity_path(self) -> Path:
         return self.folder / IDENTITY
+
+    def identity(self) -> Identity:
+        """The person this set keeps (convert uses it to swap only them)."""
+        meta = self.data.get("identity")
+        if not meta or not self.identity_path.is_file():
+            raise DeepswapError(f"{self.identity_path}: no identity stored; run `deepswap extract` again")
+        return Identity.load(self.identity_path, meta["threshold"], meta["origin"])
 
     def load_crop(self, face: str) -> np.ndarray:
         """The aligned RGB crop of a face."""
