@@ -79,6 +79,8 @@ class VideoWriter:
         self._watermarker = Watermarker(self.output_id)
         self._crf, self._preset = crf, preset
         self._audio_source = Path(audio_source) if audio_source is not None else None
+        if self._audio_source is not None:
+            _open_audio(self._audio_source).close()  # a bad audio source fails before any work is done
         self._audio_start, self._audio_duration = audio_start, audio_duration
         self._container: av.container.OutputContainer | None = None
         self._stream: av.video.VideoStream | None = None
