@@ -190,7 +190,8 @@ def _fit(frame: np.ndarray, region: Region, width: int, height: int) -> tuple[np
     shrinking = scale_x * scale_y < 1
     resized = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
     if isinstance(region, np.ndarray):
-        region = cv2.resize(region.astype(np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+        weight = region.astype(np.float32) / (255.0 if region.dtype == np.uint8 else 1.0)
+        region = cv2.resize(weight, (width, height), interpolation=cv2.INTER_LINEAR)
     elif region is not None:
         x0, y0, x1, y1 = region
         region = (x0 * scale_x, y0 * scale_y, x1 * scale_x, y1 * scale_y)
