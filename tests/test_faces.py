@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from deepswap import _io
 from deepswap.errors import DeepswapError
 from deepswap.faces import (
-    MEAN_FACE, FaceAnalyzer, Identity, IdentityTracker, alignment_matrix, canonical_landmarks, cosine_distance,
+    MEAN_FACE, FaceAnalyzer, Identity, IdentityTracker, canonical_landmarks, cosine_distance,
     dominant_identity, face_mask, invert, transform_points, umeyama, unwarp_face,
 )
 from deepswap.faces.models import model_file

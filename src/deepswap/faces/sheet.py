@@ -44,6 +44,9 @@ def pick_faces(faceset: FaceSet, count: int, order: SheetOrder = "time") -> list
 def contact_sheet(root: str | Path, person: str, out: str | Path, count: int = 100,
                   order: SheetOrder = "time", thumb: int = 128, columns: int = 10) -> Path:
     """Write a PNG/JPEG grid of a person's aligned faces, each labelled with its number."""
+    out = Path(out)
+    if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
+        raise DeepswapError(f"{out}: contact sheet must be .png, .jpg or .webp")
     faceset = _faceset(root, person)
     if not faceset.faces:
         raise DeepswapError(f"{faceset.folder}: no faces to show; run `deepswap extract` first")
@@ -59,9 +62,6 @@ def contact_sheet(root: str | Path, person: str, out: str | Path, count: int = 1
         _label(tile, str(number))
         row, column = divmod(slot, columns)
         sheet[row * thumb:(row + 1) * thumb, column * thumb:(column + 1) * thumb] = tile
-    out = Path(out)
-    if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
-        raise DeepswapError(f"{out}: contact sheet must be .png, .jpg or .webp")
     _io.write_image(out, sheet)
     return out
 
