@@ -45,6 +45,7 @@ _API = {
     "load_swapper": "train",
     "Swapper": "train",
     "MODELS": "train",
+    "evaluate": "evaluate",
 }
 __all__ = sorted(_API)
 

@@ -172,6 +172,23 @@ def convert(
 
 
 @app.command()
+def evaluate(
+    workspace: Workspace,
+    clips: Annotated[Optional[Path], typer.Option("--clips", help="Videos of A not used for training (a folder or one video). Default: A's own footage (optimistic).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    max_frames: Annotated[int, typer.Option("--max-frames", help="Frames of the clips to swap and score.")] = 150,
+) -> None:
+    """Score the trained swap: identity transfer, reconstruction, jitter, expression (see the README)."""
+    from .evaluate import evaluate as run_evaluate, print_report
+
+    report = run_evaluate(workspace, clips=clips, max_frames=max_frames, progress=not as_json)
+    if as_json:
+        print(json.dumps(report, indent=1))
+    else:
+        print_report(report, console)
+
+
+@app.command()
 def verify(files: Annotated[list[Path], typer.Argument(help="Images or videos to check.", show_default=False)]) -> None:
     """Check files for the deepswap label and watermark. Exit 0: all marked; 1: some not; 2: unreadable."""
     from .provenance import verify_file

@@ -1,0 +1,206 @@
+"""evaluate: the held-out split, each metric on known cases (real GRID frames), the whole command, its errors."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+from itertools import islice
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from rich.console import Console
+
+from deepswap.errors import DeepswapError
+from deepswap.evaluate import (
+    HELD_OUT_FOOTAGE, PSNR_CAP, TRAINING_FOOTAGE, correlation, evaluate, identity_transfer, landmark_distance,
+    landmark_jitter, masked_psnr, masked_ssim, measure_faces, mouth_open, print_report,
+)
+from deepswap.faces import FaceAnalyzer, FaceSet, Identity, load_faceset
+from deepswap.train import train
+from deepswap.train.data import PersonFaces, TrainingStream
+from deepswap.video import read_frames
+from deepswap.workspace import Workspace, init_workspace
+
+
+@pytest.fixture(scope="module")
+def analyzer() -> FaceAnalyzer:
+    return FaceAnalyzer(face_size=128)
+
+
+@pytest.fixture(scope="module")
+def unseen_frames(s1_clips: list[Path]) -> list[np.ndarray]:
+    """20 consecutive frames of an s1 clip that no workspace fixture extracted (s1 says a word in them)."""
+    return [frame.image for frame in islice(read_frames(s1_clips[3], start=1.0), 20)]
+
+
+def measured_as_is(analyzer: FaceAnalyzer, frames: list[np.ndarray]):
+    """The faces of frames measured as evaluate measures a swapped frame, with the frames as their own 'swap'."""
+    boxes = [analyzer.detect(frame)[0].box for frame in frames]
+    return measure_faces(analyzer, frames, boxes)
+
+
+def centres(workspace: Path) -> tuple[np.ndarray, np.ndarray]:
+    return tuple(Identity.load(workspace / key / "faces" / "identity.npy").centre for key in ("a", "b"))
+
+
+# The held-out split.
+
+def faceset_with(count: int, source: str = "clip-0a1b2c3d") -> FaceSet:
+    faces = FaceSet.empty("unused", 128)
+    faces.faces.update({f"{source}_{index:06d}": {} for index in range(count)})
+    return faces
+
+
+def test_holdout_is_a_stable_small_share_and_never_empty_from_20_faces():
+    assert faceset_with(19).holdout_ids() == []
+    assert len(faceset_with(20).holdout_ids()) >= 1
+    large = faceset_with(4000)
+    held_out = large.holdout_ids()
+    assert 0.04 < len(held_out) / 4000 < 0.06
+    assert held_out == faceset_with(4000).holdout_ids()  # the same on every run
+    grown = faceset_with(8000)
+    assert set(held_out) <= set(grown.holdout_ids())  # adding faces moves none across the split
+    assert large.holdout_ids(fraction=0.2) != held_out and set(held_out) <= set(large.holdout_ids(fraction=0.2))
+
+
+def test_training_never_reads_a_held_out_face(extracted_workspace, tmp_path):
+    root = tmp_path / "ws"
+    shutil.copytree(extracted_workspace, root)
+    workspace = Workspace.open(root)
+    for key in ("a", "b"):
+        faceset = load_faceset(workspace.faces_dir(key))
+        held_out = faceset.holdout_ids()
+        assert held_out
+        for face in held_out:  # reading one of these now fails loudly
+            faceset.crop_path(face).write_bytes(b"held out, must not be read")
+        faces = PersonFaces.load(workspace, key)
+        assert set(faces.ids) == set(faceset.ids()) - set(held_out)
+    people = {key: PersonFaces.load(workspace, key) for key in ("a", "b")}
+    stream = TrainingStream(people, resolution=32, coverage=0.8, seed=0)
+    for n in range(max(len(faces) for faces in people.values())):  # an epoch of each person: every face read
+        stream[n]
+    result = train(root, model="lite", iterations=1, batch_size=4, workers=0, console=Console(quiet=True),
+                   options={"resolution": 32, "width": 8, "latent": 32})
+    assert result.iteration == 1
+
+
+# Metrics on known cases.
+
+def test_identity_transfer_of_untouched_a_is_zero_and_of_b_is_all(trained_workspace, analyzer, unseen_frames, speaker_clips):
+    centre_a, centre_b = centres(trained_workspace)
+    untouched = identity_transfer(measured_as_is(analyzer, unseen_frames).embeddings, centre_a, centre_b)
+    assert untouched["transfer"] == 0.0
+    assert untouched["similarity_a"] > 0.8 > 0.4 > untouched["similarity_b"]
+    clip_b = next(clip for clip in speaker_clips if clip.stem == "lrwp9a")
+    frames_b = [frame.image for frame in islice(read_frames(clip_b, start=2.0), 5)]
+    assert identity_transfer(measured_as_is(analyzer, frames_b).embeddings, centre_a, centre_b)["transfer"] == 1.0
+
+
+def test_a_face_not_found_in_the_output_counts_as_not_transferred():
+    centre_a, centre_b = np.eye(4)[0], np.eye(4)[1]
+    embeddings = np.array([centre_b, centre_b, np.full(4, np.nan), centre_a])
+    scores = identity_transfer(embeddings, centre_a, centre_b)
+    assert scores["transfer"] == 0.5 and scores["similarity_b"] == pytest.approx(2 / 3)
+
+
+def test_ssim_and_psnr_of_a_face_with_itself_are_perfect_and_drop_with_noise(extracted_workspace):
+    faceset = load_faceset(extracted_workspace / "a" / "faces")
+    face = faceset.ids()[0]
+    crop, mask = faceset.load_crop(face), faceset.load_mask(face)
+    assert masked_ssim(crop, crop, mask) == pytest.approx(1.0, abs=1e-6)
+    assert masked_psnr(crop, crop, mask) == PSNR_CAP
+    noisy = np.clip(crop + np.random.default_rng(0).normal(0, 20, crop.shape), 0, 255).astype(np.uint8)
+    assert masked_ssim(noisy, crop, mask) < 0.8
+    assert 15 < masked_psnr(noisy, crop, mask) < 30
+    background_changed = np.where(mask[..., None] == 0, 255 - crop, crop).astype(np.uint8)
+    assert masked_psnr(background_changed, crop, mask) == PSNR_CAP  # only the face counts
+
+
+def test_jitter_of_a_still_sequence_is_zero_and_of_real_footage_is_not(analyzer, unseen_frames):
+    still = measured_as_is(analyzer, [unseen_frames[0]] * 6)
+    assert landmark_jitter(still.landmarks) == 0.0
+    moving = landmark_jitter(measured_as_is(analyzer, unseen_frames).landmarks)
+    assert 0 < moving < 0.1
+    steady = still.landmarks + np.arange(6)[:, None, None] * 3.0  # a face gliding at constant speed
+    assert landmark_jitter(steady) == pytest.approx(0.0, abs=1e-9)
+    gaps = still.landmarks.copy()
+    gaps[2] = np.nan  # frames without a face break the runs instead of counting
+    assert landmark_jitter(gaps) == 0.0
+
+
+def test_expression_of_a_sequence_with_itself_is_preserved_exactly(analyzer, unseen_frames):
+    landmarks = measured_as_is(analyzer, unseen_frames).landmarks
+    openness = mouth_open(landmarks)
+    assert openness.std() > 0.01  # the clip has speech, so the correlation is meaningful
+    assert correlation(openness, openness) == pytest.approx(1.0)
+    assert correlation(openness, -openness) == pytest.approx(-1.0)
+    assert landmark_distance(landmarks, landmarks) == pytest.approx(0.0, abs=1e-9)
+    turned = cv2.getRotationMatrix2D((180, 144), 15, 1.3)  # the same faces rotated, scaled and shifted
+    moved = landmarks @ turned[:, :2].T + turned[:, 2]
+    assert landmark_distance(moved, landmarks) == pytest.approx(0.0, abs=1e-6)
+    closed = landmarks.copy()
+    closed[:, 60:68] = closed[:, 60:68].mean(axis=1, keepdims=True)
+    assert landmark_distance(closed, landmarks) > 0.005
+
+
+# The whole command.
+
+def test_evaluate_reports_every_metric_on_held_out_clips(trained_workspace, s1_clips, tmp_path):
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    (clips / s1_clips[3].name).symlink_to(s1_clips[3])
+    report = evaluate(trained_workspace, clips=clips, max_frames=30, progress=False)
+    json.dumps(report, allow_nan=False)
+    assert report["footage"] == HELD_OUT_FOOTAGE and report["frames"] == 30 and report["faces_swapped"] == 30
+    for key in ("a", "b"):
+        scores = report["reconstruction"][key]
+        assert scores["split"] == "held-out faces" and scores["faces"] >= 1
+        assert 0 < scores["ssim"] < 1 and 0 < scores["psnr"] < PSNR_CAP
+    identity = report["identity"]
+    assert identity["input_transfer"] == 0.0 and 0 <= identity["transfer"] <= 1
+    assert report["stability"]["input_jitter"] > 0
+    # This tiny model paints a pattern, not a face, so the face may not be found again in the output;
+    # then the metrics of the output face are None (never NaN), and otherwise finite.
+    found = report["faces_found_in_output"]
+    output_metrics = [identity["similarity_b"], identity["similarity_a"], report["stability"]["output_jitter"],
+                      report["stability"]["jitter_ratio"], report["expression"]["landmark_distance"],
+                      report["expression"]["mouth_open_correlation"]]
+    assert all((value is None) == (found == 0) for value in output_metrics[:2] + output_metrics[4:5])
+    assert all(value is None or math.isfinite(value) for value in output_metrics)
+    assert set(report["targets"]) == {"identity.transfer", "reconstruction.b.ssim", "stability.jitter_ratio"}
+    assert report["targets"]["identity.transfer"]["met"] is (identity["transfer"] >= 0.9)
+    console = Console(record=True, width=120)
+    print_report(report, console)
+    printed = console.export_text()
+    assert "identity transfer" in printed and "≥ 90 %" in printed and "held-out" in printed
+
+
+def test_cli_json_on_the_training_footage(trained_workspace):
+    command = Path(sys.executable).parent / "deepswap"
+    result = subprocess.run([str(command), "evaluate", str(trained_workspace), "--json", "--max-frames", "8"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["footage"] == TRAINING_FOOTAGE and report["frames"] == 8
+    assert {"identity", "reconstruction", "stability", "expression", "targets"} <= set(report)
+
+
+def test_clear_errors(extracted_workspace, trained_workspace, tmp_path):
+    with pytest.raises(DeepswapError, match="no trained model.*deepswap train"):
+        evaluate(extracted_workspace, progress=False)
+    init_workspace(tmp_path / "fresh", "alice", "bob")
+    with pytest.raises(DeepswapError, match="no extracted faces.*deepswap extract"):
+        evaluate(tmp_path / "fresh", progress=False)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no videos here")
+    with pytest.raises(DeepswapError, match="empty: no videos"):
+        evaluate(trained_workspace, clips=tmp_path / "empty", progress=False)
+    command = Path(sys.executable).parent / "deepswap"
+    result = subprocess.run([str(command), "evaluate", str(extracted_workspace)], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
