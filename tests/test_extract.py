@@ -250,6 +250,14 @@ def test_unreadable_photo_is_named_and_skipped(lrwp9a: Path, tmp_path: Path, cap
     assert "broken.jpg: not a readable image" in capsys.readouterr().out
 
 
+def test_failed_download_is_named_and_the_rest_extracted(extracted_workspace: Path, tmp_path: Path) -> None:
+    root = _copy(extracted_workspace, tmp_path)
+    add_sources(root, "b", ["http://127.0.0.1:9/gone.mp4"])
+    report = extract(root, person="b", fps=10, progress=False)["b"]
+    assert report.faces == 30 and report.frames == 0
+    assert report.notes == ["http://127.0.0.1:9/gone.mp4: footage not available (run `deepswap fetch`); skipped"]
+
+
 def test_workspace_without_sources_is_one_line(tmp_path: Path) -> None:
     root = _new_workspace(tmp_path)
     with pytest.raises(DeepswapError, match="no sources for either person; add footage with `deepswap add`"):
