@@ -206,6 +206,19 @@ def verify(files: Annotated[list[Path], typer.Argument(help="Images or videos to
     raise typer.Exit(worst)
 
 
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Folder for the demo workspace and result.")] = Path("deepswap-demo"),
+    minutes: Annotated[Optional[float], typer.Option("--minutes", help="Training time (default 8 minutes).")] = None,
+) -> None:
+    """Run the whole pipeline on the bundled GRID sample footage (s1 → lrwp9a) and show where the result is."""
+    from .demo import run_demo
+
+    if minutes is not None and not minutes > 0:
+        raise DeepswapError(f"--minutes must be > 0, not {minutes}")
+    run_demo(out, minutes)
+
+
 def main() -> None:
     """Entry point: run the CLI, turning user errors into one line on stderr."""
     try:
@@ -213,6 +226,7 @@ def main() -> None:
     except DeepswapError as error:
         err_console.print(f"[red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         sys.exit(1)
-    except KeyboardInterrupt:
-        err_console.print("interrupted; finished work is kept, run the command again to resume")
-        sys.exit(130)
+    except SystemExit as stop:
+        if stop.code == 130:  # typer's exit for Ctrl-C
+            err_console.print("interrupted; finished work is kept, run the command again to resume")
+        raise

@@ -146,16 +146,18 @@ def compose(original: np.ndarray, swapped: np.ndarray, where: Located | None,
             side_by_side: bool) -> tuple[np.ndarray, tuple[float, float, float, float] | None]:
     """The output frame at input resolution (the writer resizes it) and the area to watermark.
 
-    Side by side, the frame is original | swapped, each labelled. A frame with a swapped face is
-    watermarked whole (None); one without has an empty area: nothing in it was generated, so it
-    passes through unchanged.
+    Side by side, the frame is original | swapped, each labelled, and only the swapped panel is
+    watermarked (a crop of the original panel is not a deepswap output). A frame with a swapped
+    face is otherwise watermarked whole (None); one without has an empty area: nothing in it was
+    generated, so it passes through unchanged.
     """
-    region = None if where is not None else NOTHING_SWAPPED
     if not side_by_side:
-        return swapped, region
+        return swapped, None if where is not None else NOTHING_SWAPPED
+    height, width = original.shape[:2]
     original, swapped = original.copy(), swapped.copy()
     _caption(original, "original")
     _caption(swapped, "swapped (synthetic)")
+    region = (float(width), 0.0, float(2 * width), float(height)) if where is not None else NOTHING_SWAPPED
     return np.hstack([original, swapped]), region
 
 
