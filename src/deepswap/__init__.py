@@ -40,6 +40,7 @@ _API = {
     "contact_sheet": "faces.sheet",
     "remove_faces": "faces.sheet",
     "convert": "convert",
+    "run_demo": "demo",
     "ConvertOptions": "convert",
     "train": "train",
     "load_swapper": "train",

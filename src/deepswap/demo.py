@@ -1,0 +1,90 @@
+"""`deepswap demo`: the whole pipeline on the sample footage that ships with deepswap.
+
+A = GRID speaker s1 (seven clips to learn from, one held back to convert), B = GRID speaker
+lrwp9a (one 3-second clip: the realistic "little footage of the target" case). The footage is
+from the GRID audio-visual corpus (Cooke, Barker, Cunningham & Shao 2006), CC BY 4.0.
+Re-running the demo resumes: extracted faces are kept and training continues from its checkpoint.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+
+from .convert import ConvertOptions, convert
+from .faces.extract import extract
+from .train import train
+from .workspace import CONFIG_NAME, Workspace, add_sources, init_workspace
+
+SAMPLES = Path(__file__).parent / "data" / "grid"
+HELD_BACK = "bbas1s.mp4"
+CREDIT = ("GRID audio-visual corpus (Cooke, Barker, Cunningham & Shao 2006), CC BY 4.0, "
+          "recorded with consenting volunteers")
+# Chosen for the best swap in a few minutes (see benchmarks/quality.py): a narrow `lite` on CPUs.
+CPU_MODEL = ("lite", {"resolution": 64, "width": 48, "latent": 256}, 16)
+GPU_MODEL = ("hd", {}, 64)
+DEFAULT_MINUTES = 8.0
+
+
+@dataclass
+class DemoResult:
+    video: Path
+    preview: Path
+    loss_plot: Path
+    workspace: Path
+    iterations: int
+
+
+def run_demo(out: str | Path = "deepswap-demo", minutes: float | None = None, *, console: Console | None = None,
+             model: tuple[str, dict[str, Any], int] | None = None, fps: float = 10.0) -> DemoResult:
+    """Build a workspace in ``out`` from the sample footage, extract, train for ``minutes``, convert a held-back clip.
+
+    ``model`` (name, architecture options, batch size) overrides the choice made for this machine;
+    ``fps`` is the rate faces are sampled from A's clips.
+    """
+    console = console or Console(stderr=True)
+    out = Path(out)
+    minutes = DEFAULT_MINUTES if minutes is None else minutes
+    cuda = torch.cuda.is_available()
+    name, options, batch_size = model or (GPU_MODEL if cuda else CPU_MODEL)
+    clips = sorted((SAMPLES / "s1").glob("*.mp4"))
+    training_clips = [clip for clip in clips if clip.name != HELD_BACK]
+    target = SAMPLES / "speakers" / "lrwp9a.mp4"
+    console.print(
+        f"[bold]deepswap demo[/]: A = GRID speaker s1 ({len(training_clips)} clips), B = GRID speaker lrwp9a (1 clip); "
+        f"footage: {CREDIT}.\nTraining the [bold]{name}[/] model for {minutes:g} minutes on "
+        f"{'the GPU' if cuda else 'the CPU'}, then converting a held-back clip (about {minutes + 1.5:.0f} minutes in all). "
+        f"Re-run to resume and train further.", highlight=False)
+    root = out / "workspace"
+    if not (root / CONFIG_NAME).is_file():
+        init_workspace(root, "s1", "lrwp9a")
+    add_sources(root, "a", [str(clip) for clip in training_clips])
+    add_sources(root, "b", [str(target)])
+
+    console.rule("1/3 extract faces")
+    began = time.perf_counter()
+    extract(root, fps=fps, progress=console.quiet is False)
+    console.print(f"extracted in {time.perf_counter() - began:.0f} s")
+
+    console.rule("2/3 train")
+    result = train(root, model=name, minutes=minutes, batch_size=batch_size, options=options, console=console)
+
+    console.rule("3/3 convert the held-back clip")
+    video = out / "demo_swap.mp4"
+    convert(root, SAMPLES / "s1" / HELD_BACK, video, ConvertOptions(side_by_side=True), progress=console.quiet is False)
+    model_dir = Workspace.open(root).model_dir
+    demo = DemoResult(video=video, preview=model_dir / "preview.png", loss_plot=model_dir / "loss.png",
+                      workspace=root, iterations=result.iteration)
+    console.print(
+        f"\n[bold green]done[/] after {demo.iterations} training iterations.\n"
+        f"  swapped video (original | swapped, labelled synthetic): {demo.video}\n"
+        f"  training preview (A, A→A, A→B, B, B→B, B→A):           {demo.preview}\n"
+        f"  loss curve:                                            {demo.loss_plot}\n"
+        f"  workspace (resume with `deepswap train {root}`):       {root}\n"
+        f"Check the label with: deepswap verify {demo.video}", highlight=False)
+    return demo
