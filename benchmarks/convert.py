@@ -28,7 +28,7 @@ from deepswap.convert import ConvertOptions, convert
 from deepswap.convert.replace import FaceReplacer, ReplaceSettings
 from deepswap.faces import FaceAnalyzer, Identity, IdentityTracker
 from deepswap.faces.extract import extract
-from deepswap.train import load_swapper, train
+from deepswap.train import Swapper, build_model, load_swapper, train
 from deepswap.video import read_frames
 from deepswap.video.writer import VideoWriter
 from deepswap.workspace import add_sources, init_workspace
@@ -110,6 +110,18 @@ def stage_times(root: Path, clip: Path, device: str, frames: int) -> dict[str, f
             "blend": (render - model_seconds) / count, "encode+watermark": encode / count}
 
 
+def model_stage_fps(model: str, device: str, batch: int = 32, seconds: float = 10.0) -> float:
+    """Faces/s of the model stage alone (Swapper.swap on 256-px crops), untrained weights."""
+    swapper = Swapper(build_model(model), coverage=0.8, device=torch.device(device), batch_size=batch)
+    crops = np.random.default_rng(0).integers(0, 255, (batch, 256, 256, 3), dtype=np.uint8)
+    swapper.swap(crops, "b")
+    count, began = 0, time.perf_counter()
+    while time.perf_counter() - began < seconds:
+        swapper.swap(crops, "b")
+        count += batch
+    return count / (time.perf_counter() - began)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=None, help="model to time (default: lite on CPU, hd on CUDA)")
@@ -117,10 +129,16 @@ def main() -> None:
     parser.add_argument("--sizes", default="grid,512,720p")
     parser.add_argument("--frames", type=int, default=75)
     parser.add_argument("--compare-original", action="store_true", help="also time `original` at 512×512 (faceswap's reference)")
+    parser.add_argument("--model-only", action="store_true",
+                        help="time only the model stage (no face detection/landmark models needed)")
     args = parser.parse_args()
     model = args.model or ("hd" if args.device == "cuda" else "lite")
     print(f"device {args.device} ({torch.cuda.get_device_name() if args.device == 'cuda' else f'{os.cpu_count()} CPU cores'}), "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    if args.model_only:
+        for name in (model, "original", "lite") if model == "hd" else (model,):
+            print(f"model stage {name:8s} {model_stage_fps(name, args.device):8.1f} faces/s (batch 32, 256-px crops)", flush=True)
+        return
     runs = [(model, size) for size in args.sizes.split(",")]
     if args.compare_original:
         runs.append(("original", "512"))
