@@ -237,8 +237,11 @@ def _init_worker(_: int) -> None:
 def make_loader(stream: TrainingStream, batch_size: int, first_sample: int, workers: int,
                 pin_memory: bool = False) -> Iterator[dict[str, torch.Tensor]]:
     """Batches of the stream from sample ``first_sample`` on, prepared by ``workers`` processes."""
+    # Workers start from a fresh "forkserver" process: forking this one after its OpenMP/OpenCV
+    # thread pools have run (extract, a previous train) can deadlock the child.
     loader = DataLoader(stream, batch_size=batch_size, sampler=itertools.count(first_sample), num_workers=workers,
                         worker_init_fn=_init_worker, pin_memory=pin_memory,
+                        multiprocessing_context="forkserver" if workers > 0 else None,
                         persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None)
     return iter(loader)
 
