@@ -420,20 +420,20 @@ def print_report(report: dict[str, Any], console: Console) -> None:
                         f"{report['frames']} frames of {report['footage']}")
     for column in ("metric", "value", "target"):
         table.add_column(column)
-    table.add_row("identity transfer A→B (closer to B than to A)", _percent(identity["transfer"]),
+    table.add_row("identity transfer A→B", _percent(identity["transfer"]),
                   goal("identity.transfer", ""))
-    table.add_row("  cosine similarity to B / to A",
+    table.add_row("  cosine similarity to B / A",
                   f"{_number(identity['similarity_b'], '.2f')} / {_number(identity['similarity_a'], '.2f')}", "B higher")
-    table.add_row("  input faces closer to B (control)", _percent(identity["input_transfer"]), "≈ 0 %")
-    table.add_row("  swapped faces found again in the output", f"{report['faces_found_in_output']}/{report['faces_swapped']}", "all")
+    table.add_row("  untouched input (control)", _percent(identity["input_transfer"]), "≈ 0 %")
+    table.add_row("  faces found in the output", f"{report['faces_found_in_output']}/{report['faces_swapped']}", "all")
     for key, scores in report["reconstruction"].items():
         pair = f"{key.upper()}→{key.upper()}"
-        table.add_row(f"reconstruction {pair} SSIM ({scores['faces']} {scores['split']})", _number(scores["ssim"]),
-                      goal(f"reconstruction.{key}.ssim", "higher is better"))
-        table.add_row(f"reconstruction {pair} PSNR", _number(scores["psnr"], ".1f", " dB"), "higher is better")
-    table.add_row("landmark jitter, output / input",
+        table.add_row(f"{pair} SSIM, {scores['faces']} {scores['split']}", _number(scores["ssim"]),
+                      goal(f"reconstruction.{key}.ssim", "higher"))
+        table.add_row(f"{pair} PSNR", _number(scores["psnr"], ".1f", " dB"), "higher")
+    table.add_row("jitter output / input",
                   f"{_number(stability['jitter_ratio'], '.2f')} ({_number(stability['output_jitter'], '.4f')} / "
                   f"{_number(stability['input_jitter'], '.4f')})", goal("stability.jitter_ratio", ""))
-    table.add_row("landmark distance input ↔ output (eye widths)", _number(expression["landmark_distance"]), "lower is better")
-    table.add_row("mouth-open correlation input ↔ output", _number(expression["mouth_open_correlation"], ".2f"), "near 1")
+    table.add_row("landmark distance (eye widths)", _number(expression["landmark_distance"]), "lower")
+    table.add_row("mouth-open correlation", _number(expression["mouth_open_correlation"], ".2f"), "near 1")
     console.print(table)
