@@ -45,7 +45,7 @@ def run_demo(out: str | Path = "deepswap-demo", minutes: float | None = None, *,
     """Build a workspace in ``out`` from the sample footage, extract, train for ``minutes``, convert a held-back clip.
 
     ``model`` (name, architecture options, batch size) overrides the choice made for this machine;
-    ``fps`` is the rate faces are sampled from A's clips.
+    ``fps`` is the rate faces are sampled from A's clips (B's one clip gives every frame).
     """
     console = console or Console(stderr=True)
     out = Path(out)
@@ -68,7 +68,8 @@ def run_demo(out: str | Path = "deepswap-demo", minutes: float | None = None, *,
 
     console.rule("1/3 extract faces")
     began = time.perf_counter()
-    extract(root, fps=fps, progress=console.quiet is False)
+    extract(root, person="a", fps=fps, progress=console.quiet is False)
+    extract(root, person="b", progress=console.quiet is False)  # every frame: B has little footage
     console.print(f"extracted in {time.perf_counter() - began:.0f} s")
 
     console.rule("2/3 train")
