@@ -225,6 +225,8 @@ def reconstruction_scores(swapper: Swapper, faceset: FaceSet, key: PersonKey, li
 
 @dataclass(frozen=True)
 class Clip:
+    """A video of A to evaluate on, read from ``start`` seconds (a source's own start)."""
+
     path: Path
     start: float | None = None
 
