@@ -107,7 +107,7 @@ def choose_model(saved: dict[str, Any] | None, requested: str | None, folder: Pa
     return name
 
 
-def learning_rate(iteration: int, base: float, warmup: int) -> float:
+def scheduled_lr(iteration: int, base: float, warmup: int) -> float:
     """Linear warm-up over the first ``warmup`` iterations, then constant (a pure function of the
     iteration, so a resumed run continues the schedule exactly)."""
     return base * min(1.0, (iteration + 1) / warmup) if warmup else base
@@ -183,6 +183,7 @@ def train(
     *,
     options: dict[str, Any] | None = None,
     precision: Precision = "auto",
+    learning_rate: float | None = None,
     seed: int = 0,
     workers: int | None = None,
     log_every: int | None = None,
@@ -195,7 +196,8 @@ def train(
     ``iterations`` is the iteration count to reach (a resumed run continues toward it); ``minutes``
     limits this run's time; with neither, training runs until Ctrl-C. ``options`` override the
     model's architecture (a new model only). ``precision`` "auto" uses bf16 on GPUs and on CPUs
-    with native bf16, else fp32. Checkpoints, previews and logs go to ``WS/model``.
+    with native bf16, else fp32. ``learning_rate`` replaces the model's default (and is kept when
+    resuming). Checkpoints, previews and logs go to ``WS/model``.
     """
     console = console or Console(stderr=True)
     workspace = Workspace.open(root)
@@ -223,21 +225,24 @@ def train(
             raise DeepswapError(f"{folder}: the saved {name!r} model has options {net.options}; "
                                 f"they cannot change when resuming (move {folder} away to start anew)")
     else:
+        torch.manual_seed(seed)  # the same seed gives the same initial weights (and, on DDP, on every rank)
         net = build_model(name, **(options or {})).to(runtime.device)
     training = saved["training"] if saved else {}
     batch = batch_size or training.get("batch_size") or spec.batch_size
     seed = training.get("seed", seed)
+    base_lr = learning_rate or training.get("learning_rate") or spec.learning_rate
     coverage = training.get("coverage", COVERAGE)
     weights = LossWeights(ssim=spec.ssim_weight)
     if cuda:
         net = net.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(net.parameters(), lr=spec.learning_rate, betas=spec.betas, fused=True)
+    optimizer = torch.optim.Adam(net.parameters(), lr=base_lr, betas=spec.betas, fused=True)
     if saved is not None:
         checkpoint.load_optimizer(folder, saved, net, optimizer)
     start = saved["iteration"] if saved else 0
     end = iterations if iterations is not None else None
     if end is not None and start >= end:
-        console.print(f"{folder}: the {name} model is already at iteration {start} (asked for {end}); nothing to do")
+        console.print(f"{folder}: the {name} model is already at iteration {start} (asked for {end}); nothing to do",
+                      highlight=False, soft_wrap=True)
         return TrainResult(name, start, start, None, None, 0.0, 0.0, "iterations", folder)
 
     engine: torch.nn.Module = net
@@ -249,7 +254,6 @@ def train(
     stream = TrainingStream(faces, net.resolution, coverage, seed + runtime.rank)
     if workers is None:
         workers = min(8, max(1, (os.cpu_count() or 2) // (2 * runtime.world_size)))
-    loader = make_loader(stream, batch, start * batch, workers, pin_memory=cuda)
     log_every = log_every or (10 if cuda else 1)
     preview_every = preview_every or (500 if cuda else 100)
 
@@ -262,7 +266,7 @@ def train(
     state = saved
 
     def training_state(iteration: int, seconds: float, recent: float) -> dict[str, Any]:
-        return {"batch_size": batch, "seed": seed, "coverage": coverage, "precision": "bf16" if runtime.bf16 else "fp32",
+        return {"batch_size": batch, "learning_rate": base_lr, "seed": seed, "coverage": coverage, "precision": "bf16" if runtime.bf16 else "fp32",
                 "elapsed_seconds": elapsed_before + seconds, "recent_loss": recent,
                 "best_loss": min(best_loss, recent), "world_size": runtime.world_size}
 
@@ -279,7 +283,7 @@ def train(
         console.print(f"training {name} ({net.parameter_count() / 1e6:.1f} M parameters, {net.resolution} px) on "
                       f"{runtime.device.type}{' ×' + str(runtime.world_size) if runtime.world_size > 1 else ''}, "
                       f"{'bf16' if runtime.bf16 else 'fp32'}, batch {batch} per person, faces A {len(all_faces['a'])} "
-                      f"B {len(all_faces['b'])}, from iteration {start}", highlight=False)
+                      f"B {len(all_faces['b'])}, from iteration {start}", highlight=False, soft_wrap=True)
 
     iteration = start
     losses: list[torch.Tensor] = []
@@ -288,11 +292,12 @@ def train(
     started = last_report = last_save = last_log = time.monotonic()
     logged_at = start
     with stop_on_signals() as interrupt:
+        loader = make_loader(stream, batch, start * batch, workers, pin_memory=cuda)
         while end is None or iteration < end:
             # One step: both people through the shared encoder, each through its decoder.
             batch_data = {k: v.to(runtime.device, non_blocking=True) for k, v in next(loader).items()}
             for group in optimizer.param_groups:
-                group["lr"] = learning_rate(iteration, spec.learning_rate, spec.warmup)
+                group["lr"] = scheduled_lr(iteration, base_lr, spec.warmup)
             inputs = [batch_data[f"{key}_warped"].float().div_(255) for key in PERSON_KEYS]
             if cuda:
                 inputs = [x.contiguous(memory_format=torch.channels_last) for x in inputs]
@@ -328,7 +333,7 @@ def train(
                 if runtime.main:
                     kept = f"the last good checkpoint (iteration {state['iteration']}) is kept" if state else "no checkpoint was written"
                     console.print(f"[red]stopped:[/] the loss became {'NaN' if math.isnan(mean_a + mean_b) else 'infinite'} "
-                                  f"at iteration {iteration}; {kept}. Try a lower learning rate or --precision fp32.")
+                                  f"at iteration {iteration}; {kept}. Try a lower learning rate or --precision fp32.", soft_wrap=True)
                 break
             rate = (iteration - logged_at) * batch * 2 * runtime.world_size / max(now - last_log, 1e-9)
             last_log, logged_at = now, iteration
@@ -346,7 +351,7 @@ def train(
                     left = (end - iteration) / done if end else (minutes * 60 - (now - started) if minutes else math.inf)
                     total = f"/{end}" if end else ""
                     console.print(f"iteration {iteration}{total}  loss A {mean_a:.4f}  B {mean_b:.4f}  "
-                                  f"{rate:.1f} samples/s  ETA {_eta(left)}", highlight=False)
+                                  f"{rate:.1f} samples/s  ETA {_eta(left)}", highlight=False, soft_wrap=True)
                 if (iteration - start) % preview_every < log_every or stop or iteration == end:
                     net.eval()
                     grid = render_preview(net, preview_set, runtime)
@@ -366,7 +371,7 @@ def train(
         seconds = time.monotonic() - started
         if stopped_by != "nan" and runtime.main:
             save(iteration, seconds, recent)
-            console.print(f"saved {name} at iteration {iteration} in {folder}", highlight=False)
+            console.print(f"saved {name} at iteration {iteration} in {folder}", highlight=False, soft_wrap=True)
     del loader
     if board is not None:
         board.close()

@@ -1,0 +1,343 @@
+"""Training: tiny versions of every model on real GRID faces, augmentation, resume, checkpoints, DDP, CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from rich.console import Console
+
+from deepswap import _io
+from deepswap.errors import DeepswapError
+from deepswap.train import MODELS, build_model, load_swapper, read_state, train
+from deepswap.train.data import Augment, augment_face, face_region
+from deepswap.train.loss import ssim_map
+from deepswap.workspace import Workspace, init_workspace
+
+TINY = {"resolution": 32, "width": 8, "latent": 32}
+QUIET = Console(quiet=True)
+
+
+def tiny_train(root: Path, model: str = "lite", iterations: int = 4, **kwargs):
+    kwargs = {"batch_size": 4, "workers": 0, "log_every": 1, "console": QUIET, "options": TINY, "precision": "fp32", **kwargs}
+    return train(root, model=model, iterations=iterations, **kwargs)
+
+
+@pytest.fixture
+def workspace(extracted_workspace: Path, tmp_path: Path) -> Path:
+    """A private copy of the extracted GRID faces (A: s1, B: lrwp9a), without any model."""
+    root = tmp_path / "ws"
+    shutil.copytree(extracted_workspace, root, ignore=shutil.ignore_patterns("model"))
+    return root
+
+
+@pytest.fixture(scope="module")
+def frame_faces(tmp_path_factory: pytest.TempPathFactory, s1_clips: list[Path], speaker_clips: list[Path]) -> Path:
+    """A workspace in the extract format built straight from GRID frames (a fixed crop around the
+    speaker's head, the mean face's landmarks and mask): no face models needed, so it also works
+    where those are not installed (the GPU machine)."""
+    from deepswap.faces.align import canonical_landmarks, invert, transform_points
+    from deepswap.faces.mask import face_mask
+
+    root = tmp_path_factory.mktemp("frames") / "ws"
+    init_workspace(root, "s1", "speaker")
+    size = 128
+    crop_landmarks = canonical_landmarks(size)
+    for key, clip in (("a", s1_clips[0]), ("b", speaker_clips[0])):
+        folder = root / key / "faces"
+        faces = {}
+        capture = cv2.VideoCapture(str(clip))
+        for index in range(12):
+            ok, frame = capture.read()
+            assert ok, clip
+            matrix = np.array([[size / 150, 0, -105 * size / 150], [0, size / 150, -20 * size / 150]])
+            crop = cv2.warpAffine(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), matrix, (size, size))
+            _io.write_image(folder / f"f_{index:06d}.png", crop)
+            _io.write_image(folder / "masks" / f"f_{index:06d}.png", face_mask(crop_landmarks, size))
+            faces[f"f_{index:06d}"] = {"landmarks": transform_points(crop_landmarks, invert(matrix)).tolist(),
+                                       "matrix": matrix.tolist()}
+        capture.release()
+        _io.write_json(folder / "alignments.json", {"version": 1, "face_size": size, "sources": {}, "removed": [],
+                                                    "faces": faces})
+    workspace = Workspace.open(root)
+    workspace.settings["face_size"] = size
+    workspace.save()
+    return root
+
+
+# models
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_tiny_models_forward_and_swap_shapes(name):
+    model = build_model(name, **({"blocks": 1} if name == "hd" else {}), **TINY)
+    faces = torch.rand(3, 3, 32, 32)
+    out_a, out_b = model(faces[:2], faces[2:])
+    channels = 4 if name == "hd" else 3
+    assert out_a.shape == (2, channels, 32, 32) and out_b.shape == (1, channels, 32, 32)
+    rgb, mask = model.swap(faces, "b")
+    assert rgb.shape == (3, 3, 32, 32) and 0 <= rgb.min() and rgb.max() <= 1
+    assert (mask is not None) == (name == "hd")
+    if mask is not None:
+        assert mask.shape == (3, 1, 32, 32)
+
+
+def test_original_is_the_2017_model_at_full_size():
+    with torch.device("meta"):
+        original = build_model("original")
+        hd = build_model("hd")
+    assert original.parameter_count() == 82_062_470
+    convs = [m for m in original.encoder.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.out_channels, c.kernel_size, c.stride) for c in convs[:4]] == [
+        (128, (5, 5), (2, 2)), (256, (5, 5), (2, 2)), (512, (5, 5), (2, 2)), (1024, (5, 5), (2, 2))]
+    assert [m.out_features for m in original.encoder.modules() if isinstance(m, torch.nn.Linear)] == [1024, 4 * 4 * 1024]
+    assert MODELS["original"].learning_rate == 5e-5 and MODELS["original"].betas[0] == 0.5
+    assert MODELS["original"].batch_size == 64 and MODELS["original"].ssim_weight == 0
+    assert hd.resolution >= 128 and hd.has_mask
+
+
+def test_unknown_model_and_option_are_clear_errors(workspace):
+    with pytest.raises(DeepswapError, match="unknown model 'big'"):
+        tiny_train(workspace, model="big")
+    with pytest.raises(DeepswapError, match="no option depth"):
+        build_model("lite", depth=3)
+
+
+# augmentation
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2 ** 32 - 1), x=st.integers(12, 52), y=st.integers(12, 52))
+def test_random_warp_keeps_input_and_target_aligned(seed, x, y):
+    """A dot lands on the same spot in the warped input and the target, up to the warp's few-pixel
+    wobble; mask and feature map follow the target exactly; colour jitter is shared."""
+    size = 64
+    image = np.full((size, size, 3), 40, np.uint8)
+    cv2.circle(image, (x, y), 3, (255, 255, 255), -1)
+    dot = (image[..., 0] > 128).astype(np.uint8) * 255
+    rng = np.random.default_rng(seed)
+    augment = Augment(lightness=0, color=0)
+    sample = augment_face(image, dot, dot, rng, augment)
+    target_dot, warped_dot = sample["target"][..., 0] > 128, sample["warped"][..., 0] > 128
+    target_level = (sample["target"][..., 0].astype(float) - 40) * 255 / 215
+    assert np.abs(sample["mask"] - target_level).max() <= 2 and np.abs(sample["features"] - target_level).max() <= 2
+    if target_dot.sum() > 20 and warped_dot.sum() > 20:  # not pushed off the edge by the shift
+        centre = lambda m: np.argwhere(m).mean(axis=0)  # noqa: E731
+        assert np.linalg.norm(centre(target_dot) - centre(warped_dot)) < 4 * augment.warp * size + 1
+
+    still = augment_face(image, dot, dot, np.random.default_rng(seed), Augment.none())
+    assert np.abs(still["warped"].astype(int) - image).max() <= 1
+    assert np.abs(still["target"].astype(int) - image).max() <= 1
+    lit = augment_face(image, dot, dot, np.random.default_rng(seed), Augment(warp=0, rotation=0, zoom=0, shift=0, flip=0))
+    assert np.abs(lit["warped"].astype(int) - lit["target"]).max() <= 1
+
+
+def test_face_region_covers_the_face_and_stays_in_the_crop():
+    for size in (64, 128, 256):
+        x, y, side = face_region(size, 0.8)
+        assert side == round(0.8 * size) and 0 <= x and 0 <= y and x + side <= size and y + side <= size
+
+
+def test_ssim_map_matches_pytorch_msssim_away_from_the_border():
+    from pytorch_msssim import ssim
+
+    image = torch.rand(2, 3, 48, 48)
+    noisy = (image + 0.2 * torch.randn_like(image)).clamp(0, 1)
+    reference = ssim(image, noisy, data_range=1.0, size_average=False)
+    assert torch.allclose(ssim_map(image, noisy)[..., 5:-5, 5:-5].mean(dim=(1, 2, 3)), reference, atol=1e-5)
+    assert torch.allclose(ssim_map(image, image), torch.ones(1), atol=1e-4)
+
+
+# training
+
+
+def test_training_on_grid_faces_lowers_the_loss_and_writes_previews(workspace):
+    result = tiny_train(workspace, iterations=20, workers=1, preview_every=10, learning_rate=1e-3)
+    losses = [row["loss_a"] + row["loss_b"] for row in result.history]
+    assert len(losses) == 20 and all(np.isfinite(losses))
+    assert np.mean(losses[-5:]) < 0.75 * np.mean(losses[:5])
+    model = workspace / "model"
+    state = json.loads((model / "state.json").read_text())
+    assert state["model"] == "lite" and state["iteration"] == 20 and state["options"]["resolution"] == 32
+    preview = _io.read_image(model / "preview.png")
+    assert preview.shape[0] == 6 * 128 and preview.shape[1] > 8 * 128
+    rows = (model / "loss.csv").read_text().splitlines()
+    assert rows[0].startswith("iteration,loss_a,loss_b") and len(rows) == 21
+    assert _io.read_image(model / "loss.png") is not None
+    assert (model / "best" / "state.json").is_file()
+    assert __import__("deepswap").workspace_status(workspace)["model"] == {"model": "lite", "iterations": 20}
+
+
+def test_resume_continues_exactly_like_an_uninterrupted_run(workspace, tmp_path):
+    """Same seed: 2 + 2 iterations (stopped, then resumed) give the same losses, learning rate
+    (hd warms up) and Adam state as 4 in one go."""
+    other = tmp_path / "other"
+    shutil.copytree(workspace, other)
+    whole = tiny_train(workspace, model="hd")
+    first = tiny_train(other, model="hd", iterations=2)
+    assert first.iteration == 2 and read_state(other / "model")["iteration"] == 2
+    resumed = tiny_train(other, model=None, iterations=4, options=None)
+    assert resumed.start_iteration == 2 and resumed.iteration == 4
+    assert [row["iteration"] for row in resumed.history] == [1, 2, 3, 4], "the loss log continues"
+    for a, b in zip(whole.history[2:], resumed.history[2:]):
+        assert a["iteration"] == b["iteration"] and a["learning_rate"] == b["learning_rate"]
+        assert a["loss_a"] == pytest.approx(b["loss_a"], rel=1e-5) and a["loss_b"] == pytest.approx(b["loss_b"], rel=1e-5)
+    from safetensors.torch import load_file
+
+    def moments(root):
+        state = read_state(root / "model")
+        return load_file(root / "model" / state["files"]["optimizer"]["name"])
+
+    a, b = moments(workspace), moments(other)
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-7) for k in a)
+    assert float(a["encoder.0.0.weight.step"]) == 4
+    assert len(list((other / "model").glob("*.safetensors"))) == 2, "old checkpoint files are removed"
+    done = tiny_train(other, model=None, iterations=3)
+    assert done.iteration == 4 and done.stopped_by == "iterations"
+
+
+def test_damaged_or_mismatching_checkpoint_is_a_clear_error_and_kept(workspace):
+    tiny_train(workspace, iterations=1)
+    model = workspace / "model"
+    weights = next(model.glob("model-*.safetensors"))
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(DeepswapError, match=rf"{weights.name}: checkpoint file is damaged"):
+        tiny_train(workspace, iterations=2)
+    with pytest.raises(DeepswapError, match="damaged"):
+        load_swapper(workspace)
+    assert weights.read_bytes() == bytes(data), "never overwritten"
+    with pytest.raises(DeepswapError, match=r"holds a 'lite' model at iteration 1; train it with --model lite"):
+        tiny_train(workspace, model="original", iterations=2)
+    (model / "state.json").write_text("{not json")
+    with pytest.raises(DeepswapError, match="state.json: damaged checkpoint state"):
+        tiny_train(workspace, iterations=2)
+    assert (model / "state.json").read_text() == "{not json"
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(workspace):
+    tiny_train(workspace, iterations=2)
+    state_before = (workspace / "model" / "state.json").read_text()
+    from deepswap.train import checkpoint
+
+    model, state = checkpoint.load_model(workspace / "model")
+    files = {role: (workspace / "model" / record["name"]).read_bytes() for role, record in state["files"].items()}
+    poisoned = workspace / "poisoned"
+    shutil.copytree(workspace, poisoned)
+    with torch.no_grad():
+        model.encoder[0][0].weight.fill_(float("nan"))
+    optimizer = torch.optim.Adam(model.parameters())
+    checkpoint.save_checkpoint(poisoned / "model", model, optimizer, 3, state["training"])
+    poisoned_state = (poisoned / "model" / "state.json").read_text()
+    result = tiny_train(poisoned, iterations=6)
+    assert result.stopped_by == "nan" and result.iteration == 4
+    assert (poisoned / "model" / "state.json").read_text() == poisoned_state, "nothing saved after the NaN"
+    assert (workspace / "model" / "state.json").read_text() == state_before
+    assert all((workspace / "model" / state["files"][role]["name"]).read_bytes() == data for role, data in files.items())
+
+
+def test_no_faces_is_a_clear_error(tmp_path):
+    root = tmp_path / "empty"
+    init_workspace(root, "alice", "bob")
+    with pytest.raises(DeepswapError, match=r"no faces of person a \(alice\) to train on; run `deepswap extract` first"):
+        tiny_train(root)
+    assert not (root / "model" / "state.json").exists()
+    with pytest.raises(DeepswapError, match="no trained model; run `deepswap train"):
+        load_swapper(root)
+
+
+def test_swapper_returns_faces_at_crop_size_and_a_mask_only_with_a_mask_head(workspace, tmp_path):
+    crops = np.stack([_io.read_image(p) for p in sorted((workspace / "a" / "faces").glob("*.png"))[:3]])
+    other = tmp_path / "other"
+    shutil.copytree(workspace, other)
+    tiny_train(workspace, model="hd", iterations=1, precision="bf16")
+    tiny_train(other, model="lite", iterations=1)
+    swapper = load_swapper(workspace, device="cpu")
+    assert (swapper.name, swapper.resolution, swapper.has_mask, swapper.iteration) == ("hd", 32, True, 1)
+    faces, mask = swapper.swap(crops, to="b")
+    assert faces.shape == crops.shape and faces.dtype == np.uint8
+    assert mask.shape == crops.shape[:3] and mask.dtype == np.float32 and 0 <= mask.min() and mask.max() <= 1
+    x, y, side = face_region(crops.shape[1], swapper.coverage)
+    assert np.array_equal(faces[:, :y], crops[:, :y]) and mask[:, :y].max() == 0, "outside the face region: untouched"
+    assert not np.array_equal(faces[:, y:y + side, x:x + side], crops[:, y:y + side, x:x + side])
+    lite_faces, lite_mask = load_swapper(other).swap(crops, to="a")
+    assert lite_faces.shape == crops.shape and lite_mask is None
+
+
+# processes
+
+
+def _ddp_worker(rank: int, root: str, port: int) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank),
+                      WORLD_SIZE="2", LOCAL_WORLD_SIZE="2")
+    tiny_train(Path(root), iterations=3, batch_size=2)
+    torch.distributed.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_ddp_with_two_gloo_processes_trains_and_writes_one_checkpoint(frame_faces, tmp_path):
+    root = tmp_path / "ws"
+    shutil.copytree(frame_faces, root)
+    torch.multiprocessing.spawn(_ddp_worker, args=(str(root), _free_port()), nprocs=2, join=True)
+    state = read_state(root / "model")
+    assert state["iteration"] == 3 and state["training"]["world_size"] == 2
+    assert len(list((root / "model").glob("model-*.safetensors"))) == 1
+    rows = (root / "model" / "loss.csv").read_text().splitlines()
+    assert len(rows) == 4, "rank 0 alone writes the log"
+
+
+def _cli(*args: str, **kwargs) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", "from deepswap.cli import main; main()", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def test_cli_sigterm_saves_and_exits_then_resumes(workspace):
+    with _cli("train", str(workspace), "--iterations", "2", "--minutes", "1") as both:
+        assert both.wait(60) == 1 and "give --iterations or --minutes, not both" in both.stderr.read()
+    process = _cli("train", str(workspace), "--model", "lite", "--batch-size", "2")
+    deadline = time.monotonic() + 120
+    line = ""
+    while not line.startswith("iteration ") and time.monotonic() < deadline:
+        line = process.stdout.readline()
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    iteration = read_state(workspace / "model")["iteration"]
+    assert iteration >= 1 and f"saved lite at iteration {iteration}" in line + out
+    with _cli("train", str(workspace), "--iterations", str(iteration + 1), "--batch-size", "2") as again:
+        assert again.wait(120) == 0
+        assert f"from iteration {iteration}" in again.stdout.read()
+    assert read_state(workspace / "model")["iteration"] == iteration + 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_training_steps_in_bf16_channels_last(frame_faces, tmp_path):
+    root = tmp_path / "ws"
+    shutil.copytree(frame_faces, root)
+    result = train(root, model="hd", iterations=6, batch_size=8, workers=2, console=QUIET, log_every=2,
+                   options={"resolution": 128, "width": 32, "latent": 64})
+    assert result.stopped_by == "iterations" and np.isfinite([result.loss_a, result.loss_b]).all()
+    state = read_state(root / "model")
+    assert state["training"]["precision"] == "bf16" and state["iteration"] == 6
+    faces = np.stack([_io.read_image(p) for p in sorted((root / "a" / "faces").glob("*.png"))[:4]])
+    swapped, mask = load_swapper(root).swap(faces, to="b")
+    assert swapped.shape == faces.shape and mask.shape == faces.shape[:3]
