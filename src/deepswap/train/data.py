@@ -228,21 +228,16 @@ class TrainingStream(Dataset):
                 for key in self.faces for name, array in self.sample(key, n).items()}
 
 
-def _init_worker(_: int) -> None:
-    """DataLoader workers: one thread each (the training step gets the cores)."""
-    cv2.setNumThreads(1)
-    torch.set_num_threads(1)
-
-
 def make_loader(stream: TrainingStream, batch_size: int, first_sample: int, workers: int,
                 pin_memory: bool = False) -> Iterator[dict[str, torch.Tensor]]:
-    """Batches of the stream from sample ``first_sample`` on, prepared by ``workers`` processes."""
-    # Workers start from a fresh "forkserver" process: forking this one after its OpenMP/OpenCV
-    # thread pools have run (extract, a previous train) can deadlock the child.
+    """Batches of the stream from sample ``first_sample`` on, prepared by ``workers`` processes.
+
+    The workers are forked and run torch single-threaded (DataLoader's default). They must not
+    call ``cv2.setNumThreads``: after a fork it waits for the parent's OpenCV pool threads, which
+    do not exist in the child, and hangs (seen after extract had run in the same process).
+    """
     loader = DataLoader(stream, batch_size=batch_size, sampler=itertools.count(first_sample), num_workers=workers,
-                        worker_init_fn=_init_worker, pin_memory=pin_memory,
-                        multiprocessing_context="forkserver" if workers > 0 else None,
-                        persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None)
+                        pin_memory=pin_memory, persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None)
     return iter(loader)
 
 
