@@ -49,15 +49,18 @@ def pixel_weights(mask: torch.Tensor, features: torch.Tensor, weights: LossWeigh
 
 def reconstruction_loss(rgb: torch.Tensor, mask_logits: torch.Tensor | None, target: torch.Tensor,
                         mask: torch.Tensor, features: torch.Tensor, weights: LossWeights) -> torch.Tensor:
-    """The loss of one person's batch: weighted L1 + weighted DSSIM (+ mask BCE). Inputs in 0..1."""
+    """The loss of one person's batch: weighted L1 + weighted DSSIM (+ mask BCE), each image
+    normalised by its own weights and the images averaged (so a batch's loss is the mean of its
+    parts' losses, and micro-batches accumulate to exactly the whole batch's gradient). Inputs in 0..1."""
     with torch.autocast(rgb.device.type, enabled=False):
         rgb, target = rgb.float(), target.float()
         weight = pixel_weights(mask.float(), features.float(), weights)
-        total_weight = weight.sum() * 3
-        loss = (weight * (rgb - target).abs()).sum() / total_weight
+        per_image = weight.sum(dim=(1, 2, 3)) * 3
+        loss = (weight * (rgb - target).abs()).sum(dim=(1, 2, 3)) / per_image
         if weights.ssim:
             dssim = (1 - ssim_map(rgb, target)) / 2
-            loss = loss + weights.ssim * (weight * dssim).sum() / total_weight
+            loss = loss + weights.ssim * (weight * dssim).sum(dim=(1, 2, 3)) / per_image
         if mask_logits is not None and weights.mask:
-            loss = loss + weights.mask * F.binary_cross_entropy_with_logits(mask_logits.float().squeeze(1), mask.float())
-    return loss
+            loss = loss + weights.mask * F.binary_cross_entropy_with_logits(
+                mask_logits.float().squeeze(1), mask.float(), reduction="none").mean(dim=(1, 2))
+    return loss.mean()

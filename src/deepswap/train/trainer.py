@@ -36,6 +36,7 @@ from .swapper import native_bf16
 Precision = Literal["auto", "bf16", "fp32"]
 COVERAGE = 0.8  # of the aligned crop that the models see (see data.face_region)
 PREVIEW_FACES = 8
+CPU_MICRO_BATCH = 16  # faces per person per forward/backward on CPUs: larger batches run slower per face there
 
 
 @dataclass
@@ -246,8 +247,9 @@ def train(
         return TrainResult(name, start, start, None, None, 0.0, 0.0, "iterations", folder)
 
     engine: torch.nn.Module = net
+    ddp = None
     if runtime.world_size > 1:
-        engine = DistributedDataParallel(net, device_ids=[runtime.device.index] if cuda else None)
+        engine = ddp = DistributedDataParallel(net, device_ids=[runtime.device.index] if cuda else None)
     if compile:
         engine = torch.compile(engine)
 
@@ -285,6 +287,33 @@ def train(
                       f"{'bf16' if runtime.bf16 else 'fp32'}, batch {batch} per person, faces A {len(all_faces['a'])} "
                       f"B {len(all_faces['b'])}, from iteration {start}", highlight=False, soft_wrap=True)
 
+    micro_batch = batch if cuda else min(batch, CPU_MICRO_BATCH)
+
+    def train_step(data: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Forward and backward over one batch, in micro-batches on CPUs (the gradients add up to
+        the whole batch's); returns the detached losses of A and B."""
+        person_losses = torch.zeros(2, device=runtime.device)
+        for first in range(0, batch, micro_batch):
+            part = {name: value[first:first + micro_batch] for name, value in data.items()}
+            share = len(part["a_warped"]) / batch
+            inputs = [part[f"{key}_warped"].float().div_(255) for key in PERSON_KEYS]
+            if cuda:
+                inputs = [x.contiguous(memory_format=torch.channels_last) for x in inputs]
+            # Under DDP, gradients are averaged across processes once, after the last micro-batch.
+            last = first + micro_batch >= batch
+            with nullcontext() if last or ddp is None else ddp.no_sync():
+                with runtime.autocast():
+                    outputs = engine(*inputs)
+                parts = []
+                for key, output in zip(PERSON_KEYS, outputs):
+                    rgb, mask_logits = net.split_output(output)
+                    parts.append(reconstruction_loss(
+                        rgb, mask_logits, part[f"{key}_target"].float() / 255, part[f"{key}_mask"].float() / 255,
+                        part[f"{key}_features"].float() / 255, weights))
+                ((parts[0] + parts[1]) * share).backward()
+            person_losses += torch.stack(parts).detach() * share
+        return person_losses
+
     iteration = start
     losses: list[torch.Tensor] = []
     recent = math.inf
@@ -298,22 +327,9 @@ def train(
             batch_data = {k: v.to(runtime.device, non_blocking=True) for k, v in next(loader).items()}
             for group in optimizer.param_groups:
                 group["lr"] = scheduled_lr(iteration, base_lr, spec.warmup)
-            inputs = [batch_data[f"{key}_warped"].float().div_(255) for key in PERSON_KEYS]
-            if cuda:
-                inputs = [x.contiguous(memory_format=torch.channels_last) for x in inputs]
-            with runtime.autocast():
-                outputs = engine(*inputs)
-            person_losses = []
-            for key, output in zip(PERSON_KEYS, outputs):
-                rgb, mask_logits = net.split_output(output)
-                person_losses.append(reconstruction_loss(
-                    rgb, mask_logits, batch_data[f"{key}_target"].float() / 255,
-                    batch_data[f"{key}_mask"].float() / 255, batch_data[f"{key}_features"].float() / 255, weights))
-            loss = person_losses[0] + person_losses[1]
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            losses.append(train_step(batch_data))
             optimizer.step()
-            losses.append(torch.stack(person_losses).detach())
             iteration += 1
 
             if (iteration - start) % log_every and iteration != end:

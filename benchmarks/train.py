@@ -1,0 +1,234 @@
+"""Training speed: parameters, FLOPs per sample, samples/s on this CPU and on a GPU (with MFU), and
+the whole `deepswap train` loop of the `original` model against the faceswap reference.
+
+    python benchmarks/train.py                      # models on CPU (+ GPU when present) and the loop
+    python benchmarks/train.py --cpu-only --quick   # a few minutes on a 2-core CPU
+    python benchmarks/train.py --gpu-only --quick   # < 4 minutes on an H100
+    python benchmarks/train.py --loop-only [--workspace WS] [--model original]
+
+A *sample* is one face through the shared encoder and its person's decoder, forward and backward;
+an iteration at batch B processes B faces of each person, 2·B samples. "Model" figures time the
+training step alone (synthetic inputs, L1 loss, fused Adam); "loop" figures time `deepswap.train`
+itself: data loading, warp augmentation, SSIM/L1 loss, both decoders, optimiser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from deepswap.train.models import MODELS, build_model  # noqa: E402
+
+# Dense bf16 tensor-core peaks (FLOP/s) by card name; MFU = achieved model FLOP/s ÷ peak.
+BF16_PEAK = {"H100": 989e12, "H200": 989e12, "GH200": 989e12, "A100": 312e12, "L40S": 362e12, "L4": 121e12,
+             "RTX 4090": 165e12, "A10G": 70e12}
+# faceswap (Keras 3 on PyTorch) training its `original` model on a 2-core CPU, both persons counted.
+FACESWAP_CPU = {16: 12.0, 64: 16.0}
+REPO = Path(__file__).resolve().parents[1]
+
+
+def flops_per_sample(name: str, batch: int = 2, **options) -> float:
+    """Forward + backward FLOPs of one sample (counted on the meta device: no arithmetic is done)."""
+    with torch.device("meta"):
+        model = build_model(name, **options)
+        faces = torch.rand(batch, 3, model.resolution, model.resolution)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        out_a, out_b = model(faces, faces)
+        (out_a.float().mean() + out_b.float().mean()).backward()
+    return counter.get_total_flops() / (2 * batch)
+
+
+def time_steps(name: str, batch: int, device: torch.device, bf16: bool, steps: int, warmup: int,
+               compile_model: bool = False, **options) -> float:
+    """Seconds per training iteration (batch faces of each person) of the model alone."""
+    torch.manual_seed(0)
+    model = build_model(name, **options).to(device)
+    channels_last = device.type == "cuda"
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    spec = MODELS[name]
+    optimizer = torch.optim.Adam(model.parameters(), lr=spec.learning_rate, betas=spec.betas, fused=True)
+    engine = torch.compile(model) if compile_model else model
+    size = model.resolution
+    inputs = [torch.rand(batch, 3, size, size, device=device) for _ in range(2)]
+    if channels_last:
+        inputs = [x.contiguous(memory_format=torch.channels_last) for x in inputs]
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
+
+    def step() -> None:
+        with autocast:
+            outputs = engine(*inputs)
+        loss = sum((model.split_output(out)[0].float() - x).abs().mean() for out, x in zip(outputs, inputs))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    for _ in range(warmup):
+        step()
+    sync()
+    times = []
+    for _ in range(steps):
+        started = time.perf_counter()
+        step()
+        sync()
+        times.append(time.perf_counter() - started)
+    del model, optimizer, engine
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return statistics.median(times)
+
+
+def gpu_peak() -> tuple[str, float | None]:
+    name = torch.cuda.get_device_name()
+    for key, peak in sorted(BF16_PEAK.items(), key=lambda item: -len(item[0])):
+        if key in name:
+            return name, peak
+    return name, None
+
+
+def model_table(args: argparse.Namespace) -> None:
+    print("\n== models at default size ==")
+    print(f"{'model':9s} {'px':>4s} {'params':>9s} {'GFLOP/sample':>13s}  (forward + backward)")
+    for name, spec in MODELS.items():
+        with torch.device("meta"):
+            params = build_model(name).parameter_count()
+        print(f"{name:9s} {spec.options['resolution']:4d} {params / 1e6:8.1f}M {flops_per_sample(name) / 1e9:13.2f}")
+
+
+def cpu_table(args: argparse.Namespace) -> None:
+    threads = torch.get_num_threads()
+    bf16_native = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    print(f"\n== CPU: {os.cpu_count()} cores, {threads} threads, native bf16: {bf16_native}; model step only ==")
+    try:
+        print(f"load average before: {os.getloadavg()[0]:.2f} (other processes share these cores)")
+    except OSError:
+        pass
+    precisions = ["bf16", "fp32"] if not args.quick else ["bf16" if bf16_native else "fp32"]
+    print(f"{'model':9s} {'precision':9s} {'batch':>5s} {'s/iteration':>11s} {'samples/s':>10s} {'GFLOP/s':>8s}")
+    for name in args.models:
+        flops = flops_per_sample(name)
+        for precision in precisions:
+            for batch in (16, 64):
+                if name == "hd" and (batch == 64 or precision == "fp32"):
+                    continue  # minutes per iteration on a small CPU
+                steps = 1 if (name == "hd" or batch == 64) else 2
+                seconds = time_steps(name, batch, torch.device("cpu"), precision == "bf16", steps=steps, warmup=1)
+                rate = 2 * batch / seconds
+                print(f"{name:9s} {precision:9s} {batch:5d} {seconds:11.2f} {rate:10.1f} {rate * flops / 1e9:8.0f}",
+                      flush=True)
+
+
+def gpu_table(args: argparse.Namespace) -> None:
+    card, peak = gpu_peak()
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cudnn.benchmark = True
+    device = torch.device("cuda")
+    print(f"\n== GPU: {card}, bf16 peak {peak / 1e12 if peak else float('nan'):.0f} TFLOP/s; bf16 autocast + "
+          f"channels_last; model step only ==")
+    print(f"{'model':9s} {'batch':>5s} {'compile':>7s} {'ms/iter':>8s} {'samples/s':>10s} {'TFLOP/s':>8s} {'MFU':>6s}")
+    plan = []
+    for name in args.models:
+        batches = {"hd": (32, 64, 128)}.get(name, (64, 128)) if not args.quick else {"hd": (64, 128)}.get(name, (64,))
+        plan += [(name, batch, False) for batch in batches]
+        if name == "hd" or not args.quick:
+            plan.append((name, max(batches), True))
+    for name, batch, compiled in plan:
+        flops = flops_per_sample(name)
+        started = time.perf_counter()
+        seconds = time_steps(name, batch, device, True, steps=10 if args.quick else 25, warmup=3,
+                             compile_model=compiled)
+        rate = 2 * batch / seconds
+        achieved = rate * flops
+        mfu = f"{100 * achieved / peak:5.1f}%" if peak else "  n/a"
+        print(f"{name:9s} {batch:5d} {'yes' if compiled else 'no':>7s} {seconds * 1e3:8.1f} {rate:10.0f} "
+              f"{achieved / 1e12:8.1f} {mfu}   ({time.perf_counter() - started:.0f} s incl. warm-up)", flush=True)
+
+
+def grid_workspace(folder: Path) -> Path:
+    """A workspace with faces extracted from the bundled GRID clips (A: s1, B: another speaker)."""
+    from deepswap.faces.extract import extract
+    from deepswap.workspace import add_sources, init_workspace
+
+    grid = REPO / "src" / "deepswap" / "data" / "grid"
+    root = folder / "ws"
+    init_workspace(root, "s1", "lrwp9a")
+    add_sources(root, "a", [str(clip) for clip in sorted((grid / "s1").glob("*.mp4"))[:2]])
+    add_sources(root, "b", [str(grid / "speakers" / "lrwp9a.mp4")])
+    extract(root, fps=10, progress=False)
+    return root
+
+
+def loop_table(args: argparse.Namespace) -> None:
+    from rich.console import Console
+
+    from deepswap.train import read_state, train
+
+    cuda = torch.cuda.is_available()
+    name = args.loop_model or ("hd" if cuda else "original")
+    batches = (64, 128) if cuda else (16, 64)
+    with tempfile.TemporaryDirectory() as scratch:
+        source = Path(args.workspace) if args.workspace else grid_workspace(Path(scratch))
+        print(f"\n== whole training loop: `deepswap train --model {name}` on {source} "
+              f"({'GPU' if cuda else f'CPU, {os.cpu_count()} cores'}) ==")
+        print(f"{'model':9s} {'batch':>5s} {'precision':>9s} {'samples/s':>10s} {'reference':>10s}")
+        for batch in batches:
+            for precision in (["auto"] if cuda or args.quick else ["auto", "fp32"]):
+                root = Path(scratch) / f"run-{batch}-{precision}"
+                shutil.copytree(source, root, ignore=shutil.ignore_patterns("model"))
+                iterations = (30 if cuda else (8 if batch == 16 else 4))
+                result = train(root, model=name, iterations=iterations, batch_size=batch, precision=precision,
+                               console=Console(quiet=True), preview_every=10 ** 6, compile=cuda and args.compile)
+                rates = [row["samples_per_second"] for row in result.history]
+                steady = statistics.median(rates[len(rates) // 3:])  # after the workers' start-up
+                reference = FACESWAP_CPU.get(batch) if name == "original" and not cuda else None
+                versus = f"{steady / reference:.1f}× faceswap" if reference else ""
+                label = read_state(root / "model")["training"]["precision"]
+                print(f"{name:9s} {batch:5d} {label:>9s} {steady:10.1f} {versus:>10s}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cpu-only", action="store_true", help="skip the GPU figures")
+    parser.add_argument("--gpu-only", action="store_true", help="only the GPU figures (and the FLOP table)")
+    parser.add_argument("--loop-only", action="store_true", help="only the whole-loop figures")
+    parser.add_argument("--quick", action="store_true", help="fewer configurations and steps")
+    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--workspace", help="extracted workspace for the loop (default: extract bundled GRID clips)")
+    parser.add_argument("--loop-model", choices=list(MODELS), help="model for the loop (original on CPU, hd on GPU)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile in the GPU loop")
+    args = parser.parse_args()
+    cuda = torch.cuda.is_available()
+    if not args.loop_only:
+        model_table(args)
+        if not args.gpu_only:
+            cpu_table(args)
+        if cuda and not args.cpu_only:
+            gpu_table(args)
+        elif args.gpu_only:
+            print("no CUDA device: no GPU figures")
+    if args.loop_only or not (args.gpu_only or args.quick):
+        loop_table(args)
+    print(f"\nreference: faceswap trains `original` on a 2-core CPU at {FACESWAP_CPU[16]:.0f} samples/s (batch 16) and "
+          f"{FACESWAP_CPU[64]:.0f} samples/s (batch 64), both persons counted, augmentation included")
+
+
+if __name__ == "__main__":
+    main()
