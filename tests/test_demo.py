@@ -14,7 +14,7 @@ from deepswap.demo import run_demo
 from deepswap.provenance import verify_file
 from deepswap.video import probe_video
 
-TINY = ("lite", {"resolution": 32, "width": 8, "latent": 32}, 4)
+TINY = ("lite", {"resolution": 32, "width": 8, "latent": 32}, 4, 1e-3)
 
 
 @pytest.mark.slow

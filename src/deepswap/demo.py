@@ -25,9 +25,10 @@ SAMPLES = Path(__file__).parent / "data" / "grid"
 HELD_BACK = "bbas1s.mp4"
 CREDIT = ("GRID audio-visual corpus (Cooke, Barker, Cunningham & Shao 2006), CC BY 4.0, "
           "recorded with consenting volunteers")
-# Chosen for the best swap in a few minutes (see benchmarks/quality.py): a narrow `lite` on CPUs.
-CPU_MODEL = ("lite", {"resolution": 64, "width": 48, "latent": 256}, 16)
-GPU_MODEL = ("hd", {}, 64)
+# (name, architecture options, batch size, learning rate), chosen for the best swap in a few
+# minutes: a narrow `lite` with a high learning rate on CPUs.
+CPU_MODEL = ("lite", {"resolution": 64, "width": 32, "latent": 256}, 8, 4e-4)
+GPU_MODEL = ("hd", {}, 64, 2e-4)
 DEFAULT_MINUTES = 8.0
 
 
@@ -41,17 +42,17 @@ class DemoResult:
 
 
 def run_demo(out: str | Path = "deepswap-demo", minutes: float | None = None, *, console: Console | None = None,
-             model: tuple[str, dict[str, Any], int] | None = None, fps: float = 10.0) -> DemoResult:
+             model: tuple[str, dict[str, Any], int, float] | None = None, fps: float = 10.0) -> DemoResult:
     """Build a workspace in ``out`` from the sample footage, extract, train for ``minutes``, convert a held-back clip.
 
-    ``model`` (name, architecture options, batch size) overrides the choice made for this machine;
+    ``model`` (name, architecture options, batch size, learning rate) overrides the choice made for this machine;
     ``fps`` is the rate faces are sampled from A's clips (B's one clip gives every frame).
     """
     console = console or Console(stderr=True)
     out = Path(out)
     minutes = DEFAULT_MINUTES if minutes is None else minutes
     cuda = torch.cuda.is_available()
-    name, options, batch_size = model or (GPU_MODEL if cuda else CPU_MODEL)
+    name, options, batch_size, learning_rate = model or (GPU_MODEL if cuda else CPU_MODEL)
     clips = sorted((SAMPLES / "s1").glob("*.mp4"))
     training_clips = [clip for clip in clips if clip.name != HELD_BACK]
     target = SAMPLES / "speakers" / "lrwp9a.mp4"
@@ -73,7 +74,8 @@ def run_demo(out: str | Path = "deepswap-demo", minutes: float | None = None, *,
     console.print(f"extracted in {time.perf_counter() - began:.0f} s")
 
     console.rule("2/3 train")
-    result = train(root, model=name, minutes=minutes, batch_size=batch_size, options=options, console=console)
+    result = train(root, model=name, minutes=minutes, batch_size=batch_size, options=options,
+                   learning_rate=learning_rate, console=console)
 
     console.rule("3/3 convert the held-back clip")
     video = out / "demo_swap.mp4"
