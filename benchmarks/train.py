@@ -95,6 +95,15 @@ def time_steps(name: str, batch: int, device: torch.device, bf16: bool, steps: i
     return statistics.median(times)
 
 
+def profile_hd(batch: int) -> None:
+    """The CUDA kernels that take the most time in hd training steps (eager), to see what bounds MFU."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        time_steps("hd", batch, torch.device("cuda"), True, steps=3, warmup=0)
+    print(prof.key_averages().table(sort_by="self_cuda_time_total", row_limit=18, max_name_column_width=70))
+
+
 def gpu_peak() -> tuple[str, float | None]:
     name = torch.cuda.get_device_name()
     for key, peak in sorted(BF16_PEAK.items(), key=lambda item: -len(item[0])):
@@ -160,6 +169,18 @@ def gpu_table(args: argparse.Namespace) -> None:
         mfu = f"{100 * achieved / peak:5.1f}%" if peak else "  n/a"
         print(f"{name:9s} {batch:5d} {'yes' if compiled else 'no':>7s} {seconds * 1e3:8.1f} {rate:10.0f} "
               f"{achieved / 1e12:8.1f} {mfu}   ({time.perf_counter() - started:.0f} s incl. warm-up)", flush=True)
+    for options in args.hd_variants:
+        values = dict(item.split("=") for item in options.split(","))
+        values = {key: int(value) for key, value in values.items()}
+        batch = values.pop("batch", 64)
+        flops = flops_per_sample("hd", **values)
+        seconds = time_steps("hd", batch, device, True, steps=10, warmup=3, **values)
+        rate = 2 * batch / seconds
+        mfu = f"{100 * rate * flops / peak:5.1f}%" if peak else "  n/a"
+        print(f"hd {options:24s} {seconds * 1e3:8.1f} ms {rate:8.0f} samples/s {rate * flops / 1e12:6.1f} TFLOP/s {mfu} "
+              f"({flops / 1e9:.1f} GFLOP/sample)", flush=True)
+    if args.profile:
+        profile_hd(128)
 
 
 def grid_workspace(folder: Path) -> Path:
@@ -193,11 +214,11 @@ def loop_table(args: argparse.Namespace) -> None:
             for precision in (["auto"] if cuda or args.quick else ["auto", "fp32"]):
                 root = Path(scratch) / f"run-{batch}-{precision}"
                 shutil.copytree(source, root, ignore=shutil.ignore_patterns("model"))
-                iterations = (30 if cuda else (8 if batch == 16 else 4))
+                iterations = 30 if cuda else (10 if batch == 16 else 6)
                 result = train(root, model=name, iterations=iterations, batch_size=batch, precision=precision,
                                console=Console(quiet=True), preview_every=10 ** 6, compile=cuda and args.compile)
                 rates = [row["samples_per_second"] for row in result.history]
-                steady = statistics.median(rates[len(rates) // 3:])  # after the workers' start-up
+                steady = statistics.median(rates[len(rates) // 2:])  # after start-up and the first steps
                 reference = FACESWAP_CPU.get(batch) if name == "original" and not cuda else None
                 versus = f"{steady / reference:.1f}× faceswap" if reference else ""
                 label = read_state(root / "model")["training"]["precision"]
@@ -214,6 +235,9 @@ def main() -> None:
     parser.add_argument("--workspace", help="extracted workspace for the loop (default: extract bundled GRID clips)")
     parser.add_argument("--loop-model", choices=list(MODELS), help="model for the loop (original on CPU, hd on GPU)")
     parser.add_argument("--compile", action="store_true", help="torch.compile in the GPU loop")
+    parser.add_argument("--hd-variants", nargs="*", default=[], metavar="K=V,...",
+                        help="extra hd configurations timed on the GPU (eager), e.g. width=192 blocks=2,batch=128")
+    parser.add_argument("--profile", action="store_true", help="print the top CUDA kernels of an hd step")
     args = parser.parse_args()
     cuda = torch.cuda.is_available()
     if not args.loop_only:

@@ -50,8 +50,7 @@ def pixel_weights(mask: torch.Tensor, features: torch.Tensor, weights: LossWeigh
 def reconstruction_loss(rgb: torch.Tensor, mask_logits: torch.Tensor | None, target: torch.Tensor,
                         mask: torch.Tensor, features: torch.Tensor, weights: LossWeights) -> torch.Tensor:
     """The loss of one person's batch: weighted L1 + weighted DSSIM (+ mask BCE), each image
-    normalised by its own weights and the images averaged (so a batch's loss is the mean of its
-    parts' losses, and micro-batches accumulate to exactly the whole batch's gradient). Inputs in 0..1."""
+    normalised by its own weights, then averaged over the images. Inputs in 0..1."""
     with torch.autocast(rgb.device.type, enabled=False):
         rgb, target = rgb.float(), target.float()
         weight = pixel_weights(mask.float(), features.float(), weights)

@@ -36,7 +36,6 @@ from .swapper import native_bf16
 Precision = Literal["auto", "bf16", "fp32"]
 COVERAGE = 0.8  # of the aligned crop that the models see (see data.face_region)
 PREVIEW_FACES = 8
-CPU_MICRO_BATCH = 16  # faces per person per forward/backward on CPUs: larger batches run slower per face there
 
 
 @dataclass
@@ -247,9 +246,8 @@ def train(
         return TrainResult(name, start, start, None, None, 0.0, 0.0, "iterations", folder)
 
     engine: torch.nn.Module = net
-    ddp = None
     if runtime.world_size > 1:
-        engine = ddp = DistributedDataParallel(net, device_ids=[runtime.device.index] if cuda else None)
+        engine = DistributedDataParallel(net, device_ids=[runtime.device.index] if cuda else None)
     if compile:
         engine = torch.compile(engine)
 
@@ -264,19 +262,23 @@ def train(
     preview_set = {key: preview_faces(all_faces[key], PREVIEW_FACES, net.resolution, coverage) for key in PERSON_KEYS}
     board = _tensorboard(folder) if runtime.main else None
     elapsed_before = float(training.get("elapsed_seconds", 0.0))
-    best_loss = float(training.get("best_loss", math.inf))
+    best_loss = float(training.get("best_loss") or math.inf)
     state = saved
 
-    def training_state(iteration: int, seconds: float, recent: float) -> dict[str, Any]:
-        return {"batch_size": batch, "learning_rate": base_lr, "seed": seed, "coverage": coverage, "precision": "bf16" if runtime.bf16 else "fp32",
-                "elapsed_seconds": elapsed_before + seconds, "recent_loss": recent,
-                "best_loss": min(best_loss, recent), "world_size": runtime.world_size}
-
-    def save(iteration: int, seconds: float, recent: float) -> None:
+    def save(iteration: int, seconds: float) -> None:
+        """Checkpoint (rank 0), and keep it as best/ when the recent loss is the lowest so far."""
         nonlocal state, best_loss
-        state = checkpoint.save_checkpoint(folder, net, optimizer, iteration, training_state(iteration, seconds, recent))
-        if recent < best_loss:
-            best_loss = recent
+        recent = [(row["loss_a"] + row["loss_b"]) / 2 for row in history[-20:] if row["iteration"] > start]
+        recent_loss = sum(recent) / len(recent) if recent else math.inf
+        lowest = min(best_loss, recent_loss)
+        training_state = {"batch_size": batch, "learning_rate": base_lr, "seed": seed, "coverage": coverage,
+                          "precision": "bf16" if runtime.bf16 else "fp32", "world_size": runtime.world_size,
+                          "elapsed_seconds": elapsed_before + seconds,
+                          "recent_loss": recent_loss if math.isfinite(recent_loss) else None,
+                          "best_loss": lowest if math.isfinite(lowest) else None}
+        state = checkpoint.save_checkpoint(folder, net, optimizer, iteration, training_state)
+        if recent_loss < best_loss:
+            best_loss = recent_loss
             checkpoint.save_best(folder, state)
         report.write_loss_log(folder / "loss.csv", history)
         _io.write_image(folder / "loss.png", report.loss_curve(history))
@@ -287,43 +289,31 @@ def train(
                       f"{'bf16' if runtime.bf16 else 'fp32'}, batch {batch} per person, faces A {len(all_faces['a'])} "
                       f"B {len(all_faces['b'])}, from iteration {start}", highlight=False, soft_wrap=True)
 
-    micro_batch = batch if cuda else min(batch, CPU_MICRO_BATCH)
-
     def train_step(data: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Forward and backward over one batch, in micro-batches on CPUs (the gradients add up to
-        the whole batch's); returns the detached losses of A and B."""
-        person_losses = torch.zeros(2, device=runtime.device)
-        for first in range(0, batch, micro_batch):
-            part = {name: value[first:first + micro_batch] for name, value in data.items()}
-            share = len(part["a_warped"]) / batch
-            inputs = [part[f"{key}_warped"].float().div_(255) for key in PERSON_KEYS]
-            if cuda:
-                inputs = [x.contiguous(memory_format=torch.channels_last) for x in inputs]
-            # Under DDP, gradients are averaged across processes once, after the last micro-batch.
-            last = first + micro_batch >= batch
-            with nullcontext() if last or ddp is None else ddp.no_sync():
-                with runtime.autocast():
-                    outputs = engine(*inputs)
-                parts = []
-                for key, output in zip(PERSON_KEYS, outputs):
-                    rgb, mask_logits = net.split_output(output)
-                    parts.append(reconstruction_loss(
-                        rgb, mask_logits, part[f"{key}_target"].float() / 255, part[f"{key}_mask"].float() / 255,
-                        part[f"{key}_features"].float() / 255, weights))
-                ((parts[0] + parts[1]) * share).backward()
-            person_losses += torch.stack(parts).detach() * share
-        return person_losses
+        """Forward and backward over one batch: both people through the shared encoder, each through
+        its own decoder. Returns the detached losses of A and B."""
+        inputs = [data[f"{key}_warped"].float().div_(255) for key in PERSON_KEYS]
+        if cuda:
+            inputs = [x.contiguous(memory_format=torch.channels_last) for x in inputs]
+        with runtime.autocast():
+            outputs = engine(*inputs)
+        person_losses = []
+        for key, output in zip(PERSON_KEYS, outputs):
+            rgb, mask_logits = net.split_output(output)
+            person_losses.append(reconstruction_loss(
+                rgb, mask_logits, data[f"{key}_target"].float() / 255, data[f"{key}_mask"].float() / 255,
+                data[f"{key}_features"].float() / 255, weights))
+        (person_losses[0] + person_losses[1]).backward()
+        return torch.stack(person_losses).detach()
 
     iteration = start
     losses: list[torch.Tensor] = []
-    recent = math.inf
     stopped_by = "iterations"
     started = last_report = last_save = last_log = time.monotonic()
     logged_at = start
     with stop_on_signals() as interrupt:
         loader = make_loader(stream, batch, start * batch, workers, pin_memory=cuda)
         while end is None or iteration < end:
-            # One step: both people through the shared encoder, each through its decoder.
             batch_data = {k: v.to(runtime.device, non_blocking=True) for k, v in next(loader).items()}
             for group in optimizer.param_groups:
                 group["lr"] = scheduled_lr(iteration, base_lr, spec.warmup)
@@ -353,7 +343,6 @@ def train(
                 break
             rate = (iteration - logged_at) * batch * 2 * runtime.world_size / max(now - last_log, 1e-9)
             last_log, logged_at = now, iteration
-            recent = (mean_a + mean_b) / 2
             if runtime.main:
                 history.append({"iteration": iteration, "loss_a": mean_a, "loss_b": mean_b,
                                 "learning_rate": optimizer.param_groups[0]["lr"], "samples_per_second": rate,
@@ -379,14 +368,14 @@ def train(
                         board.add_image("preview", grid, iteration, dataformats="HWC")
                 if now - last_save >= save_every_minutes * 60 and not stop:
                     last_save = now
-                    save(iteration, now - started, recent)
+                    save(iteration, now - started)
             if stop:
                 stopped_by = "signal" if interrupt["stop"] else "minutes"
                 break
 
         seconds = time.monotonic() - started
         if stopped_by != "nan" and runtime.main:
-            save(iteration, seconds, recent)
+            save(iteration, seconds)
             console.print(f"saved {name} at iteration {iteration} in {folder}", highlight=False, soft_wrap=True)
     del loader
     if board is not None:
