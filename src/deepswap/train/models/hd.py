@@ -13,6 +13,13 @@ with the choices that pay on a GPU:
 
 ``width`` (128) scales all channels: encoder w, 2w, 4w, 8w; decoder 4w, 2w, w, w/2. ``latent`` is
 the Dense size. ``blocks`` is the number of residual blocks per stage.
+
+Measured on an H100 (``benchmarks/train.py``, bf16 + channels_last, 77.4 GFLOP per sample forward +
+backward): 3,492 samples/s (27 % MFU) eager at batch 64 per person, 3,794 (30 %) at 128, and with
+``torch.compile`` 6,149 samples/s at batch 128 = 476 TFLOP/s = 48 % MFU. Narrower (width 96: 20 %
+MFU) or shallower (no residual blocks: 27 %) variants use the GPU worse; wider (160) or deeper (2
+blocks) ones cost more per sample for no better MFU (28–29 % eager). The whole ``deepswap train``
+loop (data workers, augmentation, SSIM) reaches 4,895 samples/s compiled at batch 128.
 """
 
 from __future__ import annotations
