@@ -201,13 +201,14 @@ def test_interrupted_download_resumes_and_never_leaves_a_half_file(tmp_path: Pat
         fetch_sources(root, progress=False)
     assert not final.exists()
     (part,) = final.parent.rglob("*.part")  # kept in the staging folder, to resume from
-    assert part.stat().st_size == len(body) // 2
+    kept = part.stat().st_size  # what yt-dlp had flushed when the connection broke
+    assert 0 < kept <= len(body) // 2
 
     route.cut_at = None
     server.requests.clear()
     (result,) = fetch_sources(root, progress=False)
     assert result.downloaded and final.read_bytes() == body
-    assert ("/cut.mp4", f"bytes={len(body) // 2}-") in server.requests  # resumed, not restarted
+    assert ("/cut.mp4", f"bytes={kept}-") in server.requests  # resumed, not restarted
     assert _files(final.parent) == [final.name]
 
 
