@@ -260,6 +260,17 @@ def test_no_faces_is_a_clear_error(tmp_path):
         load_swapper(root)
 
 
+def test_unreadable_face_crop_is_one_clear_line_from_a_worker(workspace):
+    from deepswap.train.data import PersonFaces
+
+    faces = PersonFaces.load(Workspace.open(workspace), "b")
+    crop = faces.folder / f"{faces.ids[0]}.png"
+    crop.write_bytes(b"not a png")
+    with pytest.raises(DeepswapError) as error:
+        tiny_train(workspace, iterations=40, workers=1, batch_size=8)
+    assert str(error.value) == f"{crop}: unreadable face crop; delete it or run `deepswap extract` again"
+
+
 def test_swapper_returns_faces_at_crop_size_and_a_mask_only_with_a_mask_head(workspace, tmp_path):
     crops = np.stack([_io.read_image(p) for p in sorted((workspace / "a" / "faces").glob("*.png"))[:3]])
     other = tmp_path / "other"

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from .. import _io
 from ..errors import DeepswapError
 from ..workspace import PersonKey, Workspace
 
@@ -101,8 +102,6 @@ class PersonFaces:
 
     def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """The RGB crop and mask of face ``index`` (a missing mask counts as all face)."""
-        from .. import _io
-
         face = self.ids[index]
         image = _io.read_image(self.folder / f"{face}.png")
         if image is None:
@@ -238,7 +237,12 @@ def make_loader(stream: TrainingStream, batch_size: int, first_sample: int, work
     """
     loader = DataLoader(stream, batch_size=batch_size, sampler=itertools.count(first_sample), num_workers=workers,
                         pin_memory=pin_memory, persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None)
-    return iter(loader)
+    batches = iter(loader)
+    while True:
+        try:
+            yield next(batches)
+        except DeepswapError as error:  # a worker's error arrives wrapped in its traceback: keep the one line
+            raise DeepswapError(str(error).strip().splitlines()[-1].removeprefix("deepswap.errors.DeepswapError: ")) from None
 
 
 def preview_faces(faces: PersonFaces, count: int, resolution: int, coverage: float) -> np.ndarray:
