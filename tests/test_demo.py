@@ -22,7 +22,8 @@ def test_demo_runs_end_to_end_and_resumes(tmp_path: Path):
     result = run_demo(tmp_path, minutes=0.05, model=TINY, fps=4, console=Console(quiet=True))
     info = probe_video(result.video)
     assert info.has_audio and info.width == 720 and info.frames >= 74
-    assert verify_file(result.video).synthetic
+    report = verify_file(result.video)
+    assert report.label is not None and report.watermark.found, "side by side, the swapped panel carries the mark"
     assert result.preview.is_file() and result.loss_plot.is_file() and result.iterations > 0
     again = run_demo(tmp_path, minutes=0.05, model=TINY, fps=4, console=Console(quiet=True))
     assert again.iterations > result.iterations, "a second run resumes training"
