@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -243,8 +244,10 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(workspace):
     optimizer = torch.optim.Adam(model.parameters())
     checkpoint.save_checkpoint(poisoned / "model", model, optimizer, 3, state["training"])
     poisoned_state = (poisoned / "model" / "state.json").read_text()
-    result = tiny_train(poisoned, iterations=6)
+    out = io.StringIO()
+    result = tiny_train(poisoned, iterations=6, console=Console(file=out, width=200))
     assert result.stopped_by == "nan" and result.iteration == 4
+    assert "the loss became NaN at iteration 4; the last good checkpoint (iteration 3) is kept" in out.getvalue()
     assert (poisoned / "model" / "state.json").read_text() == poisoned_state, "nothing saved after the NaN"
     assert (workspace / "model" / "state.json").read_text() == state_before
     assert all((workspace / "model" / state["files"][role]["name"]).read_bytes() == data for role, data in files.items())

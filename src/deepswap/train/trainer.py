@@ -337,9 +337,11 @@ def train(
             if not finite:
                 stopped_by = "nan"
                 if runtime.main:
-                    kept = f"the last good checkpoint (iteration {state['iteration']}) is kept" if state else "no checkpoint was written"
-                    console.print(f"[red]stopped:[/] the loss became {'NaN' if math.isnan(mean_a + mean_b) else 'infinite'} "
-                                  f"at iteration {iteration}; {kept}. Try a lower learning rate or --precision fp32.", soft_wrap=True)
+                    kept = (f"the last good checkpoint (iteration {state['iteration']}) is kept" if state
+                            else "no checkpoint was written")
+                    what = "NaN" if math.isnan(mean_a + mean_b) else "infinite"
+                    console.print(f"[red]stopped:[/] the loss became {what} at iteration {iteration}; {kept}. "
+                                  "Try a lower learning rate or --precision fp32.", soft_wrap=True)
                 break
             rate = (iteration - logged_at) * batch * 2 * runtime.world_size / max(now - last_log, 1e-9)
             last_log, logged_at = now, iteration
