@@ -10,6 +10,16 @@ A *sample* is one face through the shared encoder and its person's decoder, forw
 an iteration at batch B processes B faces of each person, 2·B samples. "Model" figures time the
 training step alone (synthetic inputs, L1 loss, fused Adam); "loop" figures time `deepswap.train`
 itself: data loading, warp augmentation, SSIM/L1 loss, both decoders, optimiser.
+
+Measured 2026-11-26 (the 2-core CPU shared with other jobs, so ±15 %):
+- 2-core AMD EPYC (Zen 4, AVX512-BF16), model step, samples/s bf16 | fp32 at batch 16 / 64:
+  original 21.9 / 22.9 | 13.2 / 10.9; lite 97.6 / 102.2 | 56.2 / 54.7; hd (bf16, batch 16) 2.0.
+- same CPU, whole loop of `original`: 23.7 (batch 16, 2.0× faceswap) and 25.1 (batch 64, 1.6×) in
+  bf16; 13.8 and 12.6 in fp32.
+- H100 80GB HBM3, bf16 + channels_last, model step: original 15,856 samples/s (18 % MFU, batch 64),
+  lite 21,576 (6 %), hd 3,492 (27 %, batch 64), 3,794 (30 %, batch 128), compiled 6,149 (48 %, 476
+  TFLOP/s, batch 128); whole `train` loop of hd 2,739 / 3,269 eager and 3,547 / 4,895 compiled at
+  batch 64 / 128.
 """
 
 from __future__ import annotations
