@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from rich.console import Console
 
+from deepswap.demo import CPU_MODEL, GPU_MODEL
 from deepswap.evaluate import evaluate, print_report
 from deepswap.faces import FaceAnalyzer, cosine_distance
 from deepswap.faces.extract import extract
@@ -82,7 +83,8 @@ def build_workspace(root: Path, clips_a: list[Path], fps: float, console: Consol
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=20.0, help="training wall-clock budget of this run")
-    parser.add_argument("--model", default="lite")
+    parser.add_argument("--model", help="train this model with its own defaults (default: the demo's choice for "
+                                           "this device, e.g. a narrow lite at lr 4e-4 on CPUs)")
     parser.add_argument("--clips-a", type=int, default=40, help="s1 clips to train on")
     parser.add_argument("--eval-clips", type=int, default=4, help="s1 clips after those to evaluate on")
     parser.add_argument("--fps", type=float, default=10.0, help="frames per second of A's clips to extract")
@@ -95,11 +97,16 @@ def main() -> None:
         parser.error(f"{SHARED / 's1'}: {len(s1)} clips, fewer than --clips-a + --eval-clips")
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"{os.cpu_count()} CPU cores"
     console.print(f"device {device}, torch {torch.__version__}; A = {args.clips_a} s1 clips at {args.fps:g} frames/s, "
-                  f"B = lrwp9a; {args.model} for {args.minutes:g} min; evaluated on {args.eval_clips} other s1 clips")
+                  f"B = lrwp9a; {args.model or 'the demo model'} for {args.minutes:g} min; evaluated on {args.eval_clips} other s1 clips")
     with tempfile.TemporaryDirectory() as scratch:
         root = args.workdir or Path(scratch) / "ws"
         build_workspace(root, s1[:args.clips_a], args.fps, console)
-        result = train(root, model=args.model, minutes=args.minutes, console=console)
+        if args.model:
+            result = train(root, model=args.model, minutes=args.minutes, console=console)
+        else:
+            name, options, batch_size, learning_rate = GPU_MODEL if torch.cuda.is_available() else CPU_MODEL
+            result = train(root, model=name, minutes=args.minutes, batch_size=batch_size, options=options,
+                           learning_rate=learning_rate, console=console)
         held_out = root / "held_out_clips"
         held_out.mkdir(exist_ok=True)
         for clip in s1[args.clips_a:args.clips_a + args.eval_clips]:
