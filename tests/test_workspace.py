@@ -217,3 +217,12 @@ def test_installed_command_reports_errors_without_traceback(tmp_path: Path) -> N
                            text=True)
     assert ok.returncode == 0 and again.returncode == 1
     assert again.stderr == f"error: {tmp_path / 'ws'}: a workspace already exists here; choose another folder\n"
+
+
+def test_files_are_written_with_the_usual_permissions(tmp_path: Path) -> None:
+    from deepswap import _io
+
+    _io.write_text(tmp_path / "note.txt", "x")
+    (tmp_path / "plain.txt").write_text("x")
+    mode = (tmp_path / "note.txt").stat().st_mode & 0o777
+    assert mode == (tmp_path / "plain.txt").stat().st_mode & 0o777, "as open() would, not mkstemp's 0600"

@@ -65,6 +65,12 @@ class ConvertReport:
     output_id: str = ""
     files: list[Path] = field(default_factory=list)
 
+    def count(self, swapped: bool) -> None:
+        """Count one frame written, with or without a swapped face."""
+        self.frames += 1
+        self.swapped += swapped
+        self.passed_through += not swapped
+
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds else 0.0
@@ -204,9 +210,7 @@ def _convert_video(input_path: Path, output: Path, options: ConvertOptions, repl
     task = progress.add_task(f"convert {input_path.name}", total=total)
 
     def counted(frame: Frame, swapped: np.ndarray, where: Located | None, side_by_side: bool):
-        report.frames += 1
-        report.swapped += where is not None
-        report.passed_through += where is None
+        report.count(where is not None)
         progress.advance(task)
         return compose(frame.image, swapped, where, side_by_side)
 
@@ -223,17 +227,13 @@ def _convert_video(input_path: Path, output: Path, options: ConvertOptions, repl
             swap_frames(_prefetch(frames), replacer, options.batch_size, save_preview)
             return
         target = output.with_suffix(".gif") if options.gif else output
-        with VideoWriter(target, fps=info.fps, size=size, crf=options.crf, preset="fast", audio_source=_audio_of(input_path),
+        with VideoWriter(target, fps=info.fps, size=size, crf=options.crf, preset="fast", audio_source=input_path if info.has_audio else None,
                          audio_start=begin, audio_duration=options.duration, **label) as writer:
             encoder = _Background(lambda item: writer.write(*item))
             swap_frames(_prefetch(frames), replacer, options.batch_size,
                         lambda frame, swapped, where: encoder.put(counted(frame, swapped, where, options.side_by_side)))
             encoder.close()
         report.files.append(target)
-
-
-def _audio_of(path: Path) -> Path | None:
-    return path if probe_video(path).has_audio else None
 
 
 def _convert_photos(input_path: Path, output: Path, options: ConvertOptions, replacer: FaceReplacer,
@@ -259,9 +259,7 @@ def _convert_photos(input_path: Path, output: Path, options: ConvertOptions, rep
         target = output / f"{Path(frame.name).stem}.png" if folder else output
         write_image(target, image, region=region, **label)
         report.files.append(target)
-        report.frames += 1
-        report.swapped += where is not None
-        report.passed_through += where is None
+        report.count(where is not None)
 
 
 def _progress(enabled: bool) -> Progress:
