@@ -60,7 +60,7 @@ def run_demo(out: str | Path = "deepswap-demo", minutes: float | None = None, *,
         f"[bold]deepswap demo[/]: A = GRID speaker s1 ({len(training_clips)} clips), B = GRID speaker lrwp9a (1 clip); "
         f"footage: {CREDIT}.\nTraining the [bold]{name}[/] model for {minutes:g} minutes on "
         f"{'the GPU' if cuda else 'the CPU'}, then converting a held-back clip (about {minutes + 1.5:.0f} minutes in all). "
-        f"Re-run to resume and train further.", highlight=False)
+        f"Re-run to resume and train further.", highlight=False, soft_wrap=True)
     root = out / "workspace"
     if not (root / CONFIG_NAME).is_file():
         init_workspace(root, "s1", "lrwp9a")
@@ -85,9 +85,9 @@ def run_demo(out: str | Path = "deepswap-demo", minutes: float | None = None, *,
                       workspace=root, iterations=result.iteration)
     console.print(
         f"\n[bold green]done[/] after {demo.iterations} training iterations.\n"
-        f"  swapped video (original | swapped, labelled synthetic): {demo.video}\n"
-        f"  training preview (A, A→A, A→B, B, B→B, B→A):           {demo.preview}\n"
-        f"  loss curve:                                            {demo.loss_plot}\n"
-        f"  workspace (resume with `deepswap train {root}`):       {root}\n"
-        f"Check the label with: deepswap verify {demo.video}", highlight=False)
+        f"  video (original | swapped, labelled synthetic): {demo.video}\n"
+        f"  training preview (rows A, A→A, A→B, B, B→B, B→A): {demo.preview}\n"
+        f"  loss curve: {demo.loss_plot}\n"
+        f"  workspace: {root} (`deepswap train {root}` trains further)\n"
+        f"Check the label with: deepswap verify {demo.video}", highlight=False, soft_wrap=True)
     return demo
