@@ -26,12 +26,11 @@ import tomli_w
 from . import _io
 from .errors import DeepswapError
 from .video import probe_video
+from .video.reader import PHOTO_SUFFIXES, VIDEO_SUFFIXES
 
 PersonKey = Literal["a", "b"]
 PERSON_KEYS: tuple[PersonKey, ...] = get_args(PersonKey)
 SourceKind = Literal["url", "video", "photos"]
-VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".m4v"})
-PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
 CONFIG_NAME = "deepswap.toml"
 
 
