@@ -29,9 +29,11 @@ import numpy as np
 import torch
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import Progress
 from rich.table import Table
 
+from .convert.convert import frame_progress, swap_frames
+from .convert.replace import FaceReplacer, ReplaceSettings
 from .errors import DeepswapError
 from .faces import FaceAnalyzer, FaceSet, Identity, IdentityTracker, load_faceset, transform_points, umeyama
 from .faces.align import FIT_POINTS
@@ -266,8 +268,6 @@ def swap_and_measure(workspace: Workspace, swapper: Swapper, clips: list[Clip], 
     """Swap A→B through up to ``max_frames`` frames of the clips with convert's ``FaceReplacer``, in
     runs of consecutive frames (at least MIN_RUN per clip), and measure the input and the output face
     of every frame where A was found."""
-    from .convert.convert import swap_frames
-    from .convert.replace import FaceReplacer, ReplaceSettings
 
     analyzer = FaceAnalyzer(face_size=workspace.face_size)
     identity = Identity.load(workspace.faces_dir("a") / IDENTITY, float(workspace.settings.get("identity_threshold", 0.5)))
@@ -312,11 +312,6 @@ def _identity_centre(workspace: Workspace, key: PersonKey) -> np.ndarray:
     return Identity.load(path).centre
 
 
-def _progress(enabled: bool) -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    console=Console(stderr=True), disable=not enabled)
-
-
 def evaluate(root: str | Path, clips: str | Path | None = None, max_frames: int = 150, progress: bool = True) -> dict[str, Any]:
     """Score a trained workspace's swap (see the module docstring) on up to ``max_frames`` frames of
     ``clips`` (videos of A not used for training; default: A's own footage, marked optimistic).
@@ -338,7 +333,7 @@ def evaluate(root: str | Path, clips: str | Path | None = None, max_frames: int 
     from .train import load_swapper
 
     swapper = load_swapper(workspace.root)
-    with _progress(progress) as bar:
+    with frame_progress(progress) as bar:
         reconstruction = {key: reconstruction_scores(swapper, facesets[key], key) for key in PERSON_KEYS}
         measured = swap_and_measure(workspace, swapper, footage, max_frames, bar)
     swapped = np.concatenate([clip.swapped for clip in measured]) if measured else np.zeros(0, bool)

@@ -206,7 +206,7 @@ def _convert_video(input_path: Path, output: Path, options: ConvertOptions, repl
         wanted = set(np.linspace(0, total - 1, min(options.preview, total)).round().astype(int).tolist())
         frames = (frame for k, frame in enumerate(frames) if k in wanted)
         total = len(wanted)
-    progress = _progress(show_progress)
+    progress = frame_progress(show_progress)
     task = progress.add_task(f"convert {input_path.name}", total=total)
 
     def counted(frame: Frame, swapped: np.ndarray, where: Located | None, side_by_side: bool):
@@ -262,7 +262,8 @@ def _convert_photos(input_path: Path, output: Path, options: ConvertOptions, rep
         report.count(where is not None)
 
 
-def _progress(enabled: bool) -> Progress:
+def frame_progress(enabled: bool) -> Progress:
+    """A progress bar over frames (count, frames/s, time left) on stderr; silent when not ``enabled``."""
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TaskProgressColumn(show_speed=True), TimeRemainingColumn(),
                     console=Console(stderr=True), disable=not enabled, transient=False)
