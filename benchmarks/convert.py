@@ -26,7 +26,7 @@ from rich.console import Console
 
 from deepswap.convert import ConvertOptions, convert
 from deepswap.convert.replace import FaceReplacer, ReplaceSettings
-from deepswap.faces import FaceAnalyzer, Identity, IdentityTracker
+from deepswap.faces import FaceAnalyzer, IdentityTracker, load_faceset
 from deepswap.faces.extract import extract
 from deepswap.train import Swapper, build_model, load_swapper, train
 from deepswap.video import read_frames
@@ -73,7 +73,7 @@ def stage_times(root: Path, clip: Path, device: str, frames: int) -> dict[str, f
     """Seconds per frame of each stage, run one after another."""
     swapper = load_swapper(root, device)
     analyzer = FaceAnalyzer(face_size=256)
-    identity = Identity.load(root / "a" / "faces" / "identity.npy")
+    identity = load_faceset(root / "a" / "faces").identity()
     model_seconds = 0.0
 
     def timed_swap(crops: np.ndarray, to: str):

@@ -15,7 +15,7 @@ from deepswap.cli import app
 from deepswap.errors import DeepswapError
 from deepswap.provenance import (LABEL, Watermarker, detect_watermark, new_output_id, parse_label,
                                  provenance_label, read_label, verify_file)
-from deepswap.provenance.watermark import PAYLOAD_BITS, Z_THRESHOLD
+from deepswap.provenance.watermark import Z_THRESHOLD
 from deepswap.video import VideoWriter, read_frames, write_image
 
 OUTPUT_ID = "3fa2c1d9"

@@ -37,7 +37,6 @@ from .convert.replace import FaceReplacer, ReplaceSettings
 from .errors import DeepswapError
 from .faces import FaceAnalyzer, FaceSet, Identity, IdentityTracker, load_faceset, transform_points, umeyama
 from .faces.align import FIT_POINTS
-from .faces.faceset import IDENTITY
 from .video import Frame, read_frames
 from .workspace import PERSON_KEYS, VIDEO_SUFFIXES, PersonKey, Workspace
 
@@ -263,14 +262,12 @@ class ClipMeasures:
     output: FaceMeasures
 
 
-def swap_and_measure(workspace: Workspace, swapper: Swapper, clips: list[Clip], max_frames: int,
+def swap_and_measure(workspace: Workspace, swapper: Swapper, identity: Identity, clips: list[Clip], max_frames: int,
                      progress: Progress) -> list[ClipMeasures]:
     """Swap A→B through up to ``max_frames`` frames of the clips with convert's ``FaceReplacer``, in
     runs of consecutive frames (at least MIN_RUN per clip), and measure the input and the output face
-    of every frame where A was found."""
-
+    of every frame where A (``identity``) was found."""
     analyzer = FaceAnalyzer(face_size=workspace.face_size)
-    identity = Identity.load(workspace.faces_dir("a") / IDENTITY, float(workspace.settings.get("identity_threshold", 0.5)))
     replacer = FaceReplacer(analyzer, IdentityTracker(identity, analyzer.encoder), swapper.swap, "b", ReplaceSettings())
     per_clip = max(MIN_RUN, math.ceil(max_frames / len(clips)))
     task = progress.add_task("evaluate A→B", total=max_frames)
@@ -305,13 +302,6 @@ def _joined(sequences: list[np.ndarray]) -> np.ndarray:
     return np.concatenate([part for sequence in sequences for part in (sequence, gap)])
 
 
-def _identity_centre(workspace: Workspace, key: PersonKey) -> np.ndarray:
-    path = workspace.faces_dir(key) / IDENTITY
-    if not path.is_file():
-        raise DeepswapError(f"{path}: missing identity of person {key}; run `deepswap extract {workspace.root}` first")
-    return Identity.load(path).centre
-
-
 def evaluate(root: str | Path, clips: str | Path | None = None, max_frames: int = 150, progress: bool = True) -> dict[str, Any]:
     """Score a trained workspace's swap (see the module docstring) on up to ``max_frames`` frames of
     ``clips`` (videos of A not used for training; default: A's own footage, marked optimistic).
@@ -328,14 +318,15 @@ def evaluate(root: str | Path, clips: str | Path | None = None, max_frames: int 
     for key, faceset in facesets.items():
         if not len(faceset):
             raise DeepswapError(f"{faceset.folder}: no faces of person {key}; run `deepswap extract {workspace.root}` first")
-    centres = {key: _identity_centre(workspace, key) for key in PERSON_KEYS}
+    identities = {key: faceset.identity() for key, faceset in facesets.items()}
+    centres = {key: identity.centre for key, identity in identities.items()}
     footage, footage_kind = find_footage(workspace, clips)
     from .train import load_swapper
 
     swapper = load_swapper(workspace.root)
     with frame_progress(progress) as bar:
         reconstruction = {key: reconstruction_scores(swapper, facesets[key], key) for key in PERSON_KEYS}
-        measured = swap_and_measure(workspace, swapper, footage, max_frames, bar)
+        measured = swap_and_measure(workspace, swapper, identities["a"], footage, max_frames, bar)
     swapped = np.concatenate([clip.swapped for clip in measured]) if measured else np.zeros(0, bool)
     frames = len(swapped)
     if not swapped.any():

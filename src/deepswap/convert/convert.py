@@ -19,8 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 from ..errors import DeepswapError
-from ..faces import FaceAnalyzer, Identity, IdentityTracker
-from ..faces.faceset import IDENTITY
+from ..faces import FaceAnalyzer, IdentityTracker, load_faceset
 from ..provenance import new_output_id
 from ..train import load_swapper
 from ..video import Frame, list_photos, probe_video, read_frames, read_photos
@@ -95,7 +94,7 @@ def convert(root: str | Path, input_path: str | Path, output: str | Path, option
     swapper = load_swapper(workspace.root)
     analyzer = FaceAnalyzer(face_size=workspace.face_size)
     replacer = FaceReplacer(
-        analyzer, IdentityTracker(_identity(workspace, replaced), analyzer.encoder),
+        analyzer, IdentityTracker(load_faceset(workspace.faces_dir(replaced)).identity(), analyzer.encoder),
         swapper.swap, workspace.other(replaced),
         ReplaceSettings(options.color, options.blend, options.mask_erode, options.mask_blur, options.smooth),
     )
@@ -127,13 +126,6 @@ def _check_options(options: ConvertOptions) -> None:
         raise DeepswapError(f"--preview must be ≥ 1, not {options.preview}")
     if not 0 <= options.crf <= 51:
         raise DeepswapError(f"--crf must be 0..51, not {options.crf}")
-
-
-def _identity(workspace: Workspace, key: PersonKey) -> Identity:
-    path = workspace.faces_dir(key) / IDENTITY
-    if not path.is_file():
-        raise DeepswapError(f"{workspace.root}: person {key} has no extracted faces; run `deepswap extract` first")
-    return Identity.load(path, float(workspace.settings.get("identity_threshold", 0.5)))
 
 
 def output_size(width: int, height: int, options: ConvertOptions) -> tuple[int, int]:
