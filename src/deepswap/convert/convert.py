@@ -11,7 +11,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Literal, TypeVar
+from typing import Callable, Iterable, Literal
 
 import cv2
 import numpy as np
@@ -22,7 +22,7 @@ from ..errors import DeepswapError
 from ..faces import FaceAnalyzer, IdentityTracker, load_faceset
 from ..provenance import new_output_id
 from ..train import load_swapper
-from ..video import Frame, list_photos, probe_video, read_frames, read_photos
+from ..video import Frame, list_photos, prefetch, probe_video, read_frames, read_photos
 from ..video.writer import VideoWriter, write_image
 from ..workspace import PHOTO_SUFFIXES, VIDEO_SUFFIXES, PersonKey, Workspace
 from .blend import BlendMode
@@ -30,7 +30,6 @@ from .color import ColorMode
 from .replace import FaceReplacer, Located, ReplaceSettings
 
 Direction = Literal["a2b", "b2a"]
-T = TypeVar("T")
 
 
 @dataclass
@@ -216,13 +215,13 @@ def _convert_video(input_path: Path, output: Path, options: ConvertOptions, repl
                 write_image(path, image, region=region, **label)
                 report.files.append(path)
 
-            swap_frames(_prefetch(frames), replacer, options.batch_size, save_preview)
+            swap_frames(prefetch(frames), replacer, options.batch_size, save_preview)
             return
         target = output.with_suffix(".gif") if options.gif else output
         with VideoWriter(target, fps=info.fps, size=size, crf=options.crf, preset="fast", audio_source=input_path if info.has_audio else None,
                          audio_start=begin, audio_duration=options.duration, **label) as writer:
             encoder = _Background(lambda item: writer.write(*item))
-            swap_frames(_prefetch(frames), replacer, options.batch_size,
+            swap_frames(prefetch(frames), replacer, options.batch_size,
                         lambda frame, swapped, where: encoder.put(counted(frame, swapped, where, options.side_by_side)))
             encoder.close()
         report.files.append(target)
@@ -259,30 +258,6 @@ def frame_progress(enabled: bool) -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TaskProgressColumn(show_speed=True), TimeRemainingColumn(),
                     console=Console(stderr=True), disable=not enabled, transient=False)
-
-
-def _prefetch(items: Iterable[T], depth: int = 32) -> Iterator[T]:
-    """Iterate ``items`` in a background thread, ``depth`` ahead (decoding overlaps the model)."""
-    buffer: queue.Queue = queue.Queue(depth)
-    done = object()
-    failure: list[BaseException] = []
-
-    def produce() -> None:
-        try:
-            for item in items:
-                buffer.put(item)
-        except BaseException as exc:  # handed to the consumer thread
-            failure.append(exc)
-        finally:
-            buffer.put(done)
-
-    thread = threading.Thread(target=produce, daemon=True)
-    thread.start()
-    while (item := buffer.get()) is not done:
-        yield item
-    thread.join()
-    if failure:
-        raise failure[0]
 
 
 class _Background:

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import math
-import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from queue import Empty, Full, Queue
 from typing import Any, Iterator
 
 import cv2
@@ -28,7 +26,7 @@ from rich.table import Table
 
 from .. import _io
 from ..errors import DeepswapError
-from ..video import Frame, list_photos, probe_video, read_frames
+from ..video import Frame, list_photos, prefetch, probe_video, read_frames
 from ..workspace import PERSON_KEYS, PersonKey, Source, Workspace, parse_person
 from .analyzer import FaceAnalyzer, blur_score
 from .faceset import MASKS, FaceSet, face_id
@@ -267,7 +265,7 @@ class _PersonExtraction:
     def _timed_frames(self, source: Source, fps: float | None) -> Iterator[Frame]:
         """The source's frames, decoded ahead on a thread; ``decode`` times the waits for them.
         Unreadable photos are reported and skipped."""
-        frames = _prefetched(_source_frames(self.workspace, self.key, source, fps))
+        frames = prefetch(_source_frames(self.workspace, self.key, source, fps))
         while True:
             with self._timed("decode"):
                 frame = next(frames, None)
@@ -340,50 +338,6 @@ class _PersonExtraction:
     def _note(self, message: str) -> None:
         self.report.notes.append(message)
         self.console.print(f"[yellow]note:[/] {self.key}: {escape(message)}")
-
-
-def _prefetched(frames: Iterator[Frame], depth: int = 8) -> Iterator[Frame]:
-    """Run a frame iterator on a background thread (decoding overlaps the face work), keeping
-    at most ``depth`` frames ahead; its exceptions are re-raised here, in order."""
-    queue: Queue[tuple[str, Any]] = Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for frame in frames:
-                while not stop.is_set():
-                    try:
-                        queue.put(("frame", frame), timeout=0.1)
-                        break
-                    except Full:
-                        continue
-                if stop.is_set():
-                    return
-            queue.put(("end", None))
-        except BaseException as error:  # handed to the consumer, which re-raises it
-            queue.put(("error", error))
-        finally:
-            close = getattr(frames, "close", None)
-            if close is not None:
-                close()
-
-    worker = threading.Thread(target=produce, name="deepswap-decode", daemon=True)
-    worker.start()
-    try:
-        while True:
-            kind, item = queue.get()
-            if kind == "end":
-                return
-            if kind == "error":
-                raise item
-            yield item
-    finally:
-        stop.set()
-        while worker.is_alive():
-            try:
-                queue.get_nowait()
-            except Empty:
-                worker.join(timeout=0.05)
 
 
 def _write_pngs(crop_path: Path, crop: np.ndarray, mask_path: Path, mask: np.ndarray) -> None:
