@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -34,6 +35,8 @@ class Route:
     content_type: str
     status: int = 200
     cut_at: int | None = None  # drop the connection once this many bytes of the body were sent
+    location: str | None = None  # where a 302 redirects
+    sized: bool = True  # send Content-Length (else the body ends when the connection closes)
 
 
 @dataclass
@@ -43,6 +46,7 @@ class Server:
     base: str
     routes: dict[str, Route]
     requests: list[tuple[str, str | None]] = field(default_factory=list)
+    sent: dict[str, int] = field(default_factory=dict)  # body bytes sent per path (the client's buffer more)
 
     def url(self, path: str) -> str:
         return self.base + path
@@ -56,6 +60,12 @@ def _handler(server: Server) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             server.requests.append((self.path, self.headers.get("Range")))
             route = server.routes.get(self.path)
+            if route is not None and route.location is not None:
+                self.send_response(302)
+                self.send_header("Location", route.location)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
             if route is None or route.status != 200:
                 self.send_error(route.status if route else 404)
                 return
@@ -63,14 +73,18 @@ def _handler(server: Server) -> type[BaseHTTPRequestHandler]:
             offset = int(match.group(1)) if match else 0
             self.send_response(206 if match else 200)
             self.send_header("Content-Type", route.content_type)
-            self.send_header("Content-Length", str(len(route.body) - offset))
+            if route.sized:
+                self.send_header("Content-Length", str(len(route.body) - offset))
             self.send_header("Accept-Ranges", "bytes")
             if match:
                 self.send_header("Content-Range", f"bytes {offset}-{len(route.body) - 1}/{len(route.body)}")
             self.end_headers()
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 14)  # `sent` ≈ what was read
             end = len(route.body) if route.cut_at is None else max(offset, route.cut_at)
             try:
-                self.wfile.write(route.body[offset:end])
+                for chunk in range(offset, end, 1 << 16):  # in pieces, so a reader that stops early gets only some
+                    self.wfile.write(route.body[chunk:min(end, chunk + (1 << 16))])
+                    server.sent[self.path] = server.sent.get(self.path, 0) + min(end, chunk + (1 << 16)) - chunk
             except (BrokenPipeError, ConnectionResetError):  # clients may read the headers only
                 pass
             if route.cut_at is not None:
@@ -224,6 +238,82 @@ def test_fetch_refuses_a_page_of_several_videos(tmp_path: Path, server: Server) 
 def test_fetch_without_url_sources_does_nothing(tmp_path: Path, s1_clips: list[Path]) -> None:
     root = _workspace(tmp_path / "ws", [str(s1_clips[0])])
     assert fetch_sources(root, progress=False) == []
+
+
+@pytest.mark.parametrize("location", ["file:///etc/passwd", "ftp://127.0.0.1/clip.mp4", "data:video/mp4;base64,AAAA"])
+def test_a_redirect_to_another_scheme_fails_that_url_only(tmp_path: Path, server: Server, location: str) -> None:
+    server.routes["/elsewhere.mp4"] = Route(b"", "video/mp4", location=location)
+    root = _workspace(tmp_path / "ws", [server.url("elsewhere.mp4"), server.url("clip.mp4")])
+    with pytest.raises(DeepswapError) as caught:
+        fetch_sources(root, progress=False)
+    assert str(caught.value) == (f"{server.url('elsewhere.mp4')}: download failed: it leads to {location!r}, "
+                                 "which is not an http(s) address")
+    available = {s["uri"]: s["available"] for s in workspace_status(root)["persons"]["a"]["sources"]}
+    assert available == {server.url("elsewhere.mp4"): False, server.url("clip.mp4"): True}
+
+
+@pytest.fixture(scope="module")
+def long_clip(s1_clips: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """36 s of GRID footage (four s1 clips, three times; 5 MB) with a keyframe every second, as web
+    videos have."""
+    out = tmp_path_factory.mktemp("long") / "long.mp4"
+    clips = s1_clips[:4] * 3
+    inputs = [arg for clip in clips for arg in ("-i", str(clip))]
+    streams = "".join(f"[{i}:v][{i}:a]" for i in range(len(clips)))
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", *inputs, "-filter_complex",
+                    f"{streams}concat=n={len(clips)}:v=1:a=1[v][a]", "-map", "[v]", "-map", "[a]", "-c:v", "libx264",
+                    "-g", "25", "-preset", "ultrafast", "-crf", "8", "-c:a", "aac", str(out)], check=True)
+    return out
+
+
+def test_fetch_downloads_only_the_section_asked_for_and_reads_that_span(tmp_path: Path, server: Server,
+                                                                         long_clip: Path) -> None:
+    server.routes["/long.mp4"] = Route(long_clip.read_bytes(), "video/mp4")
+    root = _workspace(tmp_path / "ws", [])
+    add_sources(root, "a", [server.url("long.mp4")], start=18.3, duration=2)
+    server.sent.clear()
+    (result,) = fetch_sources(root, progress=False)
+    assert result.downloaded and result.path.name.endswith(".section.mp4")
+    assert server.sent["/long.mp4"] < 0.3 * len(server.routes["/long.mp4"].body)  # not the whole video
+    assert probe_video(result.path).duration == pytest.approx(2, abs=0.1)
+
+    workspace = Workspace.open(root)  # extract reads the section from its own start
+    frames = list(source_frames(workspace, "a", workspace.persons["a"].sources[0]))
+    original = {frame.index: frame.image for frame in read_frames(long_clip, start=17.5, duration=3.5)}
+    matches = [min(original, key=lambda i: np.abs(original[i].astype(int) - frame.image).mean()) for frame in frames]
+    assert matches[0] in (457, 458) and matches == list(range(matches[0], matches[0] + len(frames)))
+    assert abs(len(frames) - 50) <= 1 and all(np.array_equal(f.image, original[i]) for f, i in zip(frames, matches))
+    assert _files(workspace.downloads_dir("a")) == [result.path.name]
+
+
+def _limit_downloads(root: Path, megabytes: float) -> None:
+    workspace = Workspace.open(root)
+    workspace.settings["max_download_mb"] = megabytes
+    workspace.save()
+
+
+@pytest.mark.parametrize("case", ["stated-size", "unstated-size", "section"])
+def test_a_download_over_max_download_mb_stops_and_leaves_nothing(tmp_path: Path, server: Server, long_clip: Path,
+                                                                  case: str) -> None:
+    body = long_clip.read_bytes()
+    server.routes["/big.mp4"] = Route(body, "video/mp4", sized=case != "unstated-size")
+    root = _workspace(tmp_path / "ws", [])
+    add_sources(root, "a", [server.url("big.mp4")], **({"start": 1, "duration": 8} if case == "section" else {}))
+    _limit_downloads(root, 0.2)
+    server.sent.clear()
+    with pytest.raises(DeepswapError) as caught:
+        fetch_sources(root, progress=False)
+    assert str(caught.value) == (f"{server.url('big.mp4')}: download failed: larger than the 0.2 MB limit "
+                                 "([settings] max_download_mb in deepswap.toml)")
+    assert server.sent.get("/big.mp4", 0) < len(body) * 0.8
+    assert _files(Workspace.open(root).downloads_dir("a")) == []
+
+
+def test_a_download_under_max_download_mb_is_kept(tmp_path: Path, server: Server) -> None:
+    root = _workspace(tmp_path / "ws", [server.url("clip.mp4")])
+    _limit_downloads(root, 1)
+    (result,) = fetch_sources(root, progress=False)
+    assert result.downloaded and result.path.stat().st_size == len(server.routes["/clip.mp4"].body)
 
 
 # reading videos

@@ -150,7 +150,9 @@ def test_status_reports_sources_faces_model_and_outputs(ws: Path, s1_clips: list
     add_sources(ws, "b", [str(photos[0].parent)])
     for index in range(3):
         shutil.copy(photos[0], ws / "a" / "faces" / f"{index:06d}.png")
-    (ws / "model" / "state.json").write_text(json.dumps({"model": "original", "iteration": 120}))
+    files = {role: {"name": f"{role}-00000120.safetensors", "sha256": "0" * 64, "bytes": 1} for role in ("model", "optimizer")}
+    (ws / "model" / "state.json").write_text(json.dumps({"format": 1, "model": "original", "options": {}, "iteration": 120,
+                                                         "files": files}))
     Workspace.open(ws).record_output(ws / "out.mp4", {"direction": "a2b"})
 
     report = workspace_status(ws)

@@ -1,16 +1,33 @@
-"""Atomic file writing: everything deepswap writes goes to a temp file first, then is renamed."""
+"""Atomic file writing: everything deepswap writes goes to a temp file first, then is renamed.
+
+A full disk (or a file-size limit) while writing is a one-line ``DeepswapError`` naming the file,
+and the final name is left as it was. Images are read only up to ``MAX_IMAGE_PIXELS``: their
+size is read from the header before anything is decoded.
+"""
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import os
+import re
 import tempfile
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
 import cv2
 import numpy as np
+from PIL import Image
+
+from .errors import DeepswapError
+
+# The largest photo deepswap decodes (40 megapixels, e.g. 7728 × 5152: more than most cameras
+# make); decoding one takes about 120 MB, and a larger picture is refused before it is decoded.
+MAX_IMAGE_PIXELS = 40_000_000
+DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
 
 
 def _file_mode() -> int:
@@ -35,8 +52,18 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield tmp_path
         os.replace(tmp_path, target)
+    except OSError as error:
+        if error.errno in DISK_FULL:
+            raise disk_full(target, error) from None
+        raise
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+def disk_full(path: str | os.PathLike[str], error: OSError) -> DeepswapError:
+    """The one-line error for a write that ran out of space (or hit a file-size limit)."""
+    return DeepswapError(f"{path}: could not write it, the disk is full or the file too large "
+                         f"({error.strerror or error}); nothing was left under this name")
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
@@ -61,11 +88,35 @@ def write_image(path: str | os.PathLike[str], rgb: np.ndarray) -> None:
     write_bytes(path, encoded.tobytes())
 
 
+def check_image_size(path: str | os.PathLike[str], data: bytes | None = None) -> None:
+    """Refuse an image over ``MAX_IMAGE_PIXELS``, from its header (nothing is decoded); ``data``
+    is the file's content when it was read already. Images whose header cannot be read are left
+    to the decoder to reject."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data) if data is not None else path) as image:
+                width, height = image.size
+    except Image.DecompressionBombError as error:  # over PIL's own limit, 4.5 times ours
+        found = re.search(r"\((\d+) pixels\)", str(error))
+        size = f"{int(found.group(1)) / 1e6:.0f} megapixels" if found else "the size"
+    except (OSError, ValueError, SyntaxError):
+        return
+    else:
+        if width * height <= MAX_IMAGE_PIXELS:
+            return
+        size = f"{width}×{height} = {width * height / 1e6:.0f} megapixels"
+    raise DeepswapError(f"{path}: {size} is over the {MAX_IMAGE_PIXELS / 1e6:.0f}-megapixel limit for photos; "
+                        "scale it down first")
+
+
 def read_image(path: str | os.PathLike[str], grayscale: bool = False) -> np.ndarray | None:
-    """Read an image as RGB (or grayscale) uint8, or None if it cannot be decoded."""
+    """Read an image as RGB (or grayscale) uint8, or None if it cannot be decoded; one over
+    ``MAX_IMAGE_PIXELS`` is a ``DeepswapError``."""
     data = np.fromfile(str(path), dtype=np.uint8)
     if data.size == 0:
         return None
+    check_image_size(path, data.tobytes())
     image = cv2.imdecode(data, cv2.IMREAD_GRAYSCALE if grayscale else cv2.IMREAD_COLOR)
     if image is None or grayscale:
         return image

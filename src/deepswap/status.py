@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +9,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from .errors import DeepswapError
+from .train.state import read_state
 from .workspace import PERSON_KEYS, Workspace
 
 
@@ -20,17 +21,18 @@ def count_faces(workspace: Workspace, key: str) -> int:
 
 
 def model_state(workspace: Workspace) -> dict[str, Any]:
-    """The saved training state (model name, iteration), or an empty model."""
-    state_file = workspace.model_dir / "state.json"
-    if not state_file.is_file():
+    """The saved training state (model name, iteration), or an empty model; damaged → error."""
+    state = read_state(workspace.model_dir)
+    if state is None:
         return {"model": None, "iterations": 0}
-    state = json.loads(state_file.read_text("utf-8"))
-    return {"model": state.get("model"), "iterations": int(state.get("iteration", 0))}
+    return {"model": state["model"], "iterations": state["iteration"]}
 
 
 def workspace_status(root: str | Path) -> dict[str, Any]:
-    """A JSON-ready summary of a workspace."""
+    """A JSON-ready summary of a workspace. A damaged model state or list of outputs does not stop
+    it: ``problems`` holds one line about each."""
     workspace = Workspace.open(root)
+    problems: list[str] = []
     persons = {}
     for key in PERSON_KEYS:
         person = workspace.persons[key]
@@ -44,8 +46,18 @@ def workspace_status(root: str | Path) -> dict[str, Any]:
             ],
             "faces": count_faces(workspace, key),
         }
-    return {"workspace": str(workspace.root), "persons": persons, "model": model_state(workspace),
-            "outputs": workspace.outputs()}
+    try:
+        model = model_state(workspace)
+    except DeepswapError as error:
+        model = {"model": None, "iterations": 0}
+        problems.append(str(error))
+    try:
+        outputs = workspace.outputs()
+    except DeepswapError as error:
+        outputs = []
+        problems.append(str(error))
+    return {"workspace": str(workspace.root), "persons": persons, "model": model, "outputs": outputs,
+            "problems": problems}
 
 
 def print_status(report: dict[str, Any], console: Console) -> None:
@@ -72,3 +84,5 @@ def print_status(report: dict[str, Any], console: Console) -> None:
     for output in report["outputs"]:
         summary.add_row("output", escape(output["path"]))
     console.print(summary)
+    for problem in report["problems"]:
+        console.print(f"[red]problem:[/] {escape(problem)}", highlight=False, soft_wrap=True)

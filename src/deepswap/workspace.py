@@ -17,13 +17,16 @@ import hashlib
 import json
 import math
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import tomli_w
+from pydantic import AfterValidator, Field, TypeAdapter, model_validator
 
 from . import _io
+from ._schema import Count, StrictModel, inside, validate
 from .errors import DeepswapError
 from .video import probe_video
 from .video.reader import PHOTO_SUFFIXES, VIDEO_SUFFIXES
@@ -32,16 +35,28 @@ PersonKey = Literal["a", "b"]
 PERSON_KEYS: tuple[PersonKey, ...] = get_args(PersonKey)
 SourceKind = Literal["url", "video", "photos"]
 CONFIG_NAME = "deepswap.toml"
+OUTPUTS_NAME = "outputs.json"
+DEFAULT_FACE_SIZE = 256
+REFERENCE_PATTERN = rf"^[ab]/reference\.(?:{'|'.join(sorted(s.lstrip('.') for s in PHOTO_SUFFIXES))})$"
+
+# Seconds as TOML writes them: an int stays an int (Source.id hashes the value as written).
+Seconds = Annotated[int, Field(ge=0)] | Annotated[float, Field(ge=0, allow_inf_nan=False)]
+PositiveSeconds = Annotated[int, Field(gt=0)] | Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
-@dataclass
-class Source:
+class Source(StrictModel):
     """One piece of footage of a person: a URL, a local video, or a photo folder."""
 
-    uri: str
+    uri: Annotated[str, Field(min_length=1)]
     kind: SourceKind
-    start: float | None = None
-    duration: float | None = None
+    start: Seconds | None = None
+    duration: PositiveSeconds | None = None
+
+    @model_validator(mode="after")
+    def _url_is_http(self) -> "Source":
+        if (self.kind == "url") != self.uri.startswith(("http://", "https://")):
+            raise ValueError(f"uri: a {self.kind} source cannot be {self.uri!r}")
+        return self
 
     @property
     def id(self) -> str:
@@ -52,19 +67,62 @@ class Source:
         return f"{safe}-{hashlib.sha1(key.encode()).hexdigest()[:8]}"
 
     def to_toml(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        return self.model_dump(exclude_none=True)
 
 
-@dataclass
-class Person:
-    name: str
-    sources: list[Source] = field(default_factory=list)
-    reference: str | None = None
+class Person(StrictModel):
+    name: Annotated[str, Field(min_length=1, pattern=r"\S")]
+    sources: list[Source] = []
+    reference: Annotated[str, Field(pattern=REFERENCE_PATTERN)] | None = None
+
+
+class Settings(StrictModel):
+    """``[settings]`` of deepswap.toml; unknown keys are refused (a misspelt setting is not ignored)."""
+
+    face_size: Annotated[int, Field(ge=64, le=1024)] = DEFAULT_FACE_SIZE
+    identity_threshold: Annotated[float, Field(gt=0, lt=2)] = 0.5
+    max_download_mb: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 2000
+
+
+class _Persons(StrictModel):
+    a: Person
+    b: Person
+
+
+class _ConfigFile(StrictModel):
+    """The whole of deepswap.toml."""
+
+    persons: _Persons
+    settings: Settings = Settings()
+
+
+def _absolute(path: str) -> str:
+    if "\x00" in path or not Path(path).is_absolute():
+        raise ValueError("not an absolute path")
+    return path
+
+
+class _OutputRecord(StrictModel, extra="allow"):
+    """One entry of outputs.json (convert adds its figures beside the path)."""
+
+    path: Annotated[str, AfterValidator(_absolute)]
+    input: str | None = None
+    direction: Literal["a2b", "b2a"] | None = None
+    frames: Count | None = None
+    swapped: Count | None = None
+    output_id: Annotated[str, Field(pattern=r"^[0-9a-f]{1,64}$")] | None = None
+
+
+_OUTPUTS = TypeAdapter(list[_OutputRecord])
 
 
 @dataclass
 class Workspace:
-    """A loaded workspace; ``save()`` writes ``deepswap.toml`` atomically."""
+    """A loaded workspace; ``save()`` writes ``deepswap.toml`` atomically.
+
+    ``settings`` holds the ``[settings]`` table as written; it is checked when the workspace is
+    opened and saved (``Settings``), and read through the typed properties (``face_size``...).
+    """
 
     root: Path
     persons: dict[PersonKey, Person]
@@ -80,7 +138,7 @@ class Workspace:
         for name in (a, b):
             if not name.strip():
                 raise DeepswapError("person names must not be empty")
-        workspace = cls(root=root, persons={"a": Person(a), "b": Person(b)}, settings={"face_size": 256})
+        workspace = cls(root=root, persons={"a": Person(name=a), "b": Person(name=b)}, settings={"face_size": DEFAULT_FACE_SIZE})
         for key in PERSON_KEYS:
             workspace.faces_dir(key).mkdir(parents=True, exist_ok=True)
         workspace.model_dir.mkdir(parents=True, exist_ok=True)
@@ -95,17 +153,13 @@ class Workspace:
             raise DeepswapError(f"{root}: not a deepswap workspace (no {CONFIG_NAME}); create one with `deepswap init`")
         try:
             data = tomllib.loads(config.read_text("utf-8"))
-            persons = {
-                key: Person(
-                    name=data["persons"][key]["name"],
-                    sources=[Source(**s) for s in data["persons"][key].get("sources", [])],
-                    reference=data["persons"][key].get("reference"),
-                )
-                for key in PERSON_KEYS
-            }
-        except (tomllib.TOMLDecodeError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise DeepswapError(f"{config}: damaged workspace file ({exc})") from None
-        return cls(root=root, persons=persons, settings=data.get("settings", {}))
+        if not data:
+            raise DeepswapError(f"{config}: damaged workspace file (empty)")
+        loaded = validate(_ConfigFile, data, config, "damaged workspace file")
+        return cls(root=root, persons={key: getattr(loaded.persons, key) for key in PERSON_KEYS},
+                   settings=data.get("settings", {}))
 
     def save(self) -> None:
         data = {
@@ -119,6 +173,7 @@ class Workspace:
             },
             "settings": self.settings,
         }
+        validate(_ConfigFile, data, self.root / CONFIG_NAME, "refusing to write a bad workspace file")
         _io.write_text(self.root / CONFIG_NAME, tomli_w.dumps(data))
 
     # paths
@@ -136,20 +191,51 @@ class Workspace:
         return self.root / "model"
 
     @property
+    def config(self) -> Settings:
+        """The settings, checked (a bad value is a one-line error naming deepswap.toml)."""
+        return validate(Settings, self.settings, self.root / CONFIG_NAME, "damaged workspace file (settings)")
+
+    @property
     def face_size(self) -> int:
-        return int(self.settings.get("face_size", 256))
+        return self.config.face_size
+
+    @property
+    def identity_threshold(self) -> float:
+        return self.config.identity_threshold
+
+    @property
+    def max_download_bytes(self) -> int:
+        return int(self.config.max_download_mb * 1e6)
+
+    def inside(self, path: str | Path) -> Path:
+        """``root / path`` for a path read from a workspace file, refused if it leads outside."""
+        return inside(self.root, path)
 
     def reference_path(self, key: PersonKey) -> Path | None:
         ref = self.persons[key].reference
-        return self.root / ref if ref else None
+        return self.inside(ref) if ref else None
 
     def download_path(self, key: PersonKey, source: Source) -> Path:
-        """Where a URL source is stored once fetched."""
-        return self.downloads_dir(key) / f"{source.id}.mp4"
+        """Where a URL source is stored once fetched: the whole video, or for a source with
+        ``start``/``duration`` only that section (``<id>.section.mp4``, see ``local_span``)."""
+        ranged = source.start is not None or source.duration is not None
+        return self.downloads_dir(key) / f"{source.id}{'.section' if ranged else ''}.mp4"
 
     def local_path(self, key: PersonKey, source: Source) -> Path:
-        """The file or folder to read a source from (the download for URLs)."""
-        return self.download_path(key, source) if source.kind == "url" else Path(source.uri)
+        """The file or folder to read a source from (the download for URLs; a ranged URL source
+        fetched whole by an older deepswap keeps its whole ``<id>.mp4``)."""
+        if source.kind != "url":
+            return Path(source.uri)
+        path = self.download_path(key, source)
+        whole = self.downloads_dir(key) / f"{source.id}.mp4"
+        return whole if not path.exists() and whole.exists() else path
+
+    def local_span(self, key: PersonKey, source: Source) -> tuple[float | None, float | None]:
+        """``(start, duration)`` of the source's footage within its local file: a downloaded
+        section begins at the source's start, so it is read from its own beginning."""
+        if source.kind == "url" and self.local_path(key, source).name.endswith(".section.mp4"):
+            return None, source.duration
+        return source.start, source.duration
 
     def is_available(self, key: PersonKey, source: Source) -> bool:
         return self.local_path(key, source).exists()
@@ -157,16 +243,44 @@ class Workspace:
     def other(self, key: PersonKey) -> PersonKey:
         return "b" if key == "a" else "a"
 
-    def record_output(self, path: str | Path, info: dict[str, Any]) -> None:
-        """Append an output file (written by convert) to the workspace's list of outputs."""
-        outputs = self.outputs()
-        outputs = [o for o in outputs if o["path"] != str(Path(path).resolve())]
-        outputs.append({"path": str(Path(path).resolve()), **info})
-        _io.write_json(self.root / "outputs.json", outputs)
+    @property
+    def outputs_path(self) -> Path:
+        return self.root / OUTPUTS_NAME
+
+    def record_output(self, path: str | Path, info: dict[str, Any]) -> Path | None:
+        """Append an output file (written by convert) to the workspace's list of outputs.
+
+        A damaged list is kept aside as ``outputs.json.damaged-<time>`` and a new one started; the
+        kept file is returned (None when the list was sound), so the caller can tell the user.
+        """
+        kept = None
+        try:
+            outputs = self.outputs()
+        except DeepswapError:
+            kept = self.outputs_path.with_name(f"{OUTPUTS_NAME}.damaged-{datetime.now():%Y%m%d-%H%M%S}")
+            self.outputs_path.replace(kept)
+            outputs = []
+        resolved = str(Path(path).resolve())
+        outputs = [o for o in outputs if o["path"] != resolved] + [{"path": resolved, **info}]
+        validate(_OUTPUTS, outputs, self.outputs_path, "cannot record this output")
+        try:
+            _io.write_json(self.outputs_path, outputs)
+        except (DeepswapError, OSError) as error:
+            raise DeepswapError(f"{self.outputs_path}: could not record {path} ({error}); the output itself is "
+                                "complete") from None
+        return kept
 
     def outputs(self) -> list[dict[str, Any]]:
-        path = self.root / "outputs.json"
-        return json.loads(path.read_text("utf-8")) if path.is_file() else []
+        """What convert wrote, as recorded in outputs.json ([] if none); damaged → one-line error."""
+        path = self.outputs_path
+        if not path.is_file():
+            return []
+        try:
+            data = json.loads(path.read_text("utf-8"))
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            raise DeepswapError(f"{path}: damaged list of outputs ({exc})") from None
+        validate(_OUTPUTS, data, path, "damaged list of outputs")
+        return data
 
 
 def parse_person(key: str) -> PersonKey:
@@ -226,7 +340,7 @@ def add_sources(
             length = probe_video(uri).duration
             if start is not None and length and start >= length:
                 raise DeepswapError(f"{uri}: --start {start:g} s is past the end of the video ({length:.1f} s)")
-        source = Source(uri if kind == "url" else str(Path(uri).resolve()), kind, start, duration)
+        source = Source(uri=uri if kind == "url" else str(Path(uri).resolve()), kind=kind, start=start, duration=duration)
         if all(s.id != source.id for s in workspace.persons[key].sources + new_sources):
             new_sources.append(source)
     if reference is not None:

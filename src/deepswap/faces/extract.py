@@ -157,7 +157,7 @@ class _PersonExtraction:
         The earlier faces are discarded (only once the new identity is known to be valid) when
         ``force`` is set, or the face size, reference photo or identity threshold changed.
         """
-        threshold = float(self.workspace.settings.get("identity_threshold", DEFAULT_THRESHOLD))
+        threshold = self.workspace.identity_threshold
         reference = self.workspace.reference_path(self.key)
         digest = hashlib.sha1(reference.read_bytes()).hexdigest() if reference and reference.is_file() else None
         wanted = {"origin": "reference" if reference else "footage", "reference_sha1": digest, "threshold": threshold}
@@ -406,9 +406,10 @@ def sample_images(workspace: Workspace, key: PersonKey, sources: list[Source],
             end = probe_video(path).duration
         except DeepswapError:
             continue  # the main pass reports it
-        begin = source.start or 0.0
-        if source.duration is not None:
-            end = min(end, begin + source.duration)
+        start, duration = workspace.local_span(key, source)
+        begin = start or 0.0
+        if duration is not None:
+            end = min(end, begin + duration)
         count = min(per_source, max(1, int(SAMPLES_PER_SECOND * (end - begin))))
         for i in range(count):
             at = begin + (i + 0.5) * max(0.0, end - begin) / count
@@ -425,9 +426,10 @@ def _frame_estimate(workspace: Workspace, key: PersonKey, source: Source, fps: f
     if source.kind == "photos":
         return len(list_photos(path))
     info = probe_video(path)
-    length = max(0.0, info.duration - (source.start or 0.0))
-    if source.duration is not None:
-        length = min(length, source.duration)
+    start, duration = workspace.local_span(key, source)
+    length = max(0.0, info.duration - (start or 0.0))
+    if duration is not None:
+        length = min(length, duration)
     return max(1, round(length * (fps or float(info.fps))))
 
 

@@ -6,11 +6,13 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Annotated, Any, Iterator, Literal
 
 import numpy as np
+from pydantic import Field
 
 from .. import _io
+from .._schema import Count, FaceId, FileName, FiniteFloat, SourceId, StrictModel, inside, json_array, validate
 from ..errors import DeepswapError
 from .align import transform_points
 from .identity import Identity
@@ -26,6 +28,52 @@ HOLDOUT_MIN_FACES = 20
 def face_id(source_id: str, frame_index: int) -> str:
     """The name of the face taken from one frame of a source."""
     return f"{source_id}_{frame_index:06d}"
+
+
+Box = json_array(FiniteFloat, 4)
+Landmarks = json_array(json_array(FiniteFloat, 2), 68)
+Matrix = json_array(json_array(FiniteFloat, 3), 2)
+
+
+class _FaceRecord(StrictModel):
+    source: SourceId
+    frame: Count
+    time: FiniteFloat
+    box: Box
+    score: FiniteFloat
+    landmarks: Landmarks
+    matrix: Matrix
+    identity_distance: FiniteFloat
+    blur: FiniteFloat
+    name: FileName | None = None
+
+
+class _SourceState(StrictModel):
+    uri: str
+    complete: bool
+    frames: Count
+    faces: Count
+    skipped_no_face: Count
+    skipped_other_person: Count
+    fps: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None
+    last_frame: Annotated[int, Field(ge=-1)]
+
+
+class _IdentityState(StrictModel):
+    origin: Literal["reference", "footage"]
+    reference_sha1: Annotated[str, Field(pattern=r"^[0-9a-f]{40}$")] | None
+    threshold: Annotated[float, Field(gt=0, lt=2)]
+
+
+class _Alignments(StrictModel):
+    """The whole of alignments.json (the package docstring describes each field)."""
+
+    version: Literal[FORMAT_VERSION]  # type: ignore[valid-type]
+    face_size: Annotated[int, Field(ge=16, le=4096)]
+    identity: _IdentityState | None = None
+    sources: dict[SourceId, _SourceState]
+    removed: list[FaceId] = []
+    faces: dict[FaceId, _FaceRecord]
 
 
 class FaceSet:
@@ -51,12 +99,12 @@ class FaceSet:
         path = Path(folder) / ALIGNMENTS
         if not path.is_file():
             return None
+        advice = "run `deepswap extract --force` to redo it"
         try:
             data = json.loads(path.read_text("utf-8"))
-            if data.get("version") != FORMAT_VERSION or not isinstance(data.get("faces"), dict):
-                raise ValueError("unknown format")
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise DeepswapError(f"{path}: damaged alignments file ({exc}); run `deepswap extract --force` to redo it") from None
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            raise DeepswapError(f"{path}: damaged alignments file ({exc}); {advice}") from None
+        validate(_Alignments, data, path, "damaged alignments file", advice)
         data.setdefault("removed", [])
         data.setdefault("identity", None)
         return cls(folder, data)
@@ -105,10 +153,10 @@ class FaceSet:
 
     # files
     def crop_path(self, face: str) -> Path:
-        return self.folder / f"{face}.png"
+        return inside(self.folder, f"{face}.png")
 
     def mask_path(self, face: str) -> Path:
-        return self.folder / MASKS / f"{face}.png"
+        return inside(self.folder / MASKS, f"{face}.png")
 
     @property
     def identity_path(self) -> Path:

@@ -13,10 +13,12 @@ import cv2
 import numpy as np
 
 from .. import _io
+from ..errors import DeepswapError
 from .detect import Detection
 from .models import SFACE, model_file
 
 DEFAULT_THRESHOLD = 0.5
+EMBEDDING_SIZE = 128
 
 
 class IdentityEncoder:
@@ -66,7 +68,31 @@ class Identity:
 
     @classmethod
     def load(cls, path: Path, threshold: float = DEFAULT_THRESHOLD, origin: str = "footage") -> "Identity":
-        return cls(_unit(np.load(path, allow_pickle=False)), threshold, origin)
+        """Read a centre saved by ``save``; anything but 128 finite, non-zero floats is a one-line error."""
+        try:
+            centre = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            problem = f"not a .npy array: {exc}"
+        else:
+            problem = _embedding_problem(centre)
+        if problem:
+            raise DeepswapError(f"{path}: damaged identity ({problem}); run `deepswap extract --force` to redo it")
+        return cls(_unit(centre), threshold, origin)
+
+
+def _embedding_problem(centre: object) -> str | None:
+    """What is wrong with a stored embedding centre, or None."""
+    if not isinstance(centre, np.ndarray):
+        return "not a .npy array"
+    if centre.shape != (EMBEDDING_SIZE,):
+        return f"shape {centre.shape}, not ({EMBEDDING_SIZE},)"
+    if not np.issubdtype(centre.dtype, np.floating):
+        return f"dtype {centre.dtype}, not float"
+    if not np.isfinite(centre).all():
+        return "values not finite"
+    if float(np.linalg.norm(centre.astype(np.float64))) < 1e-6:
+        return "all zero"
+    return None
 
 
 @dataclass

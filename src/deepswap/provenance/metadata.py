@@ -66,14 +66,15 @@ def provenance_metadata(replaced_person: str | None = None, output_id: str | Non
 
 
 def parse_label(text: str | bytes | None) -> ProvenanceLabel | None:
-    """The label in a tag's text, or None when the text does not carry one."""
+    """The label in a tag's text, or None when the text does not carry one. Never raises: a label
+    whose fields are damaged still counts as a label, with the unreadable fields None."""
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
-    if not text or LABEL not in text:
+    if not isinstance(text, str) or LABEL not in text:
         return None
     try:
         fields = json.loads(text.split(LABEL, 1)[1].strip() or "{}")
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
         fields = {}
     if not isinstance(fields, dict):
         fields = {}
@@ -81,8 +82,11 @@ def parse_label(text: str | bytes | None) -> ProvenanceLabel | None:
 
 
 def _field(fields: dict, key: str) -> str | None:
+    """A field as text: strings as they are, numbers written out, anything else (lists, tables) None."""
     value = fields.get(key)
-    return str(value) if value is not None else None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        return None
+    return str(value)
 
 
 def encode_image(rgb: np.ndarray, suffix: str, label: ProvenanceLabel, quality: int = 95) -> bytes:

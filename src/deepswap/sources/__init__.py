@@ -18,7 +18,8 @@ def source_frames(workspace: Workspace, key: PersonKey, source: Source, fps: flo
         raise DeepswapError(f"{source.uri}: footage not available ({hint})")
     if source.kind == "photos":
         return read_photos(path)
-    return read_frames(path, fps=fps, start=source.start, duration=source.duration)
+    start, duration = workspace.local_span(key, source)
+    return read_frames(path, fps=fps, start=start, duration=duration)
 
 
 __all__ = ["FetchResult", "fetch_sources", "source_frames"]

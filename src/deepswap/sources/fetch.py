@@ -4,10 +4,16 @@ Each source downloads into a hidden staging folder beside its final name
 (``a/downloads/.<id>.partial/``). yt-dlp writes ``.part`` files there and resumes them when
 ``fetch`` runs again after an interruption. Only a finished download that PyAV can open and
 decode is renamed to ``a/downloads/<id>.mp4``, so the final name always holds a complete video.
+
+A source added with ``--start``/``--duration`` downloads only that section (FFmpeg reads just
+that part of the remote file, from the keyframe before ``start``, without re-encoding) into
+``<id>.section.mp4``, which begins at ``start`` (``Workspace.local_span``). No download may grow
+past ``[settings] max_download_mb``: a larger one stops, is deleted and is reported.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -18,6 +24,7 @@ from typing import Any, Callable, Iterator
 
 import imageio_ffmpeg
 import yt_dlp
+from yt_dlp.postprocessor.ffmpeg import FFmpegPostProcessor
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import (BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeRemainingColumn,
@@ -55,14 +62,15 @@ def fetch_sources(root: str | Path, progress: bool = True) -> list[FetchResult]:
     failures: list[str] = []
     with _progress_bar() if progress else nullcontext() as bar:
         for key, source in pending:
-            target = workspace.download_path(key, source)
-            if target.exists():
-                results.append(FetchResult(key, source, target, downloaded=False))
+            if workspace.is_available(key, source):
+                results.append(FetchResult(key, source, workspace.local_path(key, source), downloaded=False))
                 _log(bar, f"{key}: already downloaded {escape(source.uri)}")
                 continue
+            target = workspace.download_path(key, source)
             try:
                 with _task(bar, f"{key}: {escape(_shorten(source.uri))}") as on_progress:
-                    download_video(source.uri, target, on_progress)
+                    download_video(source.uri, target, on_progress, start=source.start, duration=source.duration,
+                                   max_bytes=workspace.max_download_bytes)
             except DeepswapError as error:
                 failures.append(str(error))
                 _log(bar, f"{key}: [red]failed[/] {escape(source.uri)}")
@@ -75,22 +83,42 @@ def fetch_sources(root: str | Path, progress: bool = True) -> list[FetchResult]:
     return results
 
 
-def download_video(url: str, target: Path, on_progress: Callable[[dict[str, Any]], None] | None = None) -> None:
-    """Download one video to ``target`` (an .mp4 path), via a staging folder that makes it resumable."""
+class _TooLarge(Exception):
+    """Raised from yt-dlp's progress hook when a download grows past its limit."""
+
+
+def download_video(url: str, target: Path, on_progress: Callable[[dict[str, Any]], None] | None = None,
+                   start: float | None = None, duration: float | None = None, max_bytes: int | None = None) -> None:
+    """Download one video to ``target`` (an .mp4 path), via a staging folder that makes it resumable.
+
+    ``start``/``duration`` (seconds) download only that section; ``max_bytes`` caps the download.
+    """
     staging = target.with_name(f".{target.stem}.partial")
     staging.mkdir(parents=True, exist_ok=True)
+    limit = f"larger than the {(max_bytes or 0) / 1e6:g} MB limit ([settings] max_download_mb in deepswap.toml)"
+    section = (start or 0.0, start + duration if start is not None and duration is not None else duration) \
+        if start is not None or duration is not None else None
+    hooks = [hook for hook in (on_progress, _size_guard(max_bytes)) if hook is not None]
     try:
-        with yt_dlp.YoutubeDL(_options(staging, target.stem, on_progress)) as ydl:
+        with _bundled_ffmpeg(), yt_dlp.YoutubeDL(_options(staging, target.stem, hooks, section, max_bytes)) as ydl:
             info = ydl.extract_info(url, download=False, process=False)
             if info.get("_type") in ("playlist", "multi_video"):
                 raise DeepswapError(f"{url}: is a playlist, not one video; add its videos one by one")
             info = ydl.process_ie_result(info, download=True)
-    except yt_dlp.utils.DownloadError as error:
+    except _TooLarge:
+        shutil.rmtree(staging)
+        raise DeepswapError(f"{url}: download failed: {limit}") from None
+    except yt_dlp.utils.YoutubeDLError as error:  # DownloadError, and errors of yt-dlp's networking
         raise DeepswapError(f"{url}: download failed: {_reason(error, url)}") from None
     finally:
-        if not any(staging.iterdir()):
+        if staging.is_dir() and not any(staging.iterdir()):
             staging.rmdir()
-    downloaded = Path(info["requested_downloads"][0]["filepath"])
+    filepath = (info.get("requested_downloads") or [{}])[0].get("filepath")
+    downloaded = Path(filepath) if filepath else staging / "nothing"
+    if not downloaded.is_file() or (max_bytes is not None and downloaded.stat().st_size >= max_bytes):
+        # yt-dlp skips a file whose stated size is over max_filesize; ffmpeg stops a section at -fs
+        shutil.rmtree(staging, ignore_errors=True)
+        raise DeepswapError(f"{url}: download failed: {limit if max_bytes is not None else 'nothing was downloaded'}")
     try:
         probe_video(downloaded)
         with closing(read_frames(downloaded)) as frames:
@@ -103,9 +131,44 @@ def download_video(url: str, target: Path, on_progress: Callable[[dict[str, Any]
     shutil.rmtree(staging)
 
 
-def _options(folder: Path, name: str, on_progress: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
-    """yt-dlp settings: quiet, one video, ≤ 1080p with audio as mp4, bundled ffmpeg, no side requests."""
+def _size_guard(max_bytes: int | None) -> Callable[[dict[str, Any]], None] | None:
+    """A progress hook that stops a download (all its files together) once past ``max_bytes``."""
+    if max_bytes is None:
+        return None
+    sizes: dict[str, int] = {}
+
+    def check(report: dict[str, Any]) -> None:
+        sizes[report.get("filename") or ""] = report.get("downloaded_bytes") or 0
+        if sum(sizes.values()) > max_bytes:
+            raise _TooLarge()
+
+    return check
+
+
+@contextmanager
+def _bundled_ffmpeg() -> Iterator[None]:
+    """Let yt-dlp's section downloader find the bundled ffmpeg (it looks only on the PATH and at
+    this setting, which yt-dlp's own command line sets from --ffmpeg-location)."""
+    token = FFmpegPostProcessor._ffmpeg_location.set(imageio_ffmpeg.get_ffmpeg_exe())
+    try:
+        yield
+    finally:
+        FFmpegPostProcessor._ffmpeg_location.reset(token)
+
+
+def _options(folder: Path, name: str, hooks: list[Callable[[dict[str, Any]], None]],
+             section: tuple[float, float | None] | None, max_bytes: int | None) -> dict[str, Any]:
+    """yt-dlp settings: quiet, one video, ≤ 1080p with audio as mp4, bundled ffmpeg, no side requests;
+    only ``section`` (start, end seconds) of the video when given; no file over ``max_bytes``."""
+    ranged = {}
+    if section is not None:
+        ranged = {"download_ranges": yt_dlp.utils.download_range_func(None, [(section[0], section[1] or math.inf)]),
+                  "force_keyframes_at_cuts": False}  # cut at keyframes: no re-encoding, exact frames
+    if max_bytes is not None:
+        ranged["max_filesize"] = max_bytes
+        ranged["external_downloader_args"] = {"ffmpeg_o": ["-fs", str(max_bytes)]}
     return {
+        **ranged,
         "format": FORMAT,
         "format_sort": ["res:1080", "ext:mp4:m4a"],
         "merge_output_format": "mp4",
@@ -123,7 +186,7 @@ def _options(folder: Path, name: str, on_progress: Callable[[dict[str, Any]], No
         "no_warnings": True,
         "noprogress": True,
         "logger": _SilentLogger(),
-        "progress_hooks": [on_progress] if on_progress else [],
+        "progress_hooks": hooks,
     }
 
 
@@ -136,9 +199,12 @@ class _SilentLogger:
     info = warning = error = debug
 
 
-def _reason(error: yt_dlp.utils.DownloadError, url: str) -> str:
+def _reason(error: yt_dlp.utils.YoutubeDLError, url: str) -> str:
     """yt-dlp's error message as one short line, without its prefixes, the URL and bug-report advice."""
     message = yt_dlp.utils.remove_terminal_sequences(str(error)).replace(f": {url}", "")
+    elsewhere = re.search(r"No connection adapters were found for '([^']*)'", message)
+    if elsewhere:
+        return f"it leads to {elsewhere.group(1)[:80]!r}, which is not an http(s) address"
     message = message.removeprefix("ERROR: ").split("; please report this issue")[0]
     message = re.sub(r"^\[[\w:-]+\] (?:[^:\s]+: )?", "", message)
     message = re.sub(r" \(caused by .*\)$", "", message, flags=re.S)

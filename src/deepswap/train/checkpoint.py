@@ -25,23 +25,15 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from .. import __version__, _io
 from ..errors import DeepswapError
 from .models import SwapModel, build_model
+from .state import BEST, FORMAT, ROLES, STATE, file_path, read_state
+from .state import advice as _advice
 
-FORMAT = 1
-STATE = "state.json"
-BEST = "best"
-ROLES = ("model", "optimizer")
 OPTIMIZER_HYPERPARAMETERS = ("lr", "betas", "eps", "weight_decay", "amsgrad")
-
-
-def _advice(folder: Path) -> str:
-    best = folder / BEST
-    restore = f"copy {best}/* into {folder} or " if (best / STATE).is_file() else ""
-    return f"{restore}move {folder} away to start training again"
 
 
 def _sha256(path: Path) -> str:
@@ -52,29 +44,9 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def read_state(folder: str | Path) -> dict[str, Any] | None:
-    """The checkpoint state in ``folder`` (its ``state.json``), None if there is none; damaged → error."""
-    folder = Path(folder)
-    path = folder / STATE
-    if not path.is_file():
-        return None
-    try:
-        state = json.loads(path.read_text("utf-8"))
-        if state.get("format") != FORMAT:
-            raise ValueError(f"unknown format {state.get('format')!r}")
-        for key in ("model", "options", "iteration", "files"):
-            if key not in state:
-                raise ValueError(f"no {key!r}")
-        if set(state["files"]) != set(ROLES):
-            raise ValueError("file list incomplete")
-    except (ValueError, UnicodeDecodeError, AttributeError) as exc:
-        raise DeepswapError(f"{path}: damaged checkpoint state ({exc}); {_advice(folder)}") from None
-    return state
-
-
 def _load_tensors(folder: Path, state: dict[str, Any], role: str, device: torch.device | str) -> dict[str, torch.Tensor]:
     record = state["files"][role]
-    path = folder / record["name"]
+    path = file_path(folder, state, role)
     if not path.is_file():
         raise DeepswapError(f"{path}: checkpoint file missing; {_advice(folder)}")
     if path.stat().st_size != record["bytes"] or _sha256(path) != record["sha256"]:
@@ -150,8 +122,7 @@ def save_checkpoint(folder: str | Path, model: SwapModel, optimizer: torch.optim
     files = {}
     for role, tensors in (("model", weights), ("optimizer", _optimizer_tensors(model, optimizer))):
         path = folder / f"{role}-{iteration:08d}.safetensors"
-        with _io.atomic_path(path) as tmp:
-            save_file(tensors, tmp, metadata=metadata)
+        _io.write_bytes(path, save(tensors, metadata=metadata))
         files[role] = _record(path)
     groups = [{key: group[key] for key in OPTIMIZER_HYPERPARAMETERS if key in group}
               for group in optimizer.state_dict()["param_groups"]]

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from .. import _io
+from ..errors import DeepswapError
 
 LOSS_COLUMNS = ("iteration", "loss_a", "loss_b", "learning_rate", "samples_per_second", "elapsed_seconds")
 PREVIEW_ROWS = ("A", "A>A", "A>B", "B", "B>B", "B>A")
@@ -34,14 +35,34 @@ def preview_grid(rows: list[np.ndarray], tile: int = 128) -> np.ndarray:
 
 def read_loss_log(path: Path, up_to: int) -> list[dict[str, float]]:
     """Rows of an existing ``loss.csv`` up to iteration ``up_to`` (later rows belong to a run whose
-    checkpoint was lost, so a resumed run writes them anew); [] if there is none or it is unreadable."""
+    checkpoint was lost, so a resumed run writes them anew); [] if there is none. A damaged log is a
+    one-line error (it is never silently replaced: it holds the whole training history)."""
     if not path.is_file():
         return []
+    advice = "fix it, or move it away to start a new log"
     try:
-        rows = [{key: float(row[key]) for key in LOSS_COLUMNS} for row in csv.DictReader(io.StringIO(path.read_text("utf-8")))]
-    except (KeyError, ValueError, TypeError):
-        return []
+        lines = csv.reader(io.StringIO(path.read_text("utf-8")))
+        header = next(lines, None)
+        if header is None or tuple(header) != LOSS_COLUMNS:
+            raise DeepswapError(f"{path}: damaged loss log (the columns are not {','.join(LOSS_COLUMNS)}); {advice}")
+        rows = [_loss_row(path, number, values, advice) for number, values in enumerate(lines, start=2) if values]
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DeepswapError(f"{path}: damaged loss log ({exc}); {advice}") from None
     return [row for row in rows if row["iteration"] <= up_to]
+
+
+def _loss_row(path: Path, number: int, values: list[str], advice: str) -> dict[str, float]:
+    """One checked row of loss.csv: a whole iteration ≥ 0 and finite numbers."""
+    try:
+        row = {key: float(value) for key, value in zip(LOSS_COLUMNS, values, strict=True)}
+    except ValueError:
+        row = {}
+    if not row or not all(math.isfinite(value) for value in row.values()) or row["iteration"] < 0 \
+            or row["iteration"] != int(row["iteration"]):
+        shown = ",".join(values)
+        raise DeepswapError(f"{path}: damaged loss log (line {number}: {shown[:60]!r} is not "
+                            f"{len(LOSS_COLUMNS)} finite numbers after a whole iteration); {advice}")
+    return row
 
 
 def write_loss_log(path: Path, rows: list[dict[str, float]]) -> None:

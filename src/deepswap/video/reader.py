@@ -51,6 +51,11 @@ def _open(path: Path) -> av.container.InputContainer:
     if not container.streams.video:
         container.close()
         raise DeepswapError(f"{path}: has no video stream")
+    codec = container.streams.video[0].codec_context
+    if codec.width * codec.height > _io.MAX_IMAGE_PIXELS:
+        container.close()
+        raise DeepswapError(f"{path}: frames of {codec.width}×{codec.height} are over the "
+                            f"{_io.MAX_IMAGE_PIXELS / 1e6:.0f}-megapixel limit; scale the video down first")
     return container
 
 
