@@ -480,3 +480,148 @@ def test_fuzz_provenance_label(text: str | bytes) -> None:
         assert all(value is None or isinstance(value, str) for value in
                    (label.version, label.date, label.replaced_person, label.output_id))
         assert parse_label(label.text()) == label
+
+
+# 6. bounded resources: photos over the pixel limit are refused before they are decoded
+
+
+def png_bomb(path: Path, width: int, height: int) -> Path:
+    """A real, valid grey PNG of width × height (all black): a few hundred KB on disk that would take
+    width × height × 3 bytes once decoded."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    packer, row, parts = zlib.compressobj(9), b"\0" * (width + 1), []
+    parts.extend(packer.compress(row) for _ in range(height))
+    parts.append(packer.flush())
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b""))
+    return path
+
+
+@pytest.fixture(scope="module")
+def bombs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("bombs")
+    return {"64mp": png_bomb(folder / "wide.png", 8000, 8000), "256mp": png_bomb(folder / "huge.png", 16000, 16000)}
+
+
+@pytest.mark.parametrize("bomb, size", [("64mp", "8000×8000 = 64 megapixels"), ("256mp", "256 megapixels")])
+def test_a_photo_over_the_pixel_limit_is_refused_before_decoding(tmp_path: Path, bombs: dict[str, Path], photos: list[Path],
+                                                                 bomb: str, size: str) -> None:
+    from deepswap.video import read_photos
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(photos[0], folder)
+    shutil.copy(bombs[bomb], folder / "zz.png")
+    expected = f"{folder / 'zz.png'}: {size} is over the 40-megapixel limit for photos; scale it down first"
+    with pytest.raises(DeepswapError) as caught:
+        list(read_photos(folder))
+    assert str(caught.value) == expected
+
+
+def test_a_reference_photo_over_the_pixel_limit_is_refused(ws: Path, bombs: dict[str, Path]) -> None:
+    from deepswap import add_sources
+
+    before = files_under(ws)
+    with pytest.raises(DeepswapError, match="256 megapixels is over the 40-megapixel limit"):
+        add_sources(ws, "a", [], reference=bombs["256mp"])
+    assert files_under(ws) == before
+
+
+def test_extract_refuses_a_photo_over_the_pixel_limit_in_one_line(tmp_path: Path, bombs: dict[str, Path],
+                                                                  photos: list[Path]) -> None:
+    from deepswap import add_sources, init_workspace
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(photos[1], folder)
+    shutil.copy(bombs["64mp"], folder / "wide.png")
+    root = tmp_path / "ws"
+    init_workspace(root, "alice", "bob")
+    add_sources(root, "a", [str(folder)])
+    assert_one_line_error(deepswap("extract", root, "--person", "a"), f"{folder / 'wide.png'}: 8000×8000",
+                          "over the 40-megapixel limit")
+
+
+# video inputs: zero bytes, truncated, garbage, wrong extension → DeepswapError from every reader
+
+
+@pytest.fixture(scope="module")
+def media(s1_clips: list[Path], raw_mpg: Path, photos: list[Path]) -> list[bytes]:
+    return [s1_clips[0].read_bytes(), raw_mpg.read_bytes(), photos[0].read_bytes(), photos[1].read_bytes()]
+
+
+@st.composite
+def damaged_media(draw: st.DrawFn, originals: list[bytes]) -> tuple[bytes, str]:
+    data = bytearray(draw(st.sampled_from(originals)))
+    how = draw(st.sampled_from(["empty", "truncated", "garbage", "flipped", "spliced", "intact"]))
+    if how == "empty":
+        data = bytearray()
+    elif how == "truncated":
+        data = data[: draw(st.integers(0, len(data) - 1))]
+    elif how == "garbage":
+        data = bytearray(draw(st.binary(max_size=4000)))
+    elif how == "flipped":
+        for position, value in draw(st.lists(st.tuples(st.integers(0, len(data) - 1), st.integers(0, 255)),
+                                             min_size=1, max_size=40)):
+            data[position] = value
+    elif how == "spliced":
+        data = data[: draw(st.integers(0, len(data)))] + draw(st.binary(min_size=1, max_size=2000))
+    suffix = draw(st.sampled_from([".mp4", ".mov", ".mkv", ".mpg", ".avi", ".jpg", ".png", ".webp"]))
+    return bytes(data), suffix
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fuzz_video_and_photo_inputs_through_every_reader(tmp_path_factory: pytest.TempPathFactory, media: list[bytes],
+                                                          data: st.DataObject) -> None:
+    from deepswap import add_sources, init_workspace
+    from deepswap.video import probe_video, read_frames, read_photos
+
+    content, suffix = data.draw(damaged_media(media))
+    folder = tmp_path_factory.mktemp("input")
+    path = folder / f"input{suffix}"
+    path.write_bytes(content)
+    init_workspace(folder / "ws", "alice", "bob")
+    readers = [lambda: probe_video(path), lambda: sum(1 for _ in read_frames(path)),
+               lambda: sum(1 for _ in read_frames(path, fps=5, start=1.2, duration=0.5)),
+               lambda: sum(1 for _ in read_photos(path)), lambda: add_sources(folder / "ws", "a", [str(path)]),
+               lambda: add_sources(folder / "ws", "b", [], reference=path)]
+    for read in readers:
+        loads_or_deepswap_error(read)
+
+
+@pytest.mark.parametrize("content", [b"", b"\0" * 5000, b"not a video\n" * 50], ids=["zero-bytes", "zeros", "text"])
+def test_add_refuses_a_damaged_video_in_one_line(tmp_path: Path, s1_clips: list[Path], content: bytes) -> None:
+    from deepswap import init_workspace
+
+    root = tmp_path / "ws"
+    init_workspace(root, "alice", "bob")
+    bad = tmp_path / "clip.mp4"
+    bad.write_bytes(content)
+    assert_one_line_error(deepswap("add", root, "a", s1_clips[0], bad), f"{bad}: ")
+    assert Workspace.open(root).persons["a"].sources == []
+
+
+def test_extract_names_a_video_damaged_after_it_was_added(ws: Path, s1_clips: list[Path], tmp_path: Path) -> None:
+    from deepswap import add_sources
+
+    clip = tmp_path / "later.mp4"
+    shutil.copy(s1_clips[3], clip)
+    add_sources(ws, "a", [str(clip)])
+    clip.write_bytes(clip.read_bytes()[:3000])
+    assert_one_line_error(deepswap("extract", ws, "--person", "a"), f"{clip}: ")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("content", [b"", b"\0" * 5000], ids=["zero-bytes", "zeros"])
+def test_convert_refuses_a_damaged_input_in_one_line(trained_workspace: Path, tmp_path: Path, content: bytes) -> None:
+    bad = tmp_path / "clip.mp4"
+    bad.write_bytes(content)
+    out = tmp_path / "out.mp4"
+    assert_one_line_error(deepswap("convert", trained_workspace, bad, "-o", out), f"{bad}: ")
+    assert not out.exists() and list(tmp_path.glob(".*part*")) == []

@@ -68,8 +68,9 @@ def frame_faces(tmp_path_factory: pytest.TempPathFactory, s1_clips: list[Path], 
             crop = cv2.warpAffine(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), matrix, (size, size))
             _io.write_image(folder / f"f_{index:06d}.png", crop)
             _io.write_image(folder / "masks" / f"f_{index:06d}.png", face_mask(crop_landmarks, size))
-            faces[f"f_{index:06d}"] = {"landmarks": transform_points(crop_landmarks, invert(matrix)).tolist(),
-                                       "matrix": matrix.tolist()}
+            faces[f"f_{index:06d}"] = {"source": "f", "frame": index, "time": index / 25, "box": [105, 20, 150, 150],
+                                       "score": 1.0, "landmarks": transform_points(crop_landmarks, invert(matrix)).tolist(),
+                                       "matrix": matrix.tolist(), "identity_distance": 0.0, "blur": 100.0}
         capture.release()
         _io.write_json(folder / "alignments.json", {"version": 1, "face_size": size, "sources": {}, "removed": [],
                                                     "faces": faces})

@@ -105,10 +105,15 @@ def convert(root: str | Path, input_path: str | Path, output: str | Path, option
     elif input_path.suffix.lower() in VIDEO_SUFFIXES or input_path.is_file():
         _convert_video(input_path, output, options, replacer, label, report, progress)
     report.seconds = time.perf_counter() - started
-    workspace.record_output(output, {"input": str(input_path.resolve()), "direction": options.direction,
-                                     "frames": report.frames, "swapped": report.swapped, "output_id": report.output_id})
+    kept = workspace.record_output(output, {"input": str(input_path.resolve()), "direction": options.direction,
+                                            "frames": report.frames, "swapped": report.swapped,
+                                            "output_id": report.output_id})
     if progress:
-        Console(stderr=True).print(
+        console = Console(stderr=True)
+        if kept is not None:
+            console.print(f"note: {workspace.outputs_path} was damaged; kept it as {kept} and started a new list",
+                          highlight=False, soft_wrap=True, markup=False)
+        console.print(
             f"{report.frames} frames: {report.swapped} swapped, {report.passed_through} passed through "
             f"({report.fps:.1f} frames/s) → {output}")
     return report
