@@ -116,6 +116,27 @@ def test_other_names_in_alignments_are_checked_too(ws: Path, change: Callable[[A
     assert files_under(ws) == before
 
 
+def test_the_names_extract_writes_always_load_back(tmp_path: Path, s1_clips: list[Path], photos: list[Path]) -> None:
+    """Unusual but real file names (spaces, brackets, '#', non-ASCII letters and numbers) pass the checks."""
+    from deepswap import add_sources, init_workspace
+    from deepswap.faces.extract import extract
+
+    folder = tmp_path / "Fotos de Grâce"
+    folder.mkdir()
+    shutil.copy(photos[1], folder / "IMG #1 [copy] ½ (2).jpg")
+    clip = tmp_path / "clip²½ – Ünïcode.mp4"
+    shutil.copy(s1_clips[0], clip)
+    root = tmp_path / "ws"
+    init_workspace(root, "grace", "s1")
+    add_sources(root, "a", [str(folder)])
+    add_sources(root, "b", [str(clip)], duration=0.5)
+    extract(root, fps=4, progress=False)
+    for key in ("a", "b"):
+        faces = FaceSet.load(root / key / "faces")
+        assert len(faces) >= 1 and all(faces.crop_path(face).is_file() for face in faces)
+    assert [record["name"] for record in FaceSet.load(root / "a" / "faces").faces.values()] == ["IMG #1 [copy] ½ (2).jpg"]
+
+
 @pytest.mark.parametrize("reference", ["../../victim.png", "/etc/passwd", "a/../../victim.png", "b/faces/x.png"])
 def test_a_reference_path_leading_elsewhere_is_refused(ws: Path, reference: str) -> None:
     config = ws / "deepswap.toml"

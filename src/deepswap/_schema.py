@@ -14,16 +14,42 @@ import os
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, Strict, StringConstraints, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, TypeAdapter, ValidationError
 
 from .errors import DeepswapError
 
-# Source and face ids: word characters and dashes only (no dots, no slashes), as Source.id and
-# faceset.face_id make them.
-SourceId = Annotated[str, StringConstraints(pattern=r"^[\w-]+$", max_length=64)]
-FaceId = Annotated[str, StringConstraints(pattern=r"^[\w-]+_[0-9]{6,12}$", max_length=80)]
-# A plain file name: no folder part, not hidden, not "." or "..".
-FileName = Annotated[str, StringConstraints(pattern=r"^[\w-][\w .()+,=@~-]*$", max_length=255)]
+NOT_ALLOWED = "not an allowed name"
+
+
+def _is_source_id(name: str) -> bool:
+    """Letters, digits, "-" and "_" only (no dots, no slashes): what ``Source.id`` makes of a file name."""
+    return 0 < len(name) <= 64 and name.replace("-", "a").replace("_", "a").isalnum()
+
+
+def _source_id(name: str) -> str:
+    if not _is_source_id(name):
+        raise ValueError(NOT_ALLOWED)
+    return name
+
+
+def _face_id(name: str) -> str:
+    """``<source id>_<frame number>``, as ``faceset.face_id`` makes it."""
+    source, _, frame = name.rpartition("_")
+    if not (_is_source_id(source) and 6 <= len(frame) <= 12 and frame.isascii() and frame.isdigit()):
+        raise ValueError(NOT_ALLOWED)
+    return name
+
+
+def _file_name(name: str) -> str:
+    """One file name, as found in a folder: no folder part, not "." or ".."."""
+    if name in ("", ".", "..") or len(name) > 255 or "/" in name or "\0" in name:
+        raise ValueError(NOT_ALLOWED)
+    return name
+
+
+SourceId = Annotated[str, AfterValidator(_source_id)]
+FaceId = Annotated[str, AfterValidator(_face_id)]
+FileName = Annotated[str, AfterValidator(_file_name)]
 FiniteFloat = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 Count = Annotated[int, Field(ge=0)]
 
@@ -51,10 +77,10 @@ def describe(error: ValidationError) -> str:
     where = ".".join(str(part) for part in location) or "top level"
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "string_pattern_mismatch":
-        message = "not an allowed name"
+        message = NOT_ALLOWED
     if key is not None:
         message = f"key {key!r}: {message}"
-    elif first["type"] not in ("missing", "extra_forbidden", "value_error") and "input" in first:
+    elif first["type"] not in ("missing", "extra_forbidden") and not isinstance(first.get("input"), (dict, type(None))):
         message += f" (found {_short_repr(first['input'])})"
     more = error.error_count() - 1
     return f"{where}: {message}" + (f", and {more} more problem(s)" if more else "")
