@@ -17,8 +17,8 @@ from deepswap.convert.convert import compose
 from deepswap.convert.replace import FaceReplacer, ReplaceSettings
 from deepswap.errors import DeepswapError
 from deepswap.faces import FaceAnalyzer, Identity, IdentityTracker
-from deepswap.provenance import verify_file
 from deepswap.train import load_swapper
+from deepswap.verify import verify_file
 from deepswap.video import probe_video, read_frames
 
 

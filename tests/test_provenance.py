@@ -14,8 +14,9 @@ from typer.testing import CliRunner
 from deepswap.cli import app
 from deepswap.errors import DeepswapError
 from deepswap.provenance import (LABEL, Watermarker, detect_watermark, new_output_id, parse_label,
-                                 provenance_label, read_label, verify_file)
+                                 provenance_label, read_label)
 from deepswap.provenance.watermark import Z_THRESHOLD
+from deepswap.verify import verify_file
 from deepswap.video import VideoWriter, read_frames, write_image
 
 OUTPUT_ID = "3fa2c1d9"

@@ -191,7 +191,7 @@ def evaluate(
 @app.command()
 def verify(files: Annotated[list[Path], typer.Argument(help="Images or videos to check.", show_default=False)]) -> None:
     """Check files for the deepswap label and watermark. Exit 0: all marked; 1: some not; 2: unreadable."""
-    from .provenance import verify_file
+    from .verify import verify_file
 
     worst = 0
     for path in files:

@@ -11,9 +11,10 @@ import av
 import numpy as np
 from PIL import Image, ImageSequence
 
-from ..errors import DeepswapError
-from .metadata import ProvenanceLabel, read_container_label, read_image_label
-from .watermark import WatermarkResult, detect_watermark
+from .errors import DeepswapError
+from .provenance.metadata import ProvenanceLabel, read_container_label, read_image_label
+from .provenance.watermark import WatermarkResult, detect_watermark
+from .video.reader import read_frames
 
 MAX_FRAMES = 250
 
@@ -82,7 +83,5 @@ def _video_label(path: Path) -> ProvenanceLabel | None:
 
 
 def _video_frames(path: Path) -> Iterator[np.ndarray]:
-    from ..video.reader import read_frames
-
     for frame in read_frames(path):
         yield frame.image
