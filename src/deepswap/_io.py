@@ -24,8 +24,8 @@ FILE_MODE = _file_mode()
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temp path beside ``path`` (same suffix); rename it onto ``path`` only on success."""
+def temp_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a new empty temp file beside ``path`` (same suffix), removed when the block ends."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{target.suffix}", dir=target.parent)
@@ -34,9 +34,16 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temp path beside ``path`` (same suffix); rename it onto ``path`` only on success."""
+    with temp_path(path) as tmp:
+        yield tmp
+        os.replace(tmp, path)
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

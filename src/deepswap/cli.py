@@ -156,6 +156,9 @@ def convert(
     gif: Annotated[bool, typer.Option("--gif", help="Write an animated GIF instead of an mp4.")] = False,
     preview: Annotated[Optional[int], typer.Option("--preview", help="Write only N frames' before/after PNGs into the OUTPUT folder.")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Faces per model call.")] = 16,
+    sign_cert: Annotated[Optional[Path], typer.Option("--sign-cert", help="Sign the Content Credentials with this certificate chain (PEM, signing certificate first). Default: settings sign_cert, else your self-made one.")] = None,
+    sign_key: Annotated[Optional[Path], typer.Option("--sign-key", help="The private key (PEM) of --sign-cert.")] = None,
+    tsa_url: Annotated[Optional[str], typer.Option("--tsa-url", help="Time-stamp the signature at this RFC 3161 authority (needs the network). Default: none.")] = None,
 ) -> None:
     """Swap the face through a video (with its audio), a photo or a photo folder. The output is labelled synthetic."""
     from .convert import ConvertOptions, convert as run_convert
@@ -168,7 +171,7 @@ def convert(
     run_convert(workspace, input_path, output, ConvertOptions(
         direction=direction, side_by_side=side_by_side, start=start, duration=duration, scale=scale, width=width,
         color=color, blend=blend, mask_erode=mask_erode, mask_blur=mask_blur, crf=crf, gif=gif, preview=preview,
-        batch_size=batch_size))  # type: ignore[arg-type]
+        batch_size=batch_size, sign_cert=sign_cert, sign_key=sign_key, tsa_url=tsa_url))  # type: ignore[arg-type]
 
 
 @app.command()
@@ -189,20 +192,36 @@ def evaluate(
 
 
 @app.command()
-def verify(files: Annotated[list[Path], typer.Argument(help="Images or videos to check.", show_default=False)]) -> None:
-    """Check files for the deepswap label and watermark. Exit 0: all marked; 1: some not; 2: unreadable."""
-    from .verify import verify_file
+def verify(
+    files: Annotated[list[Path], typer.Argument(help="Images or videos to check.", show_default=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output: every piece of evidence of each file.")] = False,
+) -> None:
+    """Check files for deepswap's watermark and label and for Content Credentials (C2PA).
+
+    Exit 0: the watermark confirms every file; 1: some file is not confirmed (a label alone does
+    not confirm); 2: some file could not be read.
+    """
+    from .verify import EXIT_UNREADABLE, verify_file
 
     worst = 0
+    reports = []
     for path in files:
         try:
             report = verify_file(path)
         except DeepswapError as error:
-            err_console.print(f"[red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
-            worst = 2
+            worst = EXIT_UNREADABLE
+            if as_json:
+                reports.append({"path": str(path), "error": str(error), "exit_code": EXIT_UNREADABLE})
+            else:
+                err_console.print(f"[red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
             continue
-        console.print(escape(report.summary()), highlight=False, soft_wrap=True)
-        worst = max(worst, 0 if report.synthetic else 1)
+        worst = max(worst, report.exit_code)
+        if as_json:
+            reports.append(report.to_dict())
+        else:
+            console.print(escape(report.summary()), highlight=False, soft_wrap=True)
+    if as_json:
+        print(json.dumps(reports, indent=1))
     raise typer.Exit(worst)
 
 

@@ -21,10 +21,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressC
 from ..errors import DeepswapError
 from ..faces import FaceAnalyzer, IdentityTracker, load_faceset
 from ..provenance import new_output_id
+from ..provenance.credentials import resolve_identity
 from ..train import load_swapper
 from ..video import Frame, list_photos, prefetch, probe_video, read_frames, read_photos
 from ..video.writer import VideoWriter, write_image
-from ..workspace import PHOTO_SUFFIXES, VIDEO_SUFFIXES, PersonKey, Workspace
+from ..workspace import CONFIG_NAME, PHOTO_SUFFIXES, VIDEO_SUFFIXES, PersonKey, Workspace
 from .blend import BlendMode
 from .color import ColorMode
 from .replace import FaceReplacer, Located, ReplaceSettings
@@ -51,6 +52,9 @@ class ConvertOptions:
     gif: bool = False
     preview: int | None = None
     batch_size: int = 16
+    sign_cert: Path | None = None
+    sign_key: Path | None = None
+    tsa_url: str | None = None
 
 
 @dataclass
@@ -90,6 +94,8 @@ def convert(root: str | Path, input_path: str | Path, output: str | Path, option
         raise DeepswapError(f"{input_path}: no such file or folder")
     if not (output.parent if output.parent != Path("") else Path(".")).is_dir():
         raise DeepswapError(f"{output}: the folder {output.parent} does not exist")
+    signing = resolve_identity(options.sign_cert, options.sign_key, options.tsa_url,
+                               (workspace.root / CONFIG_NAME, workspace.settings))
     swapper = load_swapper(workspace.root)
     analyzer = FaceAnalyzer(face_size=workspace.face_size)
     replacer = FaceReplacer(
@@ -98,7 +104,8 @@ def convert(root: str | Path, input_path: str | Path, output: str | Path, option
         ReplaceSettings(options.color, options.blend, options.mask_erode, options.mask_blur, options.smooth),
     )
     report = ConvertReport(output, output_id=new_output_id())
-    label = {"replaced_person": workspace.persons[replaced].name, "output_id": report.output_id}
+    label = {"replaced_person": workspace.persons[replaced].name, "output_id": report.output_id,
+             "model": swapper.name, "signing": signing}
     started = time.perf_counter()
     if input_path.is_dir() or input_path.suffix.lower() in PHOTO_SUFFIXES:
         _convert_photos(input_path, output, options, replacer, label, report)
@@ -212,14 +219,14 @@ def _convert_video(input_path: Path, output: Path, options: ConvertOptions, repl
             def save_preview(frame: Frame, swapped: np.ndarray, where: Located | None) -> None:
                 image, region = counted(frame, swapped, where, True)
                 path = output / f"preview_{frame.index:06d}.png"
-                write_image(path, image, region=region, **label)
+                write_image(path, image, region=region, source=input_path, **label)
                 report.files.append(path)
 
             swap_frames(prefetch(frames), replacer, options.batch_size, save_preview)
             return
         target = output.with_suffix(".gif") if options.gif else output
         with VideoWriter(target, fps=info.fps, size=size, crf=options.crf, preset="fast", audio_source=input_path if info.has_audio else None,
-                         audio_start=begin, audio_duration=options.duration, **label) as writer:
+                         audio_start=begin, audio_duration=options.duration, source=input_path, **label) as writer:
             encoder = _Background(lambda item: writer.write(*item))
             swap_frames(prefetch(frames), replacer, options.batch_size,
                         lambda frame, swapped, where: encoder.put(counted(frame, swapped, where, options.side_by_side)))
@@ -248,7 +255,7 @@ def _convert_photos(input_path: Path, output: Path, options: ConvertOptions, rep
             image = cv2.resize(image, size, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC)
             region = tuple(v * factor for v in region)
         target = output / f"{Path(frame.name).stem}.png" if folder else output
-        write_image(target, image, region=region, **label)
+        write_image(target, image, region=region, source=input_path / frame.name if folder else input_path, **label)
         report.files.append(target)
         report.count(where is not None)
 
