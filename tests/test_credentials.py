@@ -235,16 +235,20 @@ def test_signing_identity_comes_from_options_then_workspace_then_user(tmp_path: 
     user = make_chain(user_config_dir / "certs", "From user")
     settings_file = tmp_path / "ws" / CONFIG_NAME
     workspace_settings = {"sign_cert": "certs/chain.pem", "sign_key": "certs/key.pem"}
-    (user_config_dir / "config.toml").write_text(
-        '[settings]\nsign_cert = "certs/chain.pem"\nsign_key = "certs/key.pem"\ntsa_url = "http://tsa.invalid/"\n')
+    user_settings = user_config_dir / "config.toml"
+    user_settings.write_text('[settings]\nsign_cert = "certs/chain.pem"\nsign_key = "certs/key.pem"\n')
     try:
         assert "From options" in resolve_identity(*option, workspace_settings=(settings_file, workspace_settings)).subject
-        chosen = resolve_identity(workspace_settings=(settings_file, workspace_settings))
-        assert "From workspace" in chosen.subject and chosen.tsa_url == "http://tsa.invalid/"
+        assert "From workspace" in resolve_identity(workspace_settings=(settings_file, workspace_settings)).subject
         assert "From user" in resolve_identity().subject
-        assert resolve_identity(tsa_url="http://other.invalid/").tsa_url == "http://other.invalid/"
+        # a time-stamp authority is taken in the same order (and asked at once: these do not answer)
+        user_settings.write_text('[settings]\ntsa_url = "http://127.0.0.1:9/user"\n')
+        with pytest.raises(DeepswapError, match=r"127\.0\.0\.1:9/user: the time-stamp authority did not countersign"):
+            resolve_identity(workspace_settings=(settings_file, workspace_settings))
+        with pytest.raises(DeepswapError, match=r"127\.0\.0\.1:9/option: the time-stamp authority"):
+            resolve_identity(tsa_url="http://127.0.0.1:9/option")
     finally:
-        (user_config_dir / "config.toml").unlink()
+        user_settings.unlink()
     assert resolve_identity().subject == default_identity().subject
     assert resolve_identity().tsa_url is None, "no time-stamp authority unless one is named"
 

@@ -1,4 +1,5 @@
-"""Provenance: every deepswap output is labelled synthetic (metadata + invisible watermark)."""
+"""Provenance: every deepswap output is labelled synthetic (metadata label, invisible watermark and
+signed C2PA Content Credentials, :mod:`.credentials`)."""
 
 from .metadata import LABEL, ProvenanceLabel, parse_label, provenance_label, provenance_metadata, read_label
 from .watermark import Watermarker, WatermarkDetector, WatermarkResult, detect_watermark, new_output_id

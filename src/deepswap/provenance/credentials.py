@@ -70,7 +70,8 @@ class SigningIdentity:
 
     @classmethod
     def load(cls, certificate_file: str | Path, key_file: str | Path, tsa_url: str | None = None) -> SigningIdentity:
-        """Read and check a chain and key: readable, PEM, matching, in date, accepted for signing."""
+        """Read and check a chain and key: readable, PEM, matching, in date, accepted for signing;
+        ``tsa_url``: a time-stamp authority to countersign each signature (it must answer)."""
         certificate_file, key_file = Path(certificate_file), Path(key_file)
         chain_pem = _read(certificate_file, "signing certificate")
         try:
@@ -88,12 +89,16 @@ class SigningIdentity:
                                 f"{chain[0].not_valid_before_utc:%Y-%m-%d} to {chain[0].not_valid_after_utc:%Y-%m-%d}")
         identity = cls(chain_pem, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                                      serialization.NoEncryption()),
-                       _algorithm(key_file, key), chain[0].subject.rfc4514_string(), certificate_file, tsa_url)
+                       _algorithm(key_file, key), chain[0].subject.rfc4514_string(), certificate_file)
         _check_signing(identity)
-        return identity
+        return identity.with_tsa(tsa_url)
 
     def with_tsa(self, tsa_url: str | None) -> SigningIdentity:
-        return dataclasses.replace(self, tsa_url=tsa_url)
+        """The same identity, time-stamped by ``tsa_url`` (checked with a trial signature)."""
+        identity = dataclasses.replace(self, tsa_url=tsa_url)
+        if tsa_url:
+            _check_signing(identity)
+        return identity
 
     def signer(self) -> c2pa.Signer:
         return c2pa.Signer.from_info(c2pa.C2paSignerInfo(self.algorithm, self.chain, self.key, self.tsa_url))
@@ -101,14 +106,18 @@ class SigningIdentity:
 
 @functools.lru_cache(maxsize=8)
 def _check_signing(identity: SigningIdentity) -> None:
-    """Sign a one-pixel PNG, so that a certificate the C2PA library refuses fails before any work."""
+    """Sign a one-pixel PNG, so that a certificate the C2PA library refuses, or a time-stamp
+    authority that does not answer, fails before any work."""
     pixel = io.BytesIO()
     Image.new("L", (1, 1)).save(pixel, "PNG")
     pixel.seek(0)
     try:
-        _builder(Claim(output_id="00000000", title="check.png")).sign(
-            identity.with_tsa(None).signer(), "image/png", pixel, io.BytesIO())
+        _builder(Claim(output_id="00000000", title="check.png")).sign(identity.signer(), "image/png", pixel,
+                                                                      io.BytesIO())
     except c2pa.C2paError as error:
+        if identity.tsa_url:
+            raise DeepswapError(f"{identity.tsa_url}: the time-stamp authority did not countersign "
+                                f"({_one_line(error)})") from None
         raise DeepswapError(f"{identity.certificate_file}: the C2PA library refuses this certificate for signing "
                             f"({_one_line(error)})") from None
 
