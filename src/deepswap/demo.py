@@ -65,11 +65,9 @@ def run_demo(out: str | Path = "deepswap-demo", minutes: float | None = None, *,
         f"{'the GPU' if cuda else 'the CPU'}, then converting a held-back clip (about {minutes + 1.5:.0f} minutes in all). "
         f"Re-run to resume and train further.")
     root = out / "workspace"
-    if not (root / CONFIG_NAME).is_file():
-        init_workspace(root, "s1", "lrwp9a")
-    add_sources(root, "a", [str(clip) for clip in training_clips])
-    add_sources(root, "b", [str(target)])
-    workspace = Workspace.open(root)
+    workspace = Workspace.open(root) if (root / CONFIG_NAME).is_file() else init_workspace(root, "s1", "lrwp9a")
+    add_sources(workspace, "a", [str(clip) for clip in training_clips])
+    add_sources(workspace, "b", [str(target)])
 
     reporter.note("1/3 extract faces")
     began = time.perf_counter()

@@ -109,6 +109,11 @@ class Workspace:
             raise DeepswapError(f"{config}: damaged workspace file ({exc})") from None
         return cls(root=root, persons=persons, settings=data.get("settings", {}))
 
+    def reload(self) -> None:
+        """Read ``deepswap.toml`` again (another command or process may have changed it)."""
+        fresh = Workspace.open(self.root)
+        self.persons, self.settings = fresh.persons, fresh.settings
+
     def save(self) -> None:
         data = {
             "persons": {
@@ -220,9 +225,10 @@ def add_sources(
     """Record footage (URLs, videos, photo folders) and optionally a reference photo for a person.
 
     Returns the sources that were new; ones already recorded are left as they are. The workspace
-    file is read afresh and written back (a ``Workspace`` object passed in is not updated: open it again).
+    file is read afresh before the change (a ``Workspace`` object passed in is updated).
     """
-    workspace = Workspace.open(workspace.root if isinstance(workspace, Workspace) else workspace)
+    workspace = as_workspace(workspace)
+    workspace.reload()
     key = parse_person(person)
     if start is not None and not 0 <= start < math.inf:
         raise DeepswapError(f"--start must be a number of seconds ≥ 0, not {start}")
