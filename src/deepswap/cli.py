@@ -68,7 +68,7 @@ class ProgressView:
         self.console = err_console
         self.show_files = show_files
         self.live = self.console.is_terminal
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[count]}"),
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(bar_width=20), TextColumn("{task.fields[count]}"),
                             TextColumn("{task.fields[figures]}"), console=self.console, disable=not self.live)
         self.tasks: dict[tuple[str, str], TaskID] = {}
         self.logged: dict[tuple[str, str], float] = {}
@@ -92,8 +92,8 @@ class ProgressView:
                                                 count=_count(event), figures="")
             self.logged[key] = time.monotonic()
         elif key in self.tasks:
-            self.bar.update(self.tasks[key], completed=event.done, total=event.total, count=_count(event),
-                            figures=_figures(event.values))
+            figures = {"figures": _figures(event.values)} if event.values else {}
+            self.bar.update(self.tasks[key], completed=event.done, total=event.total, count=_count(event), **figures)
             if not self.live and event.kind == "progress" and time.monotonic() - self.logged[key] >= QUIET_LOG_SECONDS:
                 self.logged[key] = time.monotonic()
                 self._line(f"{escape(event.task)}: {_count(event)} {_figures(event.values)}".rstrip())
