@@ -32,10 +32,11 @@ from rich.console import Console
 from deepswap.convert import ConvertOptions, convert
 from deepswap.convert.replace import FaceReplacer, ReplaceSettings
 from deepswap.faces import FaceAnalyzer, IdentityTracker, load_faceset
-from deepswap.faces.extract import extract
+from deepswap.extract import ExtractOptions, extract
 from deepswap.provenance import new_output_id
-from deepswap.provenance.credentials import Claim, resolve_identity, sign
+from deepswap.provenance.credentials import Claim, sign
 from deepswap.train import Swapper, build_model, load_swapper, train
+from deepswap.userconfig import signing_identity
 from deepswap.video import read_frames
 from deepswap.video.writer import VideoWriter
 from deepswap.workspace import add_sources, init_workspace
@@ -74,7 +75,7 @@ def workspace_with_model(folder: Path, model: str, device: str) -> Path:
     init_workspace(root, "s1", "lrwp9a")
     add_sources(root, "a", [str(sorted((GRID / "s1").glob("*.mp4"))[0])])
     add_sources(root, "b", [str(GRID / "speakers" / "lrwp9a.mp4")])
-    extract(root, fps=5, progress=False)
+    extract(root, ExtractOptions(fps=5))
     train(root, model=model, iterations=1, batch_size=2, workers=0, console=Console(quiet=True))
     return root
 
@@ -123,11 +124,11 @@ def stage_times(root: Path, clip: Path, device: str, frames: int) -> dict[str, f
 def signing_cost(root: Path, folder: Path, seconds: float = 10.0) -> None:
     """Print the time to sign a 10-second 720p output beside the time to convert it."""
     source = resized_clip(sorted((GRID / "s1").glob("*.mp4")), folder / "clip_720p_10s.mp4", "720p", seconds)
-    report = convert(root, source, folder / "signed.mp4", ConvertOptions(), progress=False)
+    report = convert(root, source, folder / "signed.mp4", ConvertOptions())
     fresh_input = folder / "unhashed_input.mp4"  # a path not hashed yet: the timing includes hashing the input
     shutil.copyfile(source, fresh_input)
     began = time.perf_counter()
-    identity = resolve_identity()
+    identity = signing_identity()
     sign(source, folder / "resigned.mp4", Claim(new_output_id(), "out.mp4", "lite", fresh_input), identity)
     signing = time.perf_counter() - began
     size = (folder / "signed.mp4").stat().st_size / 1e6
@@ -179,7 +180,7 @@ def main() -> None:
             source = resized_clip(clip, folder / f"clip_{size}.mp4", size)
             times = stage_times(workspaces[name], source, args.device, args.frames)
             out = folder / f"out_{name}_{size}.mp4"
-            report = convert(workspaces[name], source, out, ConvertOptions(), progress=False)
+            report = convert(workspaces[name], source, out, ConvertOptions())
             sequential = 1 / sum(times.values())
             split = "  ".join(f"{stage} {1000 * seconds:.1f} ms" for stage, seconds in times.items())
             line = (f"{name:8s} {size:5s}  pipeline {report.fps:6.1f} frames/s, {report.swapped}/{report.frames} swapped  (stages one after another: "

@@ -27,8 +27,8 @@ from deepswap import __version__
 from deepswap.cli import app
 from deepswap.convert import ConvertOptions, convert
 from deepswap.errors import DeepswapError
-from deepswap.provenance.credentials import (DIGITAL_SOURCE_TYPE, SigningIdentity, default_identity, read_credentials,
-                                             resolve_identity)
+from deepswap.provenance.credentials import DIGITAL_SOURCE_TYPE, SigningIdentity, self_made_identity
+from deepswap.userconfig import signing_identity
 from deepswap.verify import verify_file
 from deepswap.video import VideoWriter, read_frames, write_image
 from deepswap.workspace import CONFIG_NAME, Workspace
@@ -157,8 +157,7 @@ def test_convert_outputs_name_the_model_and_the_input(trained_workspace: Path, s
     output = {"video": tmp_path / "out.mp4", "gif": tmp_path / "out.gif", "photo": tmp_path / "out.png",
               "preview": tmp_path / "look"}[kind]
     report = convert(trained_workspace, source, output,
-                     ConvertOptions(duration=0.4, gif=kind == "gif", preview=2 if kind == "preview" else None),
-                     progress=False)
+                     ConvertOptions(duration=0.4, gif=kind == "gif", preview=2 if kind == "preview" else None))
     for path in report.files:
         manifest, state, _ = active_manifest(path)
         action = deepswap_action(manifest)
@@ -191,7 +190,7 @@ def test_reencoding_drops_the_manifest_but_not_the_watermark(signed_video: Path,
 
 
 def test_a_file_signed_with_another_key_is_reported_with_that_signer(frames: list[np.ndarray], tmp_path: Path) -> None:
-    mine, other = default_identity(), default_identity(tmp_path / "someone-else")
+    mine, other = signing_identity(), self_made_identity(tmp_path / "someone-else")
     assert mine.subject != other.subject
     write_image(tmp_path / "theirs.png", frames[0], output_id=OUTPUT_ID, signing=other)
     credentials = verify_file(tmp_path / "theirs.png").credentials
@@ -238,19 +237,19 @@ def test_signing_identity_comes_from_options_then_workspace_then_user(tmp_path: 
     user_settings = user_config_dir / "config.toml"
     user_settings.write_text('[settings]\nsign_cert = "certs/chain.pem"\nsign_key = "certs/key.pem"\n')
     try:
-        assert "From options" in resolve_identity(*option, workspace_settings=(settings_file, workspace_settings)).subject
-        assert "From workspace" in resolve_identity(workspace_settings=(settings_file, workspace_settings)).subject
-        assert "From user" in resolve_identity().subject
+        assert "From options" in signing_identity(*option, workspace_settings=(settings_file, workspace_settings)).subject
+        assert "From workspace" in signing_identity(workspace_settings=(settings_file, workspace_settings)).subject
+        assert "From user" in signing_identity().subject
         # a time-stamp authority is taken in the same order (and asked at once: these do not answer)
         user_settings.write_text('[settings]\ntsa_url = "http://127.0.0.1:9/user"\n')
         with pytest.raises(DeepswapError, match=r"127\.0\.0\.1:9/user: the time-stamp authority did not countersign"):
-            resolve_identity(workspace_settings=(settings_file, workspace_settings))
+            signing_identity(workspace_settings=(settings_file, workspace_settings))
         with pytest.raises(DeepswapError, match=r"127\.0\.0\.1:9/option: the time-stamp authority"):
-            resolve_identity(tsa_url="http://127.0.0.1:9/option")
+            signing_identity(tsa_url="http://127.0.0.1:9/option")
     finally:
         user_settings.unlink()
-    assert resolve_identity().subject == default_identity().subject
-    assert resolve_identity().tsa_url is None, "no time-stamp authority unless one is named"
+    assert signing_identity().subject == self_made_identity(user_config_dir / "signing").subject
+    assert signing_identity().tsa_url is None, "no time-stamp authority unless one is named"
 
 
 def test_the_workspace_setting_is_used_by_convert(trained_workspace: Path, s1_clips: list[Path], tmp_path: Path) -> None:
@@ -260,23 +259,23 @@ def test_the_workspace_setting_is_used_by_convert(trained_workspace: Path, s1_cl
     workspace = Workspace.open(root)
     workspace.settings.update({"sign_cert": "certs/chain.pem", "sign_key": "certs/key.pem"})
     workspace.save()
-    report = convert(root, s1_clips[4], tmp_path / "out.mp4", ConvertOptions(duration=0.2), progress=False)
+    report = convert(root, s1_clips[4], tmp_path / "out.mp4", ConvertOptions(duration=0.2))
     assert verify_file(report.files[0]).credentials.signer == "Workspace signer"
 
 
 def test_self_made_key_is_private_and_its_chain_signs(user_config_dir: Path) -> None:
-    identity = default_identity()
+    identity = signing_identity()
     folder = user_config_dir / "signing"
     assert os.stat(folder / "key.pem").st_mode & 0o777 == 0o600
     assert os.stat(folder).st_mode & 0o777 == 0o700
     assert identity.certificate_file == folder / "chain.pem" and len(x509.load_pem_x509_certificates(
         identity.chain)) == 2, "a signing certificate and the local CA that issued it"
-    assert default_identity() == identity, "made once, then reused"
+    assert signing_identity() == identity, "made once, then reused"
 
 
 def test_processes_creating_the_key_at_once_share_one(tmp_path: Path) -> None:
-    script = ("import sys; from deepswap.provenance.credentials import default_identity; "
-              "print(default_identity(sys.argv[1]).subject)")
+    script = ("import sys; from deepswap.provenance.credentials import self_made_identity; "
+              "print(self_made_identity(sys.argv[1]).subject)")
     folder = tmp_path / "signing"
     runs = [subprocess.Popen([sys.executable, "-c", script, str(folder)], stdout=subprocess.PIPE, text=True)
             for _ in range(4)]
@@ -307,7 +306,9 @@ def test_bad_certificates_and_keys_give_one_line(tmp_path: Path) -> None:
         with pytest.raises(DeepswapError, match=message) as caught:
             SigningIdentity.load(cert_path, key_path)
         assert "\n" not in str(caught.value)
+    with pytest.raises(DeepswapError, match="give --sign-cert and --sign-key together"):
+        ConvertOptions(sign_cert=cert)
     with pytest.raises(DeepswapError, match="--sign-key is missing"):
-        resolve_identity(cert)
+        signing_identity(cert)
     with pytest.raises(DeepswapError, match=r"deepswap\.toml: settings sign_cert and sign_key go together"):
-        resolve_identity(workspace_settings=(tmp_path / "deepswap.toml", {"sign_cert": str(cert)}))
+        signing_identity(workspace_settings=(tmp_path / "deepswap.toml", {"sign_cert": str(cert)}))

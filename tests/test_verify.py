@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 from deepswap.cli import app
 from deepswap.errors import DeepswapError
 from deepswap.provenance import provenance_metadata
-from deepswap.provenance.credentials import Claim, default_identity, sign
+from deepswap.provenance.credentials import Claim, sign
+from deepswap.userconfig import signing_identity
 from deepswap.verify import LABEL_ONLY, MAX_PIXELS, verify_file
 from deepswap.video import VideoWriter, read_frames
 from test_provenance import encode
@@ -87,7 +88,7 @@ def test_a_manifest_id_that_differs_from_the_watermark_is_flagged(marked: Path, 
     resigned = tmp_path / "resigned.mp4"
     frames = [frame.image for frame in read_frames(marked)]
     plain = encode(frames, tmp_path / "plain.mp4", 18)
-    sign(plain, resigned, Claim(OTHER_ID, "resigned.mp4", "lite"), default_identity())
+    sign(plain, resigned, Claim(OTHER_ID, "resigned.mp4", "lite"), signing_identity())
     report = verify_file(resigned)
     assert report.credentials.binding_intact and report.credentials.output_id == OTHER_ID
     assert report.id_mismatches == (f"Content Credentials id {OTHER_ID} differs from the watermark's id {OUTPUT_ID}",)

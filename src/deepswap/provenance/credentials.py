@@ -9,12 +9,12 @@ and the model kind and output id (the same id as the label's and the watermark's
 thumbnail of it), or ``c2pa.created`` when there is no input file. The manifest is bound to the
 file's bytes by a hash: any change to the file breaks the binding, and re-encoding drops it.
 
-Signing needs no network and no account: on first use a per-user ES256 key and a certificate
-chain (a local CA and a signing certificate it issues, as the C2PA library requires) are made in
-``signing/`` of the user's folder (:func:`deepswap.userconfig.config_dir`). Such a certificate
-proves only that outputs came from the holder of that key, not who the holder is. Organisations
-sign with their own chain and key instead (:func:`resolve_identity`). No time-stamp authority is
-asked unless one is named.
+Signing needs no network and no account: :func:`self_made_identity` makes an ES256 key and a
+certificate chain (a local CA and a signing certificate it issues, as the C2PA library requires)
+on first use; :func:`deepswap.userconfig.signing_identity` keeps it in the user's folder and picks
+an organisation's own chain and key instead when one is given. Such a self-made certificate
+proves only that outputs came from the holder of that key, not who the holder is. No time-stamp
+authority is asked unless one is named.
 """
 
 from __future__ import annotations
@@ -40,13 +40,11 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from PIL import Image
 
-from .. import userconfig
 from ..errors import DeepswapError
 
 DIGITAL_SOURCE_TYPE = "http://cv.iptc.org/newscodes/digitalsourcetype/compositeWithTrainedAlgorithmicMedia"
 FORMATS = {".mp4": "video/mp4", ".mov": "video/quicktime", ".png": "image/png", ".jpg": "image/jpeg",
            ".jpeg": "image/jpeg", ".gif": "image/gif", ".webp": "image/webp"}
-IDENTITY_FOLDER = "signing"
 KEY_NAME, CHAIN_NAME = "key.pem", "chain.pem"
 SELF_MADE_YEARS = 10
 _BINDINGS = ("assertion.dataHash", "assertion.bmffHash", "assertion.boxesHash", "assertion.collectionHash")
@@ -149,9 +147,9 @@ def _algorithm(path: Path, key: Any) -> c2pa.C2paSigningAlg:
                         "use EC P-256/P-384/P-521, Ed25519 or RSA")
 
 
-def default_identity(folder: str | Path | None = None) -> SigningIdentity:
-    """The user's self-made identity (``signing/`` in the user's folder), created on first use."""
-    folder = Path(folder) if folder is not None else userconfig.config_dir() / IDENTITY_FOLDER
+def self_made_identity(folder: str | Path) -> SigningIdentity:
+    """The self-made identity kept in ``folder`` (``key.pem``, ``chain.pem``), created on first use."""
+    folder = Path(folder)
     if not (folder / KEY_NAME).is_file():
         _create_identity(folder)
     return SigningIdentity.load(folder / CHAIN_NAME, folder / KEY_NAME)
@@ -219,46 +217,6 @@ def _self_made_chain() -> tuple[bytes, bytes]:
     key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
     return key_pem, leaf.public_bytes(serialization.Encoding.PEM) + ca.public_bytes(serialization.Encoding.PEM)
-
-
-def resolve_identity(certificate_file: str | Path | None = None, key_file: str | Path | None = None,
-                     tsa_url: str | None = None,
-                     workspace_settings: tuple[Path, Mapping[str, Any]] | None = None) -> SigningIdentity:
-    """The identity to sign with, and its time-stamp authority.
-
-    The first of these that names a certificate and key wins: the arguments, the workspace's
-    settings (``workspace_settings``: its ``deepswap.toml`` and ``[settings]`` table), the
-    user's ``config.toml``; else the self-made identity. The same order picks ``tsa_url``.
-    Paths in a settings file are relative to its folder.
-    """
-    layers: list[tuple[Path | None, Mapping[str, Any]]] = [
-        (None, {"sign_cert": certificate_file, "sign_key": key_file, "tsa_url": tsa_url})]
-    if workspace_settings is not None:
-        layers.append(workspace_settings)
-    layers.append((userconfig.settings_file(), userconfig.user_settings()))
-    chosen_tsa = next((tsa for file, settings in layers if (tsa := _setting(file, settings, "tsa_url"))), None)
-    for file, settings in layers:
-        certificate, key = _setting(file, settings, "sign_cert"), _setting(file, settings, "sign_key")
-        if certificate is None and key is None:
-            continue
-        if certificate is None or key is None:
-            missing = "sign_cert" if certificate is None else "sign_key"
-            if file is None:
-                raise DeepswapError("give a signing certificate and its key together: "
-                                    f"--{missing.replace('_', '-')} is missing")
-            raise DeepswapError(f"{file}: settings sign_cert and sign_key go together; {missing} is missing")
-        base = file.parent if file is not None else Path()
-        return SigningIdentity.load(base / certificate, base / key, chosen_tsa)
-    return default_identity().with_tsa(chosen_tsa)
-
-
-def _setting(file: Path | None, settings: Mapping[str, Any], name: str) -> str | None:
-    value = settings.get(name)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, (str, os.PathLike)):
-        raise DeepswapError(f"{file}: settings {name} must be text, not {value!r}")
-    return str(value)
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .. import _io
+from .. import _io, userconfig
 from ..errors import DeepswapError
-from ..provenance.credentials import Claim, SigningIdentity, default_identity, sign
+from ..provenance.credentials import Claim, SigningIdentity, sign
 from ..provenance.metadata import IMAGE_SUFFIXES, encode_image, provenance_label, provenance_metadata
 from ..provenance.watermark import Region, Watermarker, new_output_id
 
@@ -44,7 +44,7 @@ class VideoWriter:
     animated GIF instead (no audio). ``size`` (width, height) resizes every frame to it; otherwise
     the first frame sets the size. Odd sizes lose their last row/column (H.264 needs even ones).
     The file's Content Credentials name the model kind ``model`` and the input file ``source``
-    (recorded by hash, never copied), signed by ``signing`` (default: the user's self-made identity).
+    (recorded by hash, never copied), signed by ``signing`` (default: :func:`deepswap.userconfig.signing_identity`).
 
     Use as a context manager; the file appears only when the ``with`` block ends without error::
 
@@ -85,7 +85,7 @@ class VideoWriter:
         self.frames_written = 0
         self._watermarker = Watermarker(self.output_id)
         self._claim = Claim(self.output_id, self.path.name, model, Path(source) if source is not None else None)
-        self._signing = signing or default_identity()
+        self._signing = signing or userconfig.signing_identity()
         self._crf, self._preset = crf, preset
         self._audio_source = Path(audio_source) if audio_source is not None else None
         if self._audio_source is not None:
@@ -373,7 +373,7 @@ def write_image(
         raise DeepswapError(f"{path}: cannot write {path.suffix or 'suffix-less'} images; "
                             f"use one of {', '.join(IMAGE_SUFFIXES)}")
     output_id = output_id or new_output_id()
-    signing = signing or default_identity()
+    signing = signing or userconfig.signing_identity()
     marked = Watermarker(output_id).embed(np.array(rgb, dtype=np.uint8, copy=True), region)
     data = encode_image(marked, path.suffix, provenance_label(replaced_person, output_id), quality)
     claim = Claim(output_id, path.name, model, Path(source) if source is not None else None)
