@@ -230,8 +230,8 @@ def test_a_user_supplied_certificate_signs_convert_outputs(trained_workspace: Pa
 
 def test_signing_identity_comes_from_options_then_workspace_then_user(tmp_path: Path, user_config_dir: Path) -> None:
     option = make_chain(tmp_path / "option", "From options")
-    workspace = make_chain(tmp_path / "ws" / "certs", "From workspace")
-    user = make_chain(user_config_dir / "certs", "From user")
+    make_chain(tmp_path / "ws" / "certs", "From workspace")
+    make_chain(user_config_dir / "certs", "From user")
     settings_file = tmp_path / "ws" / CONFIG_NAME
     workspace_settings = {"sign_cert": "certs/chain.pem", "sign_key": "certs/key.pem"}
     user_settings = user_config_dir / "config.toml"

@@ -395,8 +395,7 @@ def verify(
 ) -> None:
     """Check files for deepswap's watermark and label and for Content Credentials (C2PA).
 
-    Exit 0: the watermark confirms every file; 1: some file is not confirmed (a label alone does
-    not confirm); 2: some file could not be read.
+    Exit 0: the watermark confirms every file; 1: some file is not confirmed (a label alone does not confirm); 2: some file could not be read.
     """
     from .verify import EXIT_UNREADABLE, verify_file
 

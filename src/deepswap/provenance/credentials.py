@@ -229,11 +229,6 @@ class Claim:
     source: Path | None = None
 
 
-def signable(path: str | Path) -> bool:
-    """True for the formats deepswap writes that carry Content Credentials."""
-    return Path(path).suffix.lower() in FORMATS
-
-
 def sign(asset: Path | bytes, target: Path, claim: Claim, identity: SigningIdentity) -> None:
     """Write ``asset`` (a file, or the file's bytes) to ``target`` with a signed manifest of ``claim``.
 
