@@ -119,7 +119,7 @@ def test_other_names_in_alignments_are_checked_too(ws: Path, change: Callable[[A
 def test_the_names_extract_writes_always_load_back(tmp_path: Path, s1_clips: list[Path], photos: list[Path]) -> None:
     """Unusual but real file names (spaces, brackets, '#', non-ASCII letters and numbers) pass the checks."""
     from deepswap import add_sources, init_workspace
-    from deepswap.faces.extract import extract
+    from deepswap.extract import ExtractOptions, extract
 
     folder = tmp_path / "Fotos de Grâce"
     folder.mkdir()
@@ -130,7 +130,7 @@ def test_the_names_extract_writes_always_load_back(tmp_path: Path, s1_clips: lis
     init_workspace(root, "grace", "s1")
     add_sources(root, "a", [str(folder)])
     add_sources(root, "b", [str(clip)], duration=0.5)
-    extract(root, fps=4, progress=False)
+    extract(root, ExtractOptions(fps=4))
     for key in ("a", "b"):
         faces = FaceSet.load(root / key / "faces")
         assert len(faces) >= 1 and all(faces.crop_path(face).is_file() for face in faces)

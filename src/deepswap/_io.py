@@ -16,7 +16,7 @@ import tempfile
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -41,8 +41,8 @@ FILE_MODE = _file_mode()
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temp path beside ``path`` (same suffix); rename it onto ``path`` only on success."""
+def temp_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a new empty temp file beside ``path`` (same suffix), removed when the block ends."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{target.suffix}", dir=target.parent)
@@ -51,7 +51,6 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.replace(tmp_path, target)
     except OSError as error:
         if error.errno in DISK_FULL:
             raise disk_full(target, error) from None
@@ -64,6 +63,14 @@ def disk_full(path: str | os.PathLike[str], error: OSError) -> DeepswapError:
     """The one-line error for a write that ran out of space (or hit a file-size limit)."""
     return DeepswapError(f"{path}: could not write it, the disk is full or the file too large "
                          f"({error.strerror or error}); nothing was left under this name")
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temp path beside ``path`` (same suffix); rename it onto ``path`` only on success."""
+    with temp_path(path) as tmp:
+        yield tmp
+        os.replace(tmp, path)
 
 
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
@@ -79,10 +86,11 @@ def write_json(path: str | os.PathLike[str], data: Any) -> None:
     write_text(path, json.dumps(data, indent=1, sort_keys=False) + "\n")
 
 
-def write_image(path: str | os.PathLike[str], rgb: np.ndarray) -> None:
-    """Write an RGB (or single-channel) uint8 image; the format follows the suffix."""
+def write_image(path: str | os.PathLike[str], rgb: np.ndarray, params: Sequence[int] = ()) -> None:
+    """Write an RGB (or single-channel) uint8 image; the format follows the suffix (``params``: OpenCV's
+    encoder flags, e.g. PNG compression)."""
     image = rgb if rgb.ndim == 2 else cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-    ok, encoded = cv2.imencode(Path(path).suffix or ".png", image)
+    ok, encoded = cv2.imencode(Path(path).suffix or ".png", image, list(params))
     if not ok:
         raise OSError(f"{path}: could not encode image")
     write_bytes(path, encoded.tobytes())

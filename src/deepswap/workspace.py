@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,6 +29,8 @@ from pydantic import AfterValidator, Field, TypeAdapter, model_validator
 from . import _io
 from ._schema import Count, StrictModel, inside, validate
 from .errors import DeepswapError
+from .faces.analyzer import DEFAULT_FACE_SIZE
+from .faces.identity import DEFAULT_THRESHOLD
 from .video import probe_video
 from .video.reader import PHOTO_SUFFIXES, VIDEO_SUFFIXES
 
@@ -36,7 +39,6 @@ PERSON_KEYS: tuple[PersonKey, ...] = get_args(PersonKey)
 SourceKind = Literal["url", "video", "photos"]
 CONFIG_NAME = "deepswap.toml"
 OUTPUTS_NAME = "outputs.json"
-DEFAULT_FACE_SIZE = 256
 REFERENCE_PATTERN = rf"^[ab]/reference\.(?:{'|'.join(sorted(s.lstrip('.') for s in PHOTO_SUFFIXES))})$"
 
 # Seconds as TOML writes them: an int stays an int (Source.id hashes the value as written).
@@ -80,8 +82,12 @@ class Settings(StrictModel):
     """``[settings]`` of deepswap.toml; unknown keys are refused (a misspelt setting is not ignored)."""
 
     face_size: Annotated[int, Field(ge=64, le=1024)] = DEFAULT_FACE_SIZE
-    identity_threshold: Annotated[float, Field(gt=0, lt=2)] = 0.5
+    identity_threshold: Annotated[float, Field(gt=0, lt=2)] = DEFAULT_THRESHOLD
     max_download_mb: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 2000
+    # Content Credentials (read by userconfig.signing_identity; paths relative to deepswap.toml)
+    sign_cert: str | None = None
+    sign_key: str | None = None
+    tsa_url: Annotated[str, Field(pattern=r"^https?://")] | None = None
 
 
 class _Persons(StrictModel):
@@ -160,6 +166,11 @@ class Workspace:
         loaded = validate(_ConfigFile, data, config, "damaged workspace file")
         return cls(root=root, persons={key: getattr(loaded.persons, key) for key in PERSON_KEYS},
                    settings=data.get("settings", {}))
+
+    def reload(self) -> None:
+        """Read ``deepswap.toml`` again (another command or process may have changed it)."""
+        fresh = Workspace.open(self.root)
+        self.persons, self.settings = fresh.persons, fresh.settings
 
     def save(self) -> None:
         data = {
@@ -283,6 +294,14 @@ class Workspace:
         return data
 
 
+WorkspaceLike = Workspace | str | os.PathLike[str]
+
+
+def as_workspace(workspace: WorkspaceLike) -> Workspace:
+    """The loaded workspace itself, or the one at a path (public functions take either)."""
+    return workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
+
+
 def parse_person(key: str) -> PersonKey:
     if key not in PERSON_KEYS:
         raise DeepswapError(f"person must be 'a' or 'b', not {key!r}")
@@ -314,7 +333,7 @@ def init_workspace(root: str | Path, a: str, b: str) -> Workspace:
 
 
 def add_sources(
-    root: str | Path,
+    workspace: WorkspaceLike,
     person: str,
     uris: list[str],
     start: float | None = None,
@@ -323,9 +342,11 @@ def add_sources(
 ) -> list[Source]:
     """Record footage (URLs, videos, photo folders) and optionally a reference photo for a person.
 
-    Returns the sources that were new; ones already recorded are left as they are.
+    Returns the sources that were new; ones already recorded are left as they are. The workspace
+    file is read afresh before the change (a ``Workspace`` object passed in is updated).
     """
-    workspace = Workspace.open(root)
+    workspace = as_workspace(workspace)
+    workspace.reload()
     key = parse_person(person)
     if start is not None and not 0 <= start < math.inf:
         raise DeepswapError(f"--start must be a number of seconds ≥ 0, not {start}")

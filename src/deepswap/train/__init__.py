@@ -4,10 +4,10 @@
     swapper = deepswap.load_swapper("ws")            # then swapper.swap(faces, to="b")
 
 Modules: ``models`` (original, lite, hd), ``data`` (faces, augmentation, DataLoader), ``loss``
-(masked SSIM + L1), ``checkpoint`` (safetensors + JSON, atomic, best backup), ``report``
-(preview grid, loss log and curve), ``trainer`` (the loop), ``swapper`` (inference for convert),
-``state`` (state.json, read without torch: ``deepswap.train.state`` imports no torch, so the names
-below are imported when first used).
+(masked SSIM + L1), ``config`` (options and the saved training config), ``checkpoint`` (safetensors
++ JSON, atomic, best backup), ``state`` (state.json, read and checked without torch), ``report``
+(preview grid, loss log and curve), ``trainer`` (the loop), ``swapper`` (inference for convert).
+The names below are imported when first used, so ``deepswap.train.state`` (``status``) needs no torch.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import importlib
 from typing import Any
 
 _API = {"MODELS": "models", "ModelSpec": "models", "SwapModel": "models", "build_model": "models",
-        "load_model": "checkpoint", "read_state": "state", "Swapper": "swapper", "load_swapper": "swapper",
-        "TrainResult": "trainer", "train": "trainer"}
+        "TrainConfig": "config", "TrainOptions": "config", "load_model": "checkpoint", "read_state": "state",
+        "Swapper": "swapper", "load_swapper": "swapper", "TrainResult": "trainer", "train": "trainer"}
 __all__ = sorted(_API)
 
 
