@@ -74,7 +74,7 @@ def describe(error: ValidationError) -> str:
     if "[key]" in location:  # the problem is a key of a table, not its value
         key = location[location.index("[key]") - 1]
         location = location[: location.index("[key]") - 1]
-    where = ".".join(str(part) for part in location) or "top level"
+    where = ".".join(str(part) if str(part).isprintable() else repr(part) for part in location) or "top level"
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "string_pattern_mismatch":
         message = NOT_ALLOWED

@@ -52,6 +52,9 @@ def _open(path: Path) -> av.container.InputContainer:
         container.close()
         raise DeepswapError(f"{path}: has no video stream")
     codec = container.streams.video[0].codec_context
+    if codec is None:
+        container.close()
+        raise DeepswapError(f"{path}: not a readable video (no decoder for its video stream); is it complete?")
     if codec.width * codec.height > _io.MAX_IMAGE_PIXELS:
         container.close()
         raise DeepswapError(f"{path}: frames of {codec.width}×{codec.height} are over the "
