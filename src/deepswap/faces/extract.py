@@ -27,7 +27,7 @@ from rich.table import Table
 from .. import _io
 from ..errors import DeepswapError
 from ..video import Frame, list_photos, prefetch, probe_video, read_frames
-from ..workspace import PERSON_KEYS, PersonKey, Source, Workspace, parse_person
+from ..workspace import PERSON_KEYS, PersonKey, Source, Workspace, parse_person, writes_workspace
 from .analyzer import FaceAnalyzer, blur_score
 from .faceset import MASKS, FaceSet, face_id
 from .identity import DEFAULT_THRESHOLD, Identity, IdentityTracker, dominant_identity
@@ -57,6 +57,7 @@ class PersonReport:
     notes: list[str] = field(default_factory=list)
 
 
+@writes_workspace("extract")
 def extract(
     root: str | Path,
     person: str | None = None,
@@ -346,7 +347,7 @@ def _write_pngs(crop_path: Path, crop: np.ndarray, mask_path: Path, mask: np.nda
         ok, encoded = cv2.imencode(".png", pixels, PNG_OPTIONS)
         if not ok:
             raise OSError(f"{path}: could not encode image")
-        _io.write_bytes(path, encoded.tobytes())
+        _io.write_bytes(path, encoded.tobytes(), durable=False)  # bulk: no fsync per crop (see _io)
 
 
 def _clear_faces(folder: Path) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import _io
 from ..errors import DeepswapError
-from ..workspace import Workspace, parse_person
+from ..workspace import Workspace, parse_person, writes_workspace
 from .faceset import FaceSet, load_faceset
 
 SheetOrder = Literal["time", "blur", "distance"]
@@ -93,6 +93,7 @@ def parse_selection(text: str, ids: list[str]) -> list[str]:
     return list(dict.fromkeys(chosen))
 
 
+@writes_workspace("faces --remove", wait=True)
 def remove_faces(root: str | Path, person: str, selection: str) -> list[str]:
     """Drop faces (by number, range or id) from a person's set for good; returns their ids."""
     faceset = _faceset(root, person)

@@ -25,7 +25,7 @@ from rich.progress import (BarColumn, DownloadColumn, Progress, TaskID, TextColu
 
 from ..errors import DeepswapError
 from ..video import probe_video, read_frames
-from ..workspace import PERSON_KEYS, PersonKey, Source, Workspace
+from ..workspace import PERSON_KEYS, PersonKey, Source, Workspace, staging_path, writes_workspace
 
 # Best video up to 1080p merged with the best audio; else the best single file up to 1080p;
 # else (only larger or unsized formats exist) the best there is. `?` keeps formats of unknown height.
@@ -42,6 +42,7 @@ class FetchResult:
     downloaded: bool
 
 
+@writes_workspace("fetch")
 def fetch_sources(root: str | Path, progress: bool = True) -> list[FetchResult]:
     """Download every URL source of both persons that is not downloaded yet.
 
@@ -77,7 +78,7 @@ def fetch_sources(root: str | Path, progress: bool = True) -> list[FetchResult]:
 
 def download_video(url: str, target: Path, on_progress: Callable[[dict[str, Any]], None] | None = None) -> None:
     """Download one video to ``target`` (an .mp4 path), via a staging folder that makes it resumable."""
-    staging = target.with_name(f".{target.stem}.partial")
+    staging = staging_path(target)
     staging.mkdir(parents=True, exist_ok=True)
     try:
         with yt_dlp.YoutubeDL(_options(staging, target.stem, on_progress)) as ydl:
