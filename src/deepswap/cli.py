@@ -156,6 +156,7 @@ def convert(
     gif: Annotated[bool, typer.Option("--gif", help="Write an animated GIF instead of an mp4.")] = False,
     preview: Annotated[Optional[int], typer.Option("--preview", help="Write only N frames' before/after PNGs into the OUTPUT folder.")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Faces per model call.")] = 16,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing output (never the input).")] = False,
 ) -> None:
     """Swap the face through a video (with its audio), a photo or a photo folder. The output is labelled synthetic."""
     from .convert import ConvertOptions, convert as run_convert
@@ -168,7 +169,7 @@ def convert(
     run_convert(workspace, input_path, output, ConvertOptions(
         direction=direction, side_by_side=side_by_side, start=start, duration=duration, scale=scale, width=width,
         color=color, blend=blend, mask_erode=mask_erode, mask_blur=mask_blur, crf=crf, gif=gif, preview=preview,
-        batch_size=batch_size))  # type: ignore[arg-type]
+        batch_size=batch_size, force=force))  # type: ignore[arg-type]
 
 
 @app.command()

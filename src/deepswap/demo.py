@@ -79,7 +79,8 @@ def run_demo(out: str | Path = "deepswap-demo", minutes: float | None = None, *,
 
     console.rule("3/3 convert the held-back clip")
     video = out / "demo_swap.mp4"
-    convert(root, SAMPLES / "s1" / HELD_BACK, video, ConvertOptions(side_by_side=True), progress=console.quiet is False)
+    convert(root, SAMPLES / "s1" / HELD_BACK, video, ConvertOptions(side_by_side=True, force=True),
+            progress=console.quiet is False)  # force: a re-run replaces its own earlier video
     model_dir = Workspace.open(root).model_dir
     demo = DemoResult(video=video, preview=model_dir / "preview.png", loss_plot=model_dir / "loss.png",
                       workspace=root, iterations=result.iteration)

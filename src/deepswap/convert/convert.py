@@ -22,11 +22,12 @@ from ..errors import DeepswapError
 from ..faces import FaceAnalyzer, IdentityTracker, load_faceset
 from ..provenance import new_output_id
 from ..train import load_swapper
-from ..video import Frame, list_photos, prefetch, probe_video, read_frames, read_photos
+from ..video import Frame, prefetch, probe_video, read_frames, read_photos
 from ..video.writer import VideoWriter, write_image
-from ..workspace import PHOTO_SUFFIXES, VIDEO_SUFFIXES, PersonKey, Workspace
+from ..workspace import PersonKey, Workspace
 from .blend import BlendMode
 from .color import ColorMode
+from .outputs import OutputPlan, plan_outputs
 from .replace import FaceReplacer, Located, ReplaceSettings
 
 Direction = Literal["a2b", "b2a"]
@@ -51,6 +52,7 @@ class ConvertOptions:
     gif: bool = False
     preview: int | None = None
     batch_size: int = 16
+    force: bool = False  # replace existing outputs (never the input)
 
 
 @dataclass
@@ -90,6 +92,7 @@ def convert(root: str | Path, input_path: str | Path, output: str | Path, option
         raise DeepswapError(f"{input_path}: no such file or folder")
     if not (output.parent if output.parent != Path("") else Path(".")).is_dir():
         raise DeepswapError(f"{output}: the folder {output.parent} does not exist")
+    plan = plan_outputs(input_path, output, gif=options.gif, preview=options.preview is not None, force=options.force)
     swapper = load_swapper(workspace.root)
     analyzer = FaceAnalyzer(face_size=workspace.face_size)
     replacer = FaceReplacer(
@@ -100,10 +103,10 @@ def convert(root: str | Path, input_path: str | Path, output: str | Path, option
     report = ConvertReport(output, output_id=new_output_id())
     label = {"replaced_person": workspace.persons[replaced].name, "output_id": report.output_id}
     started = time.perf_counter()
-    if input_path.is_dir() or input_path.suffix.lower() in PHOTO_SUFFIXES:
-        _convert_photos(input_path, output, options, replacer, label, report)
-    elif input_path.suffix.lower() in VIDEO_SUFFIXES or input_path.is_file():
-        _convert_video(input_path, output, options, replacer, label, report, progress)
+    if plan.kind == "photos":
+        _convert_photos(input_path, plan, options, replacer, label, report)
+    else:
+        _convert_video(input_path, plan, options, replacer, label, report, progress)
     report.seconds = time.perf_counter() - started
     workspace.record_output(output, {"input": str(input_path.resolve()), "direction": options.direction,
                                      "frames": report.frames, "swapped": report.swapped, "output_id": report.output_id})
@@ -185,7 +188,7 @@ def swap_frames(frames: Iterable[Frame], replacer: FaceReplacer, batch_size: int
         flush()
 
 
-def _convert_video(input_path: Path, output: Path, options: ConvertOptions, replacer: FaceReplacer,
+def _convert_video(input_path: Path, plan: OutputPlan, options: ConvertOptions, replacer: FaceReplacer,
                    label: dict[str, str], report: ConvertReport, show_progress: bool) -> None:
     info = probe_video(input_path)
     size = output_size(info.width, info.height, options)
@@ -206,18 +209,19 @@ def _convert_video(input_path: Path, output: Path, options: ConvertOptions, repl
         return compose(frame.image, swapped, where, side_by_side)
 
     with progress:
-        if options.preview is not None:
-            output.mkdir(parents=True, exist_ok=True)
+        if plan.kind == "preview":
+            plan.target.mkdir(parents=True, exist_ok=True)
+            plan.remove_replaced_previews()
 
             def save_preview(frame: Frame, swapped: np.ndarray, where: Located | None) -> None:
                 image, region = counted(frame, swapped, where, True)
-                path = output / f"preview_{frame.index:06d}.png"
+                path = plan.preview_path(frame.index)
                 write_image(path, image, region=region, **label)
                 report.files.append(path)
 
             swap_frames(prefetch(frames), replacer, options.batch_size, save_preview)
             return
-        target = output.with_suffix(".gif") if options.gif else output
+        target = plan.target
         with VideoWriter(target, fps=info.fps, size=size, crf=options.crf, preset="fast", audio_source=input_path if info.has_audio else None,
                          audio_start=begin, audio_duration=options.duration, **label) as writer:
             encoder = _Background(lambda item: writer.write(*item))
@@ -227,15 +231,10 @@ def _convert_video(input_path: Path, output: Path, options: ConvertOptions, repl
         report.files.append(target)
 
 
-def _convert_photos(input_path: Path, output: Path, options: ConvertOptions, replacer: FaceReplacer,
+def _convert_photos(input_path: Path, plan: OutputPlan, options: ConvertOptions, replacer: FaceReplacer,
                     label: dict[str, str], report: ConvertReport) -> None:
-    folder = input_path.is_dir()
-    if not list_photos(input_path):
-        raise DeepswapError(f"{input_path}: no photos to convert")
-    if folder:
-        output.mkdir(parents=True, exist_ok=True)
-    elif output.suffix.lower() not in (".png", ".jpg", ".jpeg"):
-        raise DeepswapError(f"{output}: a photo is converted to a .png or .jpg file")
+    if input_path.is_dir():
+        plan.target.mkdir(parents=True, exist_ok=True)
     for frame in read_photos(input_path):
         replacer.reset()
         where = replacer.locate(frame)
@@ -247,7 +246,7 @@ def _convert_photos(input_path: Path, output: Path, options: ConvertOptions, rep
             factor = size[0] / image.shape[1]
             image = cv2.resize(image, size, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC)
             region = tuple(v * factor for v in region)
-        target = output / f"{Path(frame.name).stem}.png" if folder else output
+        target = plan.photos[frame.name]
         write_image(target, image, region=region, **label)
         report.files.append(target)
         report.count(where is not None)
