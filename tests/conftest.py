@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -11,6 +12,19 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE_GRID = REPO / "src" / "deepswap" / "data" / "grid"
 TEST_DATA = REPO / "tests" / "data"
 SHARED_DATA = Path(os.environ.get("DEEPSWAP_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def user_config_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A fresh user folder (signing key, config.toml) for the whole run, never the real home's."""
+    folder = tmp_path_factory.mktemp("user-config")
+    previous = os.environ.get("DEEPSWAP_CONFIG_DIR")
+    os.environ["DEEPSWAP_CONFIG_DIR"] = str(folder)
+    yield folder
+    if previous is None:
+        del os.environ["DEEPSWAP_CONFIG_DIR"]
+    else:
+        os.environ["DEEPSWAP_CONFIG_DIR"] = previous
 
 
 @pytest.fixture(scope="session")
@@ -50,7 +64,7 @@ def extracted_workspace(tmp_path_factory: pytest.TempPathFactory, s1_clips: list
     """A workspace with faces extracted: A = two s1 clips, B = speakers/lrwp9a.mp4, 128 px crops
     at 10 frames/s (about 60 faces of A, 30 of B). Shared by the face, train and convert tests;
     treat it as read-only (copy it with shutil.copytree to change it)."""
-    from deepswap.faces.extract import extract
+    from deepswap.extract import ExtractOptions, extract
     from deepswap.workspace import Workspace, add_sources, init_workspace
 
     root = tmp_path_factory.mktemp("extracted") / "ws"
@@ -60,7 +74,7 @@ def extracted_workspace(tmp_path_factory: pytest.TempPathFactory, s1_clips: list
     workspace.save()
     add_sources(root, "a", [str(clip) for clip in s1_clips[:2]])
     add_sources(root, "b", [str(next(c for c in speaker_clips if c.stem == "lrwp9a"))])
-    extract(root, fps=10, progress=False)
+    extract(root, ExtractOptions(fps=10))
     return root
 
 
@@ -73,12 +87,10 @@ def trained_workspace(tmp_path_factory: pytest.TempPathFactory, extracted_worksp
     """
     import shutil
 
-    from rich.console import Console
-
-    from deepswap.train import train
+    from deepswap.train import TrainOptions, train
 
     root = tmp_path_factory.mktemp("trained") / "ws"
     shutil.copytree(extracted_workspace, root)
-    train(root, model="lite", iterations=4, batch_size=4, workers=0, console=Console(quiet=True),
-          options={"resolution": 32, "width": 8, "latent": 32})
+    train(root, TrainOptions(model="lite", iterations=4, batch_size=4, workers=0,
+                             architecture={"resolution": 32, "width": 8, "latent": 32}))
     return root

@@ -20,15 +20,15 @@ import pytest
 
 from deepswap import _io
 from deepswap.faces import FaceSet
-from deepswap.provenance import verify_file
+from deepswap.verify import verify_file
 from deepswap.train import load_model, read_state
 from deepswap.workspace import Workspace, add_sources, init_workspace
 
 KILLS = 3
-TINY_TRAIN = ("from deepswap.train import train; from rich.console import Console; import sys; "
-              "train(sys.argv[1], model='lite', iterations=int(sys.argv[2]), batch_size=2, workers=0, log_every=1, "
-              "console=Console(quiet=True), options={'resolution': 32, 'width': 8, 'latent': 32}, precision='fp32', "
-              "save_every_minutes=0)")
+TINY_TRAIN = ("import sys; from deepswap.train import TrainOptions, train; "
+              "train(sys.argv[1], TrainOptions(model='lite', iterations=int(sys.argv[2]), batch_size=2, workers=0, "
+              "log_every=1, architecture={'resolution': 32, 'width': 8, 'latent': 32}, precision='fp32', "
+              "save_every_minutes=1e-6))")
 
 
 def start(*args: str | Path) -> subprocess.Popen:

@@ -18,16 +18,16 @@ import pytest
 
 from deepswap import _io
 from deepswap.errors import DeepswapError
-from deepswap.faces.sheet import remove_faces
+from deepswap.extract import remove_faces
 from deepswap.lock import HOLDER_NAME, LOCK_NAME, workspace_lock
 from deepswap.sources import fetch_sources
 from deepswap.train import load_model
 from deepswap.workspace import Workspace, add_sources, init_workspace
 
-TINY_TRAIN = ("from deepswap.train import train; from rich.console import Console; import sys; "
-              "train(sys.argv[1], model='lite', iterations=int(sys.argv[2]), batch_size=2, workers=0, log_every=1, "
-              "console=Console(quiet=True), options={'resolution': 32, 'width': 8, 'latent': 32}, precision='fp32', "
-              "save_every_minutes=float(sys.argv[3]))")
+TINY_TRAIN = ("import sys; from deepswap.train import TrainOptions, train; "
+              "train(sys.argv[1], TrainOptions(model='lite', iterations=int(sys.argv[2]), batch_size=2, workers=0, "
+              "log_every=1, architecture={'resolution': 32, 'width': 8, 'latent': 32}, precision='fp32', "
+              "save_every_minutes=float(sys.argv[3])))")
 
 
 def cli(*args: str | Path) -> subprocess.Popen:
@@ -222,8 +222,8 @@ def test_readers_and_short_writers_do_not_sweep(ws: Path, s1_clips: list[Path]) 
 @pytest.mark.slow
 def test_a_reader_loads_the_model_while_training_replaces_it(faces_ws: Path) -> None:
     """Readers take no lock: a checkpoint replaced (and its files deleted) while loading is loaded anew."""
-    subprocess.run([sys.executable, "-c", TINY_TRAIN, str(faces_ws), "1", "0"], check=True)
-    trainer = subprocess.Popen([sys.executable, "-c", TINY_TRAIN, str(faces_ws), "16", "0"], stderr=subprocess.PIPE,
+    subprocess.run([sys.executable, "-c", TINY_TRAIN, str(faces_ws), "1", "1e-6"], check=True)
+    trainer = subprocess.Popen([sys.executable, "-c", TINY_TRAIN, str(faces_ws), "16", "1e-6"], stderr=subprocess.PIPE,
                                text=True)
     iterations = set()
     try:

@@ -16,7 +16,7 @@ import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -30,17 +30,12 @@ def _file_mode() -> int:
 
 
 FILE_MODE = _file_mode()
-
-
 _TEMPORARY = re.compile(r"\.(?P<stem>.*)\.(?P<pid>\d+)\.[a-z0-9_]+\.part(?P<suffix>\.[^.]*)?")
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike[str], durable: bool = True) -> Iterator[Path]:
-    """Yield a temp path beside ``path`` (same suffix); rename it onto ``path`` only on success.
-
-    ``durable``: fsync the file before the rename and the folder after it.
-    """
+def temp_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a new empty temp file beside ``path`` (same suffix), removed when the block ends."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.{os.getpid()}.", suffix=f".part{target.suffix}",
@@ -50,13 +45,23 @@ def atomic_path(path: str | os.PathLike[str], durable: bool = True) -> Iterator[
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        if durable:
-            _fsync(tmp_path)
-        os.replace(tmp_path, target)
-        if durable:
-            _fsync(target.parent)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike[str], durable: bool = True) -> Iterator[Path]:
+    """Yield a temp path beside ``path`` (same suffix); rename it onto ``path`` only on success.
+
+    ``durable``: fsync the file before the rename and the folder after it.
+    """
+    with temp_path(path) as tmp:
+        yield tmp
+        if durable:
+            _fsync(tmp)
+        os.replace(tmp, path)
+        if durable:
+            _fsync(Path(path).parent)
 
 
 def _fsync(path: Path) -> None:
@@ -79,7 +84,7 @@ def is_running(pid: int) -> bool:
 
 
 def stale_temporaries(paths: Iterable[Path]) -> Iterator[Path]:
-    """The ones of ``paths`` that are temp files of ``atomic_path`` whose writer process has ended."""
+    """The ones of ``paths`` that are temp files of ``temp_path`` whose writer process has ended."""
     for path in paths:
         match = _TEMPORARY.fullmatch(path.name)
         if match and int(match["pid"]) != os.getpid() and not is_running(int(match["pid"])):
@@ -110,13 +115,14 @@ def write_json(path: str | os.PathLike[str], data: Any) -> None:
     write_text(path, json.dumps(data, indent=1, sort_keys=False) + "\n")
 
 
-def write_image(path: str | os.PathLike[str], rgb: np.ndarray) -> None:
-    """Write an RGB (or single-channel) uint8 image; the format follows the suffix."""
+def write_image(path: str | os.PathLike[str], rgb: np.ndarray, params: Sequence[int] = (), durable: bool = True) -> None:
+    """Write an RGB (or single-channel) uint8 image; the format follows the suffix (``params``: OpenCV's
+    encoder flags, e.g. PNG compression; ``durable``: see ``atomic_path``)."""
     image = rgb if rgb.ndim == 2 else cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-    ok, encoded = cv2.imencode(Path(path).suffix or ".png", image)
+    ok, encoded = cv2.imencode(Path(path).suffix or ".png", image, list(params))
     if not ok:
         raise OSError(f"{path}: could not encode image")
-    write_bytes(path, encoded.tobytes())
+    write_bytes(path, encoded.tobytes(), durable)
 
 
 def read_image(path: str | os.PathLike[str], grayscale: bool = False) -> np.ndarray | None:

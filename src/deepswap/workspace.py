@@ -19,6 +19,7 @@ import hashlib
 import inspect
 import json
 import math
+import os
 import shutil
 import tomllib
 from dataclasses import asdict, dataclass, field
@@ -30,6 +31,7 @@ from filelock import FileLock, Timeout
 
 from . import _io
 from .errors import DeepswapError
+from .faces.analyzer import DEFAULT_FACE_SIZE
 from .lock import SHORT_WAIT_S, workspace_lock
 from .video import probe_video
 from .video.reader import PHOTO_SUFFIXES, VIDEO_SUFFIXES
@@ -92,7 +94,8 @@ class Workspace:
         with workspace_lock(root, "init", wait=True):
             if (root / CONFIG_NAME).exists():  # made meanwhile by another init
                 raise DeepswapError(f"{root}: a workspace already exists here; choose another folder")
-            workspace = cls(root=root, persons={"a": Person(a), "b": Person(b)}, settings={"face_size": 256})
+            workspace = cls(root=root, persons={"a": Person(a), "b": Person(b)},
+                            settings={"face_size": DEFAULT_FACE_SIZE})
             for key in PERSON_KEYS:
                 workspace.faces_dir(key).mkdir(parents=True, exist_ok=True)
             workspace.model_dir.mkdir(parents=True, exist_ok=True)
@@ -118,6 +121,11 @@ class Workspace:
         except (tomllib.TOMLDecodeError, KeyError, TypeError, UnicodeDecodeError) as exc:
             raise DeepswapError(f"{config}: damaged workspace file ({exc})") from None
         return cls(root=root, persons=persons, settings=data.get("settings", {}))
+
+    def reload(self) -> None:
+        """Read ``deepswap.toml`` again (another command or process may have changed it)."""
+        fresh = Workspace.open(self.root)
+        self.persons, self.settings = fresh.persons, fresh.settings
 
     def save(self) -> None:
         data = {
@@ -149,7 +157,7 @@ class Workspace:
 
     @property
     def face_size(self) -> int:
-        return int(self.settings.get("face_size", 256))
+        return int(self.settings.get("face_size", DEFAULT_FACE_SIZE))
 
     def reference_path(self, key: PersonKey) -> Path | None:
         ref = self.persons[key].reference
@@ -190,6 +198,14 @@ class Workspace:
         return json.loads(path.read_text("utf-8")) if path.is_file() else []
 
 
+WorkspaceLike = Workspace | str | os.PathLike[str]
+
+
+def as_workspace(workspace: WorkspaceLike) -> Workspace:
+    """The loaded workspace itself, or the one at a path (public functions take either)."""
+    return workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
+
+
 def staging_path(download: Path) -> Path:
     """The hidden folder a download is staged (and resumed) in before it moves to ``download``."""
     return download.with_name(f".{download.stem}.partial")
@@ -220,8 +236,7 @@ def writes_workspace(command: str, wait: bool = False) -> Callable[[Stage], Stag
 
         @functools.wraps(stage)
         def locked(*args: Any, **kwargs: Any) -> Any:
-            given = args[0] if args else kwargs[first]
-            workspace = given if isinstance(given, Workspace) else Workspace.open(given)
+            workspace = as_workspace(args[0] if args else kwargs[first])
             sweep = None if wait else functools.partial(sweep_workspace, workspace)
             with workspace_lock(workspace.root, command, wait, on_acquired=sweep):
                 return stage(*args, **kwargs)
@@ -263,7 +278,7 @@ def init_workspace(root: str | Path, a: str, b: str) -> Workspace:
 
 @writes_workspace("add", wait=True)
 def add_sources(
-    root: str | Path,
+    workspace: WorkspaceLike,
     person: str,
     uris: list[str],
     start: float | None = None,
@@ -272,9 +287,11 @@ def add_sources(
 ) -> list[Source]:
     """Record footage (URLs, videos, photo folders) and optionally a reference photo for a person.
 
-    Returns the sources that were new; ones already recorded are left as they are.
+    Returns the sources that were new; ones already recorded are left as they are. The workspace
+    file is read afresh before the change (a ``Workspace`` object passed in is updated).
     """
-    workspace = Workspace.open(root)
+    workspace = as_workspace(workspace)
+    workspace.reload()
     key = parse_person(person)
     if start is not None and not 0 <= start < math.inf:
         raise DeepswapError(f"--start must be a number of seconds ≥ 0, not {start}")
