@@ -29,7 +29,7 @@ from yt_dlp.postprocessor.ffmpeg import FFmpegPostProcessor
 from ..errors import DeepswapError
 from ..progress import ProgressCallback, Reporter
 from ..video import probe_video, read_frames
-from ..workspace import PERSON_KEYS, PersonKey, Source, WorkspaceLike, as_workspace
+from ..workspace import PERSON_KEYS, PersonKey, Source, WorkspaceLike, as_workspace, staging_path, writes_workspace
 
 # Best video up to 1080p merged with the best audio; else the best single file up to 1080p;
 # else (only larger or unsized formats exist) the best there is. `?` keeps formats of unknown height.
@@ -46,6 +46,7 @@ class FetchResult:
     downloaded: bool
 
 
+@writes_workspace("fetch")
 def fetch_sources(workspace: WorkspaceLike, on_progress: ProgressCallback | None = None) -> list[FetchResult]:
     """Download every URL source of both persons that is not downloaded yet.
 
@@ -102,7 +103,7 @@ def download_video(url: str, target: Path, on_progress: Callable[[dict[str, Any]
 
     ``start``/``duration`` (seconds) download only that section; ``max_bytes`` caps the download.
     """
-    staging = target.with_name(f".{target.stem}.partial")
+    staging = staging_path(target)
     staging.mkdir(parents=True, exist_ok=True)
     limit = f"larger than the {(max_bytes or 0) / 1e6:g} MB limit ([settings] max_download_mb in deepswap.toml)"
     section = (start or 0.0, start + duration if start is not None and duration is not None else duration) \
