@@ -147,10 +147,11 @@ def test_train_on_a_full_disk_keeps_the_checkpoint(trained: Path) -> None:
 def test_convert_on_a_full_disk_writes_nothing(trained: Path, tmp_path: Path, s1_clips: list[Path], photos: list[Path],
                                                kind: str) -> None:
     source, out = (s1_clips[2], tmp_path / "out.mp4") if kind == "video" else (photos[1], tmp_path / "out.png")
+    outputs = Workspace.open(trained).outputs()
     run = run_limited([DEEPSWAP, "convert", trained, source, "-o", out], 20_000)
     assert_disk_full(run, str(out))
     assert not out.exists() and temporaries(tmp_path) == []
-    assert not (trained / "outputs.json").exists()
+    assert Workspace.open(trained).outputs() == outputs  # nothing recorded
 
 
 def test_fetch_on_a_full_disk_leaves_no_video(workspace: Path, tmp_path: Path, s1_clips: list[Path]) -> None:
