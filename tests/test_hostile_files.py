@@ -367,7 +367,6 @@ def test_recording_an_output_keeps_a_damaged_list_aside(ws: Path, tmp_path: Path
     assert workspace.record_output(tmp_path / "out2.mp4", {}) is None
 
 
-@pytest.mark.slow
 def test_convert_keeps_its_video_when_outputs_json_is_damaged(trained_workspace: Path, tmp_path: Path,
                                                              s1_clips: list[Path]) -> None:
     root = tmp_path / "ws"
@@ -649,7 +648,6 @@ def test_extract_names_a_video_damaged_after_it_was_added(ws: Path, s1_clips: li
     assert_one_line_error(deepswap("extract", ws, "--person", "a"), f"{clip}: ")
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("content", [b"", b"\0" * 5000], ids=["zero-bytes", "zeros"])
 def test_convert_refuses_a_damaged_input_in_one_line(trained_workspace: Path, tmp_path: Path, content: bytes) -> None:
     bad = tmp_path / "clip.mp4"
