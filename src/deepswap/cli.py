@@ -219,6 +219,30 @@ def demo(
     run_demo(out, minutes)
 
 
+@app.command()
+def ui(
+    root: Annotated[Path, typer.Argument(help="A workspace, or a folder of workspaces.")] = Path("."),
+    host: Annotated[str, typer.Option("--host", help="Address to listen on; any but localhost needs the access token printed.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on (0: any free one).")] = 7860,
+    open_browser: Annotated[bool, typer.Option("--open", help="Open the page in the default browser.")] = False,
+) -> None:
+    """Run the whole pipeline in a web browser: sources, faces, training, convert, verify, evaluate."""
+    import webbrowser
+
+    from .ui import UIServer
+
+    server = UIServer(root, host=host, port=port)
+    console.print(f"deepswap ui: {escape(str(root))} at [bold]{server.url}[/] (Ctrl-C stops it; running jobs save first)",
+                  highlight=False, soft_wrap=True)
+    if open_browser:
+        webbrowser.open(server.url)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    console.print("deepswap ui stopped")
+
+
 def main() -> None:
     """Entry point: run the CLI, turning user errors into one line on stderr."""
     try:

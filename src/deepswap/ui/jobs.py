@@ -1,0 +1,229 @@
+"""Background jobs: each long step runs in a child process the server owns, one per workspace.
+
+The child (``multiprocessing`` "spawn", in its own process group so a Ctrl-C in the server's
+terminal reaches only the server) calls one function of ``actions.JOBS`` with an ``on_progress``
+callback that puts each ``ProgressEvent`` on a queue; a reader thread in the server folds them into
+the ``Job`` the pages and the event stream show. The job outlives the browser: closing or reloading
+the page does not touch it.
+
+Stopping a job sends the child SIGINT, as Ctrl-C would: training saves a checkpoint and returns,
+the other steps stop where they are (their finished work is kept). Stopping the server stops every
+job that way and waits for it. A step that fails shows the same one line the CLI prints.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from queue import Empty
+from typing import Any
+
+from ..errors import DeepswapError
+from ..progress import ProgressEvent
+
+RUNNING, STOPPING, FINISHED, STOPPED, FAILED = "running", "stopping", "finished", "stopped", "failed"
+MAX_LOG_LINES = 200
+MAX_LOSS_POINTS = 4000
+SHUTDOWN_WAIT_SECONDS = 120.0
+
+
+class Busy(DeepswapError):
+    """The workspace already has a job running."""
+
+
+@dataclass
+class Task:
+    """The latest state of one task of a job (a download, a source being extracted, training)."""
+
+    name: str
+    unit: str = ""
+    done: float = 0.0
+    total: float | None = None
+    rate: float | None = None
+    values: dict[str, float] = field(default_factory=dict)
+    finished: bool = False
+
+    @property
+    def fraction(self) -> float | None:
+        return min(1.0, self.done / self.total) if self.total else None
+
+
+@dataclass
+class Job:
+    """One background step of one workspace, as the pages show it."""
+
+    id: str
+    workspace: Path
+    kind: str
+    title: str
+    started: float = field(default_factory=time.time)
+    state: str = RUNNING
+    error: str | None = None
+    result: Any = None
+    tasks: dict[str, Task] = field(default_factory=dict)
+    log: list[str] = field(default_factory=list)
+    loss: list[tuple[float, float, float]] = field(default_factory=list)  # (iteration, loss A, loss B)
+    files: dict[str, int] = field(default_factory=dict)  # path → times written
+    version: int = 0
+    ended: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.state in (RUNNING, STOPPING)
+
+    @property
+    def current(self) -> Task | None:
+        return next(reversed(self.tasks.values()), None)
+
+    def apply(self, event: dict[str, Any]) -> None:
+        """Fold one event from the child into the job's state."""
+        kind = event["kind"]
+        if kind in ("task", "progress", "done"):
+            task = self.tasks.get(event["task"])
+            if task is None or kind == "task":
+                task = self.tasks[event["task"]] = Task(event["task"], event["unit"])
+                self.tasks[task.name] = self.tasks.pop(task.name)  # the newest task last
+            task.done, task.finished = event["done"], kind == "done"
+            task.total = event["total"] if event["total"] is not None else task.total
+            task.rate = event["rate"] if event["rate"] is not None else task.rate
+            task.values.update(event["values"])
+            if kind == "progress" and "loss_a" in event["values"]:
+                self._add_loss(event["done"], event["values"]["loss_a"], event["values"]["loss_b"])
+        elif kind == "note":
+            self._add_log(event["message"])
+        elif kind == "file":
+            self.files[event["path"]] = self.files.get(event["path"], 0) + 1
+        elif kind == "result":
+            self.result = event["result"]
+        elif kind == "end":
+            self.state, self.error = event["state"], event.get("error")
+            self.ended = time.time()
+        self.version += 1
+
+    def _add_log(self, line: str) -> None:
+        self.log.append(line)
+        del self.log[:-MAX_LOG_LINES]
+
+    def _add_loss(self, iteration: float, loss_a: float, loss_b: float) -> None:
+        self.loss.append((iteration, loss_a, loss_b))
+        if len(self.loss) > MAX_LOSS_POINTS:  # keep the whole run's shape at half the density
+            self.loss = self.loss[::2]
+
+
+class JobManager:
+    """The server's jobs: at most one running per workspace, the latest of each kind kept."""
+
+    def __init__(self) -> None:
+        self._context = multiprocessing.get_context("spawn")
+        self._lock = threading.Lock()
+        self._jobs: dict[Path, dict[str, Job]] = {}  # workspace → kind → latest job
+        self._processes: dict[str, multiprocessing.process.BaseProcess] = {}
+
+    def start(self, workspace: Path, kind: str, title: str, action: str, arguments: dict[str, Any]) -> Job:
+        """Run ``actions.JOBS[action](**arguments, on_progress=…)`` in a child process."""
+        with self._lock:
+            running = self.running(workspace)
+            if running is not None:
+                raise Busy(f"{workspace.name}: busy with {running.title}; wait for it or stop it first")
+            job = Job(uuid.uuid4().hex[:12], workspace, kind, title)
+            events = self._context.Queue()
+            process = self._context.Process(target=run_in_child, args=(action, arguments, events),
+                                            name=f"deepswap-{kind}", daemon=False)
+            process.start()
+            self._jobs.setdefault(workspace, {})[kind] = job
+            self._processes[job.id] = process
+        threading.Thread(target=self._follow, args=(job, process, events), daemon=True,
+                         name=f"deepswap-{kind}-events").start()
+        return job
+
+    def running(self, workspace: Path) -> Job | None:
+        return next((job for job in self._jobs.get(workspace, {}).values() if job.active), None)
+
+    def latest(self, workspace: Path, kind: str | None = None) -> Job | None:
+        """The running job of a workspace, else its most recent one (of ``kind`` when given)."""
+        jobs = self._jobs.get(workspace, {})
+        if kind is not None:
+            return jobs.get(kind)
+        return self.running(workspace) or max(jobs.values(), key=lambda job: job.started, default=None)
+
+    def stop(self, workspace: Path) -> Job | None:
+        """Ask the workspace's running job to stop as Ctrl-C would (training saves first)."""
+        job = self.running(workspace)
+        process = self._processes.get(job.id) if job else None
+        if job is None or process is None or not process.is_alive():
+            return job
+        job.state = STOPPING
+        job.version += 1
+        os.kill(process.pid, signal.SIGINT)
+        return job
+
+    def shutdown(self, wait: float = SHUTDOWN_WAIT_SECONDS) -> None:
+        """Stop every running job (saving like Ctrl-C) and wait for them; kill what is left after ``wait``."""
+        for workspace in list(self._jobs):
+            self.stop(workspace)
+        deadline = time.monotonic() + wait
+        for process in self._processes.values():
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+                process.join()
+
+    def _follow(self, job: Job, process: multiprocessing.process.BaseProcess, events: Any) -> None:
+        """Read the child's events into the job until the child has ended and said so."""
+        while job.active:
+            try:
+                job.apply(events.get(timeout=0.5))
+            except Empty:
+                if not process.is_alive():
+                    process.join()
+                    try:  # the last messages may still be in the pipe
+                        while job.active:
+                            job.apply(events.get(timeout=1.0))
+                    except Empty:
+                        job.apply({"kind": "end", "state": FAILED,
+                                   "error": f"the {job.kind} process ended unexpectedly (exit code {process.exitcode})"})
+        process.join()
+        with self._lock:
+            self._processes.pop(job.id, None)
+
+
+def event_message(event: ProgressEvent) -> dict[str, Any]:
+    """A progress event as plain data that crosses the process boundary."""
+    return {"stage": event.stage, "kind": event.kind, "task": event.task, "done": event.done, "total": event.total,
+            "unit": event.unit, "rate": event.rate, "message": event.message,
+            "path": str(event.path) if event.path is not None else None, "values": dict(event.values)}
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def run_in_child(action: str, arguments: dict[str, Any], events: Any) -> None:
+    """The child process: run one action, sending its events, its result and how it ended."""
+    from . import actions
+
+    os.setpgid(0, 0)  # out of the terminal's process group: the server decides when to stop us
+    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops a step the way Ctrl-C does
+    end: dict[str, Any] = {"kind": "end", "state": FINISHED}
+    try:
+        result = actions.JOBS[action](**arguments, on_progress=lambda event: events.put(event_message(event)))
+        events.put({"kind": "result", "result": result})
+        if isinstance(result, dict) and result.get("stopped"):
+            end["state"] = STOPPED
+    except KeyboardInterrupt:
+        end = {"kind": "end", "state": STOPPED, "error": "stopped; finished work is kept, run it again to resume"}
+    except DeepswapError as error:
+        end = {"kind": "end", "state": FAILED, "error": str(error)}
+    except Exception as error:  # shown as one line; the traceback goes to the server's terminal
+        traceback.print_exc()
+        end = {"kind": "end", "state": FAILED, "error": f"unexpected error: {error.__class__.__name__}: {error}"}
+    events.put(end)
+    events.close()
+    events.join_thread()
