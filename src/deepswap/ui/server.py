@@ -30,6 +30,7 @@ class UIServer:
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             self.socket.bind((host, port))
+            self.socket.listen(128)  # connections wait in the backlog until uvicorn runs
         except OSError as error:
             self.socket.close()
             raise DeepswapError(f"{host}:{port}: cannot listen there ({error.strerror})") from None
