@@ -27,7 +27,7 @@ from rich.console import Console
 from deepswap.convert import ConvertOptions, convert
 from deepswap.convert.replace import FaceReplacer, ReplaceSettings
 from deepswap.faces import FaceAnalyzer, IdentityTracker, load_faceset
-from deepswap.faces.extract import extract
+from deepswap.extract import ExtractOptions, extract
 from deepswap.train import Swapper, build_model, load_swapper, train
 from deepswap.video import read_frames
 from deepswap.video.writer import VideoWriter
@@ -64,7 +64,7 @@ def workspace_with_model(folder: Path, model: str, device: str) -> Path:
     init_workspace(root, "s1", "lrwp9a")
     add_sources(root, "a", [str(sorted((GRID / "s1").glob("*.mp4"))[0])])
     add_sources(root, "b", [str(GRID / "speakers" / "lrwp9a.mp4")])
-    extract(root, fps=5, progress=False)
+    extract(root, ExtractOptions(fps=5))
     train(root, model=model, iterations=1, batch_size=2, workers=0, console=Console(quiet=True))
     return root
 
@@ -153,7 +153,7 @@ def main() -> None:
             source = resized_clip(clip, folder / f"clip_{size}.mp4", size)
             times = stage_times(workspaces[name], source, args.device, args.frames)
             out = folder / f"out_{name}_{size}.mp4"
-            report = convert(workspaces[name], source, out, ConvertOptions(), progress=False)
+            report = convert(workspaces[name], source, out, ConvertOptions())
             sequential = 1 / sum(times.values())
             split = "  ".join(f"{stage} {1000 * seconds:.1f} ms" for stage, seconds in times.items())
             line = (f"{name:8s} {size:5s}  pipeline {report.fps:6.1f} frames/s, {report.swapped}/{report.frames} swapped  (stages one after another: "

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from deepswap.faces import FaceSet
-from deepswap.faces.extract import extract
+from deepswap.extract import ExtractOptions, extract
 from deepswap.workspace import Workspace, add_sources, init_workspace
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,8 +65,8 @@ def main() -> None:
         add_sources(root, "a", [str(c) for c in clips])
         load_before = os.getloadavg()[0]
         start = time.perf_counter()
-        report = extract(root, person="a", progress=False, detect_size=args.detect_size,
-                         identity_every=args.identity_every)["a"]
+        report = extract(root, ExtractOptions(person="a", detect_size=args.detect_size,
+                         identity_every=args.identity_every))["a"]
         wall = time.perf_counter() - start
         faceset = FaceSet.load(workspace.faces_dir("a"))
         size_mb = sum(p.stat().st_size for p in workspace.faces_dir("a").rglob("*.png")) / 1e6

@@ -29,7 +29,7 @@ from rich.console import Console
 from deepswap.demo import CPU_MODEL, GPU_MODEL
 from deepswap.evaluate import evaluate, print_report
 from deepswap.faces import FaceAnalyzer, cosine_distance
-from deepswap.faces.extract import extract
+from deepswap.extract import ExtractOptions, extract
 from deepswap.faces.identity import DEFAULT_THRESHOLD
 from deepswap.train import read_state, train
 from deepswap.video import read_frames
@@ -75,8 +75,8 @@ def build_workspace(root: Path, clips_a: list[Path], fps: float, console: Consol
         add_sources(root, "a", [str(clip) for clip in clips_a])
         add_sources(root, "b", [str(SHARED / "speakers" / "lrwp9a.mp4"), *map(str, extra_b_footage(console))])
     began = time.perf_counter()
-    extract(root, person="a", fps=fps)
-    extract(root, person="b")
+    extract(root, ExtractOptions(person="a", fps=fps))
+    extract(root, ExtractOptions(person="b"))
     console.print(f"extract: {time.perf_counter() - began:.0f} s")
 
 

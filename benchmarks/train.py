@@ -195,7 +195,7 @@ def gpu_table(args: argparse.Namespace) -> None:
 
 def grid_workspace(folder: Path) -> Path:
     """A workspace with faces extracted from the bundled GRID clips (A: s1, B: another speaker)."""
-    from deepswap.faces.extract import extract
+    from deepswap.extract import ExtractOptions, extract
     from deepswap.workspace import add_sources, init_workspace
 
     grid = REPO / "src" / "deepswap" / "data" / "grid"
@@ -203,7 +203,7 @@ def grid_workspace(folder: Path) -> Path:
     init_workspace(root, "s1", "lrwp9a")
     add_sources(root, "a", [str(clip) for clip in sorted((grid / "s1").glob("*.mp4"))[:2]])
     add_sources(root, "b", [str(grid / "speakers" / "lrwp9a.mp4")])
-    extract(root, fps=10, progress=False)
+    extract(root, ExtractOptions(fps=10))
     return root
 
 

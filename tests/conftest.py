@@ -50,7 +50,7 @@ def extracted_workspace(tmp_path_factory: pytest.TempPathFactory, s1_clips: list
     """A workspace with faces extracted: A = two s1 clips, B = speakers/lrwp9a.mp4, 128 px crops
     at 10 frames/s (about 60 faces of A, 30 of B). Shared by the face, train and convert tests;
     treat it as read-only (copy it with shutil.copytree to change it)."""
-    from deepswap.faces.extract import extract
+    from deepswap.extract import ExtractOptions, extract
     from deepswap.workspace import Workspace, add_sources, init_workspace
 
     root = tmp_path_factory.mktemp("extracted") / "ws"
@@ -60,7 +60,7 @@ def extracted_workspace(tmp_path_factory: pytest.TempPathFactory, s1_clips: list
     workspace.save()
     add_sources(root, "a", [str(clip) for clip in s1_clips[:2]])
     add_sources(root, "b", [str(next(c for c in speaker_clips if c.stem == "lrwp9a"))])
-    extract(root, fps=10, progress=False)
+    extract(root, ExtractOptions(fps=10))
     return root
 
 
@@ -73,12 +73,10 @@ def trained_workspace(tmp_path_factory: pytest.TempPathFactory, extracted_worksp
     """
     import shutil
 
-    from rich.console import Console
-
-    from deepswap.train import train
+    from deepswap.train import TrainOptions, train
 
     root = tmp_path_factory.mktemp("trained") / "ws"
     shutil.copytree(extracted_workspace, root)
-    train(root, model="lite", iterations=4, batch_size=4, workers=0, console=Console(quiet=True),
-          options={"resolution": 32, "width": 8, "latent": 32})
+    train(root, TrainOptions(model="lite", iterations=4, batch_size=4, workers=0,
+                             architecture={"resolution": 32, "width": 8, "latent": 32}))
     return root

@@ -12,13 +12,9 @@ import numpy as np
 import pytest
 
 from deepswap import _io
-from deepswap.convert import ConvertOptions, convert
-from deepswap.convert.convert import compose
-from deepswap.convert.replace import FaceReplacer, ReplaceSettings
+from deepswap.convert import Converter, ConvertOptions, FaceReplacer, compose, convert
 from deepswap.errors import DeepswapError
-from deepswap.faces import FaceAnalyzer, Identity, IdentityTracker
 from deepswap.provenance import verify_file
-from deepswap.train import load_swapper
 from deepswap.video import probe_video, read_frames
 
 
@@ -55,7 +51,7 @@ def lag_seconds(reference: np.ndarray, signal: np.ndarray, rate: int, search: fl
 def converted(trained_workspace: Path, s1_clips: list[Path], tmp_path_factory) -> tuple[Path, Path]:
     """A held-back s1 clip converted A→B with a trimmed range: 0.6 s … 2.2 s."""
     out = tmp_path_factory.mktemp("convert") / "out.mp4"
-    report = convert(trained_workspace, s1_clips[3], out, ConvertOptions(start=0.6, duration=1.6), progress=False)
+    report = convert(trained_workspace, s1_clips[3], out, ConvertOptions(start=0.6, duration=1.6))
     assert report.frames == 40
     return s1_clips[3], out
 
@@ -93,14 +89,14 @@ def test_output_faces_are_swapped_labelled_and_recorded(converted, trained_works
 ])
 def test_resize_and_side_by_side(trained_workspace, s1_clips, tmp_path, options, size):
     out = tmp_path / "out.mp4"
-    convert(trained_workspace, s1_clips[4], out, options, progress=False)
+    convert(trained_workspace, s1_clips[4], out, options)
     info = probe_video(out)
     assert (info.width, info.height) == size
     assert len(list(read_frames(out))) == 10
 
 
 def test_preview_writes_before_after_pngs_only(trained_workspace, s1_clips, tmp_path):
-    report = convert(trained_workspace, s1_clips[4], tmp_path / "preview", ConvertOptions(preview=3), progress=False)
+    report = convert(trained_workspace, s1_clips[4], tmp_path / "preview", ConvertOptions(preview=3))
     pngs = sorted((tmp_path / "preview").glob("*.png"))
     assert len(pngs) == 3 == len(report.files)
     image = _io.read_image(pngs[0])
@@ -109,17 +105,14 @@ def test_preview_writes_before_after_pngs_only(trained_workspace, s1_clips, tmp_
 
 
 def test_gif_output(trained_workspace, s1_clips, tmp_path):
-    report = convert(trained_workspace, s1_clips[4], tmp_path / "out.mp4", ConvertOptions(gif=True, duration=0.4), progress=False)
+    report = convert(trained_workspace, s1_clips[4], tmp_path / "out.mp4", ConvertOptions(gif=True, duration=0.4))
     assert report.files == [tmp_path / "out.gif"] and (tmp_path / "out.gif").stat().st_size > 0
     assert not (tmp_path / "out.mp4").exists()
 
 
 @pytest.fixture(scope="module")
 def replacer(trained_workspace) -> FaceReplacer:
-    analyzer = FaceAnalyzer(face_size=128)
-    identity = Identity.load(trained_workspace / "a" / "faces" / "identity.npy")
-    return FaceReplacer(analyzer, IdentityTracker(identity, analyzer.encoder), load_swapper(trained_workspace).swap,
-                        "b", ReplaceSettings())
+    return Converter(trained_workspace).replacer("a2b")
 
 
 def test_frames_without_the_face_pass_through_byte_identical(replacer, s1_clips):
@@ -134,7 +127,7 @@ def test_frames_without_the_face_pass_through_byte_identical(replacer, s1_clips)
 def test_a_photo_without_a_face_is_written_unchanged(trained_workspace, tmp_path):
     plain = np.random.default_rng(0).integers(0, 255, (200, 240, 3), dtype=np.uint8)
     _io.write_image(tmp_path / "plain.png", plain)
-    report = convert(trained_workspace, tmp_path / "plain.png", tmp_path / "out.png", progress=False)
+    report = convert(trained_workspace, tmp_path / "plain.png", tmp_path / "out.png")
     assert report.passed_through == 1
     assert np.array_equal(_io.read_image(tmp_path / "out.png"), plain)
     assert verify_file(tmp_path / "out.png").label is not None
@@ -145,7 +138,7 @@ def test_only_the_target_person_changes_in_a_frame_with_two_people(trained_works
     bystander = next(read_frames(next(c for c in speaker_clips if c.stem == "swiz3n"))).image
     group = np.hstack([bystander, person_a])
     _io.write_image(tmp_path / "group.png", group)
-    convert(trained_workspace, tmp_path / "group.png", tmp_path / "out.png", progress=False)
+    convert(trained_workspace, tmp_path / "group.png", tmp_path / "out.png")
     out = _io.read_image(tmp_path / "out.png").astype(int)
     half = group.shape[1] // 2
     change = np.abs(out - group).sum(-1)
@@ -175,7 +168,7 @@ def test_compose_marks_nothing_in_frames_without_a_swap():
 
 def test_workspace_without_a_model_is_a_clear_error(extracted_workspace, s1_clips, tmp_path):
     with pytest.raises(DeepswapError, match="train"):
-        convert(extracted_workspace, s1_clips[0], tmp_path / "out.mp4", progress=False)
+        convert(extracted_workspace, s1_clips[0], tmp_path / "out.mp4")
     assert not list(tmp_path.iterdir())
 
 
@@ -183,15 +176,15 @@ def test_unreadable_input_leaves_no_partial_file(trained_workspace, tmp_path):
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video at all" * 100)
     with pytest.raises(DeepswapError, match="broken.mp4"):
-        convert(trained_workspace, broken, tmp_path / "out.mp4", progress=False)
+        convert(trained_workspace, broken, tmp_path / "out.mp4")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.mp4"]
 
 
 def test_output_in_a_missing_or_unwritable_folder_is_a_clear_error(trained_workspace, s1_clips, tmp_path):
     with pytest.raises(DeepswapError, match="does not exist"):
-        convert(trained_workspace, s1_clips[0], tmp_path / "missing" / "out.mp4", progress=False)
+        convert(trained_workspace, s1_clips[0], tmp_path / "missing" / "out.mp4")
     with pytest.raises(DeepswapError, match="cannot write"):  # /proc takes no new files, even from root
-        convert(trained_workspace, s1_clips[0], Path("/proc/deepswap-out.mp4"), ConvertOptions(duration=0.2), progress=False)
+        convert(trained_workspace, s1_clips[0], Path("/proc/deepswap-out.mp4"), ConvertOptions(duration=0.2))
 
 
 def test_cli_errors_are_one_line_without_traceback(trained_workspace, s1_clips, tmp_path):
@@ -206,7 +199,6 @@ def test_cli_errors_are_one_line_without_traceback(trained_workspace, s1_clips, 
 
 def test_b2a_direction_replaces_b(trained_workspace, speaker_clips, tmp_path):
     clip = next(c for c in speaker_clips if c.stem == "lrwp9a")
-    report = convert(trained_workspace, clip, tmp_path / "out.mp4", ConvertOptions(direction="b2a", duration=0.4),
-                     progress=False)
+    report = convert(trained_workspace, clip, tmp_path / "out.mp4", ConvertOptions(direction="b2a", duration=0.4))
     assert report.swapped == 10
     shutil.rmtree(tmp_path)

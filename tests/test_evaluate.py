@@ -18,10 +18,11 @@ from rich.console import Console
 from deepswap.errors import DeepswapError
 from deepswap.evaluate import (
     HELD_OUT_FOOTAGE, PSNR_CAP, TRAINING_FOOTAGE, correlation, evaluate, identity_transfer, landmark_distance,
-    landmark_jitter, masked_psnr, masked_ssim, measure_faces, mouth_open, print_report,
+    landmark_jitter, masked_psnr, masked_ssim, measure_faces, mouth_open,
 )
 from deepswap.faces import FaceAnalyzer, FaceSet, Identity, load_faceset
-from deepswap.train import train
+from deepswap.cli import print_report
+from deepswap.train import TrainOptions, train
 from deepswap.train.data import PersonFaces, TrainingStream
 from deepswap.video import read_frames
 from deepswap.workspace import Workspace, init_workspace
@@ -84,8 +85,8 @@ def test_training_never_reads_a_held_out_face(extracted_workspace, tmp_path):
     stream = TrainingStream(people, resolution=32, coverage=0.8, seed=0)
     for n in range(max(len(faces) for faces in people.values())):  # an epoch of each person: every face read
         stream[n]
-    result = train(root, model="lite", iterations=1, batch_size=4, workers=0, console=Console(quiet=True),
-                   options={"resolution": 32, "width": 8, "latent": 32})
+    result = train(root, TrainOptions(model="lite", iterations=1, batch_size=4, workers=0,
+                                      architecture={"resolution": 32, "width": 8, "latent": 32}))
     assert result.iteration == 1
 
 
@@ -154,7 +155,7 @@ def test_evaluate_reports_every_metric_on_held_out_clips(trained_workspace, s1_c
     clips = tmp_path / "clips"
     clips.mkdir()
     (clips / s1_clips[3].name).symlink_to(s1_clips[3])
-    report = evaluate(trained_workspace, clips=clips, max_frames=30, progress=False)
+    report = evaluate(trained_workspace, clips=clips, max_frames=30)
     json.dumps(report, allow_nan=False)
     assert report["footage"] == HELD_OUT_FOOTAGE and report["frames"] == 30 and report["faces_swapped"] == 30
     for key in ("a", "b"):
@@ -192,14 +193,14 @@ def test_cli_json_on_the_training_footage(trained_workspace):
 
 def test_clear_errors(extracted_workspace, trained_workspace, tmp_path):
     with pytest.raises(DeepswapError, match="no trained model.*deepswap train"):
-        evaluate(extracted_workspace, progress=False)
+        evaluate(extracted_workspace)
     init_workspace(tmp_path / "fresh", "alice", "bob")
     with pytest.raises(DeepswapError, match="no extracted faces.*deepswap extract"):
-        evaluate(tmp_path / "fresh", progress=False)
+        evaluate(tmp_path / "fresh")
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("no videos here")
     with pytest.raises(DeepswapError, match="empty: no videos"):
-        evaluate(trained_workspace, clips=tmp_path / "empty", progress=False)
+        evaluate(trained_workspace, clips=tmp_path / "empty")
     command = Path(sys.executable).parent / "deepswap"
     result = subprocess.run([str(command), "evaluate", str(extracted_workspace)], capture_output=True, text=True)
     assert result.returncode == 1

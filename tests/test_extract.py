@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 from deepswap import _io
 from deepswap.cli import app
 from deepswap.errors import DeepswapError
+from deepswap.extract import ExtractOptions, contact_sheet, extract, remove_faces
 from deepswap.faces import FaceSet, canonical_landmarks
-from deepswap.faces.extract import extract
-from deepswap.faces.sheet import contact_sheet, remove_faces
+from deepswap.progress import ProgressEvent
 from deepswap.status import workspace_status
 from deepswap.video import read_frames
 from deepswap.workspace import Workspace, add_sources, init_workspace
@@ -107,7 +107,7 @@ def test_rerun_does_no_work_and_leaves_files_alone(extracted_workspace: Path, tm
     crops = sorted((root / "a" / "faces").glob("*.png"))
     before = {p: p.stat().st_mtime_ns for p in crops}
     alignments = (root / "a" / "faces" / "alignments.json").read_text()
-    reports = extract(root, fps=10, progress=False)
+    reports = extract(root, ExtractOptions(fps=10))
     assert all(r.frames == 0 and r.new_faces == 0 for r in reports.values())
     assert {p: p.stat().st_mtime_ns for p in crops} == before
     assert (root / "a" / "faces" / "alignments.json").read_text() == alignments
@@ -120,7 +120,7 @@ def test_deleted_and_removed_faces_stay_out(extracted_workspace: Path, tmp_path:
     (faces_dir / f"{ids[5]}.png").unlink()  # the user deletes a crop
     dropped = remove_faces(root, "a", "0,2-3")  # and drops three by number
     assert dropped == [ids[0], ids[2], ids[3]]
-    report = extract(root, person="a", fps=10, progress=False)["a"]
+    report = extract(root, ExtractOptions(person="a", fps=10))["a"]
     assert report.new_faces == 0
     faces = FaceSet.load(faces_dir)
     assert len(faces) == 56 and sorted(faces.removed) == sorted([ids[0], ids[2], ids[3], ids[5]])
@@ -131,7 +131,7 @@ def test_deleted_and_removed_faces_stay_out(extracted_workspace: Path, tmp_path:
 def test_force_redoes_everything(extracted_workspace: Path, tmp_path: Path) -> None:
     root = _copy(extracted_workspace, tmp_path)
     remove_faces(root, "b", "4")
-    report = extract(root, person="b", fps=10, force=True, progress=False)["b"]
+    report = extract(root, ExtractOptions(person="b", fps=10, force=True))["b"]
     assert report.frames == 30 and report.new_faces == 30
     faces = FaceSet.load(root / "b" / "faces")
     assert len(faces) == 30 and faces.removed == []
@@ -144,12 +144,12 @@ def test_interrupted_source_resumes_where_it_stopped(s1_clips: list[Path], tmp_p
     root = _new_workspace(tmp_path)
     add_sources(root, "a", [str(clip)])
     with pytest.raises(DeepswapError, match="video is truncated"):
-        extract(root, person="a", fps=10, progress=False)
+        extract(root, ExtractOptions(person="a", fps=10))
     state = next(iter(FaceSet.load(root / "a" / "faces").sources.values()))
     assert not state["complete"] and 5 <= state["faces"] == state["frames"] < 30
     first_pass = state["frames"]
     clip.write_bytes(full.read_bytes())  # the complete file arrives
-    report = extract(root, person="a", fps=10, progress=False)["a"]
+    report = extract(root, ExtractOptions(person="a", fps=10))["a"]
     assert report.frames == 30 - first_pass
     state = next(iter(FaceSet.load(root / "a" / "faces").sources.values()))
     assert state["complete"] and state["frames"] == state["faces"] == 30 == len(FaceSet.load(root / "a" / "faces"))
@@ -161,7 +161,7 @@ def test_reference_of_someone_else_keeps_no_faces(s1_clips: list[Path], lrwp9a: 
     root = _new_workspace(tmp_path)
     add_sources(root, "a", [str(s1_clips[3])], reference=reference)
     with pytest.raises(DeepswapError, match=r"no faces of s1 found .* check the --reference photo"):
-        extract(root, person="a", fps=5, progress=False)
+        extract(root, ExtractOptions(person="a", fps=5))
     faces = FaceSet.load(root / "a" / "faces")
     state = next(iter(faces.sources.values()))
     assert len(faces) == 0 and state["complete"] and state["skipped_other_person"] == state["frames"] == 15
@@ -179,7 +179,7 @@ def test_mixed_footage_keeps_only_the_person(mixed_video: Path, s1_reference: Pa
                                              with_reference: bool) -> None:
     root = _new_workspace(tmp_path)
     add_sources(root, "a", [str(mixed_video)], reference=s1_reference if with_reference else None)
-    report = extract(root, person="a", fps=10, progress=False)["a"]
+    report = extract(root, ExtractOptions(person="a", fps=10))["a"]
     faces = FaceSet.load(root / "a" / "faces")
     frames = sorted(record["frame"] for record in faces.faces.values())
     assert frames and max(frames) < 50 and len(frames) == 20
@@ -220,12 +220,12 @@ def test_reference_with_no_face_or_several_faces(extracted_workspace: Path, phot
     _io.write_image(backdrop, np.ascontiguousarray(_frames(s1_clips[0], duration=0.04)[0][:90]))
     add_sources(root, "a", [], reference=backdrop)
     with pytest.raises(DeepswapError, match=r"a/reference\.png: no face found in the reference photo; use a clear"):
-        extract(root, person="a", progress=False)
+        extract(root, ExtractOptions(person="a"))
     pair = tmp_path / "pair.png"
     _io.write_image(pair, np.concatenate([_io.read_image(p)[:512, :512] for p in photos], axis=1))
     add_sources(root, "a", [], reference=pair)
     with pytest.raises(DeepswapError, match=r"a/reference\.png: 2 faces in the reference photo; use one that shows only s1"):
-        extract(root, person="a", progress=False)
+        extract(root, ExtractOptions(person="a"))
     assert (root / "a" / "faces" / "alignments.json").read_text() == alignments
     assert len(list((root / "a" / "faces").glob("*.png"))) == 60
 
@@ -235,25 +235,29 @@ def test_video_without_faces(s1_clips: list[Path], tmp_path: Path) -> None:
     root = _new_workspace(tmp_path)
     add_sources(root, "a", [str(wall)])
     with pytest.raises(DeepswapError, match=r"wall\.mp4: no face found in 2 sampled frames; add footage that shows s1's face"):
-        extract(root, person="a", progress=False)
+        extract(root, ExtractOptions(person="a"))
 
 
-def test_unreadable_photo_is_named_and_skipped(lrwp9a: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unreadable_photo_is_named_and_skipped(lrwp9a: Path, tmp_path: Path) -> None:
     folder = tmp_path / "photos"
     for i, image in enumerate(_frames(lrwp9a, fps=1)):
         _io.write_image(folder / f"{i}.png", image)
     (folder / "broken.jpg").write_bytes(b"not a jpeg at all")
     root = _new_workspace(tmp_path)
     add_sources(root, "b", [str(folder)])
-    report = extract(root, person="b", progress=True)["b"]
+    events: list[ProgressEvent] = []
+    report = extract(root, ExtractOptions(person="b"), events.append)["b"]
     assert report.faces == 3 and any("broken.jpg: not a readable image; skipped (fix or remove it)" in n for n in report.notes)
-    assert "broken.jpg: not a readable image" in capsys.readouterr().out
+    assert any(e.kind == "note" and "broken.jpg: not a readable image" in e.message for e in events)
+    frames = [e for e in events if e.stage == "extract" and e.kind in ("task", "progress", "done")]
+    assert frames[0].kind == "task" and frames[0].unit == "frames" and frames[-1].kind == "done"
+    assert [e.done for e in frames if e.kind == "progress"] == list(range(1, len(frames) - 1))
 
 
 def test_failed_download_is_named_and_the_rest_extracted(extracted_workspace: Path, tmp_path: Path) -> None:
     root = _copy(extracted_workspace, tmp_path)
     add_sources(root, "b", ["http://127.0.0.1:9/gone.mp4"])
-    report = extract(root, person="b", fps=10, progress=False)["b"]
+    report = extract(root, ExtractOptions(person="b", fps=10))["b"]
     assert report.faces == 30 and report.frames == 0
     assert report.notes == ["http://127.0.0.1:9/gone.mp4: footage not available (run `deepswap fetch`); skipped"]
 
@@ -261,7 +265,7 @@ def test_failed_download_is_named_and_the_rest_extracted(extracted_workspace: Pa
 def test_workspace_without_sources_is_one_line(tmp_path: Path) -> None:
     root = _new_workspace(tmp_path)
     with pytest.raises(DeepswapError, match="no sources for either person; add footage with `deepswap add`"):
-        extract(root, progress=False)
+        extract(root)
     result = subprocess.run([sys.executable, "-c", "from deepswap.cli import main; main()", "extract", str(root), "--person", "b"],
                             capture_output=True, text=True)
     assert result.returncode == 1 and "Traceback" not in result.stderr

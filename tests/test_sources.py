@@ -134,7 +134,7 @@ def test_fetch_downloads_urls_and_a_second_run_requests_nothing(tmp_path: Path, 
                                                                 s1_clips: list[Path]) -> None:
     root = _workspace(tmp_path / "ws", [server.url("clip.mp4")], [server.url("raw.mpg")])
     server.requests.clear()
-    results = fetch_sources(root, progress=False)
+    results = fetch_sources(root)
     assert {path for path, _ in server.requests} == {"/clip.mp4", "/raw.mpg"}  # nothing but the URLs
     workspace = Workspace.open(root)
     assert [(r.person, r.downloaded) for r in results] == [("a", True), ("b", True)]
@@ -149,7 +149,7 @@ def test_fetch_downloads_urls_and_a_second_run_requests_nothing(tmp_path: Path, 
     assert _files(workspace.downloads_dir("a")) == [clip_a.name]  # no staging folder or .part left
 
     server.requests.clear()
-    again = fetch_sources(root, progress=False)
+    again = fetch_sources(root)
     assert [(r.path, r.downloaded) for r in again] == [(clip_a, False), (clip_b, False)]
     assert server.requests == []
     assert all(s["available"] for p in workspace_status(root)["persons"].values() for s in p["sources"])
@@ -157,7 +157,7 @@ def test_fetch_downloads_urls_and_a_second_run_requests_nothing(tmp_path: Path, 
 
 def test_fetch_picks_best_video_up_to_1080p_and_merges_audio(tmp_path: Path, server: Server) -> None:
     root = _workspace(tmp_path / "ws", [server.url("dash/clip.mpd")])
-    (result,) = fetch_sources(root, progress=False)
+    (result,) = fetch_sources(root)
     info = probe_video(result.path)
     assert (info.height, info.has_audio, info.frames) == (720, True, GRID_FRAMES)
 
@@ -172,7 +172,7 @@ def test_bad_url_gives_one_line_error_naming_it_and_leaves_workspace_valid(
     root = _workspace(tmp_path / "ws", [server.url(path)])
     before = _files(root)
     with pytest.raises(DeepswapError) as caught:
-        fetch_sources(root, progress=False)
+        fetch_sources(root)
     message = str(caught.value)
     assert message.startswith(f"{server.url(path)}: ") and problem in message
     assert "\n" not in message and "ERROR" not in message
@@ -184,7 +184,7 @@ def test_fetch_gets_the_good_urls_then_reports_every_failure(tmp_path: Path, ser
     bad = [server.url("gone.mp4"), server.url("page.html")]
     root = _workspace(tmp_path / "ws", [bad[0], server.url("clip.mp4")], [bad[1]])
     with pytest.raises(DeepswapError, match=r"^2 of 3 downloads failed: ") as caught:
-        fetch_sources(root, progress=False)
+        fetch_sources(root)
     assert all(url in str(caught.value) for url in bad) and "\n" not in str(caught.value)
     available = {s["uri"]: s["available"] for p in workspace_status(root)["persons"].values() for s in p["sources"]}
     assert available == {bad[0]: False, server.url("clip.mp4"): True, bad[1]: False}
@@ -198,7 +198,7 @@ def test_interrupted_download_resumes_and_never_leaves_a_half_file(tmp_path: Pat
     final = workspace.download_path("a", workspace.persons["a"].sources[0])
 
     with pytest.raises(DeepswapError, match=r"cut\.mp4: download failed"):
-        fetch_sources(root, progress=False)
+        fetch_sources(root)
     assert not final.exists()
     (part,) = final.parent.rglob("*.part")  # kept in the staging folder, to resume from
     kept = part.stat().st_size  # what yt-dlp had flushed when the connection broke
@@ -206,7 +206,7 @@ def test_interrupted_download_resumes_and_never_leaves_a_half_file(tmp_path: Pat
 
     route.cut_at = None
     server.requests.clear()
-    (result,) = fetch_sources(root, progress=False)
+    (result,) = fetch_sources(root)
     assert result.downloaded and final.read_bytes() == body
     assert ("/cut.mp4", f"bytes={kept}-") in server.requests  # resumed, not restarted
     assert _files(final.parent) == [final.name]
@@ -217,13 +217,13 @@ def test_fetch_refuses_a_page_of_several_videos(tmp_path: Path, server: Server) 
                                        "text/html")
     root = _workspace(tmp_path / "ws", [server.url("two.html")])
     with pytest.raises(DeepswapError, match="two.html: is a playlist"):
-        fetch_sources(root, progress=False)
+        fetch_sources(root)
     assert not list(Workspace.open(root).downloads_dir("a").glob("*"))
 
 
 def test_fetch_without_url_sources_does_nothing(tmp_path: Path, s1_clips: list[Path]) -> None:
     root = _workspace(tmp_path / "ws", [str(s1_clips[0])])
-    assert fetch_sources(root, progress=False) == []
+    assert fetch_sources(root) == []
 
 
 # reading videos

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
@@ -19,22 +18,20 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from rich.console import Console
-
 from deepswap import _io
 from deepswap.errors import DeepswapError
-from deepswap.train import MODELS, build_model, load_swapper, read_state, train
+from deepswap.progress import ProgressEvent
+from deepswap.train import MODELS, TrainOptions, build_model, load_swapper, read_state, train
 from deepswap.train.data import Augment, augment_face, face_region
 from deepswap.train.loss import ssim_map
 from deepswap.workspace import Workspace, init_workspace
 
 TINY = {"resolution": 32, "width": 8, "latent": 32}
-QUIET = Console(quiet=True)
 
 
-def tiny_train(root: Path, model: str = "lite", iterations: int = 4, **kwargs):
-    kwargs = {"batch_size": 4, "workers": 0, "log_every": 1, "console": QUIET, "options": TINY, "precision": "fp32", **kwargs}
-    return train(root, model=model, iterations=iterations, **kwargs)
+def tiny_train(root: Path, model: str | None = "lite", iterations: int = 4, on_progress=None, **kwargs):
+    kwargs = {"batch_size": 4, "workers": 0, "log_every": 1, "architecture": TINY, "precision": "fp32", **kwargs}
+    return train(root, TrainOptions(model=model, iterations=iterations, **kwargs), on_progress)
 
 
 @pytest.fixture
@@ -190,7 +187,7 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(workspace, tmp_path)
     whole = tiny_train(workspace, model="hd")
     first = tiny_train(other, model="hd", iterations=2)
     assert first.iteration == 2 and read_state(other / "model")["iteration"] == 2
-    resumed = tiny_train(other, model=None, iterations=4, options=None)
+    resumed = tiny_train(other, model=None, iterations=4, architecture={})
     assert resumed.start_iteration == 2 and resumed.iteration == 4
     assert [row["iteration"] for row in resumed.history] == [1, 2, 3, 4], "the loss log continues"
     for a, b in zip(whole.history[2:], resumed.history[2:]):
@@ -244,10 +241,11 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(workspace):
     optimizer = torch.optim.Adam(model.parameters())
     checkpoint.save_checkpoint(poisoned / "model", model, optimizer, 3, state["training"])
     poisoned_state = (poisoned / "model" / "state.json").read_text()
-    out = io.StringIO()
-    result = tiny_train(poisoned, iterations=6, console=Console(file=out, width=200))
+    events: list[ProgressEvent] = []
+    result = tiny_train(poisoned, iterations=6, on_progress=events.append)
     assert result.stopped_by == "nan" and result.iteration == 4
-    assert "the loss became NaN at iteration 4; the last good checkpoint (iteration 3) is kept" in out.getvalue()
+    assert any("the loss became NaN at iteration 4; the last good checkpoint (iteration 3) is kept" in e.message
+               for e in events if e.kind == "note")
     assert (poisoned / "model" / "state.json").read_text() == poisoned_state, "nothing saved after the NaN"
     assert (workspace / "model" / "state.json").read_text() == state_before
     assert all((workspace / "model" / state["files"][role]["name"]).read_bytes() == data for role, data in files.items())
@@ -267,7 +265,7 @@ def test_unreadable_face_crop_is_one_clear_line_from_a_worker(workspace):
     from deepswap.train.data import PersonFaces
 
     faces = PersonFaces.load(Workspace.open(workspace), "b")
-    crop = faces.folder / f"{faces.ids[0]}.png"
+    crop = faces.faceset.crop_path(faces.ids[0])
     crop.write_bytes(b"not a png")
     with pytest.raises(DeepswapError) as error:
         tiny_train(workspace, iterations=40, workers=1, batch_size=8)
@@ -330,16 +328,16 @@ def test_cli_sigterm_saves_and_exits_then_resumes(workspace):
     process = _cli("train", str(workspace), "--model", "lite", "--batch-size", "2")
     deadline = time.monotonic() + 120
     line = ""
-    while not line.startswith("iteration ") and time.monotonic() < deadline:
-        line = process.stdout.readline()
+    while "loss A" not in line and time.monotonic() < deadline:  # the first progress line
+        line = process.stderr.readline()
     process.send_signal(signal.SIGTERM)
     out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
     iteration = read_state(workspace / "model")["iteration"]
-    assert iteration >= 1 and f"saved lite at iteration {iteration}" in line + out
+    assert iteration >= 1 and f"saved lite at iteration {iteration}" in line + err
     with _cli("train", str(workspace), "--iterations", str(iteration + 1), "--batch-size", "2") as again:
         assert again.wait(120) == 0
-        assert f"from iteration {iteration}" in again.stdout.read()
+        assert f"from iteration {iteration}" in again.stderr.read()
     assert read_state(workspace / "model")["iteration"] == iteration + 1
 
 
@@ -347,8 +345,8 @@ def test_cli_sigterm_saves_and_exits_then_resumes(workspace):
 def test_cuda_training_steps_in_bf16_channels_last(frame_faces, tmp_path):
     root = tmp_path / "ws"
     shutil.copytree(frame_faces, root)
-    result = train(root, model="hd", iterations=6, batch_size=8, workers=2, console=QUIET, log_every=2,
-                   options={"resolution": 128, "width": 32, "latent": 64})
+    result = train(root, TrainOptions(model="hd", iterations=6, batch_size=8, workers=2, log_every=2,
+                                      architecture={"resolution": 128, "width": 32, "latent": 64}))
     assert result.stopped_by == "iterations" and np.isfinite([result.loss_a, result.loss_b]).all()
     state = read_state(root / "model")
     assert state["training"]["precision"] == "bf16" and state["iteration"] == 6

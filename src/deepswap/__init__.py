@@ -3,23 +3,30 @@
 The public API, used by the CLI, scripts and the web UI::
 
     import deepswap
-    deepswap.init_workspace("ws", a="alice", b="bob")
-    deepswap.add_sources("ws", "a", ["alice.mp4"])
-    deepswap.extract("ws")
-    deepswap.train("ws", minutes=10)
-    deepswap.convert("ws", "alice2.mp4", "out.mp4")
+    workspace = deepswap.init_workspace("ws", a="alice", b="bob")
+    deepswap.add_sources(workspace, "a", ["alice.mp4"])
+    deepswap.extract(workspace, deepswap.ExtractOptions(fps=5), on_progress=print)
+    deepswap.train(workspace, deepswap.TrainOptions(minutes=10), on_progress=print)
+    deepswap.convert(workspace, "alice2.mp4", "out.mp4", deepswap.ConvertOptions(side_by_side=True))
     deepswap.verify_file("out.mp4")
+
+Long stages report through ``on_progress`` (``deepswap.ProgressEvent``, see ``deepswap.progress``)
+and never print; option objects check their values when they are built.
 """
 
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 __version__ = "0.1.0"
 
 _API = {
     "DeepswapError": "errors",
+    "ProgressEvent": "progress",
+    "ProgressCallback": "progress",
     "Workspace": "workspace",
     "init_workspace": "workspace",
     "add_sources": "workspace",
@@ -34,15 +41,20 @@ _API = {
     "verify_file": "provenance",
     "Watermarker": "provenance",
     "new_output_id": "provenance",
-    "extract": "faces.extract",
+    "extract": "extract",
+    "ExtractOptions": "extract",
     "FaceAnalyzer": "faces",
     "FaceSet": "faces",
-    "contact_sheet": "faces.sheet",
-    "remove_faces": "faces.sheet",
+    "load_faceset": "faces",
+    "contact_sheet": "extract",
+    "remove_faces": "extract",
     "convert": "convert",
-    "run_demo": "demo",
+    "Converter": "convert",
     "ConvertOptions": "convert",
+    "ReplaceSettings": "convert",
+    "run_demo": "demo",
     "train": "train",
+    "TrainOptions": "train",
     "load_swapper": "train",
     "Swapper": "train",
     "MODELS": "train",
@@ -51,8 +63,19 @@ _API = {
 __all__ = sorted(_API)
 
 
-def __getattr__(name: str) -> Any:
-    """Import the stage a name belongs to only when it is used (keeps the CLI quick to start)."""
-    if name not in _API:
-        raise AttributeError(f"module 'deepswap' has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{_API[name]}", __name__), name)
+class _PublicAPI(types.ModuleType):
+    """The package module: a public name is imported from its stage only when first used (keeps
+    the CLI quick to start), and always means the API object, even where a stage package of the
+    same name (``deepswap.extract``, ``deepswap.convert``, ``deepswap.train``) has been imported
+    and bound itself to the package."""
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in _API:
+            return getattr(importlib.import_module(f".{_API[name]}", __name__), name)
+        return super().__getattribute__(name)
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(super().__dir__()) | set(_API))
+
+
+sys.modules[__name__].__class__ = _PublicAPI

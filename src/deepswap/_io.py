@@ -7,7 +7,7 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -52,10 +52,11 @@ def write_json(path: str | os.PathLike[str], data: Any) -> None:
     write_text(path, json.dumps(data, indent=1, sort_keys=False) + "\n")
 
 
-def write_image(path: str | os.PathLike[str], rgb: np.ndarray) -> None:
-    """Write an RGB (or single-channel) uint8 image; the format follows the suffix."""
+def write_image(path: str | os.PathLike[str], rgb: np.ndarray, params: Sequence[int] = ()) -> None:
+    """Write an RGB (or single-channel) uint8 image; the format follows the suffix (``params``: OpenCV's
+    encoder flags, e.g. PNG compression)."""
     image = rgb if rgb.ndim == 2 else cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-    ok, encoded = cv2.imencode(Path(path).suffix or ".png", image)
+    ok, encoded = cv2.imencode(Path(path).suffix or ".png", image, list(params))
     if not ok:
         raise OSError(f"{path}: could not encode image")
     write_bytes(path, encoded.tobytes())

@@ -1,28 +1,218 @@
-"""The `deepswap` command line: a thin layer over the library API (see ``deepswap/__init__.py``)."""
+"""The `deepswap` command line: a thin layer over the library API (see ``deepswap/__init__.py``).
+
+Each command translates its arguments into the library's option objects (which check them),
+calls one library function and draws its progress events and result with rich.
+
+Exit codes: 0 success; 1 an error (one line on stderr) or, for ``verify``, some file not
+confirmed as a deepswap output; 2 ``verify`` could not read a file; 130 interrupted (Ctrl-C),
+finished work kept. An unexpected failure prints one line naming a log file that holds the
+traceback (``--debug`` prints it instead).
+"""
 
 from __future__ import annotations
 
 import json
+import math
+import os
 import sys
+import tempfile
+import time
+import traceback
+from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.filesize import decimal
 from rich.markup import escape
+from rich.progress import BarColumn, Progress, TaskID, TextColumn
+from rich.table import Table
 
 from .errors import DeepswapError
+
+if TYPE_CHECKING:
+    from .extract import PersonReport
+    from .progress import ProgressEvent
+    from .workspace import Workspace as LoadedWorkspace
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Swap faces in video with a shared-encoder autoencoder. Every output is labelled synthetic.")
 console = Console()
 err_console = Console(stderr=True)
+_debug = {"on": False}
 
 Workspace = Annotated[Path, typer.Argument(help="Workspace folder.", show_default=False)]
 Person = Annotated[str, typer.Argument(help="Person: a or b.", show_default=False)]
 Start = Annotated[Optional[float], typer.Option("--start", help="Start time in seconds.")]
 Duration = Annotated[Optional[float], typer.Option("--duration", help="Duration in seconds.")]
 
+
+@app.callback()
+def _options(debug: Annotated[bool, typer.Option("--debug", help="Print the traceback of an unexpected error.")] = False) -> None:
+    _debug["on"] = debug
+
+
+# Drawing progress events and results.
+
+FIGURES = {"loss_a": ("loss A", ".4f"), "loss_b": ("B", ".4f"), "samples_per_second": ("", ".1f"),
+           "faces": ("faces", ".0f"), "skipped": ("skipped", ".0f")}
+QUIET_LOG_SECONDS = 10.0
+
+
+class ProgressView:
+    """Draws ``ProgressEvent``s on stderr: a live bar per task on a terminal, else (logs, pipes) a
+    line every 10 s of a task that runs that long; notes always as lines of their own."""
+
+    def __init__(self, show_files: bool = False) -> None:
+        self.console = err_console
+        self.show_files = show_files
+        self.live = self.console.is_terminal
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[count]}"),
+                            TextColumn("{task.fields[figures]}"), console=self.console, disable=not self.live)
+        self.tasks: dict[tuple[str, str], TaskID] = {}
+        self.logged: dict[tuple[str, str], float] = {}
+
+    def __enter__(self) -> "ProgressView":
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+    def __call__(self, event: ProgressEvent) -> None:
+        key = (event.stage, event.task)
+        if event.kind == "note":
+            self._line(escape(event.message))
+        elif event.kind == "file":
+            if self.show_files:
+                self._line(f"{escape(event.message)} → {escape(str(event.path))}")
+        elif event.kind == "task":
+            self.tasks[key] = self.bar.add_task(escape(event.task), total=event.total, completed=event.done,
+                                                count=_count(event), figures="")
+            self.logged[key] = time.monotonic()
+        elif key in self.tasks:
+            self.bar.update(self.tasks[key], completed=event.done, total=event.total, count=_count(event),
+                            figures=_figures(event.values))
+            if not self.live and event.kind == "progress" and time.monotonic() - self.logged[key] >= QUIET_LOG_SECONDS:
+                self.logged[key] = time.monotonic()
+                self._line(f"{escape(event.task)}: {_count(event)} {_figures(event.values)}".rstrip())
+
+    def _line(self, markup: str) -> None:
+        self.console.print(markup, highlight=False, soft_wrap=True)
+
+
+def _count(event: ProgressEvent) -> str:
+    if event.unit == "bytes":
+        text = decimal(int(event.done)) + (f"/{decimal(int(event.total))}" if event.total else "")
+        return text + (f" at {decimal(int(event.rate))}/s" if event.rate else "")
+    text = f"{event.done:.0f}" + (f"/{event.total:.0f}" if event.total else "") + f" {event.unit}"
+    return text + (f" ({event.rate:.1f}/s)" if event.rate else "")
+
+
+def _figures(values: dict[str, float] | Any) -> str:
+    parts = [f"{label} {values[key]:{form}}".strip() + (" samples/s" if key == "samples_per_second" else "")
+             for key, (label, form) in FIGURES.items() if key in values]
+    if "eta_seconds" in values:
+        minutes, seconds = divmod(int(values["eta_seconds"]), 60)
+        parts.append(f"ETA {minutes // 60}:{minutes % 60:02d}:{seconds:02d}")
+    return "  ".join(parts)
+
+
+def _print_extract_summary(workspace: LoadedWorkspace, reports: dict[str, PersonReport], rows: int = 12) -> None:
+    """A table per run: each person's sources with frames, faces and skips, and the step timings."""
+    counts = ("frames", "faces", "skipped_no_face", "skipped_other_person")
+    table = Table(title="extract")
+    for column in ("person", "source", "frames", "faces", "no face", "other person"):
+        table.add_column(column, justify="left" if column in ("person", "source") else "right")
+    for key, report in reports.items():
+        label = escape(f"{key}: {workspace.persons[key].name}")  # type: ignore[index]
+        states = list(report.sources.values())
+        for state in states[:rows]:
+            table.add_row(label, escape(Path(state["uri"]).name or state["uri"]), *(str(state[k]) for k in counts))
+        if len(states) > rows:
+            table.add_row(label, f"… {len(states) - rows} more", *(str(sum(s[k] for s in states[rows:])) for k in counts))
+        table.add_row(f"[bold]{label}[/]", "[bold]all[/]", *(f"[bold]{sum(s[k] for s in states)}[/]" for k in counts),
+                      end_section=True)
+    console.print(table)
+    for report in reports.values():
+        spent = sum(report.times.values())
+        if report.frames and spent > 0:
+            steps = ", ".join(f"{step} {seconds:.1f}s" for step, seconds in report.times.items())
+            console.print(f"{report.person}: {report.frames} new frames at {report.frames / spent:.0f} frames/s ({steps}); "
+                          f"{report.faces} faces in {escape(str(workspace.faces_dir(report.person)))}",
+                          highlight=False, soft_wrap=True)
+
+
+def _print_status(report: dict[str, Any]) -> None:
+    sources = Table(title=f"workspace {escape(report['workspace'])}")
+    for column in ("person", "kind", "source", "range", "available"):
+        sources.add_column(column, overflow="fold")
+    for key, person in report["persons"].items():
+        label = f"{key}: {escape(person['name'])}"
+        if not person["sources"]:
+            sources.add_row(label, "", "(no sources yet)", "", "")
+        for source in person["sources"]:
+            span = ""
+            if "start" in source or "duration" in source:
+                span = f"{source.get('start', 0):g}s +{source['duration']:g}s" if "duration" in source else f"{source['start']:g}s →"
+            ready = "yes" if source["available"] else ("no — run fetch" if source["kind"] == "url" else "missing!")
+            sources.add_row(label, source["kind"], escape(source["uri"]), span, ready)
+    console.print(sources)
+    summary = Table(show_header=False)
+    for key, person in report["persons"].items():
+        summary.add_row(f"faces {key} ({escape(person['name'])})", str(person["faces"]))
+    model = report["model"]
+    summary.add_row("model", f"{model['model'] or 'not trained'}, {model['iterations']} iterations")
+    for output in report["outputs"]:
+        summary.add_row("output", escape(output["path"]))
+    console.print(summary)
+
+
+def _number(value: float | None, form: str = ".3f", unit: str = "") -> str:
+    return "n/a" if value is None else f"{value:{form}}{unit}"
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.0f} %"
+
+
+def print_report(report: dict[str, Any], out: Console) -> None:
+    """Render an ``evaluate`` report as a table: metric, value, target (✓/✗ where one is set)."""
+    from .evaluate import TARGETS
+
+    def goal(name: str, fallback: str) -> str:
+        target = report["targets"].get(name)
+        if target is None:
+            return fallback
+        mark = {True: " [green]✓[/]", False: " [red]✗[/]", None: ""}[target["met"]]
+        return TARGETS[name][2] + mark
+
+    identity, stability, expression = report["identity"], report["stability"], report["expression"]
+    model = report["model"]
+    table = Table(title=f"{escape(report['workspace'])}: {model['name']} model, iteration {model['iteration']}, "
+                        f"{report['frames']} frames of {report['footage']}")
+    for column in ("metric", "value", "target"):
+        table.add_column(column)
+    table.add_row("identity transfer A→B", _percent(identity["transfer"]), goal("identity.transfer", ""))
+    table.add_row("  cosine similarity to B / A",
+                  f"{_number(identity['similarity_b'], '.2f')} / {_number(identity['similarity_a'], '.2f')}", "B higher")
+    table.add_row("  untouched input (control)", _percent(identity["input_transfer"]), "≈ 0 %")
+    table.add_row("  faces found in the output", f"{report['faces_found_in_output']}/{report['faces_swapped']}", "all")
+    for key, scores in report["reconstruction"].items():
+        pair = f"{key.upper()}→{key.upper()}"
+        table.add_row(f"{pair} SSIM, {scores['faces']} {scores['split']}", _number(scores["ssim"]),
+                      goal(f"reconstruction.{key}.ssim", "higher"))
+        table.add_row(f"{pair} PSNR", _number(scores["psnr"], ".1f", " dB"), "higher")
+    table.add_row("jitter output / input",
+                  f"{_number(stability['jitter_ratio'], '.2f')} ({_number(stability['output_jitter'], '.4f')} / "
+                  f"{_number(stability['input_jitter'], '.4f')})", goal("stability.jitter_ratio", ""))
+    table.add_row("landmark distance (eye widths)", _number(expression["landmark_distance"]), "lower")
+    table.add_row("mouth-open correlation", _number(expression["mouth_open_correlation"], ".2f"), "near 1")
+    out.print(table)
+
+
+# The commands.
 
 @app.command()
 def init(
@@ -63,20 +253,22 @@ def fetch(workspace: Workspace) -> None:
     """Download every URL source (skips those already downloaded)."""
     from .sources import fetch_sources
 
-    if not fetch_sources(workspace):
+    with ProgressView(show_files=True) as view:
+        fetched = fetch_sources(workspace, view)
+    if not fetched:
         console.print("no URL sources to fetch (add some with `deepswap add`)")
 
 
 @app.command()
 def status(workspace: Workspace, as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """Show sources, face counts, model progress and outputs."""
-    from .status import print_status, workspace_status
+    from .status import workspace_status
 
     report = workspace_status(workspace)
     if as_json:
         print(json.dumps(report, indent=1))
     else:
-        print_status(report, console)
+        _print_status(report)
 
 
 @app.command()
@@ -87,9 +279,14 @@ def extract(
     force: Annotated[bool, typer.Option("--force", help="Discard earlier faces of the person(s) and extract again.")] = False,
 ) -> None:
     """Find, identify and align the faces of each person in their footage (resumable)."""
-    from .faces.extract import extract as extract_faces
+    from .extract import ExtractOptions, extract as extract_faces
+    from .workspace import Workspace as LoadedWorkspace
 
-    extract_faces(workspace, person=person, fps=fps, force=force)
+    options = ExtractOptions(person=person, fps=fps, force=force)  # type: ignore[arg-type]
+    loaded = LoadedWorkspace.open(workspace)
+    with ProgressView() as view:
+        reports = extract_faces(loaded, options, view)
+    _print_extract_summary(loaded, reports)  # type: ignore[arg-type]
 
 
 @app.command()
@@ -102,14 +299,14 @@ def faces(
     remove: Annotated[Optional[str], typer.Option("--remove", help="Drop faces for good: numbers from a sheet, ranges or ids, e.g. 3,7,20-25.")] = None,
 ) -> None:
     """Look at a person's extracted faces (contact sheet) and drop bad ones."""
-    from .faces.sheet import contact_sheet, faces_summary, remove_faces
+    from .extract import contact_sheet, faces_summary, remove_faces
 
     if remove:
         dropped = remove_faces(workspace, person, remove)
         console.print(f"removed {len(dropped)} face(s) of {person}; numbers have shifted, write a new sheet before removing more")
     if sheet:
         contact_sheet(workspace, person, sheet, count=count, order=order)  # type: ignore[arg-type]
-        console.print(f"wrote contact sheet [bold]{sheet}[/]")
+        console.print(f"wrote contact sheet [bold]{escape(str(sheet))}[/]")
     if not (remove or sheet):
         summary = faces_summary(workspace, person)
         console.print(f"{person}: {summary['faces']} faces from {summary['sources']} source(s), {summary['removed']} removed; "
@@ -125,16 +322,15 @@ def train(
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Faces of each person per iteration (default: the model's).")] = None,
     compile_model: Annotated[bool, typer.Option("--compile", help="torch.compile the model (faster on GPUs once compiled).")] = False,
     precision: Annotated[str, typer.Option("--precision", help="auto (bf16 where the hardware has it), bf16 or fp32.")] = "auto",
+    save_every: Annotated[float, typer.Option("--save-every", help="Minutes between checkpoints (one is also saved when training stops).")] = 10.0,
 ) -> None:
     """Train the face-swap model on the extracted faces; Ctrl-C saves and stops, re-running resumes."""
-    from .train import train as train_model
+    from .train import TrainOptions, train as train_model
 
-    if iterations is not None and minutes is not None:
-        raise DeepswapError("give --iterations or --minutes, not both")
-    if precision not in ("auto", "bf16", "fp32"):
-        raise DeepswapError(f"--precision must be auto, bf16 or fp32, not {precision!r}")
-    train_model(workspace, model=model, iterations=iterations, minutes=minutes, batch_size=batch_size,
-                compile=compile_model, precision=precision, console=console)  # type: ignore[arg-type]
+    options = TrainOptions(model=model, iterations=iterations, minutes=minutes, batch_size=batch_size,
+                           compile=compile_model, precision=precision, save_every_minutes=save_every)  # type: ignore[arg-type]
+    with ProgressView() as view:
+        train_model(workspace, options, view)
 
 
 @app.command()
@@ -158,17 +354,16 @@ def convert(
     batch_size: Annotated[int, typer.Option("--batch-size", help="Faces per model call.")] = 16,
 ) -> None:
     """Swap the face through a video (with its audio), a photo or a photo folder. The output is labelled synthetic."""
-    from .convert import ConvertOptions, convert as run_convert
+    from .convert import ConvertOptions, ReplaceSettings, convert as run_convert
 
-    choices = {"--direction": (direction, ("a2b", "b2a")), "--color": (color, ("reinhard", "hist", "none")),
-               "--blend": (blend, ("feather", "seamless"))}
-    for flag, (value, allowed) in choices.items():
-        if value not in allowed:
-            raise DeepswapError(f"{flag} must be one of {', '.join(allowed)}, not {value!r}")
-    run_convert(workspace, input_path, output, ConvertOptions(
-        direction=direction, side_by_side=side_by_side, start=start, duration=duration, scale=scale, width=width,
-        color=color, blend=blend, mask_erode=mask_erode, mask_blur=mask_blur, crf=crf, gif=gif, preview=preview,
-        batch_size=batch_size))  # type: ignore[arg-type]
+    options = ConvertOptions(
+        direction=direction, side_by_side=side_by_side, start=start, duration=duration, scale=scale,  # type: ignore[arg-type]
+        width=width, replace=ReplaceSettings(color=color, blend=blend, mask_erode=mask_erode, mask_blur=mask_blur),  # type: ignore[arg-type]
+        crf=crf, gif=gif, preview=preview, batch_size=batch_size)
+    with ProgressView() as view:
+        report = run_convert(workspace, input_path, output, options, view)
+    err_console.print(f"{report.frames} frames: {report.swapped} swapped, {report.passed_through} passed through "
+                      f"({report.fps:.1f} frames/s) → {escape(str(output))}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -179,13 +374,14 @@ def evaluate(
     max_frames: Annotated[int, typer.Option("--max-frames", help="Frames of the clips to swap and score.")] = 150,
 ) -> None:
     """Score the trained swap: identity transfer, reconstruction, jitter, expression (see the README)."""
-    from .evaluate import evaluate as run_evaluate, print_report
+    from .evaluate import evaluate as run_evaluate
 
-    report = run_evaluate(workspace, clips=clips, max_frames=max_frames, progress=not as_json)
     if as_json:
-        print(json.dumps(report, indent=1))
-    else:
-        print_report(report, console)
+        print(json.dumps(run_evaluate(workspace, clips=clips, max_frames=max_frames), indent=1))
+        return
+    with ProgressView() as view:
+        report = run_evaluate(workspace, clips=clips, max_frames=max_frames, on_progress=view)
+    print_report(report, console)
 
 
 @app.command()
@@ -214,9 +410,32 @@ def demo(
     """Run the whole pipeline on the bundled GRID sample footage (s1 → lrwp9a) and show where the result is."""
     from .demo import run_demo
 
-    if minutes is not None and not minutes > 0:
-        raise DeepswapError(f"--minutes must be > 0, not {minutes}")
-    run_demo(out, minutes)
+    if minutes is not None and not 0 < minutes < math.inf:
+        raise DeepswapError(f"--minutes must be a number > 0, not {minutes}")
+    with ProgressView() as view:
+        result = run_demo(out, minutes, on_progress=view)
+    console.print(
+        f"\n[bold green]done[/] after {result.iterations} training iterations.\n"
+        f"  video (original | swapped, labelled synthetic): {escape(str(result.video))}\n"
+        f"  training preview (rows A, A→A, A→B, B, B→B, B→A): {escape(str(result.preview))}\n"
+        f"  loss curve: {escape(str(result.loss_plot))}\n"
+        f"  workspace: {escape(str(result.workspace))} (`deepswap train {escape(str(result.workspace))}` trains further)\n"
+        f"Check the label with: deepswap verify {escape(str(result.video))}", highlight=False, soft_wrap=True)
+
+
+def _crash_log(error: BaseException) -> Path:
+    """Write the traceback of an unexpected error to a log file; returns its path."""
+    folder = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "deepswap"
+    text = f"deepswap {' '.join(sys.argv[1:])}\n\n" + "".join(traceback.format_exception(error))
+    name = f"crash-{datetime.now():%Y%m%d-%H%M%S}-{os.getpid()}.log"
+    for place in (folder, Path(tempfile.gettempdir())):
+        try:
+            place.mkdir(parents=True, exist_ok=True)
+            (place / name).write_text(text, "utf-8")
+            return place / name
+        except OSError:
+            continue
+    return Path("(no writable folder for the log)")
 
 
 @app.command()
@@ -244,7 +463,8 @@ def ui(
 
 
 def main() -> None:
-    """Entry point: run the CLI, turning user errors into one line on stderr."""
+    """Entry point: run the CLI, turning user errors into one line on stderr (exit 1), and any
+    other failure into one line naming a log of its traceback."""
     try:
         app()
     except DeepswapError as error:
@@ -254,3 +474,10 @@ def main() -> None:
         if stop.code == 130:  # typer's exit for Ctrl-C
             err_console.print("interrupted; finished work is kept, run the command again to resume")
         raise
+    except Exception as error:  # a bug or an unforeseen condition: one line, the traceback in a log
+        if _debug["on"]:
+            raise
+        summary = " ".join(f"{type(error).__name__}: {error}".split())[:300]
+        err_console.print(f"[red]error:[/] unexpected failure ({escape(summary)}); details in {escape(str(_crash_log(error)))} "
+                          "(run with --debug to print them)", highlight=False, soft_wrap=True)
+        sys.exit(1)

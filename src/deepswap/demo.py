@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from rich.console import Console
 
 from .convert import ConvertOptions, convert
-from .faces.extract import extract
-from .train import train
+from .extract import ExtractOptions, extract
+from .progress import ProgressCallback, Reporter
+from .train import TrainOptions, train
 from .workspace import CONFIG_NAME, Workspace, add_sources, init_workspace
 
 SAMPLES = Path(__file__).parent / "data" / "grid"
@@ -41,53 +41,47 @@ class DemoResult:
     iterations: int
 
 
-def run_demo(out: str | Path = "deepswap-demo", minutes: float | None = None, *, console: Console | None = None,
+def run_demo(out: str | Path = "deepswap-demo", minutes: float | None = None, *, on_progress: ProgressCallback | None = None,
              model: tuple[str, dict[str, Any], int, float] | None = None, fps: float = 10.0) -> DemoResult:
     """Build a workspace in ``out`` from the sample footage, extract, train for ``minutes``, convert a held-back clip.
 
     ``model`` (name, architecture options, batch size, learning rate) overrides the choice made for this machine;
-    ``fps`` is the rate faces are sampled from A's clips (B's one clip gives every frame).
+    ``fps`` is the rate faces are sampled from A's clips (B's one clip gives every frame). Every stage's
+    progress events go to ``on_progress``, with ``demo`` notes between the stages.
     """
-    console = console or Console(stderr=True)
+    reporter = Reporter("demo", on_progress)
     out = Path(out)
     minutes = DEFAULT_MINUTES if minutes is None else minutes
     cuda = torch.cuda.is_available()
-    name, options, batch_size, learning_rate = model or (GPU_MODEL if cuda else CPU_MODEL)
+    name, architecture, batch_size, learning_rate = model or (GPU_MODEL if cuda else CPU_MODEL)
+    options = TrainOptions(model=name, minutes=minutes, batch_size=batch_size, architecture=architecture,
+                           learning_rate=learning_rate)
     clips = sorted((SAMPLES / "s1").glob("*.mp4"))
     training_clips = [clip for clip in clips if clip.name != HELD_BACK]
     target = SAMPLES / "speakers" / "lrwp9a.mp4"
-    console.print(
-        f"[bold]deepswap demo[/]: A = GRID speaker s1 ({len(training_clips)} clips), B = GRID speaker lrwp9a (1 clip); "
-        f"footage: {CREDIT}.\nTraining the [bold]{name}[/] model for {minutes:g} minutes on "
+    reporter.note(
+        f"deepswap demo: A = GRID speaker s1 ({len(training_clips)} clips), B = GRID speaker lrwp9a (1 clip); "
+        f"footage: {CREDIT}.\nTraining the {name} model for {minutes:g} minutes on "
         f"{'the GPU' if cuda else 'the CPU'}, then converting a held-back clip (about {minutes + 1.5:.0f} minutes in all). "
-        f"Re-run to resume and train further.", highlight=False, soft_wrap=True)
+        f"Re-run to resume and train further.")
     root = out / "workspace"
     if not (root / CONFIG_NAME).is_file():
         init_workspace(root, "s1", "lrwp9a")
     add_sources(root, "a", [str(clip) for clip in training_clips])
     add_sources(root, "b", [str(target)])
+    workspace = Workspace.open(root)
 
-    console.rule("1/3 extract faces")
+    reporter.note("1/3 extract faces")
     began = time.perf_counter()
-    extract(root, person="a", fps=fps, progress=console.quiet is False)
-    extract(root, person="b", progress=console.quiet is False)  # every frame: B has little footage
-    console.print(f"extracted in {time.perf_counter() - began:.0f} s")
+    extract(workspace, ExtractOptions(person="a", fps=fps), on_progress)
+    extract(workspace, ExtractOptions(person="b"), on_progress)  # every frame: B has little footage
+    reporter.note(f"extracted in {time.perf_counter() - began:.0f} s")
 
-    console.rule("2/3 train")
-    result = train(root, model=name, minutes=minutes, batch_size=batch_size, options=options,
-                   learning_rate=learning_rate, console=console)
+    reporter.note("2/3 train")
+    result = train(workspace, options, on_progress)
 
-    console.rule("3/3 convert the held-back clip")
+    reporter.note("3/3 convert the held-back clip")
     video = out / "demo_swap.mp4"
-    convert(root, SAMPLES / "s1" / HELD_BACK, video, ConvertOptions(side_by_side=True), progress=console.quiet is False)
-    model_dir = Workspace.open(root).model_dir
-    demo = DemoResult(video=video, preview=model_dir / "preview.png", loss_plot=model_dir / "loss.png",
+    convert(workspace, SAMPLES / "s1" / HELD_BACK, video, ConvertOptions(side_by_side=True), on_progress)
+    return DemoResult(video=video, preview=workspace.model_dir / "preview.png", loss_plot=workspace.model_dir / "loss.png",
                       workspace=root, iterations=result.iteration)
-    console.print(
-        f"\n[bold green]done[/] after {demo.iterations} training iterations.\n"
-        f"  video (original | swapped, labelled synthetic): {demo.video}\n"
-        f"  training preview (rows A, A→A, A→B, B, B→B, B→A): {demo.preview}\n"
-        f"  loss curve: {demo.loss_plot}\n"
-        f"  workspace: {root} (`deepswap train {root}` trains further)\n"
-        f"Check the label with: deepswap verify {demo.video}", highlight=False, soft_wrap=True)
-    return demo

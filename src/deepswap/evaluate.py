@@ -2,7 +2,7 @@
 
     deepswap.evaluate("ws", clips="more_of_alice/")   # or: deepswap evaluate ws --clips more_of_alice/ [--json]
 
-The A→B swap runs through convert's own per-frame pipeline (``FaceReplacer``) on videos of A; the
+The A→B swap runs through convert's own per-frame pipeline (``Converter.replacer``) on videos of A; the
 face is then found again in each output frame (near the input face's box) and measured the same way
 as the input face. Every metric is a pure function over arrays, usable on its own:
 
@@ -23,25 +23,19 @@ import time
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import Progress
-from rich.table import Table
 
-from .convert.convert import frame_progress, swap_frames
-from .convert.replace import FaceReplacer, ReplaceSettings
+from .convert import Converter, swap_frames
 from .errors import DeepswapError
-from .faces import FaceAnalyzer, FaceSet, Identity, IdentityTracker, load_faceset, transform_points, umeyama
+from .faces import FaceAnalyzer, FaceSet, load_faceset, transform_points, umeyama
 from .faces.align import FIT_POINTS
+from .progress import ProgressCallback, Reporter
+from .train import Swapper
 from .video import Frame, read_frames
-from .workspace import PERSON_KEYS, VIDEO_SUFFIXES, PersonKey, Workspace
-
-if TYPE_CHECKING:
-    from .train import Swapper
+from .workspace import PERSON_KEYS, VIDEO_SUFFIXES, PersonKey, Workspace, WorkspaceLike, as_workspace
 
 HELD_OUT_FOOTAGE = "held-out clips"
 TRAINING_FOOTAGE = "training footage (optimistic)"
@@ -262,15 +256,14 @@ class ClipMeasures:
     output: FaceMeasures
 
 
-def swap_and_measure(workspace: Workspace, swapper: Swapper, identity: Identity, clips: list[Clip], max_frames: int,
-                     progress: Progress) -> list[ClipMeasures]:
-    """Swap A→B through up to ``max_frames`` frames of the clips with convert's ``FaceReplacer``, in
-    runs of consecutive frames (at least MIN_RUN per clip), and measure the input and the output face
-    of every frame where A (``identity``) was found."""
-    analyzer = FaceAnalyzer(face_size=workspace.face_size)
-    replacer = FaceReplacer(analyzer, IdentityTracker(identity, analyzer.encoder), swapper.swap, "b", ReplaceSettings())
+def swap_and_measure(converter: Converter, clips: list[Clip], max_frames: int, reporter: Reporter) -> list[ClipMeasures]:
+    """Swap A→B through up to ``max_frames`` frames of the clips with convert's per-frame pipeline,
+    in runs of consecutive frames (at least MIN_RUN per clip), and measure the input and the output
+    face of every frame where A was found."""
+    analyzer = converter.analyzer
+    replacer = converter.replacer("a2b")
     per_clip = max(MIN_RUN, math.ceil(max_frames / len(clips)))
-    task = progress.add_task("evaluate A→B", total=max_frames)
+    reporter.task("evaluate A→B", total=max_frames, unit="frames")
     measured: list[ClipMeasures] = []
     frames_left = max_frames
     for clip in clips:
@@ -284,15 +277,16 @@ def swap_and_measure(workspace: Workspace, swapper: Swapper, identity: Identity,
             found.append(where is not None)
             input_faces.append(measure_face(analyzer, frame.image, where.face.box) if where else _no_face())
             output_faces.append(measure_face(analyzer, swapped, where.face.box) if where else _no_face())
-            progress.advance(task)
+            reporter.advance()
 
         replacer.reset()
         frames = islice(read_frames(clip.path, start=clip.start), min(per_clip, frames_left))
-        swap_frames(frames, replacer, swapper.batch_size, on_frame)
+        swap_frames(frames, replacer, converter.swapper.batch_size, on_frame)
         frames_left -= len(found)
         if found:
             measured.append(ClipMeasures(np.array(found), _stacked(input_faces), _stacked(output_faces)))
-    progress.update(task, total=max_frames - frames_left, completed=max_frames - frames_left)
+    reporter.update(max_frames - frames_left, total=max_frames - frames_left)
+    reporter.finish()
     return measured
 
 
@@ -302,31 +296,30 @@ def _joined(sequences: list[np.ndarray]) -> np.ndarray:
     return np.concatenate([part for sequence in sequences for part in (sequence, gap)])
 
 
-def evaluate(root: str | Path, clips: str | Path | None = None, max_frames: int = 150, progress: bool = True) -> dict[str, Any]:
+def evaluate(workspace: WorkspaceLike, clips: str | Path | None = None, max_frames: int = 150,
+             on_progress: ProgressCallback | None = None) -> dict[str, Any]:
     """Score a trained workspace's swap (see the module docstring) on up to ``max_frames`` frames of
     ``clips`` (videos of A not used for training; default: A's own footage, marked optimistic).
+    Progress: one ``task`` counted in frames.
 
     Returns a JSON-ready dict: ``identity``, ``reconstruction`` (per person), ``stability``,
     ``expression``, ``targets`` (the goals and whether they are met), and what was evaluated.
     Values that cannot be computed (say, no face found again in any output) are None.
     """
     started = time.perf_counter()
-    workspace = Workspace.open(root)
+    workspace = as_workspace(workspace)
     if max_frames < 3:
         raise DeepswapError(f"--max-frames must be ≥ 3, not {max_frames}")
     facesets = {key: load_faceset(workspace.faces_dir(key)) for key in PERSON_KEYS}
     for key, faceset in facesets.items():
         if not len(faceset):
             raise DeepswapError(f"{faceset.folder}: no faces of person {key}; run `deepswap extract {workspace.root}` first")
-    identities = {key: faceset.identity() for key, faceset in facesets.items()}
-    centres = {key: identity.centre for key, identity in identities.items()}
+    centres = {key: faceset.identity().centre for key, faceset in facesets.items()}
     footage, footage_kind = find_footage(workspace, clips)
-    from .train import load_swapper
-
-    swapper = load_swapper(workspace.root)
-    with frame_progress(progress) as bar:
-        reconstruction = {key: reconstruction_scores(swapper, facesets[key], key) for key in PERSON_KEYS}
-        measured = swap_and_measure(workspace, swapper, identities["a"], footage, max_frames, bar)
+    converter = Converter(workspace)
+    swapper = converter.swapper
+    reconstruction = {key: reconstruction_scores(swapper, facesets[key], key) for key in PERSON_KEYS}
+    measured = swap_and_measure(converter, footage, max_frames, Reporter("evaluate", on_progress))
     swapped = np.concatenate([clip.swapped for clip in measured]) if measured else np.zeros(0, bool)
     frames = len(swapped)
     if not swapped.any():
@@ -380,48 +373,3 @@ def _json_ready(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
-
-
-# Printing.
-
-def _number(value: float | None, form: str = ".3f", unit: str = "") -> str:
-    return "n/a" if value is None else f"{value:{form}}{unit}"
-
-
-def _percent(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.0f} %"
-
-
-def print_report(report: dict[str, Any], console: Console) -> None:
-    """Render an ``evaluate`` report as a table: metric, value, target (✓/✗ where the issue sets one)."""
-
-    def goal(name: str, fallback: str) -> str:
-        target = report["targets"].get(name)
-        if target is None:
-            return fallback
-        mark = {True: " [green]✓[/]", False: " [red]✗[/]", None: ""}[target["met"]]
-        return TARGETS[name][2] + mark
-
-    identity, stability, expression = report["identity"], report["stability"], report["expression"]
-    model = report["model"]
-    table = Table(title=f"{escape(report['workspace'])}: {model['name']} model, iteration {model['iteration']}, "
-                        f"{report['frames']} frames of {report['footage']}")
-    for column in ("metric", "value", "target"):
-        table.add_column(column)
-    table.add_row("identity transfer A→B", _percent(identity["transfer"]),
-                  goal("identity.transfer", ""))
-    table.add_row("  cosine similarity to B / A",
-                  f"{_number(identity['similarity_b'], '.2f')} / {_number(identity['similarity_a'], '.2f')}", "B higher")
-    table.add_row("  untouched input (control)", _percent(identity["input_transfer"]), "≈ 0 %")
-    table.add_row("  faces found in the output", f"{report['faces_found_in_output']}/{report['faces_swapped']}", "all")
-    for key, scores in report["reconstruction"].items():
-        pair = f"{key.upper()}→{key.upper()}"
-        table.add_row(f"{pair} SSIM, {scores['faces']} {scores['split']}", _number(scores["ssim"]),
-                      goal(f"reconstruction.{key}.ssim", "higher"))
-        table.add_row(f"{pair} PSNR", _number(scores["psnr"], ".1f", " dB"), "higher")
-    table.add_row("jitter output / input",
-                  f"{_number(stability['jitter_ratio'], '.2f')} ({_number(stability['output_jitter'], '.4f')} / "
-                  f"{_number(stability['input_jitter'], '.4f')})", goal("stability.jitter_ratio", ""))
-    table.add_row("landmark distance (eye widths)", _number(expression["landmark_distance"]), "lower")
-    table.add_row("mouth-open correlation", _number(expression["mouth_open_correlation"], ".2f"), "near 1")
-    console.print(table)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ import tomli_w
 
 from . import _io
 from .errors import DeepswapError
+from .faces.analyzer import DEFAULT_FACE_SIZE
 from .video import probe_video
 from .video.reader import PHOTO_SUFFIXES, VIDEO_SUFFIXES
 
@@ -80,7 +82,7 @@ class Workspace:
         for name in (a, b):
             if not name.strip():
                 raise DeepswapError("person names must not be empty")
-        workspace = cls(root=root, persons={"a": Person(a), "b": Person(b)}, settings={"face_size": 256})
+        workspace = cls(root=root, persons={"a": Person(a), "b": Person(b)}, settings={"face_size": DEFAULT_FACE_SIZE})
         for key in PERSON_KEYS:
             workspace.faces_dir(key).mkdir(parents=True, exist_ok=True)
         workspace.model_dir.mkdir(parents=True, exist_ok=True)
@@ -137,7 +139,7 @@ class Workspace:
 
     @property
     def face_size(self) -> int:
-        return int(self.settings.get("face_size", 256))
+        return int(self.settings.get("face_size", DEFAULT_FACE_SIZE))
 
     def reference_path(self, key: PersonKey) -> Path | None:
         ref = self.persons[key].reference
@@ -167,6 +169,14 @@ class Workspace:
     def outputs(self) -> list[dict[str, Any]]:
         path = self.root / "outputs.json"
         return json.loads(path.read_text("utf-8")) if path.is_file() else []
+
+
+WorkspaceLike = Workspace | str | os.PathLike[str]
+
+
+def as_workspace(workspace: WorkspaceLike) -> Workspace:
+    """The loaded workspace itself, or the one at a path (public functions take either)."""
+    return workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
 
 
 def parse_person(key: str) -> PersonKey:
@@ -200,7 +210,7 @@ def init_workspace(root: str | Path, a: str, b: str) -> Workspace:
 
 
 def add_sources(
-    root: str | Path,
+    workspace: WorkspaceLike,
     person: str,
     uris: list[str],
     start: float | None = None,
@@ -209,9 +219,10 @@ def add_sources(
 ) -> list[Source]:
     """Record footage (URLs, videos, photo folders) and optionally a reference photo for a person.
 
-    Returns the sources that were new; ones already recorded are left as they are.
+    Returns the sources that were new; ones already recorded are left as they are. The workspace
+    file is read afresh and written back (a ``Workspace`` object passed in is not updated: open it again).
     """
-    workspace = Workspace.open(root)
+    workspace = Workspace.open(workspace.root if isinstance(workspace, Workspace) else workspace)
     key = parse_person(person)
     if start is not None and not 0 <= start < math.inf:
         raise DeepswapError(f"--start must be a number of seconds ≥ 0, not {start}")

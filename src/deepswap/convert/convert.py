@@ -1,40 +1,39 @@
 """Convert: swap a face through a whole video (or photos), keep the audio, label the output synthetic.
 
-Decoding and encoding run in their own threads (PyAV releases the GIL), overlapping the face
-pipeline and the model, which run batched in the calling thread.
+A ``Converter`` holds what every conversion with a workspace's model needs (the model, the face
+pipeline, who is replaced by whom); ``convert`` builds one and converts one input. Decoding and
+encoding run in their own threads (PyAV releases the GIL), overlapping the face pipeline and the
+model, which run batched in the calling thread.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Literal
+from typing import Callable, Iterable, Literal, get_args
 
 import cv2
 import numpy as np
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
 from ..errors import DeepswapError
-from ..faces import FaceAnalyzer, IdentityTracker, load_faceset
+from ..faces import FaceAnalyzer, Identity, IdentityTracker, load_faceset
+from ..progress import ProgressCallback, Reporter
 from ..provenance import new_output_id
-from ..train import load_swapper
-from ..video import Frame, list_photos, prefetch, probe_video, read_frames, read_photos
+from ..train import Swapper, load_swapper
+from ..video import Frame, in_background, list_photos, prefetch, probe_video, read_frames, read_photos
 from ..video.writer import VideoWriter, write_image
-from ..workspace import PHOTO_SUFFIXES, VIDEO_SUFFIXES, PersonKey, Workspace
-from .blend import BlendMode
-from .color import ColorMode
+from ..workspace import PHOTO_SUFFIXES, VIDEO_SUFFIXES, PersonKey, Workspace, WorkspaceLike, as_workspace
 from .replace import FaceReplacer, Located, ReplaceSettings
 
 Direction = Literal["a2b", "b2a"]
+MAX_BATCH = 1024
 
 
-@dataclass
+@dataclass(frozen=True)
 class ConvertOptions:
-    """Everything `deepswap convert` can be told (defaults: replace A with B, whole video)."""
+    """Everything `deepswap convert` can be told (defaults: replace A with B, whole video); checked when built."""
 
     direction: Direction = "a2b"
     side_by_side: bool = False
@@ -42,15 +41,36 @@ class ConvertOptions:
     duration: float | None = None
     scale: float | None = None
     width: int | None = None
-    color: ColorMode = "reinhard"
-    blend: BlendMode = "feather"
-    mask_erode: float = 0.03
-    mask_blur: float = 0.08
-    smooth: bool = True
+    replace: ReplaceSettings = ReplaceSettings()
     crf: int = 18
     gif: bool = False
     preview: int | None = None
     batch_size: int = 16
+
+    def __post_init__(self) -> None:
+        if self.direction not in get_args(Direction):
+            raise DeepswapError(f"--direction must be one of {', '.join(get_args(Direction))}, not {self.direction!r}")
+        if self.start is not None and not 0 <= self.start < math.inf:
+            raise DeepswapError(f"--start must be a number of seconds ≥ 0, not {self.start}")
+        if self.duration is not None and not 0 < self.duration < math.inf:
+            raise DeepswapError(f"--duration must be a number of seconds > 0, not {self.duration}")
+        if self.scale is not None and self.width is not None:
+            raise DeepswapError("give --scale or --width, not both")
+        if self.scale is not None and not 0 < self.scale <= 8:
+            raise DeepswapError(f"--scale must be in (0, 8], not {self.scale}")
+        if self.width is not None and not 16 <= self.width <= 16384:
+            raise DeepswapError(f"--width must be 16..16384 pixels, not {self.width}")
+        if self.preview is not None and self.preview < 1:
+            raise DeepswapError(f"--preview must be ≥ 1, not {self.preview}")
+        if not 0 <= self.crf <= 51:
+            raise DeepswapError(f"--crf must be 0..51, not {self.crf}")
+        if not 1 <= self.batch_size <= MAX_BATCH:
+            raise DeepswapError(f"--batch-size must be 1..{MAX_BATCH}, not {self.batch_size}")
+
+    @property
+    def replaced(self) -> PersonKey:
+        """The person whose face is replaced."""
+        return "a" if self.direction == "a2b" else "b"
 
 
 @dataclass
@@ -74,57 +94,69 @@ class ConvertReport:
         return self.frames / self.seconds if self.seconds else 0.0
 
 
-def convert(root: str | Path, input_path: str | Path, output: str | Path, options: ConvertOptions | None = None,
-            progress: bool = True) -> ConvertReport:
-    """Replace one workspace person's face with the other's in a video, photo or photo folder.
+class Converter:
+    """A workspace's trained swap, ready to replace either person's face in any number of inputs.
 
-    The output (video, photo, photo folder, GIF or preview PNGs) always carries the synthetic label
-    and the invisible watermark.
+    Built once (it loads the model and the face pipeline); ``convert`` writes one output,
+    ``replacer`` gives the per-frame pipeline to callers that handle frames themselves (evaluate).
     """
+
+    def __init__(self, workspace: WorkspaceLike, swapper: Swapper | None = None) -> None:
+        self.workspace: Workspace = as_workspace(workspace)
+        self.swapper = swapper or load_swapper(self.workspace)
+        self.analyzer = FaceAnalyzer(face_size=self.workspace.face_size)
+        self._identities: dict[PersonKey, Identity] = {}
+
+    def identity(self, person: PersonKey) -> Identity:
+        """The identity of a person, as extract stored it (convert swaps only them)."""
+        if person not in self._identities:
+            self._identities[person] = load_faceset(self.workspace.faces_dir(person)).identity()
+        return self._identities[person]
+
+    def replacer(self, direction: Direction = "a2b", settings: ReplaceSettings = ReplaceSettings()) -> FaceReplacer:
+        """A fresh per-frame pipeline (its own tracking and smoothing) replacing a2b or b2a."""
+        replaced: PersonKey = "a" if direction == "a2b" else "b"
+        return FaceReplacer(self.analyzer, IdentityTracker(self.identity(replaced), self.analyzer.encoder),
+                            self.swapper.swap, self.workspace.other(replaced), settings)
+
+    def convert(self, input_path: str | Path, output: str | Path, options: ConvertOptions | None = None,
+                on_progress: ProgressCallback | None = None) -> ConvertReport:
+        """Replace the face of ``options.replaced`` with the other person's in a video, photo or photo folder.
+
+        The output (video, photo, photo folder, GIF or preview PNGs) always carries the synthetic
+        label and the invisible watermark. Progress: one ``task`` counted in frames (videos), a
+        ``file`` event per file written.
+        """
+        options = options or ConvertOptions()
+        input_path, output = Path(input_path), Path(output)
+        if not input_path.exists():
+            raise DeepswapError(f"{input_path}: no such file or folder")
+        if not (output.parent if output.parent != Path("") else Path(".")).is_dir():
+            raise DeepswapError(f"{output}: the folder {output.parent} does not exist")
+        replacer = self.replacer(options.direction, options.replace)
+        reporter = Reporter("convert", on_progress)
+        report = ConvertReport(output, output_id=new_output_id())
+        label = {"replaced_person": self.workspace.persons[options.replaced].name, "output_id": report.output_id}
+        started = time.perf_counter()
+        if input_path.is_dir() or input_path.suffix.lower() in PHOTO_SUFFIXES:
+            _convert_photos(input_path, output, options, replacer, label, report)
+        elif input_path.suffix.lower() in VIDEO_SUFFIXES or input_path.is_file():
+            _convert_video(input_path, output, options, replacer, label, report, reporter)
+        report.seconds = time.perf_counter() - started
+        self.workspace.record_output(output, {"input": str(input_path.resolve()), "direction": options.direction,
+                                              "frames": report.frames, "swapped": report.swapped,
+                                              "output_id": report.output_id})
+        for path in report.files:
+            reporter.file(path, "output")
+        return report
+
+
+def convert(workspace: WorkspaceLike, input_path: str | Path, output: str | Path, options: ConvertOptions | None = None,
+            on_progress: ProgressCallback | None = None) -> ConvertReport:
+    """Replace one workspace person's face with the other's in a video, photo or photo folder
+    (``Converter(workspace).convert(...)``; build a ``Converter`` to convert several inputs)."""
     options = options or ConvertOptions()
-    workspace = Workspace.open(root)
-    input_path, output = Path(input_path), Path(output)
-    _check_options(options)
-    replaced: PersonKey = "a" if options.direction == "a2b" else "b"
-    if not input_path.exists():
-        raise DeepswapError(f"{input_path}: no such file or folder")
-    if not (output.parent if output.parent != Path("") else Path(".")).is_dir():
-        raise DeepswapError(f"{output}: the folder {output.parent} does not exist")
-    swapper = load_swapper(workspace.root)
-    analyzer = FaceAnalyzer(face_size=workspace.face_size)
-    replacer = FaceReplacer(
-        analyzer, IdentityTracker(load_faceset(workspace.faces_dir(replaced)).identity(), analyzer.encoder),
-        swapper.swap, workspace.other(replaced),
-        ReplaceSettings(options.color, options.blend, options.mask_erode, options.mask_blur, options.smooth),
-    )
-    report = ConvertReport(output, output_id=new_output_id())
-    label = {"replaced_person": workspace.persons[replaced].name, "output_id": report.output_id}
-    started = time.perf_counter()
-    if input_path.is_dir() or input_path.suffix.lower() in PHOTO_SUFFIXES:
-        _convert_photos(input_path, output, options, replacer, label, report)
-    elif input_path.suffix.lower() in VIDEO_SUFFIXES or input_path.is_file():
-        _convert_video(input_path, output, options, replacer, label, report, progress)
-    report.seconds = time.perf_counter() - started
-    workspace.record_output(output, {"input": str(input_path.resolve()), "direction": options.direction,
-                                     "frames": report.frames, "swapped": report.swapped, "output_id": report.output_id})
-    if progress:
-        Console(stderr=True).print(
-            f"{report.frames} frames: {report.swapped} swapped, {report.passed_through} passed through "
-            f"({report.fps:.1f} frames/s) → {output}")
-    return report
-
-
-def _check_options(options: ConvertOptions) -> None:
-    if options.scale is not None and options.width is not None:
-        raise DeepswapError("give --scale or --width, not both")
-    if options.scale is not None and not 0 < options.scale <= 8:
-        raise DeepswapError(f"--scale must be in (0, 8], not {options.scale}")
-    if options.width is not None and not 16 <= options.width <= 16384:
-        raise DeepswapError(f"--width must be 16..16384 pixels, not {options.width}")
-    if options.preview is not None and options.preview < 1:
-        raise DeepswapError(f"--preview must be ≥ 1, not {options.preview}")
-    if not 0 <= options.crf <= 51:
-        raise DeepswapError(f"--crf must be 0..51, not {options.crf}")
+    return Converter(workspace).convert(input_path, output, options, on_progress)
 
 
 def output_size(width: int, height: int, options: ConvertOptions) -> tuple[int, int]:
@@ -186,7 +218,7 @@ def swap_frames(frames: Iterable[Frame], replacer: FaceReplacer, batch_size: int
 
 
 def _convert_video(input_path: Path, output: Path, options: ConvertOptions, replacer: FaceReplacer,
-                   label: dict[str, str], report: ConvertReport, show_progress: bool) -> None:
+                   label: dict[str, str], report: ConvertReport, reporter: Reporter) -> None:
     info = probe_video(input_path)
     size = output_size(info.width, info.height, options)
     begin = options.start or 0.0
@@ -197,34 +229,33 @@ def _convert_video(input_path: Path, output: Path, options: ConvertOptions, repl
         wanted = set(np.linspace(0, total - 1, min(options.preview, total)).round().astype(int).tolist())
         frames = (frame for k, frame in enumerate(frames) if k in wanted)
         total = len(wanted)
-    progress = frame_progress(show_progress)
-    task = progress.add_task(f"convert {input_path.name}", total=total)
+    reporter.task(f"convert {input_path.name}", total=total, unit="frames")
 
     def counted(frame: Frame, swapped: np.ndarray, where: Located | None, side_by_side: bool):
         report.count(where is not None)
-        progress.advance(task)
+        reporter.advance()
         return compose(frame.image, swapped, where, side_by_side)
 
-    with progress:
-        if options.preview is not None:
-            output.mkdir(parents=True, exist_ok=True)
+    if options.preview is not None:
+        output.mkdir(parents=True, exist_ok=True)
 
-            def save_preview(frame: Frame, swapped: np.ndarray, where: Located | None) -> None:
-                image, region = counted(frame, swapped, where, True)
-                path = output / f"preview_{frame.index:06d}.png"
-                write_image(path, image, region=region, **label)
-                report.files.append(path)
+        def save_preview(frame: Frame, swapped: np.ndarray, where: Located | None) -> None:
+            image, region = counted(frame, swapped, where, True)
+            path = output / f"preview_{frame.index:06d}.png"
+            write_image(path, image, region=region, **label)
+            report.files.append(path)
 
-            swap_frames(prefetch(frames), replacer, options.batch_size, save_preview)
-            return
+        swap_frames(prefetch(frames), replacer, options.batch_size, save_preview)
+    else:
         target = output.with_suffix(".gif") if options.gif else output
-        with VideoWriter(target, fps=info.fps, size=size, crf=options.crf, preset="fast", audio_source=input_path if info.has_audio else None,
-                         audio_start=begin, audio_duration=options.duration, **label) as writer:
-            encoder = _Background(lambda item: writer.write(*item))
+        with VideoWriter(target, fps=info.fps, size=size, crf=options.crf, preset="fast",
+                         audio_source=input_path if info.has_audio else None, audio_start=begin,
+                         audio_duration=options.duration, **label) as writer, \
+                in_background(lambda item: writer.write(*item)) as encode:
             swap_frames(prefetch(frames), replacer, options.batch_size,
-                        lambda frame, swapped, where: encoder.put(counted(frame, swapped, where, options.side_by_side)))
-            encoder.close()
+                        lambda frame, swapped, where: encode(counted(frame, swapped, where, options.side_by_side)))
         report.files.append(target)
+    reporter.finish()
 
 
 def _convert_photos(input_path: Path, output: Path, options: ConvertOptions, replacer: FaceReplacer,
@@ -251,39 +282,3 @@ def _convert_photos(input_path: Path, output: Path, options: ConvertOptions, rep
         write_image(target, image, region=region, **label)
         report.files.append(target)
         report.count(where is not None)
-
-
-def frame_progress(enabled: bool) -> Progress:
-    """A progress bar over frames (count, frames/s, time left) on stderr; silent when not ``enabled``."""
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TaskProgressColumn(show_speed=True), TimeRemainingColumn(),
-                    console=Console(stderr=True), disable=not enabled, transient=False)
-
-
-class _Background:
-    """Calls ``consume`` on items in a background thread (encoding overlaps the model)."""
-
-    def __init__(self, consume: Callable[[np.ndarray], None], depth: int = 32) -> None:
-        self._queue: queue.Queue = queue.Queue(depth)
-        self._failure: list[BaseException] = []
-        self._thread = threading.Thread(target=self._run, args=(consume,), daemon=True)
-        self._thread.start()
-
-    def _run(self, consume: Callable[[np.ndarray], None]) -> None:
-        while (item := self._queue.get()) is not None:
-            if not self._failure:
-                try:
-                    consume(item)
-                except BaseException as exc:  # re-raised in the caller's thread
-                    self._failure.append(exc)
-
-    def put(self, item: np.ndarray) -> None:
-        if self._failure:
-            raise self._failure[0]
-        self._queue.put(item)
-
-    def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join()
-        if self._failure:
-            raise self._failure[0]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import get_args
 
 import numpy as np
 
+from ..errors import DeepswapError
 from ..faces import Face, FaceAnalyzer, IdentityTracker, alignment_matrix, face_mask, transform_points, warp_face
 from ..video import Frame
 from .blend import BlendMode, paste_face, prepare_mask
@@ -22,6 +24,15 @@ class ReplaceSettings:
     mask_erode: float = 0.03
     mask_blur: float = 0.08
     smooth: bool = True
+
+    def __post_init__(self) -> None:
+        for flag, value, allowed in (("--color", self.color, get_args(ColorMode)), ("--blend", self.blend, get_args(BlendMode))):
+            if value not in allowed:
+                raise DeepswapError(f"{flag} must be one of {', '.join(allowed)}, not {value!r}")
+        if not -0.3 <= self.mask_erode <= 0.3:
+            raise DeepswapError(f"--mask-erode must be -0.3..0.3 (a fraction of the face), not {self.mask_erode}")
+        if not 0 <= self.mask_blur <= 0.5:
+            raise DeepswapError(f"--mask-blur must be 0..0.5 (a fraction of the face), not {self.mask_blur}")
 
 
 @dataclass

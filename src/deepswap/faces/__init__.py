@@ -3,7 +3,7 @@
 One image goes through ``FaceAnalyzer``: detect (YuNet) → 68 landmarks (dlib) → identity
 embedding when needed (SFace) → similarity alignment onto a mean face (Umeyama) → crop + mask.
 ``IdentityTracker`` keeps only the target person across consecutive frames while embedding few
-faces. ``extract`` (module ``extract``) runs it over a workspace; ``FaceSet`` reads the result.
+faces. ``deepswap.extract`` runs it over a workspace; ``FaceSet`` reads the result.
 
 On disk, per person ``p`` (``a`` or ``b``) of a workspace ``WS``::
 

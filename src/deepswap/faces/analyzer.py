@@ -14,6 +14,8 @@ from .identity import IdentityEncoder
 from .landmarks import LandmarkPredictor
 from .mask import face_mask
 
+DEFAULT_FACE_SIZE = 256  # side of the aligned crops extract writes (a workspace setting)
+
 
 @dataclass
 class Face:
@@ -62,7 +64,7 @@ class FaceAnalyzer:
     scaled down to for detection; ``min_score`` the detector confidence needed.
     """
 
-    def __init__(self, face_size: int = 256, detect_size: int = 320, min_score: float = 0.7) -> None:
+    def __init__(self, face_size: int = DEFAULT_FACE_SIZE, detect_size: int = 320, min_score: float = 0.7) -> None:
         self.face_size = face_size
         self.detector = FaceDetector(score_threshold=min_score, max_side=detect_size)
         self.landmarker = LandmarkPredictor()

@@ -11,21 +11,18 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from contextlib import closing, contextmanager, nullcontext
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import imageio_ffmpeg
 import yt_dlp
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import (BarColumn, DownloadColumn, Progress, TaskID, TextColumn, TimeRemainingColumn,
-                           TransferSpeedColumn)
 
 from ..errors import DeepswapError
+from ..progress import ProgressCallback, Reporter
 from ..video import probe_video, read_frames
-from ..workspace import PERSON_KEYS, PersonKey, Source, Workspace
+from ..workspace import PERSON_KEYS, PersonKey, Source, WorkspaceLike, as_workspace
 
 # Best video up to 1080p merged with the best audio; else the best single file up to 1080p;
 # else (only larger or unsized formats exist) the best there is. `?` keeps formats of unknown height.
@@ -42,37 +39,48 @@ class FetchResult:
     downloaded: bool
 
 
-def fetch_sources(root: str | Path, progress: bool = True) -> list[FetchResult]:
+def fetch_sources(workspace: WorkspaceLike, on_progress: ProgressCallback | None = None) -> list[FetchResult]:
     """Download every URL source of both persons that is not downloaded yet.
 
-    A failing URL does not stop the others; after trying them all, one ``DeepswapError``
-    lists every failure. Finished downloads are kept either way.
+    Each download is a ``task`` counted in bytes. A failing URL does not stop the others; after
+    trying them all, one ``DeepswapError`` lists every failure. Finished downloads are kept either way.
     """
-    workspace = Workspace.open(root)
+    workspace = as_workspace(workspace)
+    reporter = Reporter("fetch", on_progress)
     pending = [(key, source) for key in PERSON_KEYS for source in workspace.persons[key].sources
                if source.kind == "url"]
     results: list[FetchResult] = []
     failures: list[str] = []
-    with _progress_bar() if progress else nullcontext() as bar:
-        for key, source in pending:
-            target = workspace.download_path(key, source)
-            if target.exists():
-                results.append(FetchResult(key, source, target, downloaded=False))
-                _log(bar, f"{key}: already downloaded {escape(source.uri)}")
-                continue
-            try:
-                with _task(bar, f"{key}: {escape(_shorten(source.uri))}") as on_progress:
-                    download_video(source.uri, target, on_progress)
-            except DeepswapError as error:
-                failures.append(str(error))
-                _log(bar, f"{key}: [red]failed[/] {escape(source.uri)}")
-                continue
-            results.append(FetchResult(key, source, target, downloaded=True))
-            _log(bar, f"{key}: downloaded {escape(source.uri)} → {escape(str(target))}")
+    for key, source in pending:
+        target = workspace.download_path(key, source)
+        if target.exists():
+            results.append(FetchResult(key, source, target, downloaded=False))
+            reporter.note(f"{key}: already downloaded {source.uri}")
+            continue
+        reporter.task(f"{key}: {_shorten(source.uri)}", unit="bytes")
+        try:
+            download_video(source.uri, target, _byte_counter(reporter))
+        except DeepswapError as error:
+            failures.append(str(error))
+            reporter.note(f"{key}: failed {source.uri}")
+            continue
+        reporter.finish()
+        results.append(FetchResult(key, source, target, downloaded=True))
+        reporter.file(target, f"{key}: downloaded {source.uri}")  # the CLI shows it as "… → path"
     if failures:
         summary = "" if len(failures) == 1 else f"{len(failures)} of {len(pending)} downloads failed: "
         raise DeepswapError(summary + "; ".join(failures))
     return results
+
+
+def _byte_counter(reporter: Reporter) -> Callable[[dict[str, Any]], None]:
+    """A yt-dlp progress hook that reports downloaded bytes of the current task."""
+
+    def on_progress(report: dict[str, Any]) -> None:
+        total = report.get("total_bytes") or report.get("total_bytes_estimate")
+        reporter.update(report.get("downloaded_bytes") or 0, total=total)
+
+    return on_progress
 
 
 def download_video(url: str, target: Path, on_progress: Callable[[dict[str, Any]], None] | None = None) -> None:
@@ -148,36 +156,3 @@ def _reason(error: yt_dlp.utils.DownloadError, url: str) -> str:
 
 def _shorten(text: str, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _log(bar: Progress | None, message: str) -> None:
-    """A line above the progress bar (nothing when running without one)."""
-    if bar is not None:
-        bar.console.print(message, highlight=False, soft_wrap=True)
-
-
-@contextmanager
-def _progress_bar() -> Iterator[Progress]:
-    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-               TimeRemainingColumn())
-    console = Console(stderr=True)
-    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
-        yield bar
-
-
-@contextmanager
-def _task(bar: Progress | None, label: str) -> Iterator[Callable[[dict[str, Any]], None] | None]:
-    """A progress-bar row for one download, fed by yt-dlp's progress hook (None without a bar)."""
-    if bar is None:
-        yield None
-        return
-    task: TaskID = bar.add_task(label, total=None)
-
-    def on_progress(report: dict[str, Any]) -> None:
-        total = report.get("total_bytes") or report.get("total_bytes_estimate")
-        bar.update(task, completed=report.get("downloaded_bytes") or 0, total=total)
-
-    try:
-        yield on_progress
-    finally:
-        bar.remove_task(task)

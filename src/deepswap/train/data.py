@@ -30,6 +30,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from .. import _io
 from ..errors import DeepswapError
+from ..faces import FaceSet
+from ..faces.align import canonical_landmarks
+from ..faces.mask import face_hull
 from ..workspace import PersonKey, Workspace
 
 EYES = (slice(36, 42), slice(42, 48))
@@ -57,9 +60,6 @@ def face_region(face_size: int, coverage: float) -> tuple[int, int, int]:
     """(x, y, side) of the square that the models see in an aligned crop: ``coverage`` of the side,
     centred on the mean face's mask outline (brows raised onto the forehead, down to the chin),
     moved inside the crop if it would leave it."""
-    from ..faces.align import canonical_landmarks
-    from ..faces.mask import face_hull
-
     outline = face_hull(canonical_landmarks(face_size)).reshape(-1, 2)
     centre = (outline.min(axis=0) + outline.max(axis=0)) / 2
     side = int(round(face_size * coverage))
@@ -71,25 +71,23 @@ class PersonFaces:
     """The faces of one person that can be trained on: listed in alignments.json, crop on disk, not
     held out for evaluation (``FaceSet.holdout_ids``)."""
 
-    def __init__(self, folder: Path, ids: list[str], landmarks: np.ndarray, face_size: int) -> None:
-        self.folder = folder
+    def __init__(self, faceset: FaceSet, ids: list[str], landmarks: np.ndarray) -> None:
+        self.faceset = faceset
         self.ids = ids
         self.landmarks = landmarks  # N×68×2, crop coordinates
-        self.face_size = face_size
+        self.face_size = faceset.face_size
 
     @classmethod
     def load(cls, workspace: Workspace, key: PersonKey) -> "PersonFaces":
-        from ..faces.faceset import FaceSet
-
         folder = workspace.faces_dir(key)
         faceset = FaceSet.load(folder)
         name = workspace.persons[key].name
         held_out = set(faceset.holdout_ids()) if faceset else set()  # kept for `deepswap evaluate`
         ids = [face for face in faceset.ids() if face not in held_out and faceset.crop_path(face).is_file()] if faceset else []
-        if not ids:
+        if not faceset or not ids:
             raise DeepswapError(f"{folder}: no faces of person {key} ({name}) to train on; run `deepswap extract` first")
         landmarks = np.stack([faceset.crop_landmarks(face) for face in ids]).astype(np.float32)
-        return cls(folder, ids, landmarks, faceset.face_size)
+        return cls(faceset, ids, landmarks)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -97,18 +95,18 @@ class PersonFaces:
     def shard(self, rank: int, world_size: int) -> "PersonFaces":
         """Every ``world_size``-th face starting at ``rank``: this process's share under DDP."""
         if len(self) < world_size:
-            raise DeepswapError(f"{self.folder}: {len(self)} faces cannot be shared among {world_size} processes")
-        return PersonFaces(self.folder, self.ids[rank::world_size], self.landmarks[rank::world_size], self.face_size)
+            raise DeepswapError(f"{self.faceset.folder}: {len(self)} faces cannot be shared among {world_size} processes")
+        return PersonFaces(self.faceset, self.ids[rank::world_size], self.landmarks[rank::world_size])
 
     def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """The RGB crop and mask of face ``index`` (a missing mask counts as all face)."""
         face = self.ids[index]
-        image = _io.read_image(self.folder / f"{face}.png")
+        image = _io.read_image(self.faceset.crop_path(face))
         if image is None:
-            raise DeepswapError(f"{self.folder / face}.png: unreadable face crop; delete it or run `deepswap extract` again")
+            raise DeepswapError(f"{self.faceset.crop_path(face)}: unreadable face crop; delete it or run `deepswap extract` again")
         if image.shape[:2] != (self.face_size, self.face_size):
             image = cv2.resize(image, (self.face_size, self.face_size), interpolation=cv2.INTER_AREA)
-        mask = _io.read_image(self.folder / "masks" / f"{face}.png", grayscale=True)
+        mask = _io.read_image(self.faceset.mask_path(face), grayscale=True)
         if mask is None or mask.shape != image.shape[:2]:
             mask = np.full(image.shape[:2], 255, np.uint8)
         return image, mask

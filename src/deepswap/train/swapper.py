@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import torch
 
 from ..errors import DeepswapError
-from ..workspace import Workspace, parse_person
+from ..workspace import WorkspaceLike, as_workspace, parse_person
 from . import checkpoint
+from .config import TrainConfig
 from .data import face_region
 from .models import SwapModel
 
@@ -87,14 +86,14 @@ class Swapper:
         return out, masks
 
 
-def load_swapper(root: str | Path, device: str | torch.device | None = None) -> Swapper:
+def load_swapper(workspace: WorkspaceLike, device: str | torch.device | None = None) -> Swapper:
     """The workspace's trained model as a ``Swapper`` (on CUDA when present), or a one-line error
     if the workspace has no model yet or its checkpoint is damaged."""
-    workspace = Workspace.open(root)
+    workspace = as_workspace(workspace)
     folder = workspace.model_dir
     if checkpoint.read_state(folder) is None:
         raise DeepswapError(f"{folder}: no trained model; run `deepswap train {workspace.root}` first")
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model, state = checkpoint.load_model(folder, device)
-    coverage = float(state.get("training", {}).get("coverage", 0.8))
-    return Swapper(model, coverage, device, iteration=int(state["iteration"]))
+    config = TrainConfig.from_saved(state["training"])
+    return Swapper(model, config.coverage, device, iteration=int(state["iteration"]))

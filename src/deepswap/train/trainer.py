@@ -2,9 +2,9 @@
 
 Each iteration takes a batch of warped faces of A and of B, runs both through the shared encoder
 and each through its own decoder, and steps Adam on the masked SSIM + L1 loss. Around that:
-resume from ``WS/model``, a progress line, preview grids, ``loss.csv`` and its curve, TensorBoard
-when installed, checkpoints every few minutes and on Ctrl-C/SIGTERM, a stop on NaN/Inf, and
-DistributedDataParallel under ``torchrun`` (rank 0 writes everything).
+resume from ``WS/model``, progress events, preview grids, ``loss.csv`` and its curve, TensorBoard
+when installed, checkpoints every few minutes and on Ctrl-C/SIGTERM/SIGHUP or a stop request, a
+stop on NaN/Inf, and DistributedDataParallel under ``torchrun`` (rank 0 writes everything).
 """
 
 from __future__ import annotations
@@ -12,29 +12,29 @@ from __future__ import annotations
 import math
 import os
 import signal
+import threading
 import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Iterator
 
 import numpy as np
 import torch
 import torch.distributed as dist
-from rich.console import Console
 from torch.nn.parallel import DistributedDataParallel
 
 from .. import _io
 from ..errors import DeepswapError
-from ..workspace import PERSON_KEYS, Workspace
+from ..progress import ProgressCallback, Reporter
+from ..workspace import PERSON_KEYS, WorkspaceLike, as_workspace
 from . import checkpoint, report
+from .config import COVERAGE, Precision, TrainConfig, TrainOptions
 from .data import PersonFaces, TrainingStream, make_loader, preview_faces
 from .loss import LossWeights, reconstruction_loss
 from .models import SwapModel, build_model, model_spec
 from .swapper import native_bf16
 
-Precision = Literal["auto", "bf16", "fp32"]
-COVERAGE = 0.8  # of the aligned crop that the models see (see data.face_region)
 PREVIEW_FACES = 8
 
 
@@ -49,7 +49,7 @@ class TrainResult:
     loss_b: float | None
     seconds: float
     samples_per_second: float
-    stopped_by: str  # "iterations", "minutes", "signal", "nan"
+    stopped_by: str  # "iterations", "minutes", "signal" (a signal or a stop request), "nan"
     folder: Path
     history: list[dict[str, float]] = field(default_factory=list)
 
@@ -114,24 +114,23 @@ def scheduled_lr(iteration: int, base: float, warmup: int) -> float:
 
 
 @contextmanager
-def stop_on_signals() -> Iterator[dict[str, bool]]:
-    """While inside, Ctrl-C and SIGTERM set ``flag["stop"]`` instead of killing the process, so the
-    loop can save and exit; a second Ctrl-C interrupts at once."""
-    flag = {"stop": False}
+def stop_on_signals(stop: threading.Event) -> Iterator[threading.Event]:
+    """While inside, Ctrl-C, SIGTERM and SIGHUP (a closed terminal or SSH session) set ``stop``
+    instead of killing the process, so the loop can save and exit; a second Ctrl-C interrupts at once."""
     previous = {}
 
     def handler(signum: int, frame: Any) -> None:
-        if flag["stop"] and signum == signal.SIGINT:
+        if stop.is_set() and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        flag["stop"] = True
+        stop.set()
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in (signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])):
         try:
             previous[signum] = signal.signal(signum, handler)
         except ValueError:  # not the main thread: signals cannot be caught here
             pass
     try:
-        yield flag
+        yield stop
     finally:
         for signum, old in previous.items():
             signal.signal(signum, old)
@@ -165,50 +164,35 @@ def _tensorboard(folder: Path) -> Any:
     return SummaryWriter(str(folder / "tensorboard"))
 
 
-def _eta(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "--:--"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+def resolve_config(saved: dict[str, Any], options: TrainOptions, batch_size: int, learning_rate: float,
+                   bf16: bool) -> TrainConfig:
+    """The run's config: what was saved with the model, with this run's batch size and learning
+    rate when given, else the model's defaults (``batch_size``, ``learning_rate``)."""
+    if saved:
+        config = TrainConfig.from_saved(saved)
+        batch_size, learning_rate = config.batch_size, config.learning_rate
+        seed, coverage = config.seed, config.coverage
+    else:
+        seed, coverage = options.seed, COVERAGE
+    return TrainConfig(batch_size=options.batch_size or batch_size, learning_rate=options.learning_rate or learning_rate,
+                       seed=seed, coverage=coverage, precision="bf16" if bf16 else "fp32")
 
 
-def train(
-    root: str | Path,
-    model: str | None = None,
-    iterations: int | None = None,
-    minutes: float | None = None,
-    batch_size: int | None = None,
-    compile: bool = False,
-    *,
-    options: dict[str, Any] | None = None,
-    precision: Precision = "auto",
-    learning_rate: float | None = None,
-    seed: int = 0,
-    workers: int | None = None,
-    log_every: int | None = None,
-    preview_every: int | None = None,
-    save_every_minutes: float = 10.0,
-    console: Console | None = None,
-) -> TrainResult:
-    """Train (or resume training) the workspace's face-swap model.
+def train(workspace: WorkspaceLike, options: TrainOptions | None = None, on_progress: ProgressCallback | None = None,
+          stop: threading.Event | None = None) -> TrainResult:
+    """Train (or resume training) the workspace's face-swap model as ``options`` say.
 
-    ``iterations`` is the iteration count to reach (a resumed run continues toward it); ``minutes``
-    limits this run's time; with neither, training runs until Ctrl-C. ``options`` override the
-    model's architecture (a new model only). ``precision`` "auto" uses bf16 on GPUs and on CPUs
-    with native bf16, else fp32. ``learning_rate`` replaces the model's default (and is kept when
-    resuming). Checkpoints, previews and logs go to ``WS/model``.
+    Progress: one ``task`` counted in iterations, a ``progress`` event per log step with values
+    ``loss_a``, ``loss_b``, ``learning_rate``, ``samples_per_second`` and ``eta_seconds``, ``note``s,
+    and a ``file`` event for each new preview grid and loss curve. Setting ``stop`` (or Ctrl-C,
+    SIGTERM, SIGHUP) saves a checkpoint and returns. Checkpoints, previews and logs go to ``WS/model``.
     """
-    console = console or Console(stderr=True)
-    workspace = Workspace.open(root)
+    options = options or TrainOptions()
+    reporter = Reporter("train", on_progress)
+    workspace = as_workspace(workspace)
     folder = workspace.model_dir
-    if iterations is not None and iterations < 1:
-        raise DeepswapError(f"--iterations must be ≥ 1, not {iterations}")
-    if minutes is not None and not minutes > 0:
-        raise DeepswapError(f"--minutes must be > 0, not {minutes}")
-    if batch_size is not None and batch_size < 1:
-        raise DeepswapError(f"--batch-size must be ≥ 1, not {batch_size}")
-    runtime = setup_runtime(precision)
+    iterations, minutes = options.iterations, options.minutes
+    runtime = setup_runtime(options.precision)
     cuda = runtime.device.type == "cuda"
 
     # The data: each process trains on its own share of each person's faces.
@@ -217,21 +201,20 @@ def train(
 
     # The model: resumed from the checkpoint (checked whole before anything is written) or new.
     saved = checkpoint.read_state(folder)
-    name = choose_model(saved, model, folder)
+    name = choose_model(saved, options.model, folder)
     spec = model_spec(name)
+    architecture = dict(options.architecture)
     if saved is not None:
         net, saved = checkpoint.load_model(folder, runtime.device)
-        if options and any(net.options.get(key) != value for key, value in options.items()):
+        if any(net.options.get(key) != value for key, value in architecture.items()):
             raise DeepswapError(f"{folder}: the saved {name!r} model has options {net.options}; "
                                 f"they cannot change when resuming (move {folder} away to start anew)")
     else:
-        torch.manual_seed(seed)  # the same seed gives the same initial weights (and, on DDP, on every rank)
-        net = build_model(name, **(options or {})).to(runtime.device)
+        torch.manual_seed(options.seed)  # the same seed gives the same initial weights (and, on DDP, on every rank)
+        net = build_model(name, **architecture).to(runtime.device)
     training = saved["training"] if saved else {}
-    batch = batch_size or training.get("batch_size") or spec.batch_size
-    seed = training.get("seed", seed)
-    base_lr = learning_rate or training.get("learning_rate") or spec.learning_rate
-    coverage = training.get("coverage", COVERAGE)
+    config = resolve_config(training, options, spec.batch_size, spec.learning_rate, runtime.bf16)
+    batch, base_lr = config.batch_size, config.learning_rate
     weights = LossWeights(ssim=spec.ssim_weight)
     if cuda:
         net = net.to(memory_format=torch.channels_last)
@@ -241,25 +224,26 @@ def train(
     start = saved["iteration"] if saved else 0
     end = iterations if iterations is not None else None
     if end is not None and start >= end:
-        console.print(f"{folder}: the {name} model is already at iteration {start} (asked for {end}); nothing to do",
-                      highlight=False, soft_wrap=True)
+        reporter.note(f"{folder}: the {name} model is already at iteration {start} (asked for {end}); nothing to do")
         return TrainResult(name, start, start, None, None, 0.0, 0.0, "iterations", folder)
 
     engine: torch.nn.Module = net
     if runtime.world_size > 1:
         engine = DistributedDataParallel(net, device_ids=[runtime.device.index] if cuda else None)
-    if compile:
+    if options.compile:
         engine = torch.compile(engine)
 
-    stream = TrainingStream(faces, net.resolution, coverage, seed + runtime.rank)
+    stream = TrainingStream(faces, net.resolution, config.coverage, config.seed + runtime.rank)
+    workers = options.workers
     if workers is None:
         workers = min(8, max(1, (os.cpu_count() or 2) // (2 * runtime.world_size)))
-    log_every = log_every or (10 if cuda else 1)
-    preview_every = preview_every or (500 if cuda else 100)
+    log_every = options.log_every or (10 if cuda else 1)
+    preview_every = options.preview_every or (500 if cuda else 100)
 
     # What rank 0 writes: previews, the loss log and its curve, TensorBoard, checkpoints.
     history = report.read_loss_log(folder / "loss.csv", up_to=start) if runtime.main else []
-    preview_set = {key: preview_faces(all_faces[key], PREVIEW_FACES, net.resolution, coverage) for key in PERSON_KEYS}
+    preview_set = {key: preview_faces(all_faces[key], PREVIEW_FACES, net.resolution, config.coverage)
+                   for key in PERSON_KEYS}
     board = _tensorboard(folder) if runtime.main else None
     elapsed_before = float(training.get("elapsed_seconds", 0.0))
     best_loss = float(training.get("best_loss") or math.inf)
@@ -271,8 +255,7 @@ def train(
         recent = [(row["loss_a"] + row["loss_b"]) / 2 for row in history[-20:] if row["iteration"] > start]
         recent_loss = sum(recent) / len(recent) if recent else math.inf
         lowest = min(best_loss, recent_loss)
-        training_state = {"batch_size": batch, "learning_rate": base_lr, "seed": seed, "coverage": coverage,
-                          "precision": "bf16" if runtime.bf16 else "fp32", "world_size": runtime.world_size,
+        training_state = {**config.to_saved(), "world_size": runtime.world_size,
                           "elapsed_seconds": elapsed_before + seconds,
                           "recent_loss": recent_loss if math.isfinite(recent_loss) else None,
                           "best_loss": lowest if math.isfinite(lowest) else None}
@@ -280,14 +263,19 @@ def train(
         if recent_loss < best_loss:
             best_loss = recent_loss
             checkpoint.save_best(folder, state)
+        write_loss_files()
+
+    def write_loss_files() -> None:
         report.write_loss_log(folder / "loss.csv", history)
         _io.write_image(folder / "loss.png", report.loss_curve(history))
+        reporter.file(folder / "loss.png", "loss curve")
 
     if runtime.main:
-        console.print(f"training {name} ({net.parameter_count() / 1e6:.1f} M parameters, {net.resolution} px) on "
+        reporter.note(f"training {name} ({net.parameter_count() / 1e6:.1f} M parameters, {net.resolution} px) on "
                       f"{runtime.device.type}{' ×' + str(runtime.world_size) if runtime.world_size > 1 else ''}, "
                       f"{'bf16' if runtime.bf16 else 'fp32'}, batch {batch} per person, faces A {len(all_faces['a'])} "
-                      f"B {len(all_faces['b'])}, from iteration {start}", highlight=False, soft_wrap=True)
+                      f"B {len(all_faces['b'])}, from iteration {start}")
+        reporter.task(f"train {name}", total=end, unit="iterations", done=start)
 
     def train_step(data: dict[str, torch.Tensor]) -> torch.Tensor:
         """Forward and backward over one batch: both people through the shared encoder, each through
@@ -309,9 +297,9 @@ def train(
     iteration = start
     losses: list[torch.Tensor] = []
     stopped_by = "iterations"
-    started = last_report = last_save = last_log = time.monotonic()
+    started = last_save = last_log = time.monotonic()
     logged_at = start
-    with stop_on_signals() as interrupt:
+    with stop_on_signals(stop or threading.Event()) as interrupt:
         loader = make_loader(stream, batch, start * batch, workers, pin_memory=cuda)
         while end is None or iteration < end:
             batch_data = {k: v.to(runtime.device, non_blocking=True) for k, v in next(loader).items()}
@@ -329,19 +317,19 @@ def train(
             mean_a, mean_b = torch.stack(losses).float().mean(dim=0).tolist()
             losses.clear()
             finite = math.isfinite(mean_a) and math.isfinite(mean_b)
-            stop = not finite or interrupt["stop"] or (minutes is not None and now - started >= minutes * 60)
+            stopping = not finite or interrupt.is_set() or (minutes is not None and now - started >= minutes * 60)
             if runtime.world_size > 1:  # every rank stops at the same iteration, and on any rank's NaN
-                flags = torch.tensor([float(stop), float(not finite)], device=runtime.device)
+                flags = torch.tensor([float(stopping), float(not finite)], device=runtime.device)
                 dist.all_reduce(flags, op=dist.ReduceOp.MAX)
-                stop, finite = bool(flags[0]), not bool(flags[1])
+                stopping, finite = bool(flags[0]), not bool(flags[1])
             if not finite:
                 stopped_by = "nan"
                 if runtime.main:
                     kept = (f"the last good checkpoint (iteration {state['iteration']}) is kept" if state
                             else "no checkpoint was written")
                     what = "NaN" if math.isnan(mean_a + mean_b) else "infinite"
-                    console.print(f"[red]stopped:[/] the loss became {what} at iteration {iteration}; {kept}. "
-                                  "Try a lower learning rate or --precision fp32.", soft_wrap=True)
+                    reporter.note(f"stopped: the loss became {what} at iteration {iteration}; {kept}. "
+                                  "Try a lower learning rate or --precision fp32.")
                 break
             rate = (iteration - logged_at) * batch * 2 * runtime.world_size / max(now - last_log, 1e-9)
             last_log, logged_at = now, iteration
@@ -352,33 +340,32 @@ def train(
                 if board is not None:
                     board.add_scalars("loss", {"a": mean_a, "b": mean_b}, iteration)
                     board.add_scalar("samples_per_second", rate, iteration)
-                if now - last_report >= 5 or stop or iteration == end or iteration - start == log_every:
-                    last_report = now
-                    done = (iteration - start) / max(now - started, 1e-9)
-                    left = (end - iteration) / done if end else (minutes * 60 - (now - started) if minutes else math.inf)
-                    total = f"/{end}" if end else ""
-                    console.print(f"iteration {iteration}{total}  loss A {mean_a:.4f}  B {mean_b:.4f}  "
-                                  f"{rate:.1f} samples/s  ETA {_eta(left)}", highlight=False, soft_wrap=True)
-                if (iteration - start) % preview_every < log_every or stop or iteration == end:
+                per_second = (iteration - start) / max(now - started, 1e-9)
+                left = (end - iteration) / per_second if end else (minutes * 60 - (now - started) if minutes else math.inf)
+                figures = {"loss_a": mean_a, "loss_b": mean_b, "samples_per_second": rate,
+                           "learning_rate": optimizer.param_groups[0]["lr"]}
+                reporter.update(iteration, values=figures | ({"eta_seconds": left} if math.isfinite(left) else {}))
+                if (iteration - start) % preview_every < log_every or stopping or iteration == end:
                     net.eval()
                     grid = render_preview(net, preview_set, runtime)
                     net.train()
                     _io.write_image(folder / "preview.png", grid)
-                    report.write_loss_log(folder / "loss.csv", history)
-                    _io.write_image(folder / "loss.png", report.loss_curve(history))
+                    reporter.file(folder / "preview.png", f"preview at iteration {iteration}")
+                    write_loss_files()
                     if board is not None:
                         board.add_image("preview", grid, iteration, dataformats="HWC")
-                if now - last_save >= save_every_minutes * 60 and not stop:
+                if now - last_save >= options.save_every_minutes * 60 and not stopping:
                     last_save = now
                     save(iteration, now - started)
-            if stop:
-                stopped_by = "signal" if interrupt["stop"] else "minutes"
+            if stopping:
+                stopped_by = "signal" if interrupt.is_set() else "minutes"
                 break
 
         seconds = time.monotonic() - started
         if stopped_by != "nan" and runtime.main:
             save(iteration, seconds)
-            console.print(f"saved {name} at iteration {iteration} in {folder}", highlight=False, soft_wrap=True)
+            reporter.finish()
+            reporter.note(f"saved {name} at iteration {iteration} in {folder}")
     del loader
     if board is not None:
         board.close()

@@ -1,10 +1,12 @@
-"""Running a frame reader ahead on a thread (PyAV and OpenCV release the GIL while decoding)."""
+"""Overlapping video I/O with the work on frames: a reader run ahead on a thread (``prefetch``) and
+a writer fed from one (``in_background``). PyAV and OpenCV release the GIL while they decode and encode."""
 
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 from queue import Empty, Full, Queue
-from typing import Any, Iterable, Iterator, TypeVar
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
 
@@ -52,3 +54,42 @@ def prefetch(items: Iterable[T], depth: int = 8) -> Iterator[T]:
                 queue.get_nowait()
             except Empty:
                 worker.join(timeout=0.05)
+
+
+@contextmanager
+def in_background(consume: Callable[[T], None], depth: int = 32) -> Iterator[Callable[[T], None]]:
+    """Yield a ``put`` function whose items ``consume`` handles, in order, on a background thread
+    (an encoder overlapping the model). Leaving the block waits for every item to be consumed;
+    an error inside the block stops the thread without consuming the rest. Either way the thread
+    has ended when the block is left, and an error of ``consume`` is re-raised in the caller
+    (at the next ``put`` or on leaving)."""
+    queue: Queue[tuple[str, Any]] = Queue(maxsize=depth)
+    failure: list[BaseException] = []
+    abandon = threading.Event()
+
+    def run() -> None:
+        while (item := queue.get())[0] == "item":
+            if failure or abandon.is_set():
+                continue
+            try:
+                consume(item[1])
+            except BaseException as error:  # re-raised in the caller's thread
+                failure.append(error)
+
+    def put(item: T) -> None:
+        if failure:
+            raise failure[0]
+        queue.put(("item", item))
+
+    worker = threading.Thread(target=run, name="deepswap-encode", daemon=True)
+    worker.start()
+    try:
+        yield put
+    except BaseException:
+        abandon.set()
+        raise
+    finally:
+        queue.put(("end", None))
+        worker.join()
+    if failure:
+        raise failure[0]

@@ -15,15 +15,14 @@ import numpy as np
 
 from .. import _io
 from ..errors import DeepswapError
-from ..workspace import Workspace, parse_person
-from .faceset import FaceSet, load_faceset
+from ..faces import FaceSet, load_faceset
+from ..workspace import WorkspaceLike, as_workspace, parse_person
 
 SheetOrder = Literal["time", "blur", "distance"]
 
 
-def _faceset(root: str | Path, person: str) -> FaceSet:
-    workspace = Workspace.open(root)
-    return load_faceset(workspace.faces_dir(parse_person(person)))
+def _faceset(workspace: WorkspaceLike, person: str) -> FaceSet:
+    return load_faceset(as_workspace(workspace).faces_dir(parse_person(person)))
 
 
 def pick_faces(faceset: FaceSet, count: int, order: SheetOrder = "time") -> list[int]:
@@ -41,13 +40,13 @@ def pick_faces(faceset: FaceSet, count: int, order: SheetOrder = "time") -> list
     return sorted(range(len(ids)), key=key)[:count]
 
 
-def contact_sheet(root: str | Path, person: str, out: str | Path, count: int = 100,
+def contact_sheet(workspace: WorkspaceLike, person: str, out: str | Path, count: int = 100,
                   order: SheetOrder = "time", thumb: int = 128, columns: int = 10) -> Path:
     """Write a PNG/JPEG grid of a person's aligned faces, each labelled with its number."""
     out = Path(out)
     if out.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp"):
         raise DeepswapError(f"{out}: contact sheet must be .png, .jpg or .webp")
-    faceset = _faceset(root, person)
+    faceset = _faceset(workspace, person)
     if not faceset.faces:
         raise DeepswapError(f"{faceset.folder}: no faces to show; run `deepswap extract` first")
     if count < 1:
@@ -93,9 +92,9 @@ def parse_selection(text: str, ids: list[str]) -> list[str]:
     return list(dict.fromkeys(chosen))
 
 
-def remove_faces(root: str | Path, person: str, selection: str) -> list[str]:
+def remove_faces(workspace: WorkspaceLike, person: str, selection: str) -> list[str]:
     """Drop faces (by number, range or id) from a person's set for good; returns their ids."""
-    faceset = _faceset(root, person)
+    faceset = _faceset(workspace, person)
     faceset.forget_deleted()
     chosen = parse_selection(selection, faceset.ids())
     faceset.remove(chosen)
@@ -103,8 +102,8 @@ def remove_faces(root: str | Path, person: str, selection: str) -> list[str]:
     return chosen
 
 
-def faces_summary(root: str | Path, person: str) -> dict[str, int]:
+def faces_summary(workspace: WorkspaceLike, person: str) -> dict[str, int]:
     """How many faces a person's set holds, from how many sources, and how many were removed."""
-    faceset = _faceset(root, person)
+    faceset = _faceset(workspace, person)
     faceset.forget_deleted()
     return {"faces": len(faceset), "sources": len(faceset.sources), "removed": len(faceset.removed)}

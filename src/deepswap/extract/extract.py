@@ -12,25 +12,22 @@ import hashlib
 import math
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 import cv2
 import numpy as np
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from .. import _io
 from ..errors import DeepswapError
+from ..faces import FaceAnalyzer, FaceSet, Identity, IdentityTracker, blur_score, dominant_identity, face_id
+from ..faces.faceset import MASKS
+from ..faces.identity import DEFAULT_THRESHOLD
+from ..progress import ProgressCallback, Reporter
 from ..video import Frame, list_photos, prefetch, probe_video, read_frames
-from ..workspace import PERSON_KEYS, PersonKey, Source, Workspace, parse_person
-from .analyzer import FaceAnalyzer, blur_score
-from .faceset import MASKS, FaceSet, face_id
-from .identity import DEFAULT_THRESHOLD, Identity, IdentityTracker, dominant_identity
+from ..workspace import PERSON_KEYS, PersonKey, Source, Workspace, WorkspaceLike, as_workspace, parse_person
 
 SAVE_EVERY_S = 15.0
 SAMPLE_FRAMES = 60
@@ -57,52 +54,68 @@ class PersonReport:
     notes: list[str] = field(default_factory=list)
 
 
-def extract(
-    root: str | Path,
-    person: str | None = None,
-    fps: float | None = None,
-    force: bool = False,
-    progress: bool = True,
-    detect_size: int = 320,
-    identity_every: int = 25,
-) -> dict[PersonKey, PersonReport]:
-    """Extract the aligned faces of person ``a``, ``b`` or both (``person=None``) from their sources.
-
-    ``fps`` samples videos at that rate (default: every frame). Finished sources are skipped and
-    interrupted ones resumed; ``force`` discards earlier results of the person and redoes all.
+@dataclass(frozen=True)
+class ExtractOptions:
+    """What to extract: person ``a``, ``b`` or both (None); videos sampled at ``fps`` frames per second
+    (None: every frame); ``force`` discards earlier results of the person(s) and redoes all.
     ``detect_size`` is the longest side frames are scaled to for detection; a face followed from
-    frame to frame has its identity embedded every ``identity_every`` frames (1 = every frame).
+    frame to frame has its identity embedded every ``identity_every`` frames (1 = every frame)."""
+
+    person: PersonKey | None = None
+    fps: float | None = None
+    force: bool = False
+    detect_size: int = 320
+    identity_every: int = 25
+
+    def __post_init__(self) -> None:
+        if self.person is not None:
+            parse_person(self.person)
+        if self.fps is not None and not 0 < self.fps < math.inf:
+            raise DeepswapError(f"--fps must be a number > 0, not {self.fps}")
+        if not 64 <= self.detect_size <= 4096:
+            raise DeepswapError(f"detect_size must be 64..4096 pixels, not {self.detect_size}")
+        if self.identity_every < 1:
+            raise DeepswapError(f"identity_every must be ≥ 1, not {self.identity_every}")
+
+    @property
+    def persons(self) -> list[PersonKey]:
+        return [self.person] if self.person else list(PERSON_KEYS)
+
+
+def extract(workspace: WorkspaceLike, options: ExtractOptions | None = None,
+            on_progress: ProgressCallback | None = None) -> dict[PersonKey, PersonReport]:
+    """Extract the aligned faces of the person(s) in ``options`` from their sources; returns a report per person.
+
+    Finished sources are skipped and interrupted ones resumed. Missing URL downloads are fetched
+    first (a failed one is noted and skipped). Each source is a ``task`` counted in frames.
     """
-    workspace = Workspace.open(root)
-    keys = [parse_person(person)] if person else list(PERSON_KEYS)
-    if fps is not None and not fps > 0:
-        raise DeepswapError(f"--fps must be > 0, not {fps}")
+    workspace = as_workspace(workspace)
+    options = options or ExtractOptions()
+    keys = options.persons
     wanted = [key for key in keys if workspace.persons[key].sources]
     if not wanted:
-        who = f"person {keys[0]}" if person else "either person"
+        who = f"person {keys[0]}" if options.person else "either person"
         raise DeepswapError(f"{workspace.root}: no sources for {who}; add footage with `deepswap add`")
-    console = Console(quiet=not progress)
+    reporter = Reporter("extract", on_progress)
     if any(source.kind == "url" and not workspace.is_available(key, source)
            for key in wanted for source in workspace.persons[key].sources):
         from ..sources import fetch_sources
 
         try:
-            fetch_sources(workspace.root, progress=progress)
+            fetch_sources(workspace, on_progress)
         except DeepswapError as error:  # extract what is there; the failed URLs are named and skipped
-            console.print(f"[yellow]note:[/] {escape(str(error))}")
-    analyzer = FaceAnalyzer(face_size=workspace.face_size, detect_size=detect_size)
+            reporter.note(str(error))
+    analyzer = FaceAnalyzer(face_size=workspace.face_size, detect_size=options.detect_size)
     reports: dict[PersonKey, PersonReport] = {}
     failures: list[str] = []
     for key in keys:
         if key not in wanted:
-            console.print(f"{key} ({escape(workspace.persons[key].name)}): no sources yet, skipped")
+            reporter.note(f"{key} ({workspace.persons[key].name}): no sources yet, skipped")
             continue
         try:
-            reports[key] = _PersonExtraction(workspace, key, analyzer, fps, force, identity_every, console).run()
+            reports[key] = _PersonExtraction(workspace, key, analyzer, options, reporter).run()
         except DeepswapError as error:  # the other person is still extracted; the error is raised after
             failures.append(str(error))
-    if progress and reports:
-        print_summary(workspace, reports, console)
     if failures:
         raise DeepswapError("; ".join(failures))
     return reports
@@ -111,18 +124,18 @@ def extract(
 class _PersonExtraction:
     """Extraction of one person's sources into their faces folder."""
 
-    def __init__(self, workspace: Workspace, key: PersonKey, analyzer: FaceAnalyzer, fps: float | None,
-                 force: bool, identity_every: int, console: Console) -> None:
+    def __init__(self, workspace: Workspace, key: PersonKey, analyzer: FaceAnalyzer, options: ExtractOptions,
+                 reporter: Reporter) -> None:
         self.workspace = workspace
         self.key = key
         self.name = workspace.persons[key].name
         self.analyzer = analyzer
-        self.fps = fps
-        self.console = console
+        self.fps = options.fps
+        self.reporter = reporter
         self.folder = workspace.faces_dir(key)
         self.report = PersonReport(key)
-        self.force = force
-        self.identity_every = identity_every
+        self.force = options.force
+        self.identity_every = options.identity_every
         self.faceset = FaceSet.empty(self.folder, workspace.face_size)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deepswap-write")
         self._pending: list[Future[None]] = []
@@ -135,9 +148,8 @@ class _PersonExtraction:
         sources = self.workspace.persons[self.key].sources
         todo = [source for source in sources if self._needs_work(source)]
         try:
-            with _progress(self.console) if todo else nullcontext() as bar:
-                for source in todo:
-                    self._extract_source(source, tracker, bar)
+            for source in todo:
+                self._extract_source(source, tracker)
         finally:
             self._flush()
             self._writer.shutdown()
@@ -211,14 +223,14 @@ class _PersonExtraction:
             return False
         state = self.faceset.sources.get(source.id)
         if state is not None and state["complete"] and state.get("fps") == self._fps(source):
-            self.console.print(f"{self.key}: {escape(_short(source.uri))} done before ({state['faces']} faces)")
+            self.reporter.note(f"{self.key}: {_short(source.uri)} done before ({state['faces']} faces)")
             return False
         return True
 
     def _fps(self, source: Source) -> float | None:
         return None if source.kind == "photos" else self.fps
 
-    def _extract_source(self, source: Source, tracker: IdentityTracker, bar: Progress | None) -> None:
+    def _extract_source(self, source: Source, tracker: IdentityTracker) -> None:
         fps = self._fps(source)
         state = self.faceset.sources.get(source.id)
         if state is None or state.get("fps") != fps:
@@ -228,8 +240,8 @@ class _PersonExtraction:
         state["faces"] = sum(1 for record in self.faceset.faces.values() if record["source"] == source.id)
         self._delete_unrecorded(source.id)
         done = set(self.faceset.faces) | set(self.faceset.removed)
-        task = bar.add_task(f"{self.key}: {escape(_short(source.uri))}", total=_frame_estimate(self.workspace, self.key, source, fps),
-                            found=state["faces"], skipped=state["skipped_no_face"] + state["skipped_other_person"]) if bar else None
+        self.reporter.task(f"{self.key}: {_short(source.uri)}", total=_frame_estimate(self.workspace, self.key, source, fps),
+                           unit="frames", done=state["frames"])
         tracker.reset()
         for frame in self._timed_frames(source, fps):
             if frame.index <= state["last_frame"]:
@@ -248,16 +260,14 @@ class _PersonExtraction:
                 self.report.skipped_other_person += outcome == "skipped_other_person"
             state["frames"] += 1
             state["last_frame"] = frame.index
-            if bar is not None:
-                bar.update(task, advance=1, found=state["faces"],
-                           skipped=state["skipped_no_face"] + state["skipped_other_person"])
+            self.reporter.update(state["frames"], values={
+                "faces": state["faces"], "skipped": state["skipped_no_face"] + state["skipped_other_person"]})
             if time.monotonic() - self._saved_at > SAVE_EVERY_S:
                 self._flush()
                 self.faceset.save()
                 self._saved_at = time.monotonic()
         state["complete"] = True
-        if bar is not None:
-            bar.update(task, total=state["frames"], completed=state["frames"])
+        self.reporter.finish()
         if state["faces"] == 0:
             self._note(f"{source.uri}: no faces of {self.name} in {state['frames']} frames "
                        f"({state['skipped_no_face']} without any face)")
@@ -337,16 +347,12 @@ class _PersonExtraction:
 
     def _note(self, message: str) -> None:
         self.report.notes.append(message)
-        self.console.print(f"[yellow]note:[/] {self.key}: {escape(message)}")
+        self.reporter.note(f"{self.key}: {message}")
 
 
 def _write_pngs(crop_path: Path, crop: np.ndarray, mask_path: Path, mask: np.ndarray) -> None:
     for path, image in ((mask_path, mask), (crop_path, crop)):
-        pixels = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-        ok, encoded = cv2.imencode(".png", pixels, PNG_OPTIONS)
-        if not ok:
-            raise OSError(f"{path}: could not encode image")
-        _io.write_bytes(path, encoded.tobytes())
+        _io.write_image(path, image, PNG_OPTIONS)
 
 
 def _clear_faces(folder: Path) -> None:
@@ -431,41 +437,6 @@ def _frame_estimate(workspace: Workspace, key: PersonKey, source: Source, fps: f
     return max(1, round(length * (fps or float(info.fps))))
 
 
-def _progress(console: Console) -> Progress | nullcontext[None]:
-    if console.quiet:
-        return nullcontext()
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("frames"),
-                    TextColumn("[green]{task.fields[found]} faces[/] · {task.fields[skipped]} skipped"),
-                    TimeElapsedColumn(), console=console)
-
-
 def _short(uri: str, width: int = 40) -> str:
     name = Path(uri).name or uri
     return name if len(name) <= width else name[: width - 1] + "…"
-
-
-def print_summary(workspace: Workspace, reports: dict[PersonKey, PersonReport], console: Console, rows: int = 12) -> None:
-    """A table per run: each person's sources with frames, faces and skips, and the step timings."""
-    table = Table(title="extract")
-    for column in ("person", "source", "frames", "faces", "no face", "other person"):
-        table.add_column(column, justify="left" if column in ("person", "source") else "right")
-    for key, report in reports.items():
-        label = f"{key}: {workspace.persons[key].name}"
-        states = list(report.sources.values())
-        for state in states[:rows]:
-            table.add_row(label, escape(_short(state["uri"])), str(state["frames"]), str(state["faces"]),
-                          str(state["skipped_no_face"]), str(state["skipped_other_person"]))
-        if len(states) > rows:
-            rest = states[rows:]
-            table.add_row(label, f"… {len(rest)} more", *(str(sum(s[k] for s in rest)) for k in
-                                                        ("frames", "faces", "skipped_no_face", "skipped_other_person")))
-        table.add_row(f"[bold]{label}[/]", "[bold]all[/]", *(f"[bold]{sum(s[k] for s in states)}[/]" for k in
-                                                          ("frames", "faces", "skipped_no_face", "skipped_other_person")),
-                      end_section=True)
-    console.print(table)
-    for report in reports.values():
-        spent = sum(report.times.values())
-        if report.frames and spent > 0:
-            steps = ", ".join(f"{step} {seconds:.1f}s" for step, seconds in report.times.items())
-            console.print(f"{report.person}: {report.frames} new frames at {report.frames / spent:.0f} frames/s ({steps}); "
-                          f"{report.faces} faces in {workspace.faces_dir(report.person)}")
