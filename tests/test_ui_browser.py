@@ -148,7 +148,7 @@ def test_the_whole_flow_in_a_browser(browser, screenshots: Path, tmp_path: Path,
         page.fill("input[name=duration]", "1")
         page.click("button[value=preview]")
         expect(page.locator(".previews img")).to_have_count(4, timeout=180_000)
-        page.fill("input[name=duration]", "1")
+        expect(page.locator("input[name=duration]")).to_have_value("1")  # the form keeps what was run
         page.click("button[value=full]")
         video = page.locator("#result-video")
         expect(video).to_be_visible(timeout=180_000)

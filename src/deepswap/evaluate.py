@@ -352,6 +352,56 @@ def evaluate(workspace: WorkspaceLike, clips: str | Path | None = None, max_fram
     return _json_ready(report)
 
 
+@dataclass(frozen=True)
+class ReportRow:
+    """One line of an ``evaluate`` report as the CLI and the web UI show it; ``met`` is whether the
+    value reaches its target (None where there is no target or no value)."""
+
+    metric: str
+    value: str
+    target: str
+    met: bool | None = None
+
+
+def report_rows(report: dict[str, Any]) -> list[ReportRow]:
+    """The report's figures, in order, as text: metric, value, target."""
+    identity, stability, expression = report["identity"], report["stability"], report["expression"]
+
+    def row(metric: str, value: str, fallback: str, target: str | None = None) -> ReportRow:
+        checked = report["targets"].get(target) if target else None
+        if checked is None:
+            return ReportRow(metric, value, fallback)
+        return ReportRow(metric, value, TARGETS[target][2], checked["met"])  # type: ignore[index]
+
+    rows = [
+        row("identity transfer A→B", _percent(identity["transfer"]), "", "identity.transfer"),
+        row("  cosine similarity to B / A",
+            f"{_number(identity['similarity_b'], '.2f')} / {_number(identity['similarity_a'], '.2f')}", "B higher"),
+        row("  untouched input (control)", _percent(identity["input_transfer"]), "≈ 0 %"),
+        row("  faces found in the output", f"{report['faces_found_in_output']}/{report['faces_swapped']}", "all"),
+    ]
+    for key, scores in report["reconstruction"].items():
+        pair = f"{key.upper()}→{key.upper()}"
+        rows.append(row(f"{pair} SSIM, {scores['faces']} {scores['split']}", _number(scores["ssim"]), "higher",
+                        f"reconstruction.{key}.ssim"))
+        rows.append(row(f"{pair} PSNR", _number(scores["psnr"], ".1f", " dB"), "higher"))
+    rows += [
+        row("jitter output / input", f"{_number(stability['jitter_ratio'], '.2f')} ({_number(stability['output_jitter'], '.4f')} / "
+            f"{_number(stability['input_jitter'], '.4f')})", "", "stability.jitter_ratio"),
+        row("landmark distance (eye widths)", _number(expression["landmark_distance"]), "lower"),
+        row("mouth-open correlation", _number(expression["mouth_open_correlation"], ".2f"), "near 1"),
+    ]
+    return rows
+
+
+def _number(value: float | None, form: str = ".3f", unit: str = "") -> str:
+    return "n/a" if value is None else f"{value:{form}}{unit}"
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.0f} %"
+
+
 def _lookup(report: dict[str, Any], name: str) -> Any:
     for part in name.split("."):
         report = report[part]

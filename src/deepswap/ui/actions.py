@@ -16,6 +16,7 @@ from typing import Any
 import cv2
 
 import deepswap
+from deepswap import _io
 from deepswap.errors import DeepswapError
 from deepswap.progress import ProgressCallback
 from deepswap.workspace import CONFIG_NAME, PERSON_KEYS, PersonKey, Workspace
@@ -34,13 +35,24 @@ def open_workspace(folder: Path) -> Workspace:
     return deepswap.Workspace.open(folder)
 
 
-def create_workspace(folder: Path, a: str, b: str, face_size: int | None = None) -> Workspace:
+def create_workspace(folder: Path, a: str, b: str, face_size: int | None = None, samples: bool = False) -> Workspace:
+    """A new workspace; with ``samples``, holding the demo's footage (names default to the demo's)."""
+    from deepswap.demo import sample_footage
+
+    if face_size is not None and not 64 <= face_size <= 1024:
+        raise DeepswapError(f"face size must be 64..1024 pixels, not {face_size}")
+    footage = sample_footage() if samples else None
+    if footage is not None:
+        a, b = a or footage.names[0], b or footage.names[1]
     workspace = deepswap.init_workspace(folder, a=a, b=b)
     if face_size is not None:
-        if not 64 <= face_size <= 1024:
-            raise DeepswapError(f"face size must be 64..1024 pixels, not {face_size}")
         workspace.settings["face_size"] = face_size
         workspace.save()
+    if footage is not None:
+        deepswap.add_sources(workspace, "a", [str(clip) for clip in footage.a])
+        deepswap.add_sources(workspace, "b", [str(clip) for clip in footage.b])
+        # the clip the demo converts, kept out of training, ready on the Convert page
+        _io.write_bytes(folder / "uploads" / "convert" / footage.held_back.name, footage.held_back.read_bytes())
     return workspace
 
 
@@ -158,9 +170,10 @@ def convertible_videos(workspace: Workspace) -> dict[PersonKey, list[Path]]:
 
 
 def verify(path: Path) -> dict[str, Any]:
-    """What ``deepswap verify`` says about one file: the verdict and its one-line summary."""
+    """What ``deepswap verify`` says about one file: the verdict, and the evidence (label, watermark)
+    from its one-line summary."""
     report = deepswap.verify_file(path)
-    return {"synthetic": report.synthetic, "summary": report.summary().removeprefix(f"{path}: ")}
+    return {"synthetic": report.synthetic, "evidence": report.summary().removeprefix(f"{path}: ").split(" — ", 1)[-1]}
 
 
 def evaluation_rows(report: dict[str, Any]) -> list[Any]:

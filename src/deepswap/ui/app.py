@@ -36,13 +36,15 @@ from ..errors import DeepswapError
 from ..video.reader import PHOTO_SUFFIXES, VIDEO_SUFFIXES
 from ..workspace import PERSON_KEYS, PersonKey, Workspace
 from . import actions
-from .jobs import Job, JobManager
+from .jobs import FINISHED, Job, JobManager
 from .security import LOOPBACK_HOSTS, NAME_PATTERN, BodyTooLarge, Guard, inside, safe_name, unused_path
 
 HERE = Path(__file__).parent
 MAX_UPLOAD_BYTES = 4 * 2 ** 30
 PAGES = {"sources": "Sources", "faces": "Faces", "train": "Train", "convert": "Convert", "verify": "Verify",
          "evaluate": "Evaluate"}
+JOB_PAGES = {"fetch": "sources", "extract": "faces", "train": "train", "convert": "convert", "preview": "convert",
+             "evaluate": "evaluate"}  # where a finished job stays in view
 FACES_SHOWN = 600
 PREVIEW_FRAMES = 4
 EVENT_INTERVAL = 0.3  # seconds between looks at a job for its event stream
@@ -109,14 +111,19 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
         "csrf_token": ui.csrf_token, "site": ui.site, "pages": PAGES, **context}, status_code=status_code)
 
 
-def workspace_context(request: Request, page: str) -> dict[str, Any]:
-    """What every page of a workspace shows: its name, people, nav and job panel."""
+def workspace_context(request: Request, page: str, *kinds: str) -> dict[str, Any]:
+    """What every page of a workspace shows: its name, people, nav and job panel, and ``last``:
+    the form of the latest job of ``kinds`` (the page's form shows those values again)."""
     ui = ui_of(request)
     name = request.path_params["name"]
     folder = ui.site.folder(name)
     workspace = actions.open_workspace(folder)
     job = ui.jobs.latest(folder)
-    return {"name": name, "folder": folder, "workspace": workspace, "page": page, "job": job,
+    if job is not None and job.state == FINISHED and JOB_PAGES[job.kind] != page:
+        job = None
+    earlier = [found for kind in kinds if (found := ui.jobs.latest(folder, kind)) is not None]
+    last = max(earlier, key=lambda found: found.started).form if earlier else {}
+    return {"name": name, "folder": folder, "workspace": workspace, "page": page, "job": job, "last": last,
             "job_html": job_panel(request, name, job)}
 
 
@@ -237,7 +244,7 @@ async def create(request: Request) -> Response:
     if (ui.site.root / name).exists():
         return message(f"{name}: already exists; choose another name")
     actions.create_workspace(ui.site.root / name, text(form, "a"), text(form, "b"),
-                             number(form, "face_size", int, "face size"))
+                             number(form, "face_size", int, "face size"), samples=form.get("samples") == "on")
     return reload_page(f"/w/{name}/sources")
 
 
@@ -308,7 +315,7 @@ async def set_reference(request: Request) -> Response:
 
 
 async def faces_page(request: Request) -> Response:
-    context = workspace_context(request, "faces")
+    context = workspace_context(request, "faces", "extract")
     person = request.query_params.get("person", "a")
     person = person if person in PERSON_KEYS else "a"
     order = request.query_params.get("order", "time")
@@ -344,26 +351,29 @@ async def remove_faces(request: Request) -> Response:
 
 
 async def train_page(request: Request) -> Response:
-    context = workspace_context(request, "train")
+    context = workspace_context(request, "train", "train")
     workspace: Workspace = context["workspace"]
     ui = ui_of(request)
     preview = workspace.model_dir / "preview.png"
-    return render(request, "train.html", **context, models=actions.models(), saved=actions.saved_model(workspace),
+    return render(request, "train.html", **context, models=[(model, model) for model in actions.models()],
+                  saved=actions.saved_model(workspace),
                   loss=actions.loss_history(workspace), preview_url=ui.site.file_url(preview, _mtime(preview)),
-                  preview_path=str(preview.resolve()),
+                  preview_path=str(preview),
                   faces={key: actions.faces_summary(workspace, key) for key in PERSON_KEYS})
 
 
 async def convert_page(request: Request) -> Response:
-    context = workspace_context(request, "convert")
+    context = workspace_context(request, "convert", "convert", "preview")
     ui = ui_of(request)
     folder: Path = context["folder"]
     workspace: Workspace = context["workspace"]
     inputs = convert_inputs(folder, workspace)
     latest = {kind: ui.jobs.latest(folder, kind) for kind in ("convert", "preview")}
     results = {kind: job.result for kind, job in latest.items() if job is not None and job.result}
-    outputs = [(output, ui.site.file_url(output["path"])) for output in reversed(workspace.outputs())]
-    return render(request, "convert.html", **context, inputs=inputs, chosen=request.query_params.get("input"),
+    outputs = [(output, _shown_path(folder, output["path"]), ui.site.file_url(output["path"]))
+               for output in reversed(workspace.outputs())]
+    return render(request, "convert.html", **context, inputs_choices=[(key, label) for key, (label, _) in inputs.items()],
+                  chosen=request.query_params.get("input") or context["last"].get("input"),
                   results=results, outputs=outputs, preview_frames=PREVIEW_FRAMES,
                   has_model=actions.saved_model(workspace)["model"] is not None)
 
@@ -422,11 +432,12 @@ async def verify_file(request: Request) -> Response:
 
 
 async def evaluate_page(request: Request) -> Response:
-    context = workspace_context(request, "evaluate")
+    context = workspace_context(request, "evaluate", "evaluate")
     ui = ui_of(request)
     job = ui.jobs.latest(context["folder"], "evaluate")
     report = job.result if job is not None and isinstance(job.result, dict) else None
-    return render(request, "evaluate.html", **context, inputs=convert_inputs(context["folder"], context["workspace"]),
+    inputs = convert_inputs(context["folder"], context["workspace"])
+    return render(request, "evaluate.html", **context, inputs_choices=[(key, label) for key, (label, _) in inputs.items()],
                   report=report, rows=actions.evaluation_rows(report) if report else [],
                   has_model=actions.saved_model(context["workspace"])["model"] is not None)
 
@@ -453,7 +464,8 @@ async def start_job(request: Request) -> Response:
     title, action, arguments = builders[kind](folder, context["workspace"], form)
     if kind == "convert" and arguments["options"].preview is not None:
         kind = "preview"
-    ui.jobs.start(folder, kind, title, action, arguments)
+    ui.jobs.start(folder, kind, title, action, arguments,
+                  form={key: value for key, value in form.multi_items() if isinstance(value, str)})
     return reload_page()
 
 
@@ -507,6 +519,7 @@ def _convert_job(folder: Path, workspace: Workspace, form: FormData) -> tuple[st
     outputs.mkdir(exist_ok=True)
     stem = safe_name(source.stem)
     if preview:
+        (outputs / "previews").mkdir(exist_ok=True)
         output = unused_path(outputs / "previews", stem)
     else:
         output = unused_path(outputs, f"{stem}_swapped{'.gif' if gif else source.suffix if source.suffix in PHOTO_SUFFIXES else '.mp4'}")
@@ -533,7 +546,8 @@ async def stop_job(request: Request) -> Response:
 
 async def job_events(request: Request) -> Response:
     """The workspace's current job as an event stream: a ``job`` event whenever it changed, carrying
-    the panel's HTML, the state, new loss points and the files written; the stream ends with the job."""
+    the panel's HTML, the state, new loss points and the files written (and once a second, so its
+    clock moves); the stream ends with the job."""
     context = workspace_context(request, "")
     ui = ui_of(request)
     job: Job | None = context["job"]
@@ -541,10 +555,10 @@ async def job_events(request: Request) -> Response:
         return Response(status_code=204)
 
     async def stream() -> AsyncIterator[dict[str, str]]:
-        seen, points = -1, 0
+        seen, points, sent = -1, 0, 0.0
         while True:
-            if job.version != seen:
-                seen = job.version
+            if job.version != seen or time.monotonic() - sent >= 1.0:  # at least every second: the clock moves
+                seen, sent = job.version, time.monotonic()
                 loss = job.loss
                 if len(loss) < points:  # the history was thinned: send it whole again
                     points = 0
@@ -569,6 +583,12 @@ async def serve_file(request: Request) -> Response:
     download = request.query_params.get("download") == "1"
     return FileResponse(path, filename=path.name if download else None,
                         content_disposition_type="attachment" if download else "inline")
+
+
+def _shown_path(folder: Path, path: str) -> str:
+    """A path as the pages show it: relative to the workspace when inside it."""
+    resolved = Path(path).resolve()
+    return resolved.relative_to(folder.resolve()).as_posix() if resolved.is_relative_to(folder.resolve()) else path
 
 
 def _mtime(path: Path) -> int | None:
@@ -599,7 +619,7 @@ def create_app(root: str | Path, *, access_token: str | None = None, max_upload_
                jobs: JobManager | None = None) -> Starlette:
     """The web UI over ROOT. ``access_token`` (set when serving beyond this machine) is then needed
     by every request; without it only requests naming this machine (localhost) are answered."""
-    root = Path(root)
+    root = Path(root).resolve()
     if not root.is_dir():
         raise DeepswapError(f"{root}: no such folder")
     templates = Jinja2Templates(directory=HERE / "templates")

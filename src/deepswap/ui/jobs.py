@@ -71,6 +71,7 @@ class Job:
     log: list[str] = field(default_factory=list)
     loss: list[tuple[float, float, float]] = field(default_factory=list)  # (iteration, loss A, loss B)
     files: dict[str, int] = field(default_factory=dict)  # path → times written
+    form: dict[str, str] = field(default_factory=dict)  # what the page sent, to fill the form in again
     version: int = 0
     ended: float | None = None
 
@@ -126,13 +127,14 @@ class JobManager:
         self._jobs: dict[Path, dict[str, Job]] = {}  # workspace → kind → latest job
         self._processes: dict[str, multiprocessing.process.BaseProcess] = {}
 
-    def start(self, workspace: Path, kind: str, title: str, action: str, arguments: dict[str, Any]) -> Job:
+    def start(self, workspace: Path, kind: str, title: str, action: str, arguments: dict[str, Any],
+              form: dict[str, str] | None = None) -> Job:
         """Run ``actions.JOBS[action](**arguments, on_progress=…)`` in a child process."""
         with self._lock:
             running = self.running(workspace)
             if running is not None:
                 raise Busy(f"{workspace.name}: busy with {running.title}; wait for it or stop it first")
-            job = Job(uuid.uuid4().hex[:12], workspace, kind, title)
+            job = Job(uuid.uuid4().hex[:12], workspace, kind, title, form=dict(form or {}))
             events = self._context.Queue()
             process = self._context.Process(target=run_in_child, args=(action, arguments, events),
                                             name=f"deepswap-{kind}", daemon=False)
@@ -169,7 +171,7 @@ class JobManager:
         for workspace in list(self._jobs):
             self.stop(workspace)
         deadline = time.monotonic() + wait
-        for process in self._processes.values():
+        for process in list(self._processes.values()):
             process.join(max(0.0, deadline - time.monotonic()))
             if process.is_alive():
                 process.kill()
