@@ -36,7 +36,7 @@ def test_a_failing_step_shows_the_line_the_cli_prints(tmp_path: Path) -> None:
         deepswap.extract(folder)
     jobs = JobManager()
     job = finished(jobs.start(folder, "extract", "extracting", "extract",
-                              {"workspace": folder, "person": None, "fps": None, "force": False}))
+                              {"workspace": folder, "options": deepswap.ExtractOptions()}))
     assert job.state == FAILED
     assert job.error == str(expected.value)
     assert jobs.latest(folder) is job and jobs.running(folder) is None
@@ -50,7 +50,7 @@ def test_stopping_training_saves_like_ctrl_c_and_one_job_runs_per_workspace(tmp_
     jobs = JobManager()
     job = jobs.start(folder, "train", "training", "train", {"workspace": folder, "options": options})
     with pytest.raises(Busy, match="busy with training"):
-        jobs.start(folder, "extract", "extracting", "extract", {"workspace": folder, "person": None, "fps": None, "force": False})
+        jobs.start(folder, "extract", "extracting", "extract", {"workspace": folder, "options": deepswap.ExtractOptions()})
     wait_for(lambda: len(job.loss) >= 3)
     jobs.stop(folder)
     finished(job)

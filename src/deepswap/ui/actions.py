@@ -143,6 +143,11 @@ def loss_history(workspace: Workspace) -> list[tuple[float, float, float]]:
     return [(row["iteration"], row["loss_a"], row["loss_b"]) for row in rows]
 
 
+def extract_options(person: str | None, fps: float | None, force: bool) -> Any:
+    """The library's ExtractOptions for the extract form (it checks the values itself)."""
+    return deepswap.ExtractOptions(person=person, fps=fps, force=force)
+
+
 def train_options(model: str | None, minutes: float | None, iterations: int | None, batch_size: int | None,
                   learning_rate: float | None, architecture: dict[str, Any], preview_every: int | None) -> Any:
     """The library's TrainOptions for a train form (it checks the values itself)."""
@@ -190,9 +195,7 @@ def run_fetch(workspace: Path, on_progress: ProgressCallback) -> dict[str, Any]:
     return {"downloaded": sum(result.downloaded for result in results), "sources": len(results)}
 
 
-def run_extract(workspace: Path, person: str | None, fps: float | None, force: bool,
-                on_progress: ProgressCallback) -> dict[str, Any]:
-    options = deepswap.ExtractOptions(person=person, fps=fps, force=force)
+def run_extract(workspace: Path, options: Any, on_progress: ProgressCallback) -> dict[str, Any]:
     reports = deepswap.extract(workspace, options, on_progress=on_progress)
     return {key: {"faces": report.faces, "new_faces": report.new_faces, "frames": report.frames}
             for key, report in reports.items()}

@@ -474,13 +474,10 @@ def _fetch_job(folder: Path, workspace: Workspace, form: FormData) -> tuple[str,
 
 
 def _extract_job(folder: Path, workspace: Workspace, form: FormData) -> tuple[str, str, dict[str, Any]]:
-    person = text(form, "person") or None
-    if person is not None:
-        person = person_of(form)
-    fps = number(form, "fps", float, "frames per second")
+    person = person_of(form) if text(form, "person") else None
+    options = actions.extract_options(person, number(form, "fps", float, "frames per second"), form.get("force") == "on")
     who = f"{workspace.persons[person].name} ({person.upper()})" if person else "both people"
-    return f"extracting the faces of {who}", "extract", {
-        "workspace": folder, "person": person, "fps": fps, "force": form.get("force") == "on"}
+    return f"extracting the faces of {who}", "extract", {"workspace": folder, "options": options}
 
 
 def _train_job(folder: Path, workspace: Workspace, form: FormData) -> tuple[str, str, dict[str, Any]]:
