@@ -83,3 +83,17 @@ def test_the_command_names_a_missing_folder_and_a_taken_port(tmp_path: Path, mon
         taken.listen()
         code, err = run(str(tmp_path), "--port", str(taken.getsockname()[1]))
     assert code == 1 and "cannot listen there" in err
+
+
+def test_the_demo_folder_shows_the_demo_video(client: TestClient, tmp_path: Path, s1_clips: list[Path]) -> None:
+    """`deepswap ui deepswap-demo`: the demo's workspace is listed and its video plays on the Convert page."""
+    workspace = init_workspace(tmp_path / "workspace", "s1", "lrwp9a")
+    video = tmp_path / "demo_swap.mp4"  # beside the workspace, inside ROOT, as the demo writes it
+    video.write_bytes(s1_clips[0].read_bytes())
+    workspace.record_output(video, {"input": str(s1_clips[-1]), "direction": "a2b", "frames": 75, "swapped": 75,
+                                    "output_id": "0"})
+    assert 'href="/w/workspace/sources"' in client.get("/").text
+    page = client.get("/w/workspace/convert").text
+    assert '<video id="result-video" src="/files/demo_swap.mp4"' in page
+    assert client.get("/files/demo_swap.mp4").content == video.read_bytes()
+    assert client.get("/files/demo_swap.mp4", headers={"Range": "bytes=0-99"}).status_code == 206  # seekable

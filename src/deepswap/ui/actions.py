@@ -155,14 +155,11 @@ def train_options(model: str | None, minutes: float | None, iterations: int | No
                                  learning_rate=learning_rate, architecture=architecture, preview_every=preview_every)
 
 
-def convert_options(direction: str, side_by_side: bool, start: float | None, duration: float | None,
-                    scale: float | None, width: int | None, color: str, blend: str, mask_erode: float,
-                    mask_blur: float, crf: int, gif: bool, batch_size: int, preview: int | None) -> Any:
-    """The library's ConvertOptions for a convert form (it checks the values itself)."""
-    return deepswap.ConvertOptions(
-        direction=direction, side_by_side=side_by_side, start=start, duration=duration, scale=scale, width=width,
-        replace=deepswap.ReplaceSettings(color=color, blend=blend, mask_erode=mask_erode, mask_blur=mask_blur),
-        crf=crf, gif=gif, batch_size=batch_size, preview=preview)  # type: ignore[arg-type]
+def convert_options(replace: dict[str, Any], **options: Any) -> Any:
+    """The library's ConvertOptions for a convert form (it checks the values itself): ``replace`` holds
+    the ReplaceSettings fields, ``options`` the others; None stands for the library's default."""
+    settings = deepswap.ReplaceSettings(**{key: value for key, value in replace.items() if value is not None})
+    return deepswap.ConvertOptions(replace=settings, **{key: value for key, value in options.items() if value is not None})
 
 
 def convertible_videos(workspace: Workspace) -> dict[PersonKey, list[Path]]:

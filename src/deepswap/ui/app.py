@@ -9,6 +9,7 @@ A running job's panel follows the job by SSE, and the page reloads when the job 
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import secrets
 import shutil
@@ -63,7 +64,7 @@ class Site:
 
     @property
     def single_name(self) -> str:
-        return safe_name(self.root.resolve().name) or "workspace"
+        return safe_name(self.root.name)
 
     def names(self) -> list[str]:
         if self.single:
@@ -134,14 +135,10 @@ def job_panel(request: Request, name: str, job: Job | None) -> str:
 
 def message(text: str, status_code: int = 422) -> HTMLResponse:
     """A one-line answer to a form, shown in the page's message area."""
-    response = HTMLResponse(f'<p class="error">{_escape(text)}</p>', status_code)
+    response = HTMLResponse(f'<p class="error">{html.escape(text, quote=False)}</p>', status_code)
     response.headers["HX-Retarget"] = "#message"
     response.headers["HX-Reswap"] = "innerHTML"
     return response
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def reload_page(location: str | None = None) -> Response:
@@ -368,13 +365,23 @@ async def convert_page(request: Request) -> Response:
     folder: Path = context["folder"]
     workspace: Workspace = context["workspace"]
     inputs = convert_inputs(folder, workspace)
-    latest = {kind: ui.jobs.latest(folder, kind) for kind in ("convert", "preview")}
-    results = {kind: job.result for kind, job in latest.items() if job is not None and job.result}
+    preview_job, convert_job = ui.jobs.latest(folder, "preview"), ui.jobs.latest(folder, "convert")
+    previews = [ui.site.file_url(path) for path in preview_job.result["files"]] if preview_job and preview_job.result else []
     outputs = [(output, _shown_path(folder, output["path"]), ui.site.file_url(output["path"]))
                for output in reversed(workspace.outputs())]
+    # The result to show: this server's latest conversion, else the newest output file (say, the demo's video).
+    if convert_job is not None and convert_job.result:
+        done = convert_job.result
+        result = {"url": ui.site.file_url(done["files"][0] if done["files"] else done["output"]),
+                  "frames": done["frames"], "swapped": done["swapped"]}
+    else:
+        result = next(({"url": url, "frames": output["frames"], "swapped": output["swapped"]}
+                       for output, _, url in outputs if url is not None), None)
+    if result is not None and result["url"] is not None:
+        result["video"] = Path(result["url"]).suffix.lower() in VIDEO_SUFFIXES
     return render(request, "convert.html", **context, inputs_choices=[(key, label) for key, (label, _) in inputs.items()],
                   chosen=request.query_params.get("input") or context["last"].get("input"),
-                  results=results, outputs=outputs, preview_frames=PREVIEW_FRAMES,
+                  previews=[url for url in previews if url], result=result, outputs=outputs, preview_frames=PREVIEW_FRAMES,
                   has_model=actions.saved_model(workspace)["model"] is not None)
 
 
@@ -501,25 +508,24 @@ def _convert_job(folder: Path, workspace: Workspace, form: FormData) -> tuple[st
     chosen = text(form, "input")
     if chosen not in inputs:
         raise DeepswapError("choose a video to convert (or upload one)")
-    label, source = inputs[chosen]
+    source = inputs[chosen][1]
     preview = form.get("mode") == "preview"
     gif = form.get("gif") == "on"
     options = actions.convert_options(
-        direction=text(form, "direction") or "a2b", side_by_side=form.get("side_by_side") == "on",
+        {"color": text(form, "color") or None, "blend": text(form, "blend") or None,
+         "mask_erode": number(form, "mask_erode", float, "mask erode"), "mask_blur": number(form, "mask_blur", float, "mask blur")},
+        direction=text(form, "direction") or None, side_by_side=form.get("side_by_side") == "on",
         start=number(form, "start"), duration=number(form, "duration"), scale=number(form, "scale"),
-        width=number(form, "width", int), color=text(form, "color") or "reinhard", blend=text(form, "blend") or "feather",
-        mask_erode=number(form, "mask_erode", float, "mask erode") or 0.0,
-        mask_blur=number(form, "mask_blur", float, "mask blur") or 0.0,
-        crf=number(form, "crf", int) or 0, gif=gif, batch_size=number(form, "batch_size", int, "batch size") or 16,
-        preview=PREVIEW_FRAMES if preview else None)
-    outputs = folder / "outputs"
-    outputs.mkdir(exist_ok=True)
+        width=number(form, "width", int), crf=number(form, "crf", int), gif=gif,
+        batch_size=number(form, "batch_size", int, "batch size"), preview=PREVIEW_FRAMES if preview else None)
+    previews = folder / "outputs" / "previews"
+    previews.mkdir(parents=True, exist_ok=True)
     stem = safe_name(source.stem)
     if preview:
-        (outputs / "previews").mkdir(exist_ok=True)
-        output = unused_path(outputs / "previews", stem)
+        output = unused_path(previews, stem)
     else:
-        output = unused_path(outputs, f"{stem}_swapped{'.gif' if gif else source.suffix if source.suffix in PHOTO_SUFFIXES else '.mp4'}")
+        suffix = ".gif" if gif else source.suffix.lower() if source.suffix.lower() in PHOTO_SUFFIXES else ".mp4"
+        output = unused_path(previews.parent, f"{stem}_swapped{suffix}")
     verb = "previewing" if preview else "converting"
     return f"{verb} {source.name}", "convert", {"workspace": folder, "input_path": source, "output": output,
                                                  "options": options}
@@ -547,7 +553,7 @@ async def job_events(request: Request) -> Response:
     clock moves); the stream ends with the job."""
     context = workspace_context(request, "")
     ui = ui_of(request)
-    job: Job | None = context["job"]
+    job = ui.jobs.latest(context["folder"])  # finished or not: a stream opened late still sees the end
     if job is None:
         return Response(status_code=204)
 
