@@ -1,10 +1,11 @@
 """Background jobs: each long step runs in a child process the server owns, one per workspace.
 
-The child (``multiprocessing`` "spawn", in its own process group so a Ctrl-C in the server's
-terminal reaches only the server) calls one function of ``actions.JOBS`` with an ``on_progress``
-callback that puts each ``ProgressEvent`` on a queue; a reader thread in the server folds them into
-the ``Job`` the pages and the event stream show. The job outlives the browser: closing or reloading
-the page does not touch it.
+The child (``python -m deepswap.ui.worker``, in a session of its own so that a Ctrl-C in the
+server's terminal reaches only the server) reads its step from stdin, calls one function of
+``actions.JOBS`` with an ``on_progress`` callback, and writes each ``ProgressEvent``, then the
+result and how it ended, as JSON lines to stdout; a reader thread in the server folds them into the
+``Job`` the pages and the event stream show. The job outlives the browser: closing or reloading the
+page does not touch it.
 
 Stopping a job sends the child SIGINT, as Ctrl-C would: training saves a checkpoint and returns,
 the other steps stop where they are (their finished work is kept). Stopping the server stops every
@@ -13,20 +14,19 @@ job that way and waits for it. A step that fails shows the same one line the CLI
 
 from __future__ import annotations
 
-import multiprocessing
-import os
+import json
+import pickle
 import signal
+import subprocess
+import sys
 import threading
 import time
-import traceback
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from queue import Empty
 from typing import Any
 
 from ..errors import DeepswapError
-from ..progress import ProgressEvent
 
 RUNNING, STOPPING, FINISHED, STOPPED, FAILED = "running", "stopping", "finished", "stopped", "failed"
 MAX_LOG_LINES = 200
@@ -122,10 +122,9 @@ class JobManager:
     """The server's jobs: at most one running per workspace, the latest of each kind kept."""
 
     def __init__(self) -> None:
-        self._context = multiprocessing.get_context("spawn")
         self._lock = threading.Lock()
         self._jobs: dict[Path, dict[str, Job]] = {}  # workspace → kind → latest job
-        self._processes: dict[str, multiprocessing.process.BaseProcess] = {}
+        self._processes: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, workspace: Path, kind: str, title: str, action: str, arguments: dict[str, Any],
               form: dict[str, str] | None = None) -> Job:
@@ -135,14 +134,14 @@ class JobManager:
             if running is not None:
                 raise Busy(f"{workspace.name}: busy with {running.title}; wait for it or stop it first")
             job = Job(uuid.uuid4().hex[:12], workspace, kind, title, form=dict(form or {}))
-            events = self._context.Queue()
-            process = self._context.Process(target=run_in_child, args=(action, arguments, events),
-                                            name=f"deepswap-{kind}", daemon=False)
-            process.start()
+            process = subprocess.Popen([sys.executable, "-m", "deepswap.ui.worker"], stdin=subprocess.PIPE,
+                                       stdout=subprocess.PIPE, start_new_session=True)
+            assert process.stdin is not None
+            process.stdin.write(pickle.dumps((action, arguments)))
+            process.stdin.close()
             self._jobs.setdefault(workspace, {})[kind] = job
             self._processes[job.id] = process
-        threading.Thread(target=self._follow, args=(job, process, events), daemon=True,
-                         name=f"deepswap-{kind}-events").start()
+        threading.Thread(target=self._follow, args=(job, process), daemon=True, name=f"deepswap-{kind}-events").start()
         return job
 
     def running(self, workspace: Path) -> Job | None:
@@ -159,11 +158,11 @@ class JobManager:
         """Ask the workspace's running job to stop as Ctrl-C would (training saves first)."""
         job = self.running(workspace)
         process = self._processes.get(job.id) if job else None
-        if job is None or process is None or not process.is_alive():
+        if job is None or process is None or process.poll() is not None:
             return job
         job.state = STOPPING
         job.version += 1
-        os.kill(process.pid, signal.SIGINT)
+        process.send_signal(signal.SIGINT)
         return job
 
     def shutdown(self, wait: float = SHUTDOWN_WAIT_SECONDS) -> None:
@@ -172,60 +171,22 @@ class JobManager:
             self.stop(workspace)
         deadline = time.monotonic() + wait
         for process in list(self._processes.values()):
-            process.join(max(0.0, deadline - time.monotonic()))
-            if process.is_alive():
-                process.kill()
-                process.join()
-
-    def _follow(self, job: Job, process: multiprocessing.process.BaseProcess, events: Any) -> None:
-        """Read the child's events into the job until the child has ended and said so."""
-        while job.active:
             try:
-                job.apply(events.get(timeout=0.5))
-            except Empty:
-                if not process.is_alive():
-                    process.join()
-                    try:  # the last messages may still be in the pipe
-                        while job.active:
-                            job.apply(events.get(timeout=1.0))
-                    except Empty:
-                        job.apply({"kind": "end", "state": FAILED,
-                                   "error": f"the {job.kind} process ended unexpectedly (exit code {process.exitcode})"})
-        process.join()
+                process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for job in [job for jobs in self._jobs.values() for job in jobs.values()]:
+            while job.active:  # the reader threads take the last lines
+                time.sleep(0.05)
+
+    def _follow(self, job: Job, process: subprocess.Popen[bytes]) -> None:
+        """Read the child's events into the job until its output ends."""
+        assert process.stdout is not None
+        for line in process.stdout:
+            job.apply(json.loads(line))
+        code = process.wait()
+        if job.active:
+            job.apply({"kind": "end", "state": FAILED, "error": f"the {job.kind} process ended unexpectedly (exit code {code})"})
         with self._lock:
             self._processes.pop(job.id, None)
-
-
-def event_message(event: ProgressEvent) -> dict[str, Any]:
-    """A progress event as plain data that crosses the process boundary."""
-    return {"stage": event.stage, "kind": event.kind, "task": event.task, "done": event.done, "total": event.total,
-            "unit": event.unit, "rate": event.rate, "message": event.message,
-            "path": str(event.path) if event.path is not None else None, "values": dict(event.values)}
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
-def run_in_child(action: str, arguments: dict[str, Any], events: Any) -> None:
-    """The child process: run one action, sending its events, its result and how it ended."""
-    from . import actions
-
-    os.setpgid(0, 0)  # out of the terminal's process group: the server decides when to stop us
-    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops a step the way Ctrl-C does
-    end: dict[str, Any] = {"kind": "end", "state": FINISHED}
-    try:
-        result = actions.JOBS[action](**arguments, on_progress=lambda event: events.put(event_message(event)))
-        events.put({"kind": "result", "result": result})
-        if isinstance(result, dict) and result.get("stopped"):
-            end["state"] = STOPPED
-    except KeyboardInterrupt:
-        end = {"kind": "end", "state": STOPPED, "error": "stopped; finished work is kept, run it again to resume"}
-    except DeepswapError as error:
-        end = {"kind": "end", "state": FAILED, "error": str(error)}
-    except Exception as error:  # shown as one line; the traceback goes to the server's terminal
-        traceback.print_exc()
-        end = {"kind": "end", "state": FAILED, "error": f"unexpected error: {error.__class__.__name__}: {error}"}
-    events.put(end)
-    events.close()
-    events.join_thread()

@@ -25,12 +25,17 @@ document.addEventListener("htmx:sendError", () => {
 });
 
 // The job panel follows the workspace's running job; when the job ends the page reloads to show its results.
+// Only the panel's body is replaced: the Stop button stays the same element, so a click on it is never lost.
 function followJob(panel) {
   const events = new EventSource(panel.dataset.events);
   events.addEventListener("job", (event) => {
     const job = JSON.parse(event.data);
-    panel.innerHTML = job.html;
-    htmx.process(panel);
+    const fresh = document.createElement("template");
+    fresh.innerHTML = job.html;
+    for (const part of [".badge", ".elapsed", ".job-body"]) {
+      panel.querySelector(part).replaceWith(fresh.content.querySelector(part));
+    }
+    if (!fresh.content.querySelector(".stop")) panel.querySelector(".stop")?.remove();
     document.dispatchEvent(new CustomEvent("deepswap:job", { detail: job }));
     if (!job.active) {
       events.close();
