@@ -23,8 +23,9 @@ import av
 import cv2
 import numpy as np
 
-from deepswap.provenance import Watermarker, WatermarkDetector, detect_watermark, verify_file
+from deepswap.provenance import Watermarker, WatermarkDetector, detect_watermark
 from deepswap.provenance.watermark import Z_THRESHOLD
+from deepswap.verify import verify_file
 from deepswap.video import VideoWriter, read_frames
 
 REPO = Path(__file__).resolve().parents[1]

@@ -14,16 +14,19 @@ from typer.testing import CliRunner
 from deepswap.cli import app
 from deepswap.errors import DeepswapError
 from deepswap.provenance import (LABEL, Watermarker, detect_watermark, new_output_id, parse_label,
-                                 provenance_label, read_label, verify_file)
+                                 provenance_label, read_label)
 from deepswap.provenance.watermark import Z_THRESHOLD
+from deepswap.verify import verify_file
 from deepswap.video import VideoWriter, read_frames, write_image
 
 OUTPUT_ID = "3fa2c1d9"
 
 
-def encode(frames: list[np.ndarray], path: Path, crf: int, fps: int = 25) -> Path:
-    """Plain libx264 encode (what a re-upload does) — not through deepswap's writer."""
+def encode(frames: list[np.ndarray], path: Path, crf: int, fps: int = 25, metadata: dict[str, str] | None = None) -> Path:
+    """Plain libx264 encode (what a re-upload does) — not through deepswap's writer; ``metadata``:
+    container tags to write."""
     with av.open(str(path), "w") as container:
+        container.metadata.update(metadata or {})
         stream = container.add_stream("libx264", rate=fps)
         stream.height, stream.width = frames[0].shape[0] // 2 * 2, frames[0].shape[1] // 2 * 2
         stream.pix_fmt, stream.options = "yuv420p", {"crf": str(crf)}

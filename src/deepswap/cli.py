@@ -68,7 +68,7 @@ class ProgressView:
         self.console = err_console
         self.show_files = show_files
         self.live = self.console.is_terminal
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[count]}"),
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(bar_width=20), TextColumn("{task.fields[count]}"),
                             TextColumn("{task.fields[figures]}"), console=self.console, disable=not self.live)
         self.tasks: dict[tuple[str, str], TaskID] = {}
         self.logged: dict[tuple[str, str], float] = {}
@@ -92,8 +92,8 @@ class ProgressView:
                                                 count=_count(event), figures="")
             self.logged[key] = time.monotonic()
         elif key in self.tasks:
-            self.bar.update(self.tasks[key], completed=event.done, total=event.total, count=_count(event),
-                            figures=_figures(event.values))
+            figures = {"figures": _figures(event.values)} if event.values else {}
+            self.bar.update(self.tasks[key], completed=event.done, total=event.total, count=_count(event), **figures)
             if not self.live and event.kind == "progress" and time.monotonic() - self.logged[key] >= QUIET_LOG_SECONDS:
                 self.logged[key] = time.monotonic()
                 self._line(f"{escape(event.task)}: {_count(event)} {_figures(event.values)}".rstrip())
@@ -324,6 +324,10 @@ def convert(
     gif: Annotated[bool, typer.Option("--gif", help="Write an animated GIF instead of an mp4.")] = False,
     preview: Annotated[Optional[int], typer.Option("--preview", help="Write only N frames' before/after PNGs into the OUTPUT folder.")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Faces per model call.")] = 16,
+    sign_cert: Annotated[Optional[Path], typer.Option("--sign-cert", help="Sign the Content Credentials with this certificate chain (PEM, signing certificate first). Default: settings sign_cert, else your self-made one.")] = None,
+    sign_key: Annotated[Optional[Path], typer.Option("--sign-key", help="The private key (PEM) of --sign-cert.")] = None,
+    tsa_url: Annotated[Optional[str], typer.Option("--tsa-url", help="Time-stamp the signature at this RFC 3161 authority (needs the network). Default: none.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing output (never the input).")] = False,
 ) -> None:
     """Swap the face through a video (with its audio), a photo or a photo folder. The output is labelled synthetic."""
     from .convert import ConvertOptions, ReplaceSettings, convert as run_convert
@@ -331,7 +335,8 @@ def convert(
     options = ConvertOptions(
         direction=direction, side_by_side=side_by_side, start=start, duration=duration, scale=scale,  # type: ignore[arg-type]
         width=width, replace=ReplaceSettings(color=color, blend=blend, mask_erode=mask_erode, mask_blur=mask_blur),  # type: ignore[arg-type]
-        crf=crf, gif=gif, preview=preview, batch_size=batch_size)
+        crf=crf, gif=gif, preview=preview, batch_size=batch_size, sign_cert=sign_cert, sign_key=sign_key,
+        tsa_url=tsa_url, force=force)
     with ProgressView() as view:
         report = run_convert(workspace, input_path, output, options, view)
     err_console.print(f"{report.frames} frames: {report.swapped} swapped, {report.passed_through} passed through "
@@ -357,20 +362,35 @@ def evaluate(
 
 
 @app.command()
-def verify(files: Annotated[list[Path], typer.Argument(help="Images or videos to check.", show_default=False)]) -> None:
-    """Check files for the deepswap label and watermark. Exit 0: all marked; 1: some not; 2: unreadable."""
-    from .provenance import verify_file
+def verify(
+    files: Annotated[list[Path], typer.Argument(help="Images or videos to check.", show_default=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output: every piece of evidence of each file.")] = False,
+) -> None:
+    """Check files for deepswap's watermark and label and for Content Credentials (C2PA).
+
+    Exit 0: the watermark confirms every file; 1: some file is not confirmed (a label alone does not confirm); 2: some file could not be read.
+    """
+    from .verify import EXIT_UNREADABLE, verify_file
 
     worst = 0
+    reports = []
     for path in files:
         try:
             report = verify_file(path)
         except DeepswapError as error:
-            err_console.print(f"[red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
-            worst = 2
+            worst = EXIT_UNREADABLE
+            if as_json:
+                reports.append({"path": str(path), "error": str(error), "exit_code": EXIT_UNREADABLE})
+            else:
+                err_console.print(f"[red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
             continue
-        console.print(escape(report.summary()), highlight=False, soft_wrap=True)
-        worst = max(worst, 0 if report.synthetic else 1)
+        worst = max(worst, report.exit_code)
+        if as_json:
+            reports.append(report.to_dict())
+        else:
+            console.print(escape(report.summary()), highlight=False, soft_wrap=True)
+    if as_json:
+        print(json.dumps(reports, indent=1))
     raise typer.Exit(worst)
 
 

@@ -80,11 +80,9 @@ def run_demo(out: str | Path = "deepswap-demo", minutes: float | None = None, *,
         f"{'the GPU' if cuda else 'the CPU'}, then converting a held-back clip (about {minutes + 1.5:.0f} minutes in all). "
         f"Re-run to resume and train further.")
     root = out / "workspace"
-    if not (root / CONFIG_NAME).is_file():
-        init_workspace(root, *footage.names)
-    add_sources(root, "a", [str(clip) for clip in footage.a])
-    add_sources(root, "b", [str(clip) for clip in footage.b])
-    workspace = Workspace.open(root)
+    workspace = Workspace.open(root) if (root / CONFIG_NAME).is_file() else init_workspace(root, *footage.names)
+    add_sources(workspace, "a", [str(clip) for clip in footage.a])
+    add_sources(workspace, "b", [str(clip) for clip in footage.b])
 
     reporter.note("1/3 extract faces")
     began = time.perf_counter()
@@ -97,6 +95,7 @@ def run_demo(out: str | Path = "deepswap-demo", minutes: float | None = None, *,
 
     reporter.note("3/3 convert the held-back clip")
     video = out / "demo_swap.mp4"
-    convert(workspace, footage.held_back, video, ConvertOptions(side_by_side=True), on_progress)
+    convert(workspace, footage.held_back, video, ConvertOptions(side_by_side=True, force=True),
+            on_progress)  # force: a re-run replaces its own earlier video
     return DemoResult(video=video, preview=workspace.model_dir / "preview.png", loss_plot=workspace.model_dir / "loss.png",
                       workspace=root, iterations=result.iteration)

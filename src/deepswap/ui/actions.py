@@ -172,10 +172,11 @@ def convertible_videos(workspace: Workspace) -> dict[PersonKey, list[Path]]:
 
 
 def verify(path: Path) -> dict[str, Any]:
-    """What ``deepswap verify`` says about one file: the verdict, and the evidence (label, watermark)
-    from its one-line summary."""
+    """What ``deepswap verify`` says about one file: its verdict, exit code and the lines of evidence
+    (watermark, label, Content Credentials, mismatches, problems)."""
     report = deepswap.verify_file(path)
-    return {"synthetic": report.synthetic, "evidence": report.summary().removeprefix(f"{path}: ").split(" — ", 1)[-1]}
+    return {"synthetic": report.synthetic, "verdict": report.verdict, "exit_code": report.exit_code,
+            "evidence": [line.strip() for line in report.summary().splitlines()[1:]]}
 
 
 def evaluation_rows(report: dict[str, Any]) -> list[Any]:
