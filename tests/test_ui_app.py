@@ -97,3 +97,16 @@ def test_the_demo_folder_shows_the_demo_video(client: TestClient, tmp_path: Path
     assert '<video id="result-video" src="/files/demo_swap.mp4"' in page
     assert client.get("/files/demo_swap.mp4").content == video.read_bytes()
     assert client.get("/files/demo_swap.mp4", headers={"Range": "bytes=0-99"}).status_code == 206  # seekable
+
+
+def test_a_root_that_is_one_workspace(tmp_path: Path) -> None:
+    init_workspace(tmp_path / "my swap", "alice", "bob")
+    client = TestClient(create_app(tmp_path / "my swap"), base_url="http://127.0.0.1:7860")
+    home = client.get("/", follow_redirects=False)
+    assert home.status_code == 303 and home.headers["location"] == "/w/my_swap/sources"
+    assert "alice" in client.get("/w/my_swap/sources").text
+    assert "[persons.a]" in client.get("/files/deepswap.toml").text
+    token = re.search(r'"X-CSRF-Token": "([^"]+)"', client.get("/w/my_swap/faces").text).group(1)
+    refused = client.post("/new", data={"folder": "other", "a": "x", "b": "y"}, headers={"X-CSRF-Token": token})
+    assert refused.status_code == 403 and "one workspace" in refused.text
+    assert not (tmp_path / "my swap" / "other").exists()

@@ -97,8 +97,7 @@ def test_the_whole_flow_in_a_browser(browser, screenshots: Path, tmp_path: Path,
         # Faces: extract with live progress, then the grid
         page.click("nav.tabs >> text=Faces")
         page.fill("input[name=fps]", "10")
-        page.click("text=Extract faces")
-        expect(page.locator("#job .badge")).to_have_text("running")
+        page.click("text=Extract faces")  # (it may finish before the page has shown it running)
         expect(page.locator("#job .badge")).to_have_text("finished", timeout=180_000)
         expect(page.locator(".tile").first).to_be_visible()
         faces_before = page.locator(".tile").count()
@@ -137,6 +136,9 @@ def test_the_whole_flow_in_a_browser(browser, screenshots: Path, tmp_path: Path,
         expect(page.locator("#job .task-rate")).to_contain_text("iterations/s")
         assert len(preview_versions) >= 2, preview_versions
         page.screenshot(path=screenshots / "3-train.png", full_page=True)
+        page.reload()  # a reloaded page reconnects to the running job and its whole loss history
+        expect(page.locator("#job .badge")).to_have_text("running")
+        page.wait_for_function("Number(document.getElementById('loss-chart').dataset.points || 0) >= 25", timeout=180_000)
         page.click("#job >> text=Stop")
         expect(page.locator("#job .badge")).to_have_text("stopped", timeout=120_000)
         assert int(page.locator("#saved-iteration").inner_text()) >= 20

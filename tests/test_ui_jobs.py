@@ -42,6 +42,18 @@ def test_a_failing_step_shows_the_line_the_cli_prints(tmp_path: Path) -> None:
     assert jobs.latest(folder) is job and jobs.running(folder) is None
 
 
+def test_a_failed_download_is_named_like_the_cli_names_it(tmp_path: Path) -> None:
+    folder = tmp_path / "ws"
+    init_workspace(folder, "alice", "bob")
+    deepswap.add_sources(folder, "a", ["http://127.0.0.1:9/nothing-listens-here.mp4"])
+    with pytest.raises(DeepswapError) as expected:
+        deepswap.fetch_sources(folder)
+    job = finished(JobManager().start(folder, "fetch", "fetching", "fetch", {"workspace": folder}))
+    assert job.state == FAILED and job.error == str(expected.value)
+    assert "nothing-listens-here" in job.error
+    assert [task.unit for task in job.tasks.values()] == ["bytes"]  # the download showed as a task of its own
+
+
 @pytest.mark.slow
 def test_stopping_training_saves_like_ctrl_c_and_one_job_runs_per_workspace(tmp_path: Path, extracted_workspace: Path) -> None:
     folder = tmp_path / "ws"

@@ -177,6 +177,14 @@ function dropZone(zone) {
   }
 }
 
+// Train: the amount means nothing when training runs until stopped.
+function trainingBudget(budget) {
+  const amount = document.querySelector("input[name=amount]");
+  const sync = () => { amount.disabled = !budget.value; };
+  budget.addEventListener("change", sync);
+  sync();
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   const panel = document.querySelector("#job[data-events]");
   if (panel) followJob(panel);
@@ -188,4 +196,6 @@ document.addEventListener("DOMContentLoaded", () => {
   if (grid) faceSelection(grid);
   const zone = document.getElementById("drop-zone");
   if (zone) dropZone(zone);
+  const budget = document.querySelector("select[name=budget]");
+  if (budget) trainingBudget(budget);
 });
