@@ -209,6 +209,8 @@ def print_report(report: dict[str, Any], out: Console) -> None:
                   f"{_number(stability['input_jitter'], '.4f')})", goal("stability.jitter_ratio", ""))
     table.add_row("landmark distance (eye widths)", _number(expression["landmark_distance"]), "lower")
     table.add_row("mouth-open correlation", _number(expression["mouth_open_correlation"], ".2f"), "near 1")
+    table.add_row("watermark on flat picture (std added)", _number(report["watermark"]["flat_area_std"], ".2f", " grey levels"),
+                  "≤ 0.3")
     out.print(table)
 
 
