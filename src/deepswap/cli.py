@@ -357,6 +357,7 @@ def convert(
     sign_cert: Annotated[Optional[Path], typer.Option("--sign-cert", help="Sign the Content Credentials with this certificate chain (PEM, signing certificate first). Default: settings sign_cert, else your self-made one.")] = None,
     sign_key: Annotated[Optional[Path], typer.Option("--sign-key", help="The private key (PEM) of --sign-cert.")] = None,
     tsa_url: Annotated[Optional[str], typer.Option("--tsa-url", help="Time-stamp the signature at this RFC 3161 authority (needs the network). Default: none.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing output (never the input).")] = False,
 ) -> None:
     """Swap the face through a video (with its audio), a photo or a photo folder. The output is labelled synthetic."""
     from .convert import ConvertOptions, ReplaceSettings, convert as run_convert
@@ -365,7 +366,7 @@ def convert(
         direction=direction, side_by_side=side_by_side, start=start, duration=duration, scale=scale,  # type: ignore[arg-type]
         width=width, replace=ReplaceSettings(color=color, blend=blend, mask_erode=mask_erode, mask_blur=mask_blur),  # type: ignore[arg-type]
         crf=crf, gif=gif, preview=preview, batch_size=batch_size, sign_cert=sign_cert, sign_key=sign_key,
-        tsa_url=tsa_url)
+        tsa_url=tsa_url, force=force)
     with ProgressView() as view:
         report = run_convert(workspace, input_path, output, options, view)
     err_console.print(f"{report.frames} frames: {report.swapped} swapped, {report.passed_through} passed through "

@@ -80,6 +80,7 @@ def run_demo(out: str | Path = "deepswap-demo", minutes: float | None = None, *,
 
     reporter.note("3/3 convert the held-back clip")
     video = out / "demo_swap.mp4"
-    convert(workspace, SAMPLES / "s1" / HELD_BACK, video, ConvertOptions(side_by_side=True), on_progress)
+    convert(workspace, SAMPLES / "s1" / HELD_BACK, video, ConvertOptions(side_by_side=True, force=True),
+            on_progress)  # force: a re-run replaces its own earlier video
     return DemoResult(video=video, preview=workspace.model_dir / "preview.png", loss_plot=workspace.model_dir / "loss.png",
                       workspace=root, iterations=result.iteration)
