@@ -171,46 +171,18 @@ def _print_status(report: dict[str, Any]) -> None:
         console.print(f"[red]problem:[/] {escape(problem)}", highlight=False, soft_wrap=True)
 
 
-def _number(value: float | None, form: str = ".3f", unit: str = "") -> str:
-    return "n/a" if value is None else f"{value:{form}}{unit}"
-
-
-def _percent(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.0f} %"
-
-
 def print_report(report: dict[str, Any], out: Console) -> None:
     """Render an ``evaluate`` report as a table: metric, value, target (✓/✗ where one is set)."""
-    from .evaluate import TARGETS
+    from .evaluate import report_rows
 
-    def goal(name: str, fallback: str) -> str:
-        target = report["targets"].get(name)
-        if target is None:
-            return fallback
-        mark = {True: " [green]✓[/]", False: " [red]✗[/]", None: ""}[target["met"]]
-        return TARGETS[name][2] + mark
-
-    identity, stability, expression = report["identity"], report["stability"], report["expression"]
     model = report["model"]
     table = Table(title=f"{escape(report['workspace'])}: {model['name']} model, iteration {model['iteration']}, "
                         f"{report['frames']} frames of {report['footage']}")
     for column in ("metric", "value", "target"):
         table.add_column(column)
-    table.add_row("identity transfer A→B", _percent(identity["transfer"]), goal("identity.transfer", ""))
-    table.add_row("  cosine similarity to B / A",
-                  f"{_number(identity['similarity_b'], '.2f')} / {_number(identity['similarity_a'], '.2f')}", "B higher")
-    table.add_row("  untouched input (control)", _percent(identity["input_transfer"]), "≈ 0 %")
-    table.add_row("  faces found in the output", f"{report['faces_found_in_output']}/{report['faces_swapped']}", "all")
-    for key, scores in report["reconstruction"].items():
-        pair = f"{key.upper()}→{key.upper()}"
-        table.add_row(f"{pair} SSIM, {scores['faces']} {scores['split']}", _number(scores["ssim"]),
-                      goal(f"reconstruction.{key}.ssim", "higher"))
-        table.add_row(f"{pair} PSNR", _number(scores["psnr"], ".1f", " dB"), "higher")
-    table.add_row("jitter output / input",
-                  f"{_number(stability['jitter_ratio'], '.2f')} ({_number(stability['output_jitter'], '.4f')} / "
-                  f"{_number(stability['input_jitter'], '.4f')})", goal("stability.jitter_ratio", ""))
-    table.add_row("landmark distance (eye widths)", _number(expression["landmark_distance"]), "lower")
-    table.add_row("mouth-open correlation", _number(expression["mouth_open_correlation"], ".2f"), "near 1")
+    for row in report_rows(report):
+        mark = {True: " [green]✓[/]", False: " [red]✗[/]", None: ""}[row.met]
+        table.add_row(escape(row.metric), escape(row.value), escape(row.target) + mark)
     out.print(table)
 
 
@@ -458,6 +430,30 @@ def _crash_log(error: BaseException) -> Path:
         except OSError:
             continue
     return Path("(no writable folder for the log)")
+
+
+@app.command()
+def ui(
+    root: Annotated[Path, typer.Argument(help="A workspace, or a folder of workspaces.")] = Path("."),
+    host: Annotated[str, typer.Option("--host", help="Address to listen on; any but localhost needs the access token printed.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on (0: any free one).")] = 7860,
+    open_browser: Annotated[bool, typer.Option("--open", help="Open the page in the default browser.")] = False,
+) -> None:
+    """Run the whole pipeline in a web browser: sources, faces, training, convert, verify, evaluate."""
+    import webbrowser
+
+    from .ui import UIServer
+
+    server = UIServer(root, host=host, port=port)
+    console.print(f"deepswap ui: {escape(str(root))} at [bold]{server.url}[/] (Ctrl-C stops it; running jobs save first)",
+                  highlight=False, soft_wrap=True)
+    if open_browser:
+        webbrowser.open(server.url)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    console.print("deepswap ui stopped")
 
 
 def main() -> None:

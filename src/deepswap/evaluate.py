@@ -13,7 +13,9 @@ as the input face. Every metric is a pure function over arrays, usable on its ow
 - temporal stability (``landmark_jitter``): landmark shake of the output face against the input's;
 - expression and pose (``landmark_distance``, ``mouth_open``, ``correlation``): how far the output
   face's landmarks are from the input's after a similarity alignment, and whether the mouth opens
-  and closes with the input's.
+  and closes with the input's;
+- watermark visibility (``watermark_visibility``): the std the watermark adds on the flat picture of
+  the swapped frames (goal ≤ 0.3 grey levels).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from .errors import DeepswapError
 from .faces import FaceAnalyzer, FaceSet, load_faceset, transform_points, umeyama
 from .faces.align import FIT_POINTS
 from .progress import ProgressCallback, Reporter
+from .provenance.watermark import Watermarker, flat_area_visibility
 from .train import Swapper
 from .video import Frame, read_frames
 from .workspace import PERSON_KEYS, VIDEO_SUFFIXES, PersonKey, Workspace, WorkspaceLike, as_workspace
@@ -46,6 +49,7 @@ MIN_RUN = 25  # consecutive frames taken from a clip at least (the jitter needs 
 EYE_CORNERS = (36, 45)
 INNER_LIPS = ((61, 67), (62, 66), (63, 65))
 NOSE_BRIDGE, CHIN = 27, 8
+VISIBILITY_ID = "00000000"  # any output id: how visible the mark is does not depend on it
 TARGETS = {  # the goals of issue 7: metric path → (comparison, value, as printed)
     "identity.transfer": (">=", 0.90, "≥ 90 %"),
     "reconstruction.b.ssim": (">=", 0.75, "≥ 0.75"),
@@ -148,6 +152,14 @@ def correlation(x: np.ndarray, y: np.ndarray) -> float:
     x, y = x[both] - x[both].mean(), y[both] - y[both].mean()
     scale = math.sqrt(float((x * x).sum() * (y * y).sum()))
     return float((x * y).sum() / scale) if scale > 0 else math.nan
+
+
+def watermark_visibility(output: np.ndarray) -> float:
+    """How much the watermark convert adds to an output frame (RGB) shows on its flat picture: the
+    std in grey levels of the luma change over its flat blocks (``flat_area_visibility``); NaN when
+    the frame has none."""
+    visibility = flat_area_visibility(output, Watermarker(VISIBILITY_ID).embed(output.copy()))
+    return math.nan if visibility is None else visibility
 
 
 def _mean(values: np.ndarray) -> float:
@@ -254,6 +266,7 @@ class ClipMeasures:
     swapped: np.ndarray
     input: FaceMeasures
     output: FaceMeasures
+    watermark_visibility: np.ndarray
 
 
 def swap_and_measure(converter: Converter, clips: list[Clip], max_frames: int, reporter: Reporter) -> list[ClipMeasures]:
@@ -272,9 +285,11 @@ def swap_and_measure(converter: Converter, clips: list[Clip], max_frames: int, r
         found: list[bool] = []
         input_faces: list[tuple[np.ndarray, np.ndarray]] = []
         output_faces: list[tuple[np.ndarray, np.ndarray]] = []
+        visibility: list[float] = []
 
         def on_frame(frame: Frame, swapped: np.ndarray, where: Any) -> None:
             found.append(where is not None)
+            visibility.append(watermark_visibility(swapped) if where else math.nan)
             input_faces.append(measure_face(analyzer, frame.image, where.face.box) if where else _no_face())
             output_faces.append(measure_face(analyzer, swapped, where.face.box) if where else _no_face())
             reporter.advance()
@@ -284,10 +299,15 @@ def swap_and_measure(converter: Converter, clips: list[Clip], max_frames: int, r
         swap_frames(frames, replacer, converter.swapper.batch_size, on_frame)
         frames_left -= len(found)
         if found:
-            measured.append(ClipMeasures(np.array(found), _stacked(input_faces), _stacked(output_faces)))
+            measured.append(ClipMeasures(np.array(found), _stacked(input_faces), _stacked(output_faces), np.array(visibility)))
     reporter.update(max_frames - frames_left, total=max_frames - frames_left)
     reporter.finish()
     return measured
+
+
+def _max(values: np.ndarray) -> float:
+    values = values[np.isfinite(values)]
+    return float(values.max()) if len(values) else math.nan
 
 
 def _joined(sequences: list[np.ndarray]) -> np.ndarray:
@@ -303,7 +323,8 @@ def evaluate(workspace: WorkspaceLike, clips: str | Path | None = None, max_fram
     Progress: one ``task`` counted in frames.
 
     Returns a JSON-ready dict: ``identity``, ``reconstruction`` (per person), ``stability``,
-    ``expression``, ``targets`` (the goals and whether they are met), and what was evaluated.
+    ``expression``, ``watermark`` (``flat_area_std``: the largest std the watermark adds on the flat
+    picture of a swapped frame), ``targets`` (the goals and whether they are met), and what was evaluated.
     Values that cannot be computed (say, no face found again in any output) are None.
     """
     started = time.perf_counter()
@@ -345,11 +366,64 @@ def evaluate(workspace: WorkspaceLike, clips: str | Path | None = None, max_fram
                       "jitter_ratio": output_jitter / input_jitter if input_jitter > 0 else math.nan},
         "expression": {"landmark_distance": landmark_distance(outputs.landmarks, inputs.landmarks),
                        "mouth_open_correlation": correlation(mouth_open(inputs.landmarks), mouth_open(outputs.landmarks))},
+        "watermark": {"flat_area_std": _max(np.concatenate([clip.watermark_visibility for clip in measured]))},
         "seconds": time.perf_counter() - started,
     }
     report["targets"] = {name: {"goal": f"{comparison} {goal:g}", "met": _meets(_lookup(report, name), comparison, goal)}
                          for name, (comparison, goal, _) in TARGETS.items()}
     return _json_ready(report)
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    """One line of an ``evaluate`` report as the CLI and the web UI show it; ``met`` is whether the
+    value reaches its target (None where there is no target or no value)."""
+
+    metric: str
+    value: str
+    target: str
+    met: bool | None = None
+
+
+def report_rows(report: dict[str, Any]) -> list[ReportRow]:
+    """The report's figures, in order, as text: metric, value, target."""
+    identity, stability, expression = report["identity"], report["stability"], report["expression"]
+
+    def row(metric: str, value: str, fallback: str, target: str | None = None) -> ReportRow:
+        checked = report["targets"].get(target) if target else None
+        if checked is None:
+            return ReportRow(metric, value, fallback)
+        return ReportRow(metric, value, TARGETS[target][2], checked["met"])  # type: ignore[index]
+
+    rows = [
+        row("identity transfer A→B", _percent(identity["transfer"]), "", "identity.transfer"),
+        row("  cosine similarity to B / A",
+            f"{_number(identity['similarity_b'], '.2f')} / {_number(identity['similarity_a'], '.2f')}", "B higher"),
+        row("  untouched input (control)", _percent(identity["input_transfer"]), "≈ 0 %"),
+        row("  faces found in the output", f"{report['faces_found_in_output']}/{report['faces_swapped']}", "all"),
+    ]
+    for key, scores in report["reconstruction"].items():
+        pair = f"{key.upper()}→{key.upper()}"
+        rows.append(row(f"{pair} SSIM, {scores['faces']} {scores['split']}", _number(scores["ssim"]), "higher",
+                        f"reconstruction.{key}.ssim"))
+        rows.append(row(f"{pair} PSNR", _number(scores["psnr"], ".1f", " dB"), "higher"))
+    rows += [
+        row("jitter output / input", f"{_number(stability['jitter_ratio'], '.2f')} ({_number(stability['output_jitter'], '.4f')} / "
+            f"{_number(stability['input_jitter'], '.4f')})", "", "stability.jitter_ratio"),
+        row("landmark distance (eye widths)", _number(expression["landmark_distance"]), "lower"),
+        row("mouth-open correlation", _number(expression["mouth_open_correlation"], ".2f"), "near 1"),
+        row("watermark on flat picture (std added)", _number(report["watermark"]["flat_area_std"], ".2f", " grey levels"),
+            "≤ 0.3"),
+    ]
+    return rows
+
+
+def _number(value: float | None, form: str = ".3f", unit: str = "") -> str:
+    return "n/a" if value is None else f"{value:{form}}{unit}"
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.0f} %"
 
 
 def _lookup(report: dict[str, Any], name: str) -> Any:
