@@ -65,16 +65,22 @@ def extracted_workspace(tmp_path_factory: pytest.TempPathFactory, s1_clips: list
     at 10 frames/s (about 60 faces of A, 30 of B). Shared by the face, train and convert tests;
     treat it as read-only (copy it with shutil.copytree to change it)."""
     from deepswap.extract import ExtractOptions, extract
+
+    root = sample_workspace(tmp_path_factory.mktemp("extracted") / "ws", s1_clips, speaker_clips)
+    extract(root, ExtractOptions(fps=10))
+    return root
+
+
+def sample_workspace(root: Path, s1_clips: list[Path], speaker_clips: list[Path]) -> Path:
+    """A new workspace at 128 px crops with sources A = two s1 clips, B = speakers/lrwp9a.mp4."""
     from deepswap.workspace import Workspace, add_sources, init_workspace
 
-    root = tmp_path_factory.mktemp("extracted") / "ws"
     init_workspace(root, "s1", "lrwp9a")
     workspace = Workspace.open(root)
     workspace.settings["face_size"] = 128
     workspace.save()
     add_sources(root, "a", [str(clip) for clip in s1_clips[:2]])
     add_sources(root, "b", [str(next(c for c in speaker_clips if c.stem == "lrwp9a"))])
-    extract(root, ExtractOptions(fps=10))
     return root
 
 

@@ -17,12 +17,12 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import sample_workspace
 
 from deepswap import _io
 from deepswap.faces import FaceSet
 from deepswap.verify import verify_file
 from deepswap.train import load_model, read_state
-from deepswap.workspace import Workspace, add_sources, init_workspace
 
 KILLS = 3
 TINY_TRAIN = ("import sys; from deepswap.train import TrainOptions, train; "
@@ -71,13 +71,7 @@ def crops(root: Path) -> int:
 @pytest.mark.slow
 def test_extract_killed_at_random_moments_resumes_to_the_same_faces(extracted_workspace: Path, s1_clips: list[Path],
                                                                     speaker_clips: list[Path], tmp_path: Path) -> None:
-    root = tmp_path / "ws"
-    init_workspace(root, "s1", "lrwp9a")
-    workspace = Workspace.open(root)
-    workspace.settings["face_size"] = 128
-    workspace.save()
-    add_sources(root, "a", [str(clip) for clip in s1_clips[:2]])
-    add_sources(root, "b", [str(next(c for c in speaker_clips if c.stem == "lrwp9a"))])
+    root = sample_workspace(tmp_path / "ws", s1_clips, speaker_clips)
     rng = random.Random(11)
     killed = 0
     for attempt in range(KILLS):

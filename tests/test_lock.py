@@ -12,7 +12,9 @@ import sys
 import threading
 import time
 import tomllib
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -89,11 +91,13 @@ def test_holder_is_recorded_while_held_and_cleared_after(ws: Path) -> None:
     assert holder(ws) is None
 
 
-def test_another_thread_is_refused_or_waits(ws: Path, s1_clips: list[Path]) -> None:
+@contextmanager
+def held_by_another_thread(root: Path, command: str, wait: bool) -> Iterator[threading.Event]:
+    """Hold the workspace lock in a second thread until the yielded event is set (or the block ends)."""
     held, release = threading.Event(), threading.Event()
 
     def hold() -> None:
-        with workspace_lock(ws, "train", wait=False):
+        with workspace_lock(root, command, wait=wait):
             held.set()
             release.wait(30)
 
@@ -101,13 +105,18 @@ def test_another_thread_is_refused_or_waits(ws: Path, s1_clips: list[Path]) -> N
     thread.start()
     held.wait(30)
     try:
+        yield release
+    finally:
+        release.set()
+        thread.join()
+
+
+def test_another_thread_is_refused_or_waits(ws: Path, s1_clips: list[Path]) -> None:
+    with held_by_another_thread(ws, "train", wait=False) as release:
         with pytest.raises(DeepswapError, match=rf"workspace busy: `deepswap train` \(pid {os.getpid()}\) since \d\d:\d\d"):
             fetch_sources(ws)
         threading.Timer(0.5, release.set).start()
         assert add_sources(ws, "a", [str(s1_clips[0])]), "a short writer waits for the lock"
-    finally:
-        release.set()
-        thread.join()
     assert len(Workspace.open(ws).persons["a"].sources) == 1
 
 
@@ -170,23 +179,9 @@ def test_holder_record_of_a_dead_process_is_not_reported(ws: Path) -> None:
 
 
 def test_remove_faces_waits_for_a_short_holder(faces_ws: Path) -> None:
-    release = threading.Event()
-    held = threading.Event()
-
-    def hold() -> None:
-        with workspace_lock(faces_ws, "add", wait=True):
-            held.set()
-            release.wait(30)
-
-    thread = threading.Thread(target=hold)
-    thread.start()
-    held.wait(30)
-    threading.Timer(0.5, release.set).start()
-    try:
+    with held_by_another_thread(faces_ws, "add", wait=True) as release:
+        threading.Timer(0.5, release.set).start()
         assert remove_faces(faces_ws, "a", "0") != []
-    finally:
-        release.set()
-        thread.join()
 
 
 def test_long_writers_sweep_temporaries_of_dead_processes_only(ws: Path) -> None:
