@@ -341,7 +341,7 @@ def train(workspace: WorkspaceLike, options: TrainOptions | None = None, on_prog
                     board.add_scalars("loss", {"a": mean_a, "b": mean_b}, iteration)
                     board.add_scalar("samples_per_second", rate, iteration)
                 per_second = (iteration - start) / max(now - started, 1e-9)
-                left = (end - iteration) / per_second if end else (minutes * 60 - (now - started) if minutes else math.inf)
+                left = (end - iteration) / per_second if end else (max(0.0, minutes * 60 - (now - started)) if minutes else math.inf)
                 figures = {"loss_a": mean_a, "loss_b": mean_b, "samples_per_second": rate,
                            "learning_rate": optimizer.param_groups[0]["lr"]}
                 reporter.update(iteration, values=figures | ({"eta_seconds": left} if math.isfinite(left) else {}))
