@@ -250,3 +250,29 @@ def test_atomic_writes_of_state_reach_the_disk_and_bulk_ones_may_skip_it(tmp_pat
     synced.clear()
     _io.write_bytes(tmp_path / "crop.png", b"png", durable=False)
     assert synced == [] and (tmp_path / "crop.png").read_bytes() == b"png"
+
+
+@pytest.fixture
+def failing_command():
+    """A command that fails the way a bug would (not a DeepswapError), added to the CLI for one test."""
+    from deepswap.cli import app
+
+    @app.command("explode")
+    def explode() -> None:
+        raise RuntimeError("a bug\nover two lines")
+
+    yield
+    app.registered_commands.pop()
+
+
+def test_unexpected_failure_is_one_line_and_a_log(failing_command, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    code, out, err = run_cli(monkeypatch, capsys, "explode")
+    assert code == 1 and out == "" and err.count("\n") == 1
+    assert err.startswith("error: unexpected failure (RuntimeError: a bug over two lines); details in ")
+    log = Path(err.split("details in ")[1].split(" (run with --debug")[0])
+    assert log.parent == tmp_path / "state" / "deepswap" and "Traceback" in log.read_text()
+    monkeypatch.setattr(sys, "argv", ["deepswap", "--debug", "explode"])
+    with pytest.raises(RuntimeError, match="a bug"):
+        main()

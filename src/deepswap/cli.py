@@ -379,12 +379,13 @@ def verify(
     for path in files:
         try:
             report = verify_file(path)
-        except DeepswapError as error:
+        except Exception as error:  # unreadable, or a failure reading it: either way the file is not checked
             worst = EXIT_UNREADABLE
+            message = str(error) if isinstance(error, DeepswapError) else f"{path}: could not be checked: {_unexpected(error)}"
             if as_json:
-                reports.append({"path": str(path), "error": str(error), "exit_code": EXIT_UNREADABLE})
+                reports.append({"path": str(path), "error": message, "exit_code": EXIT_UNREADABLE})
             else:
-                err_console.print(f"[red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
+                err_console.print(f"[red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
             continue
         worst = max(worst, report.exit_code)
         if as_json:
@@ -456,6 +457,14 @@ def ui(
     console.print("deepswap ui stopped")
 
 
+def _unexpected(error: Exception) -> str:
+    """One line for an unexpected failure, naming the log that holds its traceback (``--debug`` re-raises)."""
+    if _debug["on"]:
+        raise error
+    summary = " ".join(f"{type(error).__name__}: {error}".split())[:300]
+    return f"unexpected failure ({summary}); details in {_crash_log(error)} (run with --debug to print them)"
+
+
 def main() -> None:
     """Entry point: run the CLI, turning user errors into one line on stderr (exit 1), and any
     other failure into one line naming a log of its traceback."""
@@ -469,9 +478,5 @@ def main() -> None:
             err_console.print("interrupted; finished work is kept, run the command again to resume")
         raise
     except Exception as error:  # a bug or an unforeseen condition: one line, the traceback in a log
-        if _debug["on"]:
-            raise
-        summary = " ".join(f"{type(error).__name__}: {error}".split())[:300]
-        err_console.print(f"[red]error:[/] unexpected failure ({escape(summary)}); details in {escape(str(_crash_log(error)))} "
-                          "(run with --debug to print them)", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]error:[/] {escape(_unexpected(error))}", highlight=False, soft_wrap=True)
         sys.exit(1)
