@@ -209,6 +209,10 @@ def print_report(report: dict[str, Any], out: Console) -> None:
                   f"{_number(stability['input_jitter'], '.4f')})", goal("stability.jitter_ratio", ""))
     table.add_row("landmark distance (eye widths)", _number(expression["landmark_distance"]), "lower")
     table.add_row("mouth-open correlation", _number(expression["mouth_open_correlation"], ".2f"), "near 1")
+    sharpness = report["sharpness"]
+    table.add_row("sharpness output / input (inner face)",
+                  f"{_number(sharpness['ratio'], '.2f')} ({_number(sharpness['output'], '.0f')} / "
+                  f"{_number(sharpness['input'], '.0f')})", goal("sharpness.ratio", ""))
     out.print(table)
 
 
@@ -373,7 +377,7 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     max_frames: Annotated[int, typer.Option("--max-frames", help="Frames of the clips to swap and score.")] = 150,
 ) -> None:
-    """Score the trained swap: identity transfer, reconstruction, jitter, expression (see the README)."""
+    """Score the trained swap: identity transfer, reconstruction, jitter, expression, sharpness (see the README)."""
     from .evaluate import evaluate as run_evaluate
 
     if as_json:
