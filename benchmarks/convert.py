@@ -8,12 +8,17 @@ threads. The model is trained for one iteration only: speed does not depend on t
 Reference point: faceswap converts a 512×512 video with its `original` model at about
 4.4 frames/s on a 2-core CPU; the target here is ≥ 3× that, and ≥ 8 frames/s at 720p with `lite`
 on 2 cores (≥ 60 frames/s with `hd` on a GPU).
+
+Last, Content Credentials: a 10-second 720p clip is converted, then signing a file like its output
+(the input's hash included) is timed alone; the target is ≤ 5 % of the convert time.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -28,7 +33,10 @@ from deepswap.convert import ConvertOptions, convert
 from deepswap.convert.replace import FaceReplacer, ReplaceSettings
 from deepswap.faces import FaceAnalyzer, IdentityTracker, load_faceset
 from deepswap.extract import ExtractOptions, extract
+from deepswap.provenance import new_output_id
+from deepswap.provenance.credentials import Claim, sign
 from deepswap.train import Swapper, build_model, load_swapper, train
+from deepswap.userconfig import signing_identity
 from deepswap.video import read_frames
 from deepswap.video.writer import VideoWriter
 from deepswap.workspace import add_sources, init_workspace
@@ -38,14 +46,17 @@ GRID = REPO / "src" / "deepswap" / "data" / "grid"
 FACESWAP_ORIGINAL_512_FPS = 4.4
 
 
-def resized_clip(source: Path, target: Path, size: str) -> Path:
-    """A copy of a GRID clip at another size: '512' (centre square upscaled) or '720p' (letterboxed)."""
+def resized_clip(source: Path | list[Path], target: Path, size: str, seconds: float | None = None) -> Path:
+    """A copy of a GRID clip (or of clips one after another, up to ``seconds``) at another size:
+    '512' (centre square upscaled) or '720p' (letterboxed)."""
     if size == "grid":
         return source
+    sources = source if isinstance(source, list) else [source]
+    frames = (frame for clip in sources for frame in read_frames(clip))
     with av.open(str(target), "w") as container:
         stream = container.add_stream("libx264", rate=25, options={"crf": "18", "preset": "veryfast"})
         stream.width, stream.height = (512, 512) if size == "512" else (1280, 720)
-        for frame in read_frames(source):
+        for frame in itertools.islice(frames, round(25 * seconds) if seconds else None):
             image = frame.image
             if size == "512":
                 side = min(image.shape[:2])
@@ -107,7 +118,23 @@ def stage_times(root: Path, clip: Path, device: str, frames: int) -> dict[str, f
         encode = time.perf_counter() - began
     count = len(decoded)
     return {"decode": decode / count, "detect+align": locate / count, "model": model_seconds / count,
-            "blend": (render - model_seconds) / count, "encode+watermark": encode / count}
+            "blend": (render - model_seconds) / count, "encode+watermark+sign": encode / count}
+
+
+def signing_cost(root: Path, folder: Path, seconds: float = 10.0) -> None:
+    """Print the time to sign a 10-second 720p output beside the time to convert it."""
+    source = resized_clip(sorted((GRID / "s1").glob("*.mp4")), folder / "clip_720p_10s.mp4", "720p", seconds)
+    report = convert(root, source, folder / "signed.mp4", ConvertOptions())
+    fresh_input = folder / "unhashed_input.mp4"  # a path not hashed yet: the timing includes hashing the input
+    shutil.copyfile(source, fresh_input)
+    began = time.perf_counter()
+    identity = signing_identity()
+    sign(source, folder / "resigned.mp4", Claim(new_output_id(), "out.mp4", "lite", fresh_input), identity)
+    signing = time.perf_counter() - began
+    size = (folder / "signed.mp4").stat().st_size / 1e6
+    print(f"Content Credentials: signing a {seconds:g}-second 720p output ({size:.1f} MB, input {source.stat().st_size / 1e6:.1f} MB) "
+          f"takes {1000 * signing:.0f} ms; converting it took {report.seconds:.1f} s ({report.frames} frames) "
+          f"→ signing adds {signing / (report.seconds - signing):.2%} (target ≤ 5 %)", flush=True)
 
 
 def model_stage_fps(model: str, device: str, batch: int = 32, seconds: float = 10.0) -> float:
@@ -161,6 +188,7 @@ def main() -> None:
             if name == "original" and size == "512":
                 line += f"  → {report.fps / FACESWAP_ORIGINAL_512_FPS:.1f}× faceswap's {FACESWAP_ORIGINAL_512_FPS} frames/s"
             print(line, flush=True)
+        signing_cost(workspaces[model], folder)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -11,6 +12,19 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE_GRID = REPO / "src" / "deepswap" / "data" / "grid"
 TEST_DATA = REPO / "tests" / "data"
 SHARED_DATA = Path(os.environ.get("DEEPSWAP_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def user_config_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A fresh user folder (signing key, config.toml) for the whole run, never the real home's."""
+    folder = tmp_path_factory.mktemp("user-config")
+    previous = os.environ.get("DEEPSWAP_CONFIG_DIR")
+    os.environ["DEEPSWAP_CONFIG_DIR"] = str(folder)
+    yield folder
+    if previous is None:
+        del os.environ["DEEPSWAP_CONFIG_DIR"]
+    else:
+        os.environ["DEEPSWAP_CONFIG_DIR"] = previous
 
 
 @pytest.fixture(scope="session")

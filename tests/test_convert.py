@@ -14,7 +14,7 @@ import pytest
 from deepswap import _io
 from deepswap.convert import Converter, ConvertOptions, FaceReplacer, compose, convert
 from deepswap.errors import DeepswapError
-from deepswap.provenance import verify_file
+from deepswap.verify import verify_file
 from deepswap.video import probe_video, read_frames
 
 
@@ -202,3 +202,80 @@ def test_b2a_direction_replaces_b(trained_workspace, speaker_clips, tmp_path):
     report = convert(trained_workspace, clip, tmp_path / "out.mp4", ConvertOptions(direction="b2a", duration=0.4))
     assert report.swapped == 10
     shutil.rmtree(tmp_path)
+
+
+# overwrites
+
+
+def test_never_writes_onto_its_own_input_even_with_force(trained_workspace, s1_clips, photos, tmp_path):
+    clip = Path(shutil.copy(s1_clips[4], tmp_path / "clip.mp4"))
+    before = clip.read_bytes()
+    for force in (False, True):
+        with pytest.raises(DeepswapError, match=r"clip.mp4: is the input; write the output to another file"):
+            convert(trained_workspace, clip, tmp_path / "." / "clip.mp4", ConvertOptions(duration=0.2, force=force))
+    (tmp_path / "link.mp4").symlink_to(clip)
+    with pytest.raises(DeepswapError, match="is the input"):
+        convert(trained_workspace, clip, tmp_path / "link.mp4", ConvertOptions(duration=0.2, force=True))
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy(photos[0], folder / "face.png")
+    with pytest.raises(DeepswapError, match="is the input folder"):
+        convert(trained_workspace, folder, folder, ConvertOptions(force=True))
+    assert clip.read_bytes() == before and sorted(p.name for p in folder.iterdir()) == ["face.png"]
+
+
+def test_refuses_an_existing_output_unless_forced(trained_workspace, s1_clips, tmp_path):
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"an earlier video the user cares about")
+    with pytest.raises(DeepswapError, match=r"out.mp4: exists; pass --force to replace it"):
+        convert(trained_workspace, s1_clips[4], out, ConvertOptions(duration=0.2))
+    assert out.read_bytes() == b"an earlier video the user cares about"
+    convert(trained_workspace, s1_clips[4], out, ConvertOptions(duration=0.2, force=True))
+    assert verify_file(out).synthetic
+    gif = tmp_path / "out.gif"
+    gif.write_bytes(b"GIF89a")
+    with pytest.raises(DeepswapError, match="out.gif: exists"):
+        convert(trained_workspace, s1_clips[4], out, ConvertOptions(duration=0.2, gif=True))
+
+
+def test_photos_with_the_same_stem_get_distinct_outputs(trained_workspace, photos, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    png, jpg = next(p for p in photos if p.suffix == ".png"), next(p for p in photos if p.suffix == ".jpg")
+    shutil.copy(png, folder / "x.png")
+    shutil.copy(jpg, folder / "x.jpg")
+    shutil.copy(jpg, folder / "y.jpg")
+    report = convert(trained_workspace, folder, tmp_path / "out")
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == ["x_jpg.png", "x_png.png", "y.png"] and len(report.files) == 3
+    assert _io.read_image(tmp_path / "out" / "x_png.png").shape == _io.read_image(png).shape
+    with pytest.raises(DeepswapError, match=r"x_jpg.png: exists; pass --force"):
+        convert(trained_workspace, folder, tmp_path / "out")
+    convert(trained_workspace, folder, tmp_path / "out", ConvertOptions(force=True))
+
+
+def test_preview_goes_only_into_an_empty_folder_or_replaces_its_own_previews(trained_workspace, s1_clips, tmp_path):
+    look = tmp_path / "look"
+    look.mkdir()
+    (look / "notes.txt").write_text("mine")
+    for force in (False, True):
+        with pytest.raises(DeepswapError, match=r"look: holds files that are not previews \(notes.txt\)"):
+            convert(trained_workspace, s1_clips[4], look, ConvertOptions(preview=2, force=force))
+    assert sorted(p.name for p in look.iterdir()) == ["notes.txt"]
+    fresh = tmp_path / "fresh"
+    convert(trained_workspace, s1_clips[4], fresh, ConvertOptions(preview=3))
+    with pytest.raises(DeepswapError, match=r"fresh: holds earlier previews; pass --force to replace them"):
+        convert(trained_workspace, s1_clips[4], fresh, ConvertOptions(preview=2))
+    report = convert(trained_workspace, s1_clips[5], fresh, ConvertOptions(preview=2, force=True))
+    assert sorted(fresh.iterdir()) == sorted(report.files) and len(report.files) == 2, "no mix of two runs"
+
+
+def test_cli_force_replaces_an_existing_output(trained_workspace, s1_clips, tmp_path):
+    command = Path(sys.executable).parent / "deepswap"
+    out = tmp_path / "o.mp4"
+    out.write_bytes(b"keep")
+    args = [str(command), "convert", str(trained_workspace), str(s1_clips[4]), "-o", str(out), "--duration", "0.2"]
+    refused = subprocess.run(args, capture_output=True, text=True)
+    assert refused.returncode == 1 and "exists; pass --force" in refused.stderr and out.read_bytes() == b"keep"
+    assert subprocess.run([*args, "--force"], capture_output=True, text=True).returncode == 0
+    assert verify_file(out).synthetic

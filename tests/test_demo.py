@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from deepswap.demo import run_demo
-from deepswap.provenance import verify_file
+from deepswap.verify import verify_file
 from deepswap.video import probe_video
 
 TINY = ("lite", {"resolution": 32, "width": 8, "latent": 32}, 4, 1e-3)

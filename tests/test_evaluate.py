@@ -19,6 +19,7 @@ from deepswap.errors import DeepswapError
 from deepswap.evaluate import (
     HELD_OUT_FOOTAGE, PSNR_CAP, TRAINING_FOOTAGE, correlation, evaluate, identity_transfer, inner_face_box,
     landmark_distance, landmark_jitter, masked_psnr, masked_ssim, measure_faces, mouth_open, sharpness,
+    watermark_visibility,
 )
 from deepswap.faces import FaceAnalyzer, FaceSet, Identity, load_faceset
 from deepswap.cli import print_report
@@ -170,6 +171,13 @@ def test_sharpness_of_a_face_with_itself_is_equal_and_of_a_blurred_copy_far_lowe
     assert math.isnan(sharpness(frame, np.array([400, 300, 500, 400])))  # a box outside the frame
 
 
+def test_watermark_visibility_of_real_frames_is_under_a_third_of_a_grey_level_and_needs_flat_picture(unseen_frames):
+    for frame in unseen_frames[::5]:
+        assert 0 <= watermark_visibility(frame) <= 0.3
+    noise = np.random.default_rng(0).integers(0, 256, unseen_frames[0].shape, dtype=np.uint8)
+    assert math.isnan(watermark_visibility(noise))
+
+
 # The whole command.
 
 def test_evaluate_reports_every_metric_on_held_out_clips(trained_workspace, s1_clips, tmp_path):
@@ -201,11 +209,13 @@ def test_evaluate_reports_every_metric_on_held_out_clips(trained_workspace, s1_c
     assert set(report["targets"]) == {"identity.transfer", "reconstruction.b.ssim", "stability.jitter_ratio",
                                       "sharpness.ratio"}
     assert report["targets"]["identity.transfer"]["met"] is (identity["transfer"] >= 0.9)
+    assert 0 <= report["watermark"]["flat_area_std"] <= 0.3
     console = Console(record=True, width=120)
     print_report(report, console)
     printed = console.export_text()
     assert "identity transfer" in printed and "≥ 90 %" in printed and "held-out" in printed
     assert "sharpness output / input" in printed and "≥ 0.6" in printed
+    assert "watermark on flat picture" in printed
 
 
 def test_cli_json_on_the_training_footage(trained_workspace):

@@ -1,5 +1,5 @@
 """Provenance: the synthetic label and the invisible watermark survive what happens to shared videos,
-and nothing unmarked is reported as marked."""
+the watermark cannot be seen on flat picture, and nothing unmarked is reported as marked."""
 
 from __future__ import annotations
 
@@ -14,16 +14,23 @@ from typer.testing import CliRunner
 from deepswap.cli import app
 from deepswap.errors import DeepswapError
 from deepswap.provenance import (LABEL, Watermarker, detect_watermark, new_output_id, parse_label,
-                                 provenance_label, read_label, verify_file)
-from deepswap.provenance.watermark import Z_THRESHOLD
+                                 provenance_label, read_label)
+from deepswap.provenance.watermark import Z_THRESHOLD, WatermarkResult, flat_area_visibility
+from deepswap.verify import verify_file
 from deepswap.video import VideoWriter, read_frames, write_image
 
 OUTPUT_ID = "3fa2c1d9"
+STRONG_Z = 1.5 * Z_THRESHOLD  # what the attacks of issue 14 must leave: well above the threshold
+INVISIBLE = 0.3  # grey levels of std the mark may add on flat picture (issue 14)
+BLUE_SCREEN = ((8, 20, 64, 140), (296, 20, 352, 140))  # left and right of a GRID speaker (360×288)
+ATTACKED_CLIPS = ["bbaf2n", "swiz3n"]  # an s1 clip, and the shipped speaker with the least texture
 
 
-def encode(frames: list[np.ndarray], path: Path, crf: int, fps: int = 25) -> Path:
-    """Plain libx264 encode (what a re-upload does) — not through deepswap's writer."""
+def encode(frames: list[np.ndarray], path: Path, crf: int, fps: int = 25, metadata: dict[str, str] | None = None) -> Path:
+    """Plain libx264 encode (what a re-upload does) — not through deepswap's writer; ``metadata``:
+    container tags to write."""
     with av.open(str(path), "w") as container:
+        container.metadata.update(metadata or {})
         stream = container.add_stream("libx264", rate=fps)
         stream.height, stream.width = frames[0].shape[0] // 2 * 2, frames[0].shape[1] // 2 * 2
         stream.pix_fmt, stream.options = "yuv420p", {"crf": str(crf)}
@@ -53,6 +60,19 @@ def bit_accuracy(frames: list[np.ndarray]) -> float:
     return float(np.mean(result.bits == Watermarker(OUTPUT_ID).bits))
 
 
+def decoded(frames: list[np.ndarray]) -> WatermarkResult:
+    """The detector's result, checked: found, every one of the 48 bits right."""
+    result = detect_watermark(frames)
+    assert result.found and result.output_id == OUTPUT_ID
+    assert np.array_equal(result.bits, Watermarker(OUTPUT_ID).bits)
+    return result
+
+
+def crop(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    x0, y0, x1, y1 = box
+    return image[y0:y1, x0:x1]
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(255**2 / np.mean((a.astype(np.float64) - b) ** 2)))
 
@@ -77,6 +97,26 @@ def marked_frames(marked: Path) -> list[np.ndarray]:
     return images(marked)
 
 
+@pytest.fixture(scope="module", params=ATTACKED_CLIPS)
+def clip(request: pytest.FixtureRequest, s1_clips: list[Path], speaker_clips: list[Path]) -> Path:
+    return next(path for path in s1_clips + speaker_clips if path.stem == request.param)
+
+
+@pytest.fixture(scope="module")
+def written(clip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A GRID clip as convert writes it (every frame watermarked, H.264 crf 18)."""
+    path = tmp_path_factory.mktemp("written") / f"{clip.stem}.mp4"
+    with VideoWriter(path, 25, output_id=OUTPUT_ID) as writer:
+        for frame in images(clip):
+            writer.write(frame)
+    return path
+
+
+@pytest.fixture(scope="module")
+def written_frames(written: Path) -> list[np.ndarray]:
+    return images(written)
+
+
 def test_new_output_ids_are_distinct_32_bit_hex() -> None:
     ids = {new_output_id() for _ in range(100)}
     assert len(ids) == 100 and all(len(i) == 8 and int(i, 16) >= 0 for i in ids)
@@ -86,6 +126,37 @@ def test_watermark_is_imperceptible(original: list[np.ndarray]) -> None:
     watermarker = Watermarker(OUTPUT_ID)
     for frame in original[::25]:
         assert psnr(frame, watermarker.embed(frame.copy())) >= 40.0
+
+
+@pytest.mark.parametrize("size", [(288, 360), (720, 1280), (64, 64)])
+def test_flat_grey_frames_are_left_as_they_are(size: tuple[int, int]) -> None:
+    watermarker = Watermarker(OUTPUT_ID)
+    for level in (0, 16, 128, 235, 255):
+        grey = np.full((*size, 3), level, np.uint8)
+        assert flat_area_visibility(grey, watermarker.embed(grey.copy())) <= INVISIBLE
+
+
+def test_flat_picture_of_real_footage_gets_no_visible_mark(clip: Path) -> None:
+    watermarker = Watermarker(OUTPUT_ID)
+    for frame in images(clip)[::25]:
+        marked = watermarker.embed(frame.copy())
+        assert flat_area_visibility(frame, marked) <= INVISIBLE
+        for box in BLUE_SCREEN:
+            assert flat_area_visibility(crop(frame, box), crop(marked, box)) <= INVISIBLE
+        assert psnr(frame, marked) < 60, "the busy parts of the frame carry the mark"
+
+
+def test_flat_area_visibility_is_the_std_added_on_flat_blocks() -> None:
+    grey = np.full((64, 64, 3), 100, np.uint8)
+    checkered = grey.copy()
+    checkered[::2, ::2] += 1
+    checkered[1::2, 1::2] += 1
+    assert flat_area_visibility(grey, checkered) == pytest.approx(0.5)
+    busy = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    assert flat_area_visibility(busy, busy // 2) is None
+    half_busy = np.concatenate([grey[:32], busy[32:]])
+    changed = np.concatenate([grey[:32], busy[32:] // 2])
+    assert flat_area_visibility(half_busy, changed) == 0.0
 
 
 @pytest.mark.parametrize("shape", ["box", "mask"])
@@ -113,27 +184,36 @@ def test_output_is_labelled_and_marked(marked: Path, marked_frames: list[np.ndar
 
 
 @pytest.mark.parametrize("crf", [23, 28])
-def test_survives_h264_reencode(marked_frames: list[np.ndarray], tmp_path: Path, crf: int) -> None:
-    reencoded = encode(marked_frames, tmp_path / f"crf{crf}.mp4", crf)
-    assert bit_accuracy(images(reencoded)) >= 0.99
+def test_survives_h264_reencode(written_frames: list[np.ndarray], tmp_path: Path, crf: int) -> None:
+    reencoded = encode(written_frames, tmp_path / f"crf{crf}.mp4", crf)
+    assert decoded(images(reencoded)).confidence >= STRONG_Z
 
 
-def test_survives_half_size_downscale_and_reencode(marked_frames: list[np.ndarray], tmp_path: Path) -> None:
-    small = [half(frame) for frame in marked_frames]
-    assert bit_accuracy(small) >= 0.99
-    assert bit_accuracy(images(encode(small, tmp_path / "half.mp4", 23))) >= 0.99
+def test_survives_half_size_downscale_and_reencode(written_frames: list[np.ndarray], tmp_path: Path) -> None:
+    small = [half(frame) for frame in written_frames]
+    assert decoded(small).confidence >= STRONG_Z
+    assert decoded(images(encode(small, tmp_path / "half.mp4", 23))).confidence >= STRONG_Z
 
 
 @pytest.mark.parametrize("start", [0.0, 0.6, 1.0])
-def test_survives_trimming_to_2_seconds(marked: Path, tmp_path: Path, start: float) -> None:
-    window = images(marked, start=start, duration=2.0)
+def test_survives_trimming_to_2_seconds(written: Path, tmp_path: Path, start: float) -> None:
+    window = images(written, start=start, duration=2.0)
     assert len(window) == 50
-    assert bit_accuracy(images(encode(window, tmp_path / "trim.mp4", 23))) >= 0.99
+    assert decoded(images(encode(window, tmp_path / "trim.mp4", 23))).confidence >= STRONG_Z
 
 
 @pytest.mark.parametrize("index", [0, 37, 74])
-def test_single_jpeg_frame_is_enough(marked_frames: list[np.ndarray], index: int) -> None:
-    assert bit_accuracy([jpeg(marked_frames[index], 75)]) >= 0.99
+def test_single_jpeg_frame_is_enough(written_frames: list[np.ndarray], index: int) -> None:
+    assert decoded([jpeg(written_frames[index], 75)]).confidence >= STRONG_Z
+
+
+def test_photo_resaved_as_jpeg_q75_verifies(original: list[np.ndarray], tmp_path: Path) -> None:
+    png = tmp_path / "photo.png"
+    write_image(png, original[0], output_id=OUTPUT_ID)
+    resaved = tmp_path / "resaved.jpg"
+    cv2.imwrite(str(resaved), cv2.imread(str(png)), [cv2.IMWRITE_JPEG_QUALITY, 75])  # no label, no manifest
+    report = verify_file(resaved)
+    assert report.label is None and report.synthetic and report.watermark.output_id == OUTPUT_ID
 
 
 def test_no_false_positive_on_untouched_footage(s1_clips: list[Path], speaker_clips: list[Path], raw_mpg: Path) -> None:

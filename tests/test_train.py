@@ -266,6 +266,24 @@ def test_damaged_or_mismatching_checkpoint_is_a_clear_error_and_kept(workspace):
     assert (model / "state.json").read_text() == "{not json"
 
 
+def test_best_is_a_real_copy_that_restores_a_damaged_latest_checkpoint(workspace):
+    from deepswap.train import load_model
+
+    tiny_train(workspace, iterations=2)
+    model = workspace / "model"
+    state = read_state(model)
+    assert read_state(model / "best")["iteration"] == state["iteration"], "the latest checkpoint is the best one"
+    weights = model / state["files"]["model"]["name"]
+    with open(weights, "r+b") as file:  # damaged in place, as a full disk or a bad copy would
+        file.truncate(weights.stat().st_size // 2)
+    with pytest.raises(DeepswapError, match=rf"checkpoint file is damaged .*; copy {model / 'best'}/\* into {model} or"):
+        load_model(model)
+    for path in (model / "best").iterdir():
+        shutil.copy(path, model / path.name)
+    net, restored = load_model(model)
+    assert restored["iteration"] == state["iteration"]
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(workspace):
     tiny_train(workspace, iterations=2)
     state_before = (workspace / "model" / "state.json").read_text()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -226,3 +227,24 @@ def test_files_are_written_with_the_usual_permissions(tmp_path: Path) -> None:
     (tmp_path / "plain.txt").write_text("x")
     mode = (tmp_path / "note.txt").stat().st_mode & 0o777
     assert mode == (tmp_path / "plain.txt").stat().st_mode & 0o777, "as open() would, not mkstemp's 0600"
+
+
+def test_atomic_writes_of_state_reach_the_disk_and_bulk_ones_may_skip_it(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from deepswap import _io
+
+    synced: list[tuple[int, int]] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        info = os.fstat(fd)
+        synced.append((info.st_dev, info.st_ino))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    _io.write_json(tmp_path / "state.json", {"iteration": 1})
+    identity = lambda path: (path.stat().st_dev, path.stat().st_ino)  # noqa: E731
+    assert identity(tmp_path / "state.json") in synced and identity(tmp_path) in synced, "the file and its folder"
+    synced.clear()
+    _io.write_bytes(tmp_path / "crop.png", b"png", durable=False)
+    assert synced == [] and (tmp_path / "crop.png").read_bytes() == b"png"

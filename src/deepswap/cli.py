@@ -169,50 +169,18 @@ def _print_status(report: dict[str, Any]) -> None:
     console.print(summary)
 
 
-def _number(value: float | None, form: str = ".3f", unit: str = "") -> str:
-    return "n/a" if value is None else f"{value:{form}}{unit}"
-
-
-def _percent(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.0f} %"
-
-
 def print_report(report: dict[str, Any], out: Console) -> None:
     """Render an ``evaluate`` report as a table: metric, value, target (✓/✗ where one is set)."""
-    from .evaluate import TARGETS
+    from .evaluate import report_rows
 
-    def goal(name: str, fallback: str) -> str:
-        target = report["targets"].get(name)
-        if target is None:
-            return fallback
-        mark = {True: " [green]✓[/]", False: " [red]✗[/]", None: ""}[target["met"]]
-        return TARGETS[name][2] + mark
-
-    identity, stability, expression = report["identity"], report["stability"], report["expression"]
     model = report["model"]
     table = Table(title=f"{escape(report['workspace'])}: {model['name']} model, iteration {model['iteration']}, "
                         f"{report['frames']} frames of {report['footage']}")
     for column in ("metric", "value", "target"):
         table.add_column(column)
-    table.add_row("identity transfer A→B", _percent(identity["transfer"]), goal("identity.transfer", ""))
-    table.add_row("  cosine similarity to B / A",
-                  f"{_number(identity['similarity_b'], '.2f')} / {_number(identity['similarity_a'], '.2f')}", "B higher")
-    table.add_row("  untouched input (control)", _percent(identity["input_transfer"]), "≈ 0 %")
-    table.add_row("  faces found in the output", f"{report['faces_found_in_output']}/{report['faces_swapped']}", "all")
-    for key, scores in report["reconstruction"].items():
-        pair = f"{key.upper()}→{key.upper()}"
-        table.add_row(f"{pair} SSIM, {scores['faces']} {scores['split']}", _number(scores["ssim"]),
-                      goal(f"reconstruction.{key}.ssim", "higher"))
-        table.add_row(f"{pair} PSNR", _number(scores["psnr"], ".1f", " dB"), "higher")
-    table.add_row("jitter output / input",
-                  f"{_number(stability['jitter_ratio'], '.2f')} ({_number(stability['output_jitter'], '.4f')} / "
-                  f"{_number(stability['input_jitter'], '.4f')})", goal("stability.jitter_ratio", ""))
-    table.add_row("landmark distance (eye widths)", _number(expression["landmark_distance"]), "lower")
-    table.add_row("mouth-open correlation", _number(expression["mouth_open_correlation"], ".2f"), "near 1")
-    sharpness = report["sharpness"]
-    table.add_row("sharpness output / input (inner face)",
-                  f"{_number(sharpness['ratio'], '.2f')} ({_number(sharpness['output'], '.0f')} / "
-                  f"{_number(sharpness['input'], '.0f')})", goal("sharpness.ratio", ""))
+    for row in report_rows(report):
+        mark = {True: " [green]✓[/]", False: " [red]✗[/]", None: ""}[row.met]
+        table.add_row(escape(row.metric), escape(row.value), escape(row.target) + mark)
     out.print(table)
 
 
@@ -356,6 +324,10 @@ def convert(
     gif: Annotated[bool, typer.Option("--gif", help="Write an animated GIF instead of an mp4.")] = False,
     preview: Annotated[Optional[int], typer.Option("--preview", help="Write only N frames' before/after PNGs into the OUTPUT folder.")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Faces per model call.")] = 16,
+    sign_cert: Annotated[Optional[Path], typer.Option("--sign-cert", help="Sign the Content Credentials with this certificate chain (PEM, signing certificate first). Default: settings sign_cert, else your self-made one.")] = None,
+    sign_key: Annotated[Optional[Path], typer.Option("--sign-key", help="The private key (PEM) of --sign-cert.")] = None,
+    tsa_url: Annotated[Optional[str], typer.Option("--tsa-url", help="Time-stamp the signature at this RFC 3161 authority (needs the network). Default: none.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing output (never the input).")] = False,
 ) -> None:
     """Swap the face through a video (with its audio), a photo or a photo folder. The output is labelled synthetic."""
     from .convert import ConvertOptions, ReplaceSettings, convert as run_convert
@@ -363,7 +335,8 @@ def convert(
     options = ConvertOptions(
         direction=direction, side_by_side=side_by_side, start=start, duration=duration, scale=scale,  # type: ignore[arg-type]
         width=width, replace=ReplaceSettings(color=color, blend=blend, mask_erode=mask_erode, mask_blur=mask_blur),  # type: ignore[arg-type]
-        crf=crf, gif=gif, preview=preview, batch_size=batch_size)
+        crf=crf, gif=gif, preview=preview, batch_size=batch_size, sign_cert=sign_cert, sign_key=sign_key,
+        tsa_url=tsa_url, force=force)
     with ProgressView() as view:
         report = run_convert(workspace, input_path, output, options, view)
     err_console.print(f"{report.frames} frames: {report.swapped} swapped, {report.passed_through} passed through "
@@ -389,20 +362,35 @@ def evaluate(
 
 
 @app.command()
-def verify(files: Annotated[list[Path], typer.Argument(help="Images or videos to check.", show_default=False)]) -> None:
-    """Check files for the deepswap label and watermark. Exit 0: all marked; 1: some not; 2: unreadable."""
-    from .provenance import verify_file
+def verify(
+    files: Annotated[list[Path], typer.Argument(help="Images or videos to check.", show_default=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output: every piece of evidence of each file.")] = False,
+) -> None:
+    """Check files for deepswap's watermark and label and for Content Credentials (C2PA).
+
+    Exit 0: the watermark confirms every file; 1: some file is not confirmed (a label alone does not confirm); 2: some file could not be read.
+    """
+    from .verify import EXIT_UNREADABLE, verify_file
 
     worst = 0
+    reports = []
     for path in files:
         try:
             report = verify_file(path)
         except DeepswapError as error:
-            err_console.print(f"[red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
-            worst = 2
+            worst = EXIT_UNREADABLE
+            if as_json:
+                reports.append({"path": str(path), "error": str(error), "exit_code": EXIT_UNREADABLE})
+            else:
+                err_console.print(f"[red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
             continue
-        console.print(escape(report.summary()), highlight=False, soft_wrap=True)
-        worst = max(worst, 0 if report.synthetic else 1)
+        worst = max(worst, report.exit_code)
+        if as_json:
+            reports.append(report.to_dict())
+        else:
+            console.print(escape(report.summary()), highlight=False, soft_wrap=True)
+    if as_json:
+        print(json.dumps(reports, indent=1))
     raise typer.Exit(worst)
 
 
@@ -440,6 +428,30 @@ def _crash_log(error: BaseException) -> Path:
         except OSError:
             continue
     return Path("(no writable folder for the log)")
+
+
+@app.command()
+def ui(
+    root: Annotated[Path, typer.Argument(help="A workspace, or a folder of workspaces.")] = Path("."),
+    host: Annotated[str, typer.Option("--host", help="Address to listen on; any but localhost needs the access token printed.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on (0: any free one).")] = 7860,
+    open_browser: Annotated[bool, typer.Option("--open", help="Open the page in the default browser.")] = False,
+) -> None:
+    """Run the whole pipeline in a web browser: sources, faces, training, convert, verify, evaluate."""
+    import webbrowser
+
+    from .ui import UIServer
+
+    server = UIServer(root, host=host, port=port)
+    console.print(f"deepswap ui: {escape(str(root))} at [bold]{server.url}[/] (Ctrl-C stops it; running jobs save first)",
+                  highlight=False, soft_wrap=True)
+    if open_browser:
+        webbrowser.open(server.url)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    console.print("deepswap ui stopped")
 
 
 def main() -> None:

@@ -32,6 +32,23 @@ GPU_MODEL = ("hd", {}, 64, 2e-4)
 DEFAULT_MINUTES = 8.0
 
 
+@dataclass(frozen=True)
+class SampleFootage:
+    """The footage that ships with deepswap: A's clips to learn from, B's clip, and A's held-back clip to convert."""
+
+    a: list[Path]
+    b: list[Path]
+    held_back: Path
+    names: tuple[str, str] = ("s1", "lrwp9a")
+
+
+def sample_footage() -> SampleFootage:
+    """The bundled GRID clips (s1 → lrwp9a) the demo uses."""
+    clips = sorted((SAMPLES / "s1").glob("*.mp4"))
+    return SampleFootage(a=[clip for clip in clips if clip.name != HELD_BACK], b=[SAMPLES / "speakers" / "lrwp9a.mp4"],
+                         held_back=SAMPLES / "s1" / HELD_BACK)
+
+
 @dataclass
 class DemoResult:
     video: Path
@@ -56,18 +73,16 @@ def run_demo(out: str | Path = "deepswap-demo", minutes: float | None = None, *,
     name, architecture, batch_size, learning_rate = model or (GPU_MODEL if cuda else CPU_MODEL)
     options = TrainOptions(model=name, minutes=minutes, batch_size=batch_size, architecture=architecture,
                            learning_rate=learning_rate)
-    clips = sorted((SAMPLES / "s1").glob("*.mp4"))
-    training_clips = [clip for clip in clips if clip.name != HELD_BACK]
-    target = SAMPLES / "speakers" / "lrwp9a.mp4"
+    footage = sample_footage()
     reporter.note(
-        f"deepswap demo: A = GRID speaker s1 ({len(training_clips)} clips), B = GRID speaker lrwp9a (1 clip); "
+        f"deepswap demo: A = GRID speaker s1 ({len(footage.a)} clips), B = GRID speaker lrwp9a (1 clip); "
         f"footage: {CREDIT}.\nTraining the {name} model for {minutes:g} minutes on "
         f"{'the GPU' if cuda else 'the CPU'}, then converting a held-back clip (about {minutes + 1.5:.0f} minutes in all). "
         f"Re-run to resume and train further.")
     root = out / "workspace"
-    workspace = Workspace.open(root) if (root / CONFIG_NAME).is_file() else init_workspace(root, "s1", "lrwp9a")
-    add_sources(workspace, "a", [str(clip) for clip in training_clips])
-    add_sources(workspace, "b", [str(target)])
+    workspace = Workspace.open(root) if (root / CONFIG_NAME).is_file() else init_workspace(root, *footage.names)
+    add_sources(workspace, "a", [str(clip) for clip in footage.a])
+    add_sources(workspace, "b", [str(clip) for clip in footage.b])
 
     reporter.note("1/3 extract faces")
     began = time.perf_counter()
@@ -80,6 +95,7 @@ def run_demo(out: str | Path = "deepswap-demo", minutes: float | None = None, *,
 
     reporter.note("3/3 convert the held-back clip")
     video = out / "demo_swap.mp4"
-    convert(workspace, SAMPLES / "s1" / HELD_BACK, video, ConvertOptions(side_by_side=True), on_progress)
+    convert(workspace, footage.held_back, video, ConvertOptions(side_by_side=True, force=True),
+            on_progress)  # force: a re-run replaces its own earlier video
     return DemoResult(video=video, preview=workspace.model_dir / "preview.png", loss_plot=workspace.model_dir / "loss.png",
                       workspace=root, iterations=result.iteration)

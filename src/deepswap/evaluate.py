@@ -15,7 +15,9 @@ as the input face. Every metric is a pure function over arrays, usable on its ow
   face's landmarks are from the input's after a similarity alignment, and whether the mouth opens
   and closes with the input's;
 - sharpness (``inner_face_box``, ``sharpness``): variance of the Laplacian inside the inner face
-  box of the output frame over that of the input frame, per frame, averaged (1: as crisp as the footage).
+  box of the output frame over that of the input frame, per frame, averaged (1: as crisp as the footage);
+- watermark visibility (``watermark_visibility``): the std the watermark adds on the flat picture of
+  the swapped frames (goal ≤ 0.3 grey levels).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from .errors import DeepswapError
 from .faces import FaceAnalyzer, FaceSet, load_faceset, transform_points, umeyama
 from .faces.align import FIT_POINTS
 from .progress import ProgressCallback, Reporter
+from .provenance.watermark import Watermarker, flat_area_visibility
 from .train import Swapper
 from .video import Frame, read_frames
 from .workspace import PERSON_KEYS, VIDEO_SUFFIXES, PersonKey, Workspace, WorkspaceLike, as_workspace
@@ -49,6 +52,7 @@ MIN_RUN = 25  # consecutive frames taken from a clip at least (the jitter needs 
 EYE_CORNERS = (36, 45)
 INNER_LIPS = ((61, 67), (62, 66), (63, 65))
 NOSE_BRIDGE, CHIN = 27, 8
+VISIBILITY_ID = "00000000"  # any output id: how visible the mark is does not depend on it
 TARGETS = {  # the goals of issue 7: metric path → (comparison, value, as printed)
     "identity.transfer": (">=", 0.90, "≥ 90 %"),
     "reconstruction.b.ssim": (">=", 0.75, "≥ 0.75"),
@@ -174,6 +178,14 @@ def sharpness(image: np.ndarray, box: np.ndarray) -> float:
     return float(cv2.Laplacian(grey.astype(np.float32), cv2.CV_32F)[1:-1, 1:-1].var())
 
 
+def watermark_visibility(output: np.ndarray) -> float:
+    """How much the watermark convert adds to an output frame (RGB) shows on its flat picture: the
+    std in grey levels of the luma change over its flat blocks (``flat_area_visibility``); NaN when
+    the frame has none."""
+    visibility = flat_area_visibility(output, Watermarker(VISIBILITY_ID).embed(output.copy()))
+    return math.nan if visibility is None else visibility
+
+
 def _mean(values: np.ndarray) -> float:
     values = np.asarray(values, np.float64)
     values = values[np.isfinite(values)]
@@ -279,6 +291,7 @@ class ClipMeasures:
     input: FaceMeasures
     output: FaceMeasures
     sharpness: np.ndarray  # T×2: input and output frame inside the input face's inner box (NaN: no face)
+    watermark_visibility: np.ndarray
 
 
 def swap_and_measure(converter: Converter, clips: list[Clip], max_frames: int, reporter: Reporter) -> list[ClipMeasures]:
@@ -298,9 +311,11 @@ def swap_and_measure(converter: Converter, clips: list[Clip], max_frames: int, r
         input_faces: list[tuple[np.ndarray, np.ndarray]] = []
         output_faces: list[tuple[np.ndarray, np.ndarray]] = []
         sharpness_pairs: list[tuple[float, float]] = []
+        visibility: list[float] = []
 
         def on_frame(frame: Frame, swapped: np.ndarray, where: Any) -> None:
             found.append(where is not None)
+            visibility.append(watermark_visibility(swapped) if where else math.nan)
             input_faces.append(measure_face(analyzer, frame.image, where.face.box) if where else _no_face())
             output_faces.append(measure_face(analyzer, swapped, where.face.box) if where else _no_face())
             landmarks = input_faces[-1][0]
@@ -315,10 +330,15 @@ def swap_and_measure(converter: Converter, clips: list[Clip], max_frames: int, r
         frames_left -= len(found)
         if found:
             measured.append(ClipMeasures(np.array(found), _stacked(input_faces), _stacked(output_faces),
-                                         np.array(sharpness_pairs, np.float64)))
+                                         np.array(sharpness_pairs, np.float64), np.array(visibility)))
     reporter.update(max_frames - frames_left, total=max_frames - frames_left)
     reporter.finish()
     return measured
+
+
+def _max(values: np.ndarray) -> float:
+    values = values[np.isfinite(values)]
+    return float(values.max()) if len(values) else math.nan
 
 
 def _joined(sequences: list[np.ndarray]) -> np.ndarray:
@@ -334,7 +354,8 @@ def evaluate(workspace: WorkspaceLike, clips: str | Path | None = None, max_fram
     Progress: one ``task`` counted in frames.
 
     Returns a JSON-ready dict: ``identity``, ``reconstruction`` (per person), ``stability``,
-    ``expression``, ``sharpness``, ``targets`` (the goals and whether they are met), and what was evaluated.
+    ``expression``, ``sharpness``, ``watermark`` (``flat_area_std``: the largest std the watermark adds
+    on the flat picture of a swapped frame), ``targets`` (the goals and whether they are met), and what was evaluated.
     Values that cannot be computed (say, no face found again in any output) are None.
     """
     started = time.perf_counter()
@@ -379,11 +400,67 @@ def evaluate(workspace: WorkspaceLike, clips: str | Path | None = None, max_fram
                        "mouth_open_correlation": correlation(mouth_open(inputs.landmarks), mouth_open(outputs.landmarks))},
         "sharpness": {"input": _mean(input_sharpness), "output": _mean(output_sharpness),
                       "ratio": _mean(output_sharpness / np.where(input_sharpness > 0, input_sharpness, np.nan))},
+        "watermark": {"flat_area_std": _max(np.concatenate([clip.watermark_visibility for clip in measured]))},
         "seconds": time.perf_counter() - started,
     }
     report["targets"] = {name: {"goal": f"{comparison} {goal:g}", "met": _meets(_lookup(report, name), comparison, goal)}
                          for name, (comparison, goal, _) in TARGETS.items()}
     return _json_ready(report)
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    """One line of an ``evaluate`` report as the CLI and the web UI show it; ``met`` is whether the
+    value reaches its target (None where there is no target or no value)."""
+
+    metric: str
+    value: str
+    target: str
+    met: bool | None = None
+
+
+def report_rows(report: dict[str, Any]) -> list[ReportRow]:
+    """The report's figures, in order, as text: metric, value, target."""
+    identity, stability, expression = report["identity"], report["stability"], report["expression"]
+
+    def row(metric: str, value: str, fallback: str, target: str | None = None) -> ReportRow:
+        checked = report["targets"].get(target) if target else None
+        if checked is None:
+            return ReportRow(metric, value, fallback)
+        return ReportRow(metric, value, TARGETS[target][2], checked["met"])  # type: ignore[index]
+
+    rows = [
+        row("identity transfer A→B", _percent(identity["transfer"]), "", "identity.transfer"),
+        row("  cosine similarity to B / A",
+            f"{_number(identity['similarity_b'], '.2f')} / {_number(identity['similarity_a'], '.2f')}", "B higher"),
+        row("  untouched input (control)", _percent(identity["input_transfer"]), "≈ 0 %"),
+        row("  faces found in the output", f"{report['faces_found_in_output']}/{report['faces_swapped']}", "all"),
+    ]
+    for key, scores in report["reconstruction"].items():
+        pair = f"{key.upper()}→{key.upper()}"
+        rows.append(row(f"{pair} SSIM, {scores['faces']} {scores['split']}", _number(scores["ssim"]), "higher",
+                        f"reconstruction.{key}.ssim"))
+        rows.append(row(f"{pair} PSNR", _number(scores["psnr"], ".1f", " dB"), "higher"))
+    rows += [
+        row("jitter output / input", f"{_number(stability['jitter_ratio'], '.2f')} ({_number(stability['output_jitter'], '.4f')} / "
+            f"{_number(stability['input_jitter'], '.4f')})", "", "stability.jitter_ratio"),
+        row("landmark distance (eye widths)", _number(expression["landmark_distance"]), "lower"),
+        row("mouth-open correlation", _number(expression["mouth_open_correlation"], ".2f"), "near 1"),
+        row("sharpness output / input (inner face)", f"{_number(report['sharpness']['ratio'], '.2f')} "
+            f"({_number(report['sharpness']['output'], '.0f')} / {_number(report['sharpness']['input'], '.0f')})", "",
+            "sharpness.ratio"),
+        row("watermark on flat picture (std added)", _number(report["watermark"]["flat_area_std"], ".2f", " grey levels"),
+            "≤ 0.3"),
+    ]
+    return rows
+
+
+def _number(value: float | None, form: str = ".3f", unit: str = "") -> str:
+    return "n/a" if value is None else f"{value:{form}}{unit}"
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.0f} %"
 
 
 def _lookup(report: dict[str, Any], name: str) -> Any:

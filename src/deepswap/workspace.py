@@ -9,24 +9,30 @@ Layout::
     WS/b/...                  the same for person B
     WS/model/                 checkpoints, previews, loss log
     WS/outputs.json           what convert wrote
+    WS/.deepswap.lock         the lock writers hold (see ``deepswap.lock``)
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import inspect
 import json
 import math
 import os
+import shutil
 import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Callable, Literal, TypeVar, get_args
 
 import tomli_w
+from filelock import FileLock, Timeout
 
 from . import _io
 from .errors import DeepswapError
 from .faces.analyzer import DEFAULT_FACE_SIZE
+from .lock import SHORT_WAIT_S, workspace_lock
 from .video import probe_video
 from .video.reader import PHOTO_SUFFIXES, VIDEO_SUFFIXES
 
@@ -34,6 +40,8 @@ PersonKey = Literal["a", "b"]
 PERSON_KEYS: tuple[PersonKey, ...] = get_args(PersonKey)
 SourceKind = Literal["url", "video", "photos"]
 CONFIG_NAME = "deepswap.toml"
+OUTPUTS_NAME = "outputs.json"
+Stage = TypeVar("Stage", bound=Callable[..., Any])
 
 
 @dataclass
@@ -82,11 +90,16 @@ class Workspace:
         for name in (a, b):
             if not name.strip():
                 raise DeepswapError("person names must not be empty")
-        workspace = cls(root=root, persons={"a": Person(a), "b": Person(b)}, settings={"face_size": DEFAULT_FACE_SIZE})
-        for key in PERSON_KEYS:
-            workspace.faces_dir(key).mkdir(parents=True, exist_ok=True)
-        workspace.model_dir.mkdir(parents=True, exist_ok=True)
-        workspace.save()
+        root.mkdir(parents=True, exist_ok=True)
+        with workspace_lock(root, "init", wait=True):
+            if (root / CONFIG_NAME).exists():  # made meanwhile by another init
+                raise DeepswapError(f"{root}: a workspace already exists here; choose another folder")
+            workspace = cls(root=root, persons={"a": Person(a), "b": Person(b)},
+                            settings={"face_size": DEFAULT_FACE_SIZE})
+            for key in PERSON_KEYS:
+                workspace.faces_dir(key).mkdir(parents=True, exist_ok=True)
+            workspace.model_dir.mkdir(parents=True, exist_ok=True)
+            workspace.save()
         return workspace
 
     @classmethod
@@ -165,14 +178,23 @@ class Workspace:
         return "b" if key == "a" else "a"
 
     def record_output(self, path: str | Path, info: dict[str, Any]) -> None:
-        """Append an output file (written by convert) to the workspace's list of outputs."""
-        outputs = self.outputs()
-        outputs = [o for o in outputs if o["path"] != str(Path(path).resolve())]
-        outputs.append({"path": str(Path(path).resolve()), **info})
-        _io.write_json(self.root / "outputs.json", outputs)
+        """Append an output file (written by convert) to the workspace's list of outputs.
+
+        Convert runs beside writers (it takes no workspace lock), so this read-modify-write of
+        ``outputs.json`` has a small lock of its own: two converts never lose each other's entry.
+        """
+        try:
+            with FileLock(self.root / f".{OUTPUTS_NAME}.lock", timeout=SHORT_WAIT_S):
+                outputs = self.outputs()
+                outputs = [o for o in outputs if o["path"] != str(Path(path).resolve())]
+                outputs.append({"path": str(Path(path).resolve()), **info})
+                _io.write_json(self.root / OUTPUTS_NAME, outputs)
+        except Timeout:
+            raise DeepswapError(f"{self.root / OUTPUTS_NAME}: another convert kept it locked for "
+                                f"{SHORT_WAIT_S:g} s; {path} was written but is not listed") from None
 
     def outputs(self) -> list[dict[str, Any]]:
-        path = self.root / "outputs.json"
+        path = self.root / OUTPUTS_NAME
         return json.loads(path.read_text("utf-8")) if path.is_file() else []
 
 
@@ -182,6 +204,46 @@ WorkspaceLike = Workspace | str | os.PathLike[str]
 def as_workspace(workspace: WorkspaceLike) -> Workspace:
     """The loaded workspace itself, or the one at a path (public functions take either)."""
     return workspace if isinstance(workspace, Workspace) else Workspace.open(workspace)
+
+
+def staging_path(download: Path) -> Path:
+    """The hidden folder a download is staged (and resumed) in before it moves to ``download``."""
+    return download.with_name(f".{download.stem}.partial")
+
+
+def sweep_workspace(workspace: Workspace) -> None:
+    """Delete what killed writers left in a workspace: temp files of atomic writes whose process
+    has ended, and staging folders of downloads that finished. Unfinished downloads stay (``fetch``
+    resumes them). Only the holder of the workspace's lock may call this."""
+    for path in _io.stale_temporaries(workspace.root.rglob(".*.part*")):
+        path.unlink(missing_ok=True)
+    for key in PERSON_KEYS:
+        folder = workspace.downloads_dir(key)
+        for download in folder.glob("*.mp4") if folder.is_dir() else ():
+            if staging_path(download).is_dir():
+                shutil.rmtree(staging_path(download), ignore_errors=True)
+
+
+def writes_workspace(command: str, wait: bool = False) -> Callable[[Stage], Stage]:
+    """Run the decorated stage holding its workspace's lock as ``deepswap COMMAND`` (see
+    ``deepswap.lock``); the stage's first parameter is the workspace (a Workspace or a path).
+
+    ``wait``: a short writer, which waits a few seconds for the lock. Otherwise a long writer,
+    which refuses a busy workspace at once and first sweeps it (``sweep_workspace``).
+    """
+    def decorate(stage: Stage) -> Stage:
+        first = next(iter(inspect.signature(stage).parameters))
+
+        @functools.wraps(stage)
+        def locked(*args: Any, **kwargs: Any) -> Any:
+            workspace = as_workspace(args[0] if args else kwargs[first])
+            sweep = None if wait else functools.partial(sweep_workspace, workspace)
+            with workspace_lock(workspace.root, command, wait, on_acquired=sweep):
+                return stage(*args, **kwargs)
+
+        return locked  # type: ignore[return-value]
+
+    return decorate
 
 
 def parse_person(key: str) -> PersonKey:
@@ -214,6 +276,7 @@ def init_workspace(root: str | Path, a: str, b: str) -> Workspace:
     return Workspace.create(root, a, b)
 
 
+@writes_workspace("add", wait=True)
 def add_sources(
     workspace: WorkspaceLike,
     person: str,

@@ -22,9 +22,11 @@ from ..faces import FaceAnalyzer, Identity, IdentityTracker, load_faceset
 from ..progress import ProgressCallback, Reporter
 from ..provenance import new_output_id
 from ..train import Swapper, load_swapper
-from ..video import Frame, in_background, list_photos, prefetch, probe_video, read_frames, read_photos
+from ..userconfig import signing_identity
+from ..video import Frame, in_background, prefetch, probe_video, read_frames, read_photos
 from ..video.writer import VideoWriter, write_image
-from ..workspace import PHOTO_SUFFIXES, VIDEO_SUFFIXES, PersonKey, Workspace, WorkspaceLike, as_workspace
+from ..workspace import CONFIG_NAME, PersonKey, Workspace, WorkspaceLike, as_workspace
+from .outputs import OutputPlan, plan_outputs
 from .replace import FaceReplacer, Located, ReplaceSettings
 
 Direction = Literal["a2b", "b2a"]
@@ -46,6 +48,10 @@ class ConvertOptions:
     gif: bool = False
     preview: int | None = None
     batch_size: int = 16
+    sign_cert: Path | None = None
+    sign_key: Path | None = None
+    tsa_url: str | None = None
+    force: bool = False  # replace existing outputs (never the input)
 
     def __post_init__(self) -> None:
         if self.direction not in get_args(Direction):
@@ -66,6 +72,8 @@ class ConvertOptions:
             raise DeepswapError(f"--crf must be 0..51, not {self.crf}")
         if not 1 <= self.batch_size <= MAX_BATCH:
             raise DeepswapError(f"--batch-size must be 1..{MAX_BATCH}, not {self.batch_size}")
+        if (self.sign_cert is None) != (self.sign_key is None):
+            raise DeepswapError("give --sign-cert and --sign-key together")
 
     @property
     def replaced(self) -> PersonKey:
@@ -124,8 +132,8 @@ class Converter:
         """Replace the face of ``options.replaced`` with the other person's in a video, photo or photo folder.
 
         The output (video, photo, photo folder, GIF or preview PNGs) always carries the synthetic
-        label and the invisible watermark. Progress: one ``task`` counted in frames (videos), a
-        ``file`` event per file written.
+        label, the invisible watermark and Content Credentials naming the model and the input.
+        Progress: one ``task`` counted in frames (videos), a ``file`` event per file written.
         """
         options = options or ConvertOptions()
         input_path, output = Path(input_path), Path(output)
@@ -133,15 +141,20 @@ class Converter:
             raise DeepswapError(f"{input_path}: no such file or folder")
         if not (output.parent if output.parent != Path("") else Path(".")).is_dir():
             raise DeepswapError(f"{output}: the folder {output.parent} does not exist")
+        plan = plan_outputs(input_path, output, gif=options.gif, preview=options.preview is not None,
+                            force=options.force)
+        signing = signing_identity(options.sign_cert, options.sign_key, options.tsa_url,
+                                   (self.workspace.root / CONFIG_NAME, self.workspace.settings))
         replacer = self.replacer(options.direction, options.replace)
         reporter = Reporter("convert", on_progress)
         report = ConvertReport(output, output_id=new_output_id())
-        label = {"replaced_person": self.workspace.persons[options.replaced].name, "output_id": report.output_id}
+        label = {"replaced_person": self.workspace.persons[options.replaced].name, "output_id": report.output_id,
+                 "model": self.swapper.name, "signing": signing}
         started = time.perf_counter()
-        if input_path.is_dir() or input_path.suffix.lower() in PHOTO_SUFFIXES:
-            _convert_photos(input_path, output, options, replacer, label, report)
-        elif input_path.suffix.lower() in VIDEO_SUFFIXES or input_path.is_file():
-            _convert_video(input_path, output, options, replacer, label, report, reporter)
+        if plan.kind == "photos":
+            _convert_photos(input_path, plan, options, replacer, label, report)
+        else:
+            _convert_video(input_path, plan, options, replacer, label, report, reporter)
         report.seconds = time.perf_counter() - started
         self.workspace.record_output(output, {"input": str(input_path.resolve()), "direction": options.direction,
                                               "frames": report.frames, "swapped": report.swapped,
@@ -217,7 +230,7 @@ def swap_frames(frames: Iterable[Frame], replacer: FaceReplacer, batch_size: int
         flush()
 
 
-def _convert_video(input_path: Path, output: Path, options: ConvertOptions, replacer: FaceReplacer,
+def _convert_video(input_path: Path, plan: OutputPlan, options: ConvertOptions, replacer: FaceReplacer,
                    label: dict[str, str], report: ConvertReport, reporter: Reporter) -> None:
     info = probe_video(input_path)
     size = output_size(info.width, info.height, options)
@@ -236,21 +249,22 @@ def _convert_video(input_path: Path, output: Path, options: ConvertOptions, repl
         reporter.advance()
         return compose(frame.image, swapped, where, side_by_side)
 
-    if options.preview is not None:
-        output.mkdir(parents=True, exist_ok=True)
+    if plan.kind == "preview":
+        plan.target.mkdir(parents=True, exist_ok=True)
+        plan.remove_replaced_previews()
 
         def save_preview(frame: Frame, swapped: np.ndarray, where: Located | None) -> None:
             image, region = counted(frame, swapped, where, True)
-            path = output / f"preview_{frame.index:06d}.png"
-            write_image(path, image, region=region, **label)
+            path = plan.preview_path(frame.index)
+            write_image(path, image, region=region, source=input_path, **label)
             report.files.append(path)
 
         swap_frames(prefetch(frames), replacer, options.batch_size, save_preview)
     else:
-        target = output.with_suffix(".gif") if options.gif else output
+        target = plan.target
         with VideoWriter(target, fps=info.fps, size=size, crf=options.crf, preset="fast",
                          audio_source=input_path if info.has_audio else None, audio_start=begin,
-                         audio_duration=options.duration, **label) as writer, \
+                         audio_duration=options.duration, source=input_path, **label) as writer, \
                 in_background(lambda item: writer.write(*item)) as encode:
             swap_frames(prefetch(frames), replacer, options.batch_size,
                         lambda frame, swapped, where: encode(counted(frame, swapped, where, options.side_by_side)))
@@ -258,15 +272,11 @@ def _convert_video(input_path: Path, output: Path, options: ConvertOptions, repl
     reporter.finish()
 
 
-def _convert_photos(input_path: Path, output: Path, options: ConvertOptions, replacer: FaceReplacer,
+def _convert_photos(input_path: Path, plan: OutputPlan, options: ConvertOptions, replacer: FaceReplacer,
                     label: dict[str, str], report: ConvertReport) -> None:
     folder = input_path.is_dir()
-    if not list_photos(input_path):
-        raise DeepswapError(f"{input_path}: no photos to convert")
     if folder:
-        output.mkdir(parents=True, exist_ok=True)
-    elif output.suffix.lower() not in (".png", ".jpg", ".jpeg"):
-        raise DeepswapError(f"{output}: a photo is converted to a .png or .jpg file")
+        plan.target.mkdir(parents=True, exist_ok=True)
     for frame in read_photos(input_path):
         replacer.reset()
         where = replacer.locate(frame)
@@ -278,7 +288,7 @@ def _convert_photos(input_path: Path, output: Path, options: ConvertOptions, rep
             factor = size[0] / image.shape[1]
             image = cv2.resize(image, size, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC)
             region = tuple(v * factor for v in region)
-        target = output / f"{Path(frame.name).stem}.png" if folder else output
-        write_image(target, image, region=region, **label)
+        target = plan.photos[frame.name]
+        write_image(target, image, region=region, source=input_path / frame.name if folder else input_path, **label)
         report.files.append(target)
         report.count(where is not None)

@@ -27,7 +27,8 @@ from ..faces.faceset import MASKS
 from ..faces.identity import DEFAULT_THRESHOLD
 from ..progress import ProgressCallback, Reporter
 from ..video import Frame, list_photos, prefetch, probe_video, read_frames
-from ..workspace import PERSON_KEYS, PersonKey, Source, Workspace, WorkspaceLike, as_workspace, parse_person
+from ..workspace import (PERSON_KEYS, PersonKey, Source, Workspace, WorkspaceLike, as_workspace, parse_person,
+                         writes_workspace)
 
 SAVE_EVERY_S = 15.0
 SAMPLE_FRAMES = 60
@@ -82,6 +83,7 @@ class ExtractOptions:
         return [self.person] if self.person else list(PERSON_KEYS)
 
 
+@writes_workspace("extract")
 def extract(workspace: WorkspaceLike, options: ExtractOptions | None = None,
             on_progress: ProgressCallback | None = None) -> dict[PersonKey, PersonReport]:
     """Extract the aligned faces of the person(s) in ``options`` from their sources; returns a report per person.
@@ -352,7 +354,7 @@ class _PersonExtraction:
 
 def _write_pngs(crop_path: Path, crop: np.ndarray, mask_path: Path, mask: np.ndarray) -> None:
     for path, image in ((mask_path, mask), (crop_path, crop)):
-        _io.write_image(path, image, PNG_OPTIONS)
+        _io.write_image(path, image, PNG_OPTIONS, durable=False)  # bulk: no fsync per crop (see _io)
 
 
 def _clear_faces(folder: Path) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 from .. import _io
 from ..errors import DeepswapError
 from ..faces import FaceSet, load_faceset
-from ..workspace import WorkspaceLike, as_workspace, parse_person
+from ..workspace import WorkspaceLike, as_workspace, parse_person, writes_workspace
 
 SheetOrder = Literal["time", "blur", "distance"]
 
@@ -92,6 +92,7 @@ def parse_selection(text: str, ids: list[str]) -> list[str]:
     return list(dict.fromkeys(chosen))
 
 
+@writes_workspace("faces --remove", wait=True)
 def remove_faces(workspace: WorkspaceLike, person: str, selection: str) -> list[str]:
     """Drop faces (by number, range or id) from a person's set for good; returns their ids."""
     faceset = _faceset(workspace, person)

@@ -1,13 +1,12 @@
-"""Provenance: every deepswap output is labelled synthetic (metadata + invisible watermark)."""
+"""Provenance: every deepswap output is labelled synthetic (metadata label, invisible watermark and
+signed C2PA Content Credentials, :mod:`.credentials`)."""
 
 from .metadata import LABEL, ProvenanceLabel, parse_label, provenance_label, provenance_metadata, read_label
-from .verify import VerifyReport, verify_file
 from .watermark import Watermarker, WatermarkDetector, WatermarkResult, detect_watermark, new_output_id
 
 __all__ = [
     "LABEL",
     "ProvenanceLabel",
-    "VerifyReport",
     "Watermarker",
     "WatermarkDetector",
     "WatermarkResult",
@@ -17,5 +16,4 @@ __all__ = [
     "provenance_label",
     "provenance_metadata",
     "read_label",
-    "verify_file",
 ]

@@ -1,25 +1,37 @@
 """Invisible watermark: a 48-bit payload (16-bit deepswap signature + 32-bit output id) in the luma.
 
-Design (spread spectrum on a frame-relative chip grid, with informed embedding):
+Design (dither modulation on a frame-relative chip grid, placed by a just-noticeable-difference mask):
 
 * The frame is divided into a grid of ``ROWS`` × ``cols`` cells ("chips"), ``cols`` following the
   aspect ratio, so the grid scales with the picture and survives resizing without any search.
-* Every chip carries one payload bit, multiplied by a keyed pseudo-random sign. Each run of 48
-  chips (raster order) holds every bit once, in a keyed order, so any sizeable region carries
-  the whole payload many times over.
-* The chip amplitudes are upsampled bilinearly to a smooth pattern and added equally to R, G and B
-  (a pure luma change; chroma is untouched).
-* The decoder averages the luma over each chip (from an integral image), subtracts the
-  mean of the 8 neighbouring chips (removes the picture's smooth content) and clips the residual
-  (edges and texture cannot dominate). A bit's soft value is the signed sum over its chips.
-* Informed embedding: the embedder runs the same decoder on the host frame and raises the
-  amplitude of the bits the picture works against, until each reads as if the host were flat.
-  This removes most host interference, the main noise source for a single frame.
-* The total change is capped so that PSNR ≥ ``MIN_PSNR_DB`` inside the marked region.
-* Detection correlates the known signature chips with the accumulated response. Under "no
-  watermark" the keyed signs are independent of the picture, so the normalised correlation
-  ``z = Σ s·r / sqrt(Σ r²)`` is a Rademacher sum: P(z > t) ≤ exp(-t²/2) for any picture. The scan
-  over candidate regions and grid widths is covered by a union bound (:func:`false_alarm_bound`).
+* Every chip carries one payload bit and a keyed dither d in [0, 1). Each run of 48 chips (raster
+  order) holds every bit once, in a keyed order, so any sizeable region carries the whole payload.
+* What is measured per chip is its *residual*: the chip's mean luma minus the mean of its 8
+  neighbours (exact area means with fractional pixel edges, so a resized frame measures the same).
+* Embedding is informed quantisation (dither modulation): each chip's residual is moved to the
+  nearest point of its bit's lattice ``STEP · (k + d + bit/2)``. The picture does not interfere with
+  the reading (whatever the residual was, it ends on the lattice), so busy picture, which carries
+  the mark, is no noise to it.
+* Where the change goes is a JND mask computed from the picture: texture masking (the contrast of
+  the fine detail around each point — the std of the high-passed luma — above a floor, so flat
+  picture gets exactly nothing), eroded so that it does not bleed from an edge into a flat
+  neighbour, times luminance masking (Chou & Li's visibility threshold: dark and bright areas hide
+  more than mid-grey). A chip's change is its amplitude times this gain map, so it follows the
+  texture inside the chip; chips that a bounded amplitude cannot move far enough are moved part
+  of the way. The embedder runs the decoder's own measurement on the marked picture (at analysis
+  resolution) and corrects, a few times. No pixel changes by more than ``MAX_CHANGE`` grey
+  levels, and the total change is capped at PSNR ≥ ``MIN_PSNR_DB``.
+* The decoder reads each chip as a phasor ``exp(2πi · residual / STEP)``, weighted by its own
+  estimate of the chip's texture gain (flat chips carry nothing and weigh nothing), and sums over
+  frames. A bit's soft value is the sum of ``Re(phasor · exp(-2πi d))`` over its chips.
+* Detection correlates the known signature bits: ``z = Σ Re(P · exp(-2πi (d + bit/2))) / sqrt(Σ |P|² / 2)``
+  over the signature chips. Under "no watermark" the keyed dithers are uniform and independent of
+  the picture, so each term is |P| cos(uniform), sub-Gaussian with variance proxy |P|²/2, and
+  P(z > t) ≤ exp(-t²/2) for any picture. The scan over candidate regions and grid widths is
+  covered by a union bound (:func:`false_alarm_bound`).
+
+Visibility is measured by :func:`flat_area_visibility`: the std of the luma change over flat picture.
+Marks made before this design (deepswap-watermark-v1, spread spectrum) are not read.
 """
 
 from __future__ import annotations
@@ -36,21 +48,32 @@ import numpy as np
 
 from ..errors import DeepswapError
 
-ROWS = 64
+ROWS = 48
 SIGNATURE = 0xD5E7
 SIGNATURE_BITS = 16
 ID_BITS = 32
 PAYLOAD_BITS = SIGNATURE_BITS + ID_BITS
-STRENGTH = 2.5
-CLIP = 2.5
-MARGIN_ITERATIONS = 3
-MAX_CHIP_GAIN = 3.0
+STEP = 11.0  # lattice spacing of a chip's residual, grey levels
+MAX_AMPLITUDE = 7.0  # largest change in a chip, in units of its texture gain
+ITERATIONS = 3
+ANALYSIS_SCALE = 2  # analysis samples per chip side
+HIGH_PASS_SIGMA = 1.0  # analysis samples: what counts as fine detail
+TEXTURE_SIGMA = 1.5  # analysis samples: the window of the texture measure
+TEXTURE_FLOOR = 1.0  # grey levels of detail contrast below which picture is flat (gain 0)
+TEXTURE_SLOPE = 0.3  # gain per grey level of detail contrast above the floor
+MAX_GAIN = 5.0  # before luminance masking
+EDGE_EROSION = 3  # analysis samples the gain is kept back from flat picture
+FULL_WEIGHT_GAIN = 1.0  # chips with at least this gain count fully in the decoder
+MAX_CHANGE = 8.0  # grey levels, any pixel
 MIN_PSNR_DB = 40.5
 Z_THRESHOLD = 8.0
-_KEY = b"deepswap-watermark-v1"
+FLAT_BLOCK = 16
+FLAT_STD = 2.0
+_KEY = b"deepswap-watermark-v2"
 _WINDOW_FRACTIONS = (0.25, 0.375, 0.5, 0.625, 0.75, 1.0)
 _WINDOW_STEPS = 8
 _NEIGHBOURS = np.array([[1, 1, 1], [1, 0, 1], [1, 1, 1]], np.float32) / 8
+_EROSION = np.ones((3, 3), np.uint8)
 
 Box = tuple[float, float, float, float]
 Region = Union[Box, np.ndarray, None]
@@ -73,7 +96,7 @@ def _payload(output_id: str) -> np.ndarray:
 
 
 _SIGNATURE_SIGNS = np.zeros(PAYLOAD_BITS, np.float32)
-_SIGNATURE_SIGNS[:SIGNATURE_BITS] = 2.0 * _payload("0" * (ID_BITS // 4))[:SIGNATURE_BITS] - 1
+_SIGNATURE_SIGNS[:SIGNATURE_BITS] = 1 - 2.0 * _payload("0" * (ID_BITS // 4))[:SIGNATURE_BITS]
 
 
 def _output_id(bits: np.ndarray) -> str:
@@ -92,13 +115,13 @@ def _key_stream(name: str, count: int) -> np.ndarray:
 
 @lru_cache(maxsize=16)
 def _layout(rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per chip: which payload bit it carries, and its keyed ±1 sign."""
+    """Per chip: which payload bit it carries, and its keyed dither (uniform in [0, 1))."""
     count = rows * cols
     padded = -(-count // PAYLOAD_BITS) * PAYLOAD_BITS
     order = _key_stream("order", padded).reshape(-1, PAYLOAD_BITS)
     bit_of_chip = np.argsort(np.argsort(order, axis=1), axis=1).ravel()[:count]
-    signs = np.where(_key_stream("sign", count) & 1, 1.0, -1.0).astype(np.float32)
-    return bit_of_chip.reshape(rows, cols), signs.reshape(rows, cols)
+    dither = _key_stream("dither", count) / 2.0**32
+    return bit_of_chip.reshape(rows, cols), dither.reshape(rows, cols)
 
 
 def grid_shape(height: int, width: int) -> tuple[int, int]:
@@ -111,35 +134,111 @@ def _luma(image: np.ndarray) -> np.ndarray:
     return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
 
 
-def _chip_means(luma: np.ndarray, rows: int, cols: int) -> np.ndarray:
-    """Mean luma of each chip (cells with whole-pixel edges), from one integral image."""
-    height, width = luma.shape
-    ys = np.round(np.arange(rows + 1) * height / rows).astype(np.intp)
-    xs = np.round(np.arange(cols + 1) * width / cols).astype(np.intp)
-    corners = cv2.integral(luma, sdepth=cv2.CV_64F)[ys][:, xs]
+def _integral(picture: np.ndarray) -> np.ndarray:
+    return cv2.integral(picture, sdepth=cv2.CV_64F)
+
+
+def _area_means(integral: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """Mean of the picture over each cell of a rows × cols grid with fractional pixel edges, read
+    bilinearly from its integral image (exact for pixels taken as uniform squares)."""
+    height, width = integral.shape[0] - 1, integral.shape[1] - 1
+
+    def edges(size: int, count: int) -> tuple[np.ndarray, np.ndarray]:
+        position = np.arange(count + 1) * (size / count)
+        index = np.minimum(position.astype(np.intp), size - 1)
+        return index, position - index
+
+    ys, y_fraction = edges(height, rows)
+    xs, x_fraction = edges(width, cols)
+    along_y = integral[ys] * (1 - y_fraction)[:, None] + integral[ys + 1] * y_fraction[:, None]
+    corners = along_y[:, xs] * (1 - x_fraction) + along_y[:, xs + 1] * x_fraction
     sums = corners[1:, 1:] - corners[:-1, 1:] - corners[1:, :-1] + corners[:-1, :-1]
-    return (sums / np.outer(np.diff(ys), np.diff(xs)).clip(min=1)).astype(np.float32)
+    return (sums * (rows * cols / (height * width))).astype(np.float32)
+
+
+def _block_means(values: np.ndarray) -> np.ndarray:
+    """Per chip, the mean of its ANALYSIS_SCALE × ANALYSIS_SCALE analysis samples."""
+    rows, cols = values.shape[0] // ANALYSIS_SCALE, values.shape[1] // ANALYSIS_SCALE
+    return cv2.resize(values, (cols, rows), interpolation=cv2.INTER_AREA)
 
 
 def _residual(chip_means: np.ndarray) -> np.ndarray:
     return chip_means - cv2.filter2D(chip_means, -1, _NEIGHBOURS, borderType=cv2.BORDER_REFLECT)
 
 
-def chip_response(image: np.ndarray, cols: int | None = None) -> np.ndarray:
-    """The decoder's per-chip measurement of a frame (RGB or grey): clipped local luma residual."""
-    height, width = image.shape[:2]
-    rows, default_cols = grid_shape(height, width)
-    return np.clip(_residual(_chip_means(_luma(image), rows, cols or default_cols)), -CLIP, CLIP)
+def texture_gain(small: np.ndarray) -> np.ndarray:
+    """The JND mask on an analysis image (luma area means, ANALYSIS_SCALE samples per chip side):
+    how much change each point hides, in units of a chip's amplitude. 0 on flat picture."""
+    background = cv2.GaussianBlur(small, (0, 0), TEXTURE_SIGMA)
+    detail = small - cv2.GaussianBlur(small, (0, 0), HIGH_PASS_SIGMA)
+    contrast = np.sqrt(cv2.GaussianBlur(detail * detail, (0, 0), TEXTURE_SIGMA))
+    texture = np.clip((contrast - TEXTURE_FLOOR) * TEXTURE_SLOPE, 0, MAX_GAIN)
+    return cv2.erode(texture, _EROSION, iterations=EDGE_EROSION) * _luminance_masking(background)
+
+
+def _luminance_masking(background: np.ndarray) -> np.ndarray:
+    """Chou & Li's visibility threshold at each background luminance, relative to its minimum (at 127)."""
+    dark = 17 * (1 - np.sqrt(np.clip(background, 0, 127) / 127)) + 3
+    bright = 3 / 128 * np.maximum(background - 127, 0) + 3
+    return np.where(background < 127, dark, bright) / 3
+
+
+@dataclass(frozen=True)
+class _Analysis:
+    """What embedder and decoder both measure in a frame: per chip, the residual (grey levels) and
+    the texture gain; and the gain map at analysis resolution."""
+
+    residual: np.ndarray
+    chip_gain: np.ndarray
+    gain: np.ndarray
+
+    @property
+    def weight(self) -> np.ndarray:
+        """How much each chip counts in the decoder: as much as the mark it can carry, up to 1."""
+        return np.clip(self.chip_gain / FULL_WEIGHT_GAIN, 0, 1)
+
+
+def _analysis_image(integral: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    return _area_means(integral, rows * ANALYSIS_SCALE, cols * ANALYSIS_SCALE)
+
+
+def _analyse(small: np.ndarray) -> _Analysis:
+    gain = texture_gain(small)
+    return _Analysis(_residual(_block_means(small)), _block_means(gain), gain)
+
+
+def _spread(chip_values: np.ndarray) -> np.ndarray:
+    """Chip values as a picture at analysis resolution (each chip's samples carry its value)."""
+    rows, cols = chip_values.shape
+    size = (cols * ANALYSIS_SCALE, rows * ANALYSIS_SCALE)
+    return cv2.resize(chip_values.astype(np.float32), size, interpolation=cv2.INTER_NEAREST)
+
+
+def _to_frame(small: np.ndarray, height: int, width: int) -> np.ndarray:
+    return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
 @lru_cache(maxsize=8)
-def _chip_kernel(height: int, width: int) -> np.ndarray:
-    """How one chip's amplitude shows in the decoder's chip means (3×3, from bilinear upsampling)."""
+def _round_trip(height: int, width: int) -> np.ndarray:
+    """How a change made at analysis resolution reads back after upsampling to the frame and area
+    means (3×3 kernel)."""
+    rows, cols = grid_shape(height, width)
+    shape = (rows * ANALYSIS_SCALE, cols * ANALYSIS_SCALE)
+    impulse = np.zeros(shape, np.float32)
+    impulse[shape[0] // 2, shape[1] // 2] = 1
+    back = _analysis_image(_integral(_to_frame(impulse, height, width)), rows, cols)
+    return back[shape[0] // 2 - 1: shape[0] // 2 + 2, shape[1] // 2 - 1: shape[1] // 2 + 2].copy()
+
+
+@lru_cache(maxsize=8)
+def _own_response(height: int, width: int) -> float:
+    """How far a chip's residual moves per unit of its amplitude (on a uniform gain of 1)."""
     rows, cols = grid_shape(height, width)
     impulse = np.zeros((rows, cols), np.float32)
     impulse[rows // 2, cols // 2] = 1
-    spread = _chip_means(cv2.resize(impulse, (width, height), interpolation=cv2.INTER_LINEAR), rows, cols)
-    return spread[rows // 2 - 1: rows // 2 + 2, cols // 2 - 1: cols // 2 + 2].copy()
+    pattern = _to_frame(_spread(impulse), height, width)
+    residual = _residual(_block_means(_analysis_image(_integral(pattern), rows, cols)))
+    return max(float(residual[rows // 2, cols // 2]), 0.05)
 
 
 @dataclass(frozen=True)
@@ -170,7 +269,7 @@ def _area(region: Region, height: int, width: int) -> _Area:
         if len(ys) == 0:
             return _Area(np.zeros((rows, cols), np.float32), slice(0, 0), slice(0, 0), None)
         box_rows, box_cols = slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1)
-        chips = (_chip_means(weight, rows, cols) > 0.5).astype(np.float32)
+        chips = (_area_means(_integral(weight), rows, cols) > 0.5).astype(np.float32)
         return _Area(chips, box_rows, box_cols, weight[box_rows, box_cols])
     x0, y0, x1, y1 = (int(round(v)) for v in region)
     x0, x1 = max(0, min(x0, x1, width)), min(width, max(x0, x1, 0))
@@ -180,10 +279,10 @@ def _area(region: Region, height: int, width: int) -> _Area:
 
 
 def _coverage(start: int, stop: int, size: int, count: int) -> np.ndarray:
-    """Fraction of each of ``count`` chip spans (edges as in ``_chip_means``) inside [start, stop)."""
-    edges = np.round(np.arange(count + 1) * size / count)
+    """Fraction of each of ``count`` chip spans (edges as in ``_area_means``) inside [start, stop)."""
+    edges = np.arange(count + 1) * (size / count)
     overlap = np.clip(np.minimum(edges[1:], stop) - np.maximum(edges[:-1], start), 0, None)
-    return overlap / np.maximum(np.diff(edges), 1)
+    return overlap / np.diff(edges)
 
 
 class Watermarker:
@@ -192,29 +291,24 @@ class Watermarker:
     def __init__(self, output_id: str) -> None:
         self.output_id = output_id
         self.bits = _payload(output_id)
-        self._bit_signs = (2.0 * self.bits - 1).astype(np.float32)
 
-    def chip_amplitudes(self, frame_rgb: np.ndarray, chip_mask: np.ndarray) -> np.ndarray:
-        """Informed spread spectrum: each chip's amplitude, raised where the picture opposes a bit."""
-        height, width = frame_rgb.shape[:2]
-        rows, cols = grid_shape(height, width)
-        bit_of_chip, signs = _layout(rows, cols)
-        target_sign = signs * self._bit_signs[bit_of_chip] * chip_mask
-        amplitude = STRENGTH * target_sign
-        kernel = _chip_kernel(height, width)
-        centre_gain = max(float(kernel[1, 1]), 0.05)  # tiny frames: chips under a pixel
-        host = _residual(_chip_means(_luma(frame_rgb), rows, cols))
-        flat = bit_of_chip.ravel()
-        wanted = STRENGTH * centre_gain * np.bincount(flat, weights=chip_mask.ravel(), minlength=PAYLOAD_BITS)
-        for _ in range(MARGIN_ITERATIONS):
-            seen = _residual(cv2.filter2D(amplitude, -1, kernel, borderType=cv2.BORDER_REFLECT)) + host
-            responsive = (np.abs(seen) < CLIP) * chip_mask
-            decoded = np.bincount(flat, weights=(np.clip(seen, -CLIP, CLIP) * signs * chip_mask).ravel(),
-                                  minlength=PAYLOAD_BITS) * self._bit_signs
-            active = np.bincount(flat, weights=responsive.ravel(), minlength=PAYLOAD_BITS)
-            boost = np.maximum(wanted - decoded, 0) / np.maximum(active, 1) / centre_gain
-            amplitude = np.clip(amplitude + target_sign * responsive * boost[bit_of_chip],
-                                -MAX_CHIP_GAIN * STRENGTH, MAX_CHIP_GAIN * STRENGTH)
+    def chip_amplitudes(self, host: _Analysis, chip_mask: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
+        """Per chip, the amplitude (in units of the gain map) that moves its residual onto the
+        nearest lattice point of its bit, within ±MAX_AMPLITUDE; found by reading back the change
+        the way the decoder does."""
+        rows, cols = host.residual.shape
+        bit_of_chip, dither = _layout(rows, cols)
+        offset = dither + 0.5 * self.bits[bit_of_chip]
+        wanted = STEP * (np.round(host.residual / STEP - offset) + offset) - host.residual
+        usable = chip_mask * (host.chip_gain > 0)
+        per_unit = _own_response(*frame_size) * np.maximum(host.chip_gain, 1e-3)
+        round_trip = _round_trip(*frame_size)
+        amplitude = np.zeros((rows, cols), np.float32)
+        moved = np.zeros((rows, cols), np.float32)
+        for _ in range(ITERATIONS):
+            amplitude = np.clip(amplitude + usable * (wanted - moved) / per_unit, -MAX_AMPLITUDE, MAX_AMPLITUDE)
+            change = cv2.filter2D(_spread(amplitude) * host.gain, -1, round_trip, borderType=cv2.BORDER_REFLECT)
+            moved = _residual(_block_means(change))
         return amplitude
 
     def embed(self, frame_rgb: np.ndarray, region: Region = None) -> np.ndarray:
@@ -226,10 +320,12 @@ class Watermarker:
         area = _area(region, height, width)
         if area.pixels == 0:
             return frame_rgb
-        amplitude = self.chip_amplitudes(frame_rgb, area.chips)
-        pattern = cv2.resize(amplitude, (width, height), interpolation=cv2.INTER_LINEAR)[area.rows, area.cols]
+        host = _analyse(_analysis_image(_integral(_luma(frame_rgb)), *grid_shape(height, width)))
+        amplitude = self.chip_amplitudes(host, area.chips, (height, width))
+        pattern = _to_frame(_spread(amplitude) * host.gain, height, width)[area.rows, area.cols]
         if area.weight is not None:
             pattern *= area.weight
+        np.clip(pattern, -MAX_CHANGE, MAX_CHANGE, out=pattern)
         rms = math.sqrt(cv2.norm(pattern, cv2.NORM_L2SQR) / area.pixels)
         limit = 255.0 / 10 ** (MIN_PSNR_DB / 20)
         if rms > limit:
@@ -241,6 +337,31 @@ class Watermarker:
         else:
             target[:] = cv2.add(target, change, dtype=cv2.CV_8U)
         return frame_rgb
+
+
+def _float_luma(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image, np.float64)
+    return image if image.ndim == 2 else image @ np.array([0.299, 0.587, 0.114])
+
+
+def flat_area_visibility(original: np.ndarray, marked: np.ndarray, block: int = FLAT_BLOCK,
+                         flatness: float = FLAT_STD) -> float | None:
+    """How much the watermark shows on flat picture: the standard deviation (grey levels) of the
+    luma change from ``original`` to ``marked`` (RGB or grey, same size) over the ``block`` ×
+    ``block`` pixel blocks of the original whose luma std is at most ``flatness`` (sky, walls, a
+    blue screen; a perfectly flat frame is all flat). None when the original has no flat block."""
+    before, after = _float_luma(original), _float_luma(marked)
+    if before.shape != after.shape:
+        raise ValueError(f"marked frame is {after.shape}, original is {before.shape}")
+    rows, cols = before.shape[0] // block, before.shape[1] // block
+
+    def blocks(values: np.ndarray) -> np.ndarray:
+        return values[:rows * block, :cols * block].reshape(rows, block, cols, block).swapaxes(1, 2)
+
+    flat = blocks(before).std(axis=(2, 3)) <= flatness
+    if not flat.any():
+        return None
+    return float(blocks(after - before)[flat].std())
 
 
 @dataclass(frozen=True)
@@ -268,12 +389,12 @@ def _window_count() -> int:
 
 
 def false_alarm_bound(z: float) -> float:
-    """P(max z ≥ z | no watermark) ≤ windows × exp(-z²/2) (Hoeffding bound on Rademacher sums)."""
+    """P(max z ≥ z | no watermark) ≤ windows × exp(-z²/2) (sub-Gaussian sums of uniformly dithered phases)."""
     return min(1.0, _window_count() * math.exp(-z * z / 2))
 
 
 class WatermarkDetector:
-    """Accumulates chip responses over frames (any number, any order) and decodes the payload."""
+    """Accumulates chip readings over frames (any number, any order) and decodes the payload."""
 
     def __init__(self) -> None:
         self._sums: dict[int, np.ndarray] = {}
@@ -287,12 +408,13 @@ class WatermarkDetector:
             self._shape = shape
         elif shape != self._shape:
             raise ValueError("all frames given to one detector must have the same size")
-        luma = _luma(image)
-        _, cols = grid_shape(*shape)
+        integral = _integral(_luma(image))
+        rows, cols = grid_shape(*shape)
         for candidate in (cols - 1, cols, cols + 1):
             if candidate >= 1:
-                response = chip_response(luma, candidate)
-                self._sums[candidate] = self._sums.get(candidate, 0) + response
+                reading = _analyse(_analysis_image(integral, rows, candidate))
+                phasor = reading.weight * np.exp(2j * np.pi / STEP * reading.residual)
+                self._sums[candidate] = self._sums.get(candidate, 0) + phasor
         self.frames += 1
 
     def result(self) -> WatermarkResult:
@@ -308,11 +430,10 @@ class WatermarkDetector:
 def _scan(total: np.ndarray) -> tuple[float, np.ndarray, tuple[float, float, float, float]]:
     """Max signature z over windows of the chip grid; decoded bits inside the best window."""
     rows, cols = total.shape
-    bit_of_chip, signs = _layout(rows, cols)
-    is_signature = bit_of_chip < SIGNATURE_BITS
-    expected = signs * _SIGNATURE_SIGNS[bit_of_chip]
-    score = _integral(expected * total)
-    energy = _integral(is_signature * total * total)
+    bit_of_chip, dither = _layout(rows, cols)
+    aligned = (total * np.exp(-2j * np.pi * dither)).real
+    score = _table(_SIGNATURE_SIGNS[bit_of_chip] * aligned)
+    energy = _table((bit_of_chip < SIGNATURE_BITS) * np.abs(total) ** 2 / 2)
 
     best = (-np.inf, (0, 0, rows, cols))
     for fh in _WINDOW_FRACTIONS:
@@ -332,12 +453,12 @@ def _scan(total: np.ndarray) -> tuple[float, np.ndarray, tuple[float, float, flo
     z, (y0, x0, y1, x1) = best
     window = np.zeros((rows, cols), bool)
     window[y0:y1, x0:x1] = True
-    soft = np.bincount(bit_of_chip[window], weights=(signs * total)[window], minlength=PAYLOAD_BITS)
-    bits = (soft > 0).astype(np.uint8)
+    soft = np.bincount(bit_of_chip[window], weights=aligned[window], minlength=PAYLOAD_BITS)
+    bits = (soft < 0).astype(np.uint8)
     return z, bits, (x0 / cols, y0 / rows, x1 / cols, y1 / rows)
 
 
-def _integral(values: np.ndarray) -> np.ndarray:
+def _table(values: np.ndarray) -> np.ndarray:
     out = np.zeros((values.shape[0] + 1, values.shape[1] + 1), np.float64)
     out[1:, 1:] = values.cumsum(0).cumsum(1)
     return out

@@ -22,7 +22,7 @@ import yt_dlp
 from ..errors import DeepswapError
 from ..progress import ProgressCallback, Reporter
 from ..video import probe_video, read_frames
-from ..workspace import PERSON_KEYS, PersonKey, Source, WorkspaceLike, as_workspace
+from ..workspace import PERSON_KEYS, PersonKey, Source, WorkspaceLike, as_workspace, staging_path, writes_workspace
 
 # Best video up to 1080p merged with the best audio; else the best single file up to 1080p;
 # else (only larger or unsized formats exist) the best there is. `?` keeps formats of unknown height.
@@ -39,6 +39,7 @@ class FetchResult:
     downloaded: bool
 
 
+@writes_workspace("fetch")
 def fetch_sources(workspace: WorkspaceLike, on_progress: ProgressCallback | None = None) -> list[FetchResult]:
     """Download every URL source of both persons that is not downloaded yet.
 
@@ -85,7 +86,7 @@ def _byte_counter(reporter: Reporter) -> Callable[[dict[str, Any]], None]:
 
 def download_video(url: str, target: Path, on_progress: Callable[[dict[str, Any]], None] | None = None) -> None:
     """Download one video to ``target`` (an .mp4 path), via a staging folder that makes it resumable."""
-    staging = target.with_name(f".{target.stem}.partial")
+    staging = staging_path(target)
     staging.mkdir(parents=True, exist_ok=True)
     try:
         with yt_dlp.YoutubeDL(_options(staging, target.stem, on_progress)) as ydl:

@@ -6,7 +6,7 @@ Layout::
     optimizer-<iteration>.safetensors  Adam moments and step per parameter ("<param>.exp_avg", ...)
     state.json                         {"format", "model", "options", "iteration", "files": {role: {name,
                                         sha256, bytes}}, "optimizer": {hyper-parameters}, "training": {...}}
-    best/                              the same three, for the checkpoint of lowest loss so far
+    best/                              copies of the same three, for the checkpoint of lowest loss so far
 
 Files are named by iteration and never rewritten: a save writes the new tensor files, then replaces
 ``state.json`` (atomically) to point at them, then deletes the old ones. Loading checks every file
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ STATE = "state.json"
 BEST = "best"
 ROLES = ("model", "optimizer")
 OPTIMIZER_HYPERPARAMETERS = ("lr", "betas", "eps", "weight_decay", "amsgrad")
+LOAD_ATTEMPTS = 3
 
 
 def _advice(folder: Path) -> str:
@@ -75,28 +75,40 @@ def read_state(folder: str | Path) -> dict[str, Any] | None:
 def _load_tensors(folder: Path, state: dict[str, Any], role: str, device: torch.device | str) -> dict[str, torch.Tensor]:
     record = state["files"][role]
     path = folder / record["name"]
-    if not path.is_file():
-        raise DeepswapError(f"{path}: checkpoint file missing; {_advice(folder)}")
-    if path.stat().st_size != record["bytes"] or _sha256(path) != record["sha256"]:
+    try:
+        intact = path.stat().st_size == record["bytes"] and _sha256(path) == record["sha256"]
+    except FileNotFoundError:
+        raise DeepswapError(f"{path}: checkpoint file missing; {_advice(folder)}") from None
+    if not intact:
         raise DeepswapError(f"{path}: checkpoint file is damaged (size or checksum differs from {STATE}); "
                             f"{_advice(folder)}")
     try:
         return load_file(path, device=str(device))
-    except (SafetensorError, OSError) as exc:
+    except (SafetensorError, OSError, RuntimeError) as exc:  # RuntimeError: the file went away
         raise DeepswapError(f"{path}: unreadable checkpoint file ({exc}); {_advice(folder)}") from None
 
 
 def load_model(folder: str | Path, device: torch.device | str = "cpu") -> tuple[SwapModel, dict[str, Any]]:
-    """Build the model a checkpoint holds and load its weights: (model, state)."""
+    """Build the model a checkpoint holds and load its weights: (model, state).
+
+    Readers take no lock: when a training run saves a newer checkpoint (and deletes the files of
+    this one) while they load, they load the newer one instead.
+    """
     folder = Path(folder)
-    state = read_state(folder)
-    if state is None:
-        raise DeepswapError(f"{folder}: no trained model; run `deepswap train` first")
-    try:
-        model = build_model(state["model"], **state["options"])
-    except (DeepswapError, TypeError, KeyError) as exc:
-        raise DeepswapError(f"{folder / STATE}: checkpoint describes a model this deepswap cannot build ({exc})") from None
-    weights = _load_tensors(folder, state, "model", "cpu")
+    for attempt in range(LOAD_ATTEMPTS):
+        state = read_state(folder)
+        if state is None:
+            raise DeepswapError(f"{folder}: no trained model; run `deepswap train` first")
+        try:
+            model = build_model(state["model"], **state["options"])
+        except (DeepswapError, TypeError, KeyError) as exc:
+            raise DeepswapError(f"{folder / STATE}: checkpoint describes a model this deepswap cannot build ({exc})") from None
+        try:
+            weights = _load_tensors(folder, state, "model", "cpu")
+            break
+        except DeepswapError:
+            if attempt + 1 == LOAD_ATTEMPTS or read_state(folder) == state:
+                raise
     try:
         model.load_state_dict(weights)
     except RuntimeError as exc:
@@ -164,20 +176,16 @@ def save_checkpoint(folder: str | Path, model: SwapModel, optimizer: torch.optim
 
 
 def save_best(folder: str | Path, state: dict[str, Any]) -> None:
-    """Keep the checkpoint described by ``state`` (the current one) as ``best/``: hard links when
-    the file system has them, copies otherwise."""
+    """Keep the checkpoint described by ``state`` (the current one) as ``best/``: real copies (not
+    links), so that damage to the latest checkpoint leaves the backup whole."""
     folder = Path(folder)
     best = folder / BEST
     best.mkdir(parents=True, exist_ok=True)
     for record in state["files"].values():
         target = best / record["name"]
-        if not target.exists():
+        if not (target.is_file() and target.stat().st_nlink == 1 and _record(target) == record):
             with _io.atomic_path(target) as tmp:
-                tmp.unlink()
-                try:
-                    os.link(folder / record["name"], tmp)
-                except OSError:
-                    shutil.copyfile(folder / record["name"], tmp)
+                shutil.copyfile(folder / record["name"], tmp)
     _io.write_json(best / STATE, state)
     _remove_unlisted(best, state)
 

@@ -1,8 +1,9 @@
 """Writing videos and images: the one place deepswap writes pictures, so every output is labelled.
 
-Every frame written goes through the invisible watermark and every file gets the provenance label
-(see :mod:`deepswap.provenance`); neither can be switched off. Files are written under a temp
-name and renamed only when complete, so an error or interruption never leaves a partial output.
+Every frame written goes through the invisible watermark, and every file gets the provenance label
+and signed Content Credentials (see :mod:`deepswap.provenance`); none of them can be switched off.
+Files are written and signed under a temp name and renamed only when complete, so an output
+appears signed or not at all, and an error or interruption never leaves a partial one.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .. import _io
+from .. import _io, userconfig
 from ..errors import DeepswapError
+from ..provenance.credentials import Claim, SigningIdentity, sign
 from ..provenance.metadata import IMAGE_SUFFIXES, encode_image, provenance_label, provenance_metadata
 from ..provenance.watermark import Region, Watermarker, new_output_id
 
@@ -41,6 +43,8 @@ class VideoWriter:
     the container takes) is copied; anything else is re-encoded to AAC. A ``.gif`` path writes an
     animated GIF instead (no audio). ``size`` (width, height) resizes every frame to it; otherwise
     the first frame sets the size. Odd sizes lose their last row/column (H.264 needs even ones).
+    The file's Content Credentials name the model kind ``model`` and the input file ``source``
+    (recorded by hash, never copied), signed by ``signing`` (default: :func:`deepswap.userconfig.signing_identity`).
 
     Use as a context manager; the file appears only when the ``with`` block ends without error::
 
@@ -62,6 +66,9 @@ class VideoWriter:
         audio_source: str | Path | None = None,
         audio_start: float = 0.0,
         audio_duration: float | None = None,
+        model: str | None = None,
+        source: str | Path | None = None,
+        signing: SigningIdentity | None = None,
     ) -> None:
         self.path = Path(path)
         suffix = self.path.suffix.lower()
@@ -77,6 +84,8 @@ class VideoWriter:
         self.replaced_person = replaced_person
         self.frames_written = 0
         self._watermarker = Watermarker(self.output_id)
+        self._claim = Claim(self.output_id, self.path.name, model, Path(source) if source is not None else None)
+        self._signing = signing or userconfig.signing_identity()
         self._crf, self._preset = crf, preset
         self._audio_source = Path(audio_source) if audio_source is not None else None
         if self._audio_source is not None:
@@ -89,7 +98,7 @@ class VideoWriter:
         self._size = (size[0] // 2 * 2, size[1] // 2 * 2) if size is not None else None
         self._stack = ExitStack()
         try:
-            self._tmp = self._stack.enter_context(_io.atomic_path(self.path))
+            self._tmp = self._stack.enter_context(_io.temp_path(self.path))
         except OSError as error:
             raise DeepswapError(f"{self.path}: cannot write here ({error.strerror or error})") from None
 
@@ -127,7 +136,7 @@ class VideoWriter:
         self.frames_written += 1
 
     def close(self) -> None:
-        """Finish the file (flush the encoder, the rest of the audio) and move it into place."""
+        """Finish the file (flush the encoder, the rest of the audio), sign it and move it into place."""
         try:
             if self.frames_written == 0:
                 raise DeepswapError(f"{self.path}: no frames were written")
@@ -139,6 +148,8 @@ class VideoWriter:
                     self._audio.finish(self.frames_written / self.fps)
                 self._container.close()
                 self._container = None
+            with _io.atomic_path(self.path) as signed:
+                sign(self._tmp, signed, self._claim, self._signing)
         except BaseException as error:
             self._abort(type(error), error, error.__traceback__)
             raise
@@ -349,17 +360,26 @@ def write_image(
     output_id: str | None = None,
     region: Region = None,
     quality: int = 95,
+    model: str | None = None,
+    source: str | Path | None = None,
+    signing: SigningIdentity | None = None,
 ) -> str:
-    """Write a labelled, watermarked PNG / JPEG / GIF image atomically; returns the output id."""
+    """Write a labelled, watermarked, signed PNG / JPEG / GIF image atomically; returns the output id.
+
+    ``model``, ``source`` and ``signing`` are as for :class:`VideoWriter`.
+    """
     path = Path(path)
     if path.suffix.lower() not in IMAGE_SUFFIXES:
         raise DeepswapError(f"{path}: cannot write {path.suffix or 'suffix-less'} images; "
                             f"use one of {', '.join(IMAGE_SUFFIXES)}")
     output_id = output_id or new_output_id()
+    signing = signing or userconfig.signing_identity()
     marked = Watermarker(output_id).embed(np.array(rgb, dtype=np.uint8, copy=True), region)
     data = encode_image(marked, path.suffix, provenance_label(replaced_person, output_id), quality)
+    claim = Claim(output_id, path.name, model, Path(source) if source is not None else None)
     try:
-        _io.write_bytes(path, data)
+        with _io.atomic_path(path) as tmp:
+            sign(data, tmp, claim, signing)
     except OSError as error:
         raise DeepswapError(f"{path}: cannot write here ({error.strerror or error})") from None
     return output_id

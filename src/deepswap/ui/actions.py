@@ -1,0 +1,220 @@
+"""Every call the web UI makes into the deepswap library, in one module.
+
+Quick reads and short writes run in the server (``open_workspace``, ``add_files``, ``faces``…);
+the long steps in ``JOBS`` run in a job's child process (see ``jobs``) and return plain data.
+Nothing here decides how a step works: the library does; this module only translates what a
+page sends into the library's own option objects and its results into what a page shows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+
+import deepswap
+from deepswap import _io
+from deepswap.errors import DeepswapError
+from deepswap.progress import ProgressCallback
+from deepswap.workspace import CONFIG_NAME, PERSON_KEYS, PersonKey, Workspace
+
+THUMBNAIL_SIZE = 112
+FACE_ORDERS = {"time": "source order", "blur": "blurriest first", "distance": "least alike first"}
+
+
+# Reads and short writes (in the server)
+
+def is_workspace(folder: Path) -> bool:
+    return (folder / CONFIG_NAME).is_file()
+
+
+def open_workspace(folder: Path) -> Workspace:
+    return deepswap.Workspace.open(folder)
+
+
+def create_workspace(folder: Path, a: str, b: str, face_size: int | None = None, samples: bool = False) -> Workspace:
+    """A new workspace; with ``samples``, holding the demo's footage (names default to the demo's)."""
+    from deepswap.demo import sample_footage
+
+    if face_size is not None and not 64 <= face_size <= 1024:
+        raise DeepswapError(f"face size must be 64..1024 pixels, not {face_size}")
+    footage = sample_footage() if samples else None
+    if footage is not None:
+        a, b = a or footage.names[0], b or footage.names[1]
+    workspace = deepswap.init_workspace(folder, a=a, b=b)
+    if face_size is not None:
+        workspace.settings["face_size"] = face_size
+        workspace.save()
+    if footage is not None:
+        deepswap.add_sources(workspace, "a", [str(clip) for clip in footage.a])
+        deepswap.add_sources(workspace, "b", [str(clip) for clip in footage.b])
+        # the clip the demo converts, kept out of training, ready on the Convert page
+        _io.write_bytes(folder / "uploads" / "convert" / footage.held_back.name, footage.held_back.read_bytes())
+    return workspace
+
+
+def status(folder: Path) -> dict[str, Any]:
+    return deepswap.workspace_status(folder)
+
+
+def add_urls(folder: Path, person: str, urls: list[str], start: float | None, duration: float | None) -> int:
+    return len(deepswap.add_sources(folder, person, urls, start=start, duration=duration))
+
+
+def add_files(folder: Path, person: str, paths: list[Path], start: float | None, duration: float | None) -> int:
+    return len(deepswap.add_sources(folder, person, [str(path) for path in paths], start=start, duration=duration))
+
+
+def set_reference(folder: Path, person: str, photo: Path) -> None:
+    deepswap.add_sources(folder, person, [], reference=photo)
+
+
+@dataclass(frozen=True)
+class FaceTile:
+    """One face of the grid: its number (as `deepswap faces` counts), id and what it was sorted by."""
+
+    number: int
+    id: str
+    source: str
+    time: float
+    blur: float
+    distance: float
+
+
+def faces(workspace: Workspace, person: PersonKey, order: str = "time") -> list[FaceTile]:
+    """A person's extracted faces in ``order`` (time: source order, blur: blurriest first,
+    distance: least like the person first); [] before extraction."""
+    from deepswap.extract import pick_faces
+
+    faceset = deepswap.FaceSet.load(workspace.faces_dir(person))
+    if faceset is None:
+        return []
+    faceset.forget_deleted()
+    ids = faceset.ids()
+    names = {source.id: Path(source.uri).name for source in workspace.persons[person].sources}
+    tiles = []
+    for number in pick_faces(faceset, len(ids), order):  # type: ignore[arg-type]
+        record = faceset.faces[ids[number]]
+        tiles.append(FaceTile(number, ids[number], names.get(record["source"], record["source"]),
+                              float(record.get("time", 0.0)), float(record["blur"]), float(record["identity_distance"])))
+    return tiles
+
+
+def faces_summary(workspace: Workspace, person: PersonKey) -> dict[str, int] | None:
+    from deepswap.extract import faces_summary as summary
+
+    if deepswap.FaceSet.load(workspace.faces_dir(person)) is None:
+        return None
+    return summary(workspace.root, person)
+
+
+def thumbnail(workspace: Workspace, person: PersonKey, face: str) -> bytes | None:
+    """A small JPEG of one face crop, or None when the face is not in the set."""
+    faceset = deepswap.FaceSet.load(workspace.faces_dir(person))
+    if faceset is None or face not in faceset.faces:
+        return None
+    crop = cv2.resize(faceset.load_crop(face), (THUMBNAIL_SIZE, THUMBNAIL_SIZE), interpolation=cv2.INTER_AREA)
+    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 88])
+    return encoded.tobytes() if ok else None
+
+
+def remove_faces(workspace: Workspace, person: PersonKey, face_ids: list[str]) -> int:
+    return len(deepswap.remove_faces(workspace.root, person, ",".join(face_ids))) if face_ids else 0
+
+
+def models() -> dict[str, str]:
+    """Model names and one-line summaries, for the train form."""
+    return {name: spec.summary for name, spec in deepswap.MODELS.items()}
+
+
+def saved_model(workspace: Workspace) -> dict[str, Any]:
+    """The saved model's name and iteration (name None before training)."""
+    return status(workspace.root)["model"]
+
+
+def loss_history(workspace: Workspace) -> list[tuple[float, float, float]]:
+    """(iteration, loss A, loss B) of the saved model's training so far."""
+    from deepswap.train.report import read_loss_log
+
+    rows = read_loss_log(workspace.model_dir / "loss.csv", up_to=math.inf)  # type: ignore[arg-type]
+    return [(row["iteration"], row["loss_a"], row["loss_b"]) for row in rows]
+
+
+def extract_options(person: str | None, fps: float | None, force: bool) -> Any:
+    """The library's ExtractOptions for the extract form (it checks the values itself)."""
+    return deepswap.ExtractOptions(person=person, fps=fps, force=force)
+
+
+def train_options(model: str | None, minutes: float | None, iterations: int | None, batch_size: int | None,
+                  learning_rate: float | None, architecture: dict[str, Any], preview_every: int | None) -> Any:
+    """The library's TrainOptions for a train form (it checks the values itself)."""
+    return deepswap.TrainOptions(model=model, minutes=minutes, iterations=iterations, batch_size=batch_size,
+                                 learning_rate=learning_rate, architecture=architecture, preview_every=preview_every)
+
+
+def convert_options(replace: dict[str, Any], **options: Any) -> Any:
+    """The library's ConvertOptions for a convert form (it checks the values itself): ``replace`` holds
+    the ReplaceSettings fields, ``options`` the others; None stands for the library's default."""
+    settings = deepswap.ReplaceSettings(**{key: value for key, value in replace.items() if value is not None})
+    return deepswap.ConvertOptions(replace=settings, **{key: value for key, value in options.items() if value is not None})
+
+
+def convertible_videos(workspace: Workspace) -> dict[PersonKey, list[Path]]:
+    """Each person's footage that exists on disk as a video file (what convert can take from the workspace)."""
+    found: dict[PersonKey, list[Path]] = {}
+    for key in PERSON_KEYS:
+        found[key] = [workspace.local_path(key, source) for source in workspace.persons[key].sources
+                      if source.kind != "photos" and workspace.is_available(key, source)]
+    return found
+
+
+def verify(path: Path) -> dict[str, Any]:
+    """What ``deepswap verify`` says about one file: its verdict, exit code and the lines of evidence
+    (watermark, label, Content Credentials, mismatches, problems)."""
+    report = deepswap.verify_file(path)
+    return {"synthetic": report.synthetic, "verdict": report.verdict, "exit_code": report.exit_code,
+            "evidence": [line.strip() for line in report.summary().splitlines()[1:]]}
+
+
+def evaluation_rows(report: dict[str, Any]) -> list[Any]:
+    """The rows `deepswap evaluate` prints (metric, value, target, met)."""
+    from deepswap.evaluate import report_rows
+
+    return report_rows(report)
+
+
+# Long steps (in a job's child process): each takes on_progress and returns plain data
+
+def run_fetch(workspace: Path, on_progress: ProgressCallback) -> dict[str, Any]:
+    results = deepswap.fetch_sources(workspace, on_progress=on_progress)
+    return {"downloaded": sum(result.downloaded for result in results), "sources": len(results)}
+
+
+def run_extract(workspace: Path, options: Any, on_progress: ProgressCallback) -> dict[str, Any]:
+    reports = deepswap.extract(workspace, options, on_progress=on_progress)
+    return {key: {"faces": report.faces, "new_faces": report.new_faces, "frames": report.frames}
+            for key, report in reports.items()}
+
+
+def run_train(workspace: Path, options: Any, on_progress: ProgressCallback) -> dict[str, Any]:
+    result = deepswap.train(workspace, options, on_progress=on_progress)
+    return {"model": result.model, "iteration": result.iteration, "stopped_by": result.stopped_by,
+            "stopped": result.stopped_by == "signal", "loss_a": result.loss_a, "loss_b": result.loss_b}
+
+
+def run_convert(workspace: Path, input_path: Path, output: Path, options: Any,
+                on_progress: ProgressCallback) -> dict[str, Any]:
+    report = deepswap.convert(workspace, input_path, output, options, on_progress=on_progress)
+    return {"output": str(report.output), "files": [str(path) for path in report.files], "frames": report.frames,
+            "swapped": report.swapped, "preview": options.preview is not None, "fps": report.fps}
+
+
+def run_evaluate(workspace: Path, clips: Path | None, max_frames: int, on_progress: ProgressCallback) -> dict[str, Any]:
+    return deepswap.evaluate(workspace, clips=clips, max_frames=max_frames, on_progress=on_progress)
+
+
+JOBS = {"fetch": run_fetch, "extract": run_extract, "train": run_train, "convert": run_convert,
+        "evaluate": run_evaluate}

@@ -1,0 +1,181 @@
+"""What keeps the web UI to its owner: an access token off localhost, no cross-site writes, capped
+uploads under sanitised names, and no path that leads outside ROOT.
+
+``Guard`` is one ASGI middleware doing the request checks, in this order:
+
+1. **Access token** (only when a token is set, i.e. the server listens on a non-loopback address):
+   ``?token=…`` in the URL sets an HttpOnly, SameSite=Strict cookie and redirects to the same URL
+   without it; every other request needs that cookie: 401 without a token, 403 with a wrong one.
+2. **Cross-site writes**: every request other than GET/HEAD must carry the page's CSRF token in the
+   ``X-CSRF-Token`` header (a custom header, which another site cannot send without a CORS
+   preflight this server never grants), and a browser's ``Sec-Fetch-Site`` / ``Origin`` must say
+   it came from this origin: 403 otherwise.
+3. **Upload cap**: a body over ``max_body`` bytes (by its Content-Length, or counted as it arrives)
+   is answered 413 and dropped.
+
+On loopback the app is also wrapped in Starlette's ``TrustedHostMiddleware`` (see ``app``) so that
+a page on another site cannot reach it by DNS rebinding.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import re
+import unicodedata
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit
+
+from starlette.datastructures import URL, Headers, QueryParams
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+TOKEN_COOKIE = "deepswap_token"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = ("GET", "HEAD")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address) only accepts connections from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class BodyTooLarge(Exception):
+    """The request body passed the cap while it was being read."""
+
+
+class Guard:
+    """The request checks described in the module docstring, around the whole app."""
+
+    def __init__(self, app: ASGIApp, *, csrf_token: str, access_token: str | None, max_body: int) -> None:
+        self.app = app
+        self.csrf_token = csrf_token
+        self.access_token = access_token
+        self.max_body = max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        refusal = self._refusal(scope)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        await self._capped(scope, receive, send)
+
+    def _refusal(self, scope: Scope) -> Response | None:
+        """The answer to a request that fails a check, or None when it passes them all."""
+        headers = Headers(scope=scope)
+        if self.access_token is not None:
+            query = QueryParams(scope.get("query_string", b""))
+            if "token" in query:
+                if not _same(query["token"], self.access_token):
+                    return PlainTextResponse("wrong access token", 403)
+                return self._let_in(scope, query)
+            cookie = _cookie(headers, TOKEN_COOKIE)
+            if cookie is None:
+                return PlainTextResponse("this server needs its access token: open the URL it printed", 401)
+            if not _same(cookie, self.access_token):
+                return PlainTextResponse("wrong access token", 403)
+        if scope["method"] not in SAFE_METHODS and not self._same_origin_write(headers):
+            return PlainTextResponse("refused: a change must come from this server's own page", 403)
+        length = headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body:
+            return _too_large(self.max_body)
+        return None
+
+    def _let_in(self, scope: Scope, query: QueryParams) -> Response:
+        """Keep the access token in a cookie and send the browser on to the URL without it."""
+        rest = urlencode([(key, value) for key, value in query.multi_items() if key != "token"])
+        url = URL(scope=scope).replace(query=rest)
+        response = RedirectResponse(url.path + (f"?{rest}" if rest else ""), 303)
+        response.set_cookie(TOKEN_COOKIE, self.access_token or "", httponly=True, samesite="strict", path="/")
+        return response
+
+    def _same_origin_write(self, headers: Headers) -> bool:
+        if not _same(headers.get(CSRF_HEADER, ""), self.csrf_token):
+            return False
+        if headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+            return False
+        origin = headers.get("origin")
+        return origin is None or urlsplit(origin).netloc == headers.get("host")
+
+    async def _capped(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the app with a ``receive`` that stops a body growing past the cap."""
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body:
+                    raise BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except BodyTooLarge:
+            if not started:
+                await _too_large(self.max_body)(scope, receive, send)
+
+
+def _too_large(limit: int) -> Response:
+    return PlainTextResponse(f"upload too large: the limit is {limit / 2 ** 20:.0f} MiB", 413)
+
+
+def _same(given: str, expected: str) -> bool:
+    return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _cookie(headers: Headers, name: str) -> str | None:
+    for part in headers.get("cookie", "").split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value
+    return None
+
+
+def inside(root: Path, relative: str | Path) -> Path | None:
+    """``root / relative`` resolved (symlinks followed), or None when that leads outside ``root``."""
+    base = root.resolve()
+    path = (base / relative).resolve()
+    return path if path.is_relative_to(base) else None
+
+
+def safe_name(name: str) -> str:
+    """A file name from a browser made safe to store: its last part only, ASCII letters, digits,
+    ``.-_``, no leading dot, at most 80 characters (the suffix kept); "upload" when nothing is left."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    ascii_name = unicodedata.normalize("NFKD", base).encode("ascii", "ignore").decode()
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", ascii_name).strip("._")
+    stem, dot, suffix = cleaned.rpartition(".")
+    if not dot:
+        stem, suffix = cleaned, ""
+    suffix = suffix[:10].lower()
+    stem = stem[:80 - len(suffix) - 1].strip("._") or "upload"
+    return f"{stem}.{suffix}" if suffix else stem
+
+
+def unused_path(folder: Path, name: str) -> Path:
+    """``folder / name``, or with ``-2``, ``-3``… before the suffix when that name is taken."""
+    candidate = folder / name
+    stem, suffix = candidate.stem, candidate.suffix
+    number = 2
+    while candidate.exists():
+        candidate = folder / f"{stem}-{number}{suffix}"
+        number += 1
+    return candidate

@@ -1,0 +1,187 @@
+"""`deepswap ui` in a real browser: Playwright driving Debian's Chromium through the whole flow on the
+bundled GRID clips at tiny sizes, against the real server started as the CLI starts it.
+
+Screenshots of each step go to ``$DEEPSWAP_UI_SCREENSHOTS`` (default: a pytest temp folder).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+playwright = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+TINY_MODEL = "resolution=32 width=8 latent=32"
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not CHROMIUM.is_file(), reason="needs Debian's chromium (apt-get install chromium)")]
+
+
+@contextmanager
+def running_ui(root: Path, *options: str) -> Iterator[str]:
+    """`deepswap ui ROOT OPTIONS --port 0` as a user starts it; yields the URL it prints. Leaving
+    stops it with Ctrl-C (SIGINT), which must end it cleanly."""
+    server = subprocess.Popen([sys.executable, "-c", "from deepswap.cli import main; main()", "ui", str(root),
+                               "--port", "0", *options], stdout=subprocess.PIPE, text=True)
+    try:
+        line = server.stdout.readline()  # type: ignore[union-attr]
+        found = re.search(r"http://\S+", line)
+        assert found, f"no URL in {line!r}"
+        yield found.group(0)
+    finally:
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=120) == 0
+        assert "deepswap ui stopped" in server.stdout.read()  # type: ignore[union-attr]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with playwright.sync_playwright() as driver:
+        context = driver.chromium.launch_persistent_context(
+            tempfile.mkdtemp(prefix="deepswap-chromium-"), executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS,
+            headless=True, viewport={"width": 1280, "height": 900})
+        yield context
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = Path(os.environ.get("DEEPSWAP_UI_SCREENSHOTS") or tmp_path_factory.mktemp("ui-screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"screenshots in {folder}")
+    return folder
+
+
+def test_the_whole_flow_in_a_browser(browser, screenshots: Path, tmp_path: Path, s1_clips: list[Path],
+                                     speaker_clips: list[Path]) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    preview_versions: set[str] = set()
+    page.on("request", lambda request: preview_versions.add(request.url)
+            if "/model/preview.png?v=" in request.url else None)
+    expect = playwright.expect
+    with running_ui(root) as url:
+        # A workspace with 128-px faces
+        page.goto(url)
+        page.fill("input[name=folder]", "demo")
+        page.fill("input[name=a]", "s1")
+        page.fill("input[name=b]", "lrwp9a")
+        page.click("text=Advanced")
+        page.fill("input[name=face_size]", "128")
+        page.click("text=Create workspace")
+        page.wait_for_url("**/w/demo/sources")
+
+        # Footage: one clip of each, uploaded from the browser
+        lrwp9a = next(clip for clip in speaker_clips if clip.stem == "lrwp9a")
+        for person, clip in (("a", s1_clips[0]), ("b", lrwp9a)):
+            card = page.locator(f"#person-{person}")
+            card.locator("input[name=files]").set_input_files(clip)
+            card.locator("button", has_text="Upload").click()
+            expect(page.locator(f"#person-{person} td.uri")).to_have_text(clip.name)
+        page.screenshot(path=screenshots / "1-sources.png", full_page=True)
+
+        # Faces: extract with live progress, then the grid
+        page.click("nav.tabs >> text=Faces")
+        page.fill("input[name=fps]", "10")
+        page.click("text=Extract faces")  # (it may finish before the page has shown it running)
+        expect(page.locator("#job .badge")).to_have_text("finished", timeout=180_000)
+        expect(page.locator(".tile").first).to_be_visible()
+        faces_before = page.locator(".tile").count()
+        assert faces_before >= 10
+
+        # Mark faces by click and by dragging, undo, then remove one for good
+        tiles = page.locator(".tile")
+        tiles.nth(0).click()
+        expect(page.locator("#marked-count")).to_have_text("1 marked")
+        first, third = tiles.nth(0).bounding_box(), tiles.nth(2).bounding_box()
+        page.mouse.move(first["x"] + 20, first["y"] + 20)
+        page.mouse.down()
+        page.mouse.move(third["x"] + 40, third["y"] + 40, steps=5)
+        page.mouse.up()
+        expect(page.locator("#marked-count")).to_have_text("3 marked")
+        expect(page.locator(".tile.marked")).to_have_count(3)
+        page.click("#undo")
+        expect(page.locator("#marked-count")).to_have_text("1 marked")
+        page.screenshot(path=screenshots / "2-faces.png", full_page=False)
+        removed = tiles.nth(0).get_attribute("data-id")
+        page.click("#apply")
+        expect(page.locator(".tile")).to_have_count(faces_before - 1)
+        expect(page.locator(f'.tile[data-id="{removed}"]')).to_have_count(0)
+
+        # Train a tiny model until stopped: the loss chart grows and the preview refreshes live
+        page.click("nav.tabs >> text=Train")
+        page.select_option("select[name=budget]", "")
+        page.fill("input[name=batch_size]", "4")
+        page.click("text=Advanced")
+        page.fill("input[name=architecture]", TINY_MODEL)
+        page.fill("input[name=preview_every]", "5")
+        page.click("text=Start training")
+        expect(page.locator("#job .badge")).to_have_text("running")
+        page.wait_for_function("Number(document.getElementById('loss-chart').dataset.points || 0) >= 20", timeout=180_000)
+        expect(page.locator("#job .task-loss")).to_contain_text("loss A")
+        expect(page.locator("#job .task-rate")).to_contain_text("iterations/s")
+        assert len(preview_versions) >= 2, preview_versions
+        page.screenshot(path=screenshots / "3-train.png", full_page=True)
+        page.reload()  # a reloaded page reconnects to the running job and its whole loss history
+        expect(page.locator("#job .badge")).to_have_text("running")
+        page.wait_for_function("Number(document.getElementById('loss-chart').dataset.points || 0) >= 25", timeout=180_000)
+        page.click("#job >> text=Stop")
+        expect(page.locator("#job .badge")).to_have_text("stopped", timeout=120_000)
+        assert int(page.locator("#saved-iteration").inner_text()) >= 20
+        expect(page.locator("#preview")).to_be_visible()
+
+        # Convert: a few before/after frames first, then one second, which plays in the page
+        page.click("nav.tabs >> text=Convert")
+        page.select_option("select[name=input]", label=f"s1 (A): {s1_clips[0].name}")
+        page.fill("input[name=duration]", "1")
+        page.click("button[value=preview]")
+        expect(page.locator(".previews img")).to_have_count(4, timeout=180_000)
+        expect(page.locator("input[name=duration]")).to_have_value("1")  # the form keeps what was run
+        page.click("button[value=full]")
+        video = page.locator("#result-video")
+        expect(video).to_be_visible(timeout=180_000)
+        page.evaluate("() => { const v = document.getElementById('result-video'); v.muted = true; return v.play(); }")
+        page.wait_for_function("document.getElementById('result-video').currentTime > 0.2", timeout=30_000)
+        assert page.evaluate("document.getElementById('result-video').duration") > 0.5
+        page.screenshot(path=screenshots / "4-convert.png", full_page=True)
+        download_url = page.get_attribute("#download", "href")
+        assert download_url and download_url.endswith("?download=1")
+
+        # Verify: the output says synthetic, the input does not
+        output = next((root / "demo" / "outputs").glob("*.mp4"))
+        page.click("nav.tabs >> text=Verify")
+        page.set_input_files("#verify-file", output)
+        expect(page.locator(".verdict")).to_contain_text("SYNTHETIC", timeout=120_000)
+        page.screenshot(path=screenshots / "5-verify.png", full_page=True)
+        page.set_input_files("#verify-file", s1_clips[1])
+        expect(page.locator(".verdict")).to_contain_text("no deepswap mark", timeout=120_000)
+    assert not errors, errors
+    assert not list((root / "demo" / "uploads" / "verify").iterdir())  # checked files are not kept
+
+
+def test_off_localhost_the_printed_token_is_needed(browser, tmp_path: Path) -> None:
+    page = browser.new_page()
+    with running_ui(tmp_path, "--host", "0.0.0.0") as url:
+        assert "?token=" in url
+        local = re.sub(r"^http://[^/]+", f"http://127.0.0.1:{url.split(':')[2].split('/')[0]}", url)
+        base = local.split("?")[0]
+        assert page.goto(base).status == 401
+        assert page.goto(base + "?token=wrong").status == 403
+        entry = page.goto(local)
+        assert entry.status == 200 and page.url == base
+        assert page.goto(base).status == 200  # the token is now in an HttpOnly cookie
+        assert page.evaluate("document.cookie") == ""
