@@ -1,13 +1,18 @@
 """Swap quality after a fixed training budget: `deepswap evaluate` on GRID footage the model never saw.
 
     python benchmarks/quality.py [--minutes 20] [--model lite] [--clips-a 40] [--eval-clips 4] [--fps 10]
-                                 [--workdir DIR] [--json]
+                                 [--workdir DIR] [--footage DIR | --no-footage] [--json]
 
 Builds a workspace from ../shared/data: A = the first ``--clips-a`` clips of GRID speaker s1 (faces
 sampled at ``--fps``), B = grid/speakers/lrwp9a.mp4, every frame (plus raw_mpg/lrwp9a.mpg when SFace
 says it is the same person and it is not the same recording), trains ``--model`` for ``--minutes`` of
 wall-clock time, then evaluates A→B on the next ``--eval-clips`` s1 clips, all their frames.
-Targets (issue 7): identity transfer ≥ 90 %, face SSIM of B→B ≥ 0.75, output jitter ≤ input jitter.
+Then the same on the harder footage of ``footage.py`` (720p zoom/pan/roll, a small face in a corner,
+two people where only A may change, a cut to another speaker and back), built from later s1 clips
+into ``--footage`` (kept between runs); for two people it also reports how much the bystander's half
+of the frame changed, and for the cut how many frames of the other speaker were swapped (both 0).
+Targets (issue 7): identity transfer ≥ 90 %, face SSIM of B→B ≥ 0.75, output jitter ≤ input jitter;
+(issue 14) sharpness ratio ≥ 0.6, mean cosine to B ≥ 0.55 and to A ≤ 0.30, mouth-open correlation ≥ 0.75.
 With ``--workdir`` the workspace is kept, and a second run resumes it (extract skips what is done,
 training continues for another ``--minutes``).
 """
@@ -25,15 +30,19 @@ from pathlib import Path
 import numpy as np
 import torch
 from rich.console import Console
+from rich.table import Table
 
+from deepswap.cli import print_report
+from deepswap.convert import Converter, swap_frames
 from deepswap.demo import CPU_MODEL, GPU_MODEL
-from deepswap.evaluate import evaluate, print_report
-from deepswap.faces import FaceAnalyzer, cosine_distance
+from deepswap.evaluate import evaluate
 from deepswap.extract import ExtractOptions, extract
+from deepswap.faces import FaceAnalyzer, cosine_distance
 from deepswap.faces.identity import DEFAULT_THRESHOLD
-from deepswap.train import read_state, train
-from deepswap.video import read_frames
+from deepswap.train import TrainOptions, read_state, train
+from deepswap.video import probe_video, read_frames
 from deepswap.workspace import CONFIG_NAME, add_sources, init_workspace
+from footage import CLIP_FRAMES, CUT_TO, DEFAULT_OUT, Footage, build_footage
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DEEPSWAP_SHARED_DATA", REPO.parent / "shared" / "data")) / "grid"
@@ -80,6 +89,46 @@ def build_workspace(root: Path, clips_a: list[Path], fps: float, console: Consol
     console.print(f"extract: {time.perf_counter() - began:.0f} s")
 
 
+def other_face_check(converter: Converter, footage: Footage) -> str:
+    """What must stay untouched, as convert's face pipeline renders the frames (before watermark
+    and encoder, so untouched pixels differ by exactly 0): for two people, the largest mean absolute
+    change of the bystander's (right) half over the frames; for the cut, the frames of the other
+    speaker (the middle clip) that were swapped. Empty for the other footage."""
+    if footage.name not in ("two_people", "cut"):
+        return ""
+    changes: list[float] = []
+
+    def on_frame(frame, swapped, where) -> None:
+        if footage.name == "two_people":
+            half = frame.image.shape[1] // 2
+            changes.append(float(np.abs(swapped[:, half:].astype(np.int16) - frame.image[:, half:]).mean()))
+        elif CLIP_FRAMES <= frame.index < 2 * CLIP_FRAMES:
+            changes.append(float(where is not None))
+
+    swap_frames(read_frames(footage.path), converter.replacer("a2b"), converter.swapper.batch_size, on_frame)
+    if footage.name == "two_people":
+        return f"bystander Δ {max(changes):.2f}"
+    return f"{CUT_TO}: {sum(changes):.0f}/{len(changes)} swapped"
+
+
+def _figure(value: float | None, form: str = ".2f", scale: float = 1.0, unit: str = "") -> str:
+    return "n/a" if value is None else f"{scale * value:{form}}{unit}"
+
+
+def footage_table(rows: list[tuple[str, dict, str]]) -> Table:
+    """One row per footage: faces swapped, identity, mouth, sharpness, jitter, the untouched check."""
+    table = Table(title="harder footage (issue 14: sharpness ≥ 0.6, cos B ≥ 0.55, cos A ≤ 0.30, all → B, mouth ≥ 0.75)")
+    for column in ("footage", "swapped", "→ B", "cos B / A", "mouth", "sharpness", "jitter", "untouched"):
+        table.add_column(column)
+    for name, report, check in rows:
+        identity = report["identity"]
+        table.add_row(name, f"{report['faces_swapped']}/{report['frames']}", _figure(identity["transfer"], ".0f", 100, " %"),
+                      f"{_figure(identity['similarity_b'])} / {_figure(identity['similarity_a'])}",
+                      _figure(report["expression"]["mouth_open_correlation"]), _figure(report["sharpness"]["ratio"]),
+                      _figure(report["stability"]["jitter_ratio"]), check)
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=20.0, help="training wall-clock budget of this run")
@@ -89,6 +138,8 @@ def main() -> None:
     parser.add_argument("--eval-clips", type=int, default=4, help="s1 clips after those to evaluate on")
     parser.add_argument("--fps", type=float, default=10.0, help="frames per second of A's clips to extract")
     parser.add_argument("--workdir", type=Path, help="keep the workspace here (resumed if it exists)")
+    parser.add_argument("--footage", type=Path, default=DEFAULT_OUT, help="folder of the harder footage (built if missing)")
+    parser.add_argument("--no-footage", action="store_true", help="evaluate on the plain s1 clips only")
     parser.add_argument("--json", action="store_true", help="print the report and the budget as JSON")
     args = parser.parse_args()
     console = Console(stderr=True)
@@ -102,11 +153,12 @@ def main() -> None:
         root = args.workdir or Path(scratch) / "ws"
         build_workspace(root, s1[:args.clips_a], args.fps, console)
         if args.model:
-            result = train(root, model=args.model, minutes=args.minutes, console=console)
+            options = TrainOptions(model=args.model, minutes=args.minutes)
         else:
-            name, options, batch_size, learning_rate = GPU_MODEL if torch.cuda.is_available() else CPU_MODEL
-            result = train(root, model=name, minutes=args.minutes, batch_size=batch_size, options=options,
-                           learning_rate=learning_rate, console=console)
+            name, architecture, batch_size, learning_rate = GPU_MODEL if torch.cuda.is_available() else CPU_MODEL
+            options = TrainOptions(model=name, minutes=args.minutes, batch_size=batch_size, architecture=architecture,
+                                   learning_rate=learning_rate)
+        result = train(root, options)
         held_out = root / "held_out_clips"
         held_out.mkdir(exist_ok=True)
         for clip in s1[args.clips_a:args.clips_a + args.eval_clips]:
@@ -114,16 +166,26 @@ def main() -> None:
                 (held_out / clip.name).symlink_to(clip)
         report = evaluate(root, clips=held_out, max_frames=75 * args.eval_clips)
         trained_seconds = read_state(root / "model")["training"]["elapsed_seconds"]
+        harder = []
+        if not args.no_footage:
+            converter = Converter(root)
+            for footage in build_footage(args.footage, first=args.clips_a + args.eval_clips):
+                scores = evaluate(root, clips=footage.path, max_frames=probe_video(footage.path).frames)
+                harder.append((footage.name, scores, other_face_check(converter, footage)))
     budget = {"model": result.model, "device": device, "minutes_this_run": args.minutes,
               "training_minutes_total": trained_seconds / 60, "iterations": result.iteration,
               "samples_per_second": result.samples_per_second, "faces_a_clips": args.clips_a, "fps_a": args.fps}
     if args.json:
-        print(json.dumps({"budget": budget, "report": report}, indent=1))
+        print(json.dumps({"budget": budget, "report": report,
+                          "footage": {name: {"report": scores, "untouched": check} for name, scores, check in harder}},
+                         indent=1))
         return
-    out = Console()
+    out = Console(width=None if Console().is_terminal else 120)
     out.print(f"training budget: {budget['training_minutes_total']:.1f} min of {result.model} on {device}, "
               f"{result.iteration} iterations, {result.samples_per_second:.1f} samples/s")
     print_report(report, out)
+    if harder:
+        out.print(footage_table(harder))
 
 
 if __name__ == "__main__":

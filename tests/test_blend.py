@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from deepswap.convert.blend import paste_face, prepare_mask
 from deepswap.convert.color import histogram_transfer, match_color, reinhard_transfer
 from deepswap.convert.smoothing import LandmarkSmoother
+from deepswap.faces import warp_face
 from deepswap.video import read_frames
 
 
@@ -69,6 +70,23 @@ def test_paste_changes_only_the_masked_face_region(two_frames, mode):
     assert np.array_equal(result[untouched], frame[untouched])
     changed = np.abs(result.astype(int) - frame.astype(int)).sum(-1) > 0
     assert changed.sum() > 0.5 * (back > 0.5).sum()
+
+
+def test_crop_and_paste_back_keeps_the_face_s_fine_detail(two_frames):
+    """convert's round trip, frame → aligned crop → frame, with nothing swapped: bicubic warps keep
+    the inner face's variance of the Laplacian (bilinear ones lost about a quarter of it here, and
+    a third on whole GRID clips)."""
+    frame = two_frames[0]
+    matrix = cv2.getRotationMatrix2D((180, 120), 7, 2.4)  # frame → crop: a slightly rolled face, 2.4× enlarged
+    matrix[:, 2] += (128 - 180, 128 - 120)
+    back = paste_face(frame, warp_face(frame, matrix, 256), np.ones((256, 256), np.float32), matrix)
+    box = (slice(80, 160), slice(140, 220))
+
+    def laplacian_variance(image: np.ndarray) -> float:
+        return float(cv2.Laplacian(cv2.cvtColor(image[box], cv2.COLOR_RGB2GRAY).astype(np.float32), cv2.CV_32F).var())
+
+    assert laplacian_variance(back) > 0.9 * laplacian_variance(frame)
+    assert np.abs(back[box].astype(int) - frame[box]).mean() < 3
 
 
 def test_paste_outside_the_frame_is_a_no_op(two_frames):

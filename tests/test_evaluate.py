@@ -17,8 +17,9 @@ from rich.console import Console
 
 from deepswap.errors import DeepswapError
 from deepswap.evaluate import (
-    HELD_OUT_FOOTAGE, PSNR_CAP, TRAINING_FOOTAGE, correlation, evaluate, identity_transfer, landmark_distance,
-    landmark_jitter, masked_psnr, masked_ssim, measure_faces, mouth_open, watermark_visibility,
+    HELD_OUT_FOOTAGE, PSNR_CAP, TRAINING_FOOTAGE, correlation, evaluate, identity_transfer, inner_face_box,
+    landmark_distance, landmark_jitter, masked_psnr, masked_ssim, measure_faces, mouth_open, sharpness,
+    watermark_visibility,
 )
 from deepswap.faces import FaceAnalyzer, FaceSet, Identity, load_faceset
 from deepswap.cli import print_report
@@ -149,6 +150,27 @@ def test_expression_of_a_sequence_with_itself_is_preserved_exactly(analyzer, uns
     assert landmark_distance(closed, landmarks) > 0.005
 
 
+def test_sharpness_of_a_face_with_itself_is_equal_and_of_a_blurred_copy_far_lower(analyzer, unseen_frames):
+    frame = unseen_frames[0]
+    landmarks = measured_as_is(analyzer, [frame]).landmarks[0]
+    box = inner_face_box(landmarks)
+    x0, y0, x1, y1 = box
+    assert 20 < x1 - x0 < 150 and 20 < y1 - y0 < 150  # the inner face of a 360×288 GRID frame
+    assert (landmarks[17:].min(axis=0) >= (x0, y0)).all() and (landmarks[17:].max(axis=0) <= (x1, y1)).all()
+    crisp = sharpness(frame, box)
+    assert crisp > 0 and sharpness(frame.copy(), box) / crisp == 1.0
+    blurred = frame.copy()
+    blurred[y0:y1, x0:x1] = cv2.GaussianBlur(frame, (0, 0), 1.5)[y0:y1, x0:x1]
+    assert sharpness(blurred, box) / crisp < 0.3
+    # Halving and restoring the resolution (a face decoded at half the footage's scale) also loses detail.
+    small = cv2.resize(frame, (180, 144), interpolation=cv2.INTER_AREA)
+    assert sharpness(cv2.resize(small, (360, 288), interpolation=cv2.INTER_CUBIC), box) / crisp < 0.8
+    background = frame.copy()
+    background[:, :x0 - 5] = 0  # what lies outside the inner face does not count
+    assert sharpness(background, box) == crisp
+    assert math.isnan(sharpness(frame, np.array([400, 300, 500, 400])))  # a box outside the frame
+
+
 def test_watermark_visibility_of_real_frames_is_under_a_third_of_a_grey_level_and_needs_flat_picture(unseen_frames):
     for frame in unseen_frames[::5]:
         assert 0 <= watermark_visibility(frame) <= 0.3
@@ -180,13 +202,19 @@ def test_evaluate_reports_every_metric_on_held_out_clips(trained_workspace, s1_c
                       report["expression"]["mouth_open_correlation"]]
     assert all((value is None) == (found == 0) for value in output_metrics[:2] + output_metrics[4:5])
     assert all(value is None or math.isfinite(value) for value in output_metrics)
-    assert set(report["targets"]) == {"identity.transfer", "reconstruction.b.ssim", "stability.jitter_ratio"}
+    # The tiny model's pattern is busier than a face (ratio above 1): the ratio rewards detail and
+    # noise alike, so it is read beside identity and expression, never alone.
+    assert report["sharpness"]["input"] > 0 and report["sharpness"]["output"] > 0
+    assert math.isfinite(report["sharpness"]["ratio"]) and report["sharpness"]["ratio"] > 0
+    assert set(report["targets"]) == {"identity.transfer", "reconstruction.b.ssim", "stability.jitter_ratio",
+                                      "sharpness.ratio"}
     assert report["targets"]["identity.transfer"]["met"] is (identity["transfer"] >= 0.9)
     assert 0 <= report["watermark"]["flat_area_std"] <= 0.3
     console = Console(record=True, width=120)
     print_report(report, console)
     printed = console.export_text()
     assert "identity transfer" in printed and "≥ 90 %" in printed and "held-out" in printed
+    assert "sharpness output / input" in printed and "≥ 0.6" in printed
     assert "watermark on flat picture" in printed
 
 
@@ -197,7 +225,7 @@ def test_cli_json_on_the_training_footage(trained_workspace):
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["footage"] == TRAINING_FOOTAGE and report["frames"] == 8
-    assert {"identity", "reconstruction", "stability", "expression", "targets"} <= set(report)
+    assert {"identity", "reconstruction", "stability", "expression", "sharpness", "targets"} <= set(report)
 
 
 def test_clear_errors(extracted_workspace, trained_workspace, tmp_path):

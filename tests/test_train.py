@@ -23,7 +23,7 @@ from deepswap.errors import DeepswapError
 from deepswap.progress import ProgressEvent
 from deepswap.train import MODELS, TrainOptions, build_model, load_swapper, read_state, train
 from deepswap.train.data import Augment, augment_face, face_region
-from deepswap.train.loss import ssim_map
+from deepswap.train.loss import LossWeights, focal_frequency_loss, reconstruction_loss, ssim_map
 from deepswap.workspace import Workspace, init_workspace
 
 TINY = {"resolution": 32, "width": 8, "latent": 32}
@@ -94,6 +94,18 @@ def test_tiny_models_forward_and_swap_shapes(name):
         assert mask.shape == (3, 1, 32, 32)
 
 
+@pytest.mark.parametrize("name", ["original", "lite"])
+def test_output_scale_2_draws_faces_twice_the_input_size(name):
+    model = build_model(name, **TINY, output_scale=2)
+    assert (model.resolution, model.output_resolution) == (32, 64)
+    out_a, out_b = model(torch.rand(2, 3, 32, 32), torch.rand(1, 3, 32, 32))
+    assert out_a.shape == (2, 3, 64, 64) and out_b.shape == (1, 3, 64, 64)
+    assert model.swap(torch.rand(3, 3, 32, 32), "a")[0].shape == (3, 3, 64, 64)
+    assert build_model(name, **TINY).output_resolution == 32
+    with pytest.raises(DeepswapError, match="output_scale must be 1 or 2, not 3"):
+        build_model(name, **TINY, output_scale=3)
+
+
 def test_original_is_the_2017_model_at_full_size():
     with torch.device("meta"):
         original = build_model("original")
@@ -161,6 +173,33 @@ def test_ssim_map_matches_pytorch_msssim_away_from_the_border():
 
 
 # training
+
+
+def test_focal_frequency_loss_is_zero_for_the_target_and_grows_with_blur(extracted_workspace):
+    crops = [_io.read_image(path) for path in sorted((extracted_workspace / "a" / "faces").glob("*.png"))[:4]]
+    target = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 255
+    weight = torch.ones(len(crops), 1, *target.shape[2:])
+
+    def blurred(sigma: float) -> torch.Tensor:
+        images = [cv2.GaussianBlur(crop, (0, 0), sigma) for crop in crops]
+        return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255
+
+    assert focal_frequency_loss(target, target, weight).abs().max() == 0
+    losses = [focal_frequency_loss(blurred(sigma), target, weight).mean().item() for sigma in (0.7, 1.5, 3.0)]
+    assert 0 < losses[0] < losses[1] < losses[2]
+    outside = weight.clone()
+    outside[..., 40:90, 40:90] = 0  # an error where the weight is 0 does not count
+    changed = target.clone()
+    changed[..., 40:90, 40:90] = 1 - changed[..., 40:90, 40:90]
+    assert focal_frequency_loss(changed, target, outside).abs().max() < 1e-10
+    # In the training loss it adds to L1 + DSSIM, and its gradient reaches the output.
+    output = blurred(1.5).requires_grad_()
+    mask, features = torch.ones(len(crops), *target.shape[2:]), torch.zeros(len(crops), *target.shape[2:])
+    plain = reconstruction_loss(output, None, target, mask, features, LossWeights())
+    with_frequency = reconstruction_loss(output, None, target, mask, features, LossWeights(frequency=10.0))
+    assert with_frequency > plain
+    with_frequency.backward()
+    assert output.grad.abs().sum() > 0
 
 
 def test_training_on_grid_faces_lowers_the_loss_and_writes_previews(workspace):
@@ -289,6 +328,24 @@ def test_unreadable_face_crop_is_one_clear_line_from_a_worker(workspace):
     with pytest.raises(DeepswapError) as error:
         tiny_train(workspace, iterations=40, workers=1, batch_size=8)
     assert str(error.value) == f"{crop}: unreadable face crop; delete it or run `deepswap extract` again"
+
+
+def test_a_model_drawing_twice_its_input_size_trains_resumes_and_swaps(workspace):
+    """lite with output_scale 2 (a 32-px encoder, 64-px faces): trains on targets at 64 px, writes
+    previews, resumes, and its swapper pastes the larger face into crops of any size."""
+    architecture = {**TINY, "output_scale": 2}
+    first = tiny_train(workspace, iterations=2, architecture=architecture)
+    assert first.iteration == 2 and all(np.isfinite([row["loss_a"] for row in first.history]))
+    state = read_state(workspace / "model")
+    assert state["options"]["output_scale"] == 2 and state["options"]["resolution"] == 32
+    assert _io.read_image(workspace / "model" / "preview.png").shape[0] == 6 * 128
+    resumed = tiny_train(workspace, model=None, iterations=4, architecture={})
+    assert (resumed.start_iteration, resumed.iteration) == (2, 4)
+    swapper = load_swapper(workspace, device="cpu")
+    assert (swapper.resolution, swapper.model.output_resolution) == (32, 64)
+    crops = np.stack([_io.read_image(p) for p in sorted((workspace / "a" / "faces").glob("*.png"))[:2]])
+    faces, mask = swapper.swap(crops, to="b")
+    assert faces.shape == crops.shape and mask is None
 
 
 def test_swapper_returns_faces_at_crop_size_and_a_mask_only_with_a_mask_head(workspace, tmp_path):

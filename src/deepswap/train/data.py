@@ -12,7 +12,8 @@ A training sample is one face of A and one of B. Each face goes through:
    into the *input*, so the autoencoder must learn faces, not copy pixels.
 
 The face mask and an eyes-and-mouth map (from the landmarks) go through step 3 with the target;
-the loss uses them as weights. Sample ``n`` of the stream is a pure function of (seed, n), so a
+the loss uses them as weights. For a model that draws faces larger than it sees (``output_scale``),
+all of this happens at the output resolution and the warped input is then shrunk to the input's. Sample ``n`` of the stream is a pure function of (seed, n), so a
 resumed run sees exactly the data an uninterrupted one would have.
 """
 
@@ -189,9 +190,10 @@ class TrainingStream(Dataset):
     (each person's faces in a fresh random order every pass), as uint8 arrays CHW/HW."""
 
     def __init__(self, faces: dict[str, PersonFaces], resolution: int, coverage: float, seed: int,
-                 augment: Augment | None = None) -> None:
+                 augment: Augment | None = None, output_resolution: int | None = None) -> None:
         self.faces = faces
         self.resolution = resolution
+        self.output_resolution = output_resolution or resolution
         self.coverage = coverage
         self.seed = seed
         self.augment = augment or Augment()
@@ -212,11 +214,12 @@ class TrainingStream(Dataset):
         image, mask = faces.read(index)
         region = face_region(faces.face_size, self.coverage)
         x, y, side = region
-        scale = self.resolution / side
-        features = feature_map((faces.landmarks[index] - (x, y)) * scale, self.resolution)
+        size = self.output_resolution
+        features = feature_map((faces.landmarks[index] - (x, y)) * size / side, size)
         rng = np.random.default_rng([self.seed, ord(key), n, 1])
-        sample = augment_face(region_face(image, region, self.resolution), region_face(mask, region, self.resolution),
-                              features, rng, self.augment)
+        sample = augment_face(region_face(image, region, size), region_face(mask, region, size), features, rng, self.augment)
+        if size != self.resolution:
+            sample["warped"] = cv2.resize(sample["warped"], (self.resolution, self.resolution), interpolation=cv2.INTER_AREA)
         return {name: (array.transpose(2, 0, 1) if array.ndim == 3 else array) for name, array in sample.items()}
 
     def __getitem__(self, n: int) -> dict[str, torch.Tensor]:

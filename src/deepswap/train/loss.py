@@ -1,6 +1,6 @@
 """The training loss: SSIM + L1 on the face, weighted by the face mask and more on eyes and mouth,
-plus a mask loss for models with a mask head. Computed in float32 (SSIM's variance terms cancel
-badly in bf16)."""
+plus a focal frequency term (fine detail) and a mask loss for models with a mask head. Computed in
+float32 (SSIM's variance terms cancel badly in bf16)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ class LossWeights:
     background: float = 0.2  # weight of pixels outside the face mask
     features: float = 2.0  # extra weight on eyes and mouth (weight 1 + features there)
     mask: float = 1.0  # weight of the mask head's binary cross-entropy
+    frequency: float = 0.0  # weight of the focal frequency loss (0: none)
 
 
 def _gaussian_window(size: int, sigma: float, device: torch.device) -> torch.Tensor:
@@ -41,6 +42,18 @@ def ssim_map(x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float = 
     return ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2))
 
 
+def focal_frequency_loss(rgb: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
+    """Per image, the focal frequency loss (Jiang et al. 2021) of the weighted error: the squared
+    distance of the two images' 2-D spectra, each frequency weighted by its own distance (relative
+    to the image's largest, raised to ``alpha``, not back-propagated), so the frequencies the model
+    renders worst — in practice the fine detail that pixel losses let it blur — count most."""
+    spectrum = torch.fft.fft2((rgb - target) * weight, norm="ortho")
+    distance = spectrum.real ** 2 + spectrum.imag ** 2
+    focus = distance.detach().sqrt() ** alpha
+    focus = focus / focus.amax(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
+    return (focus * distance).mean(dim=(1, 2, 3))
+
+
 def pixel_weights(mask: torch.Tensor, features: torch.Tensor, weights: LossWeights) -> torch.Tensor:
     """N×1×H×W loss weights from the mask and the eyes/mouth map (both N×H×W in 0..1)."""
     weight = weights.background + (1 - weights.background) * mask
@@ -59,6 +72,8 @@ def reconstruction_loss(rgb: torch.Tensor, mask_logits: torch.Tensor | None, tar
         if weights.ssim:
             dssim = (1 - ssim_map(rgb, target)) / 2
             loss = loss + weights.ssim * (weight * dssim).sum(dim=(1, 2, 3)) / per_image
+        if weights.frequency:
+            loss = loss + weights.frequency * focal_frequency_loss(rgb, target, weight / weight.amax(dim=(1, 2, 3), keepdim=True))
         if mask_logits is not None and weights.mask:
             loss = loss + weights.mask * F.binary_cross_entropy_with_logits(
                 mask_logits.float().squeeze(1), mask.float(), reduction="none").mean(dim=(1, 2))

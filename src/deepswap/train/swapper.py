@@ -77,8 +77,9 @@ class Swapper:
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
                 rgb, mask = self.model.swap(inputs, to)
             rgb = (rgb.float().clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+            grow = cv2.INTER_CUBIC if side >= rgb.shape[1] else cv2.INTER_AREA
             for index, face in enumerate(rgb, start):
-                out[index, y:y + side, x:x + side] = cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC)
+                out[index, y:y + side, x:x + side] = cv2.resize(face, (side, side), interpolation=grow)
             if masks is not None and mask is not None:
                 for index, face_mask in enumerate(mask.float()[:, 0].cpu().numpy(), start):
                     resized = cv2.resize(face_mask, (side, side), interpolation=cv2.INTER_LINEAR)

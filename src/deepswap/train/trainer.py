@@ -146,14 +146,17 @@ def _uint8_images(rgb: torch.Tensor) -> np.ndarray:
 
 @torch.no_grad()
 def render_preview(model: SwapModel, faces: dict[str, np.ndarray], runtime: Runtime) -> np.ndarray:
-    """The preview grid: rows A, A→A, A→B, B, B→B, B→A over the fixed preview faces."""
+    """The preview grid: rows A, A→A, A→B, B, B→B, B→A over the fixed preview faces (at the model's
+    output resolution; the model sees them shrunk to its input resolution)."""
     rows = []
     for key in PERSON_KEYS:
         other = "b" if key == "a" else "a"
         inputs = _faces_tensor(faces[key], runtime)
+        if model.output_resolution != model.resolution:
+            inputs = torch.nn.functional.interpolate(inputs, size=model.resolution, mode="area")
         with runtime.autocast():
             rows += [faces[key], _uint8_images(model.swap(inputs, key)[0]), _uint8_images(model.swap(inputs, other)[0])]
-    return report.preview_grid(rows, tile=max(128, model.resolution))
+    return report.preview_grid(rows, tile=max(128, model.output_resolution))
 
 
 def _tensorboard(folder: Path) -> Any:
@@ -215,7 +218,7 @@ def train(workspace: WorkspaceLike, options: TrainOptions | None = None, on_prog
     training = saved["training"] if saved else {}
     config = resolve_config(training, options, spec.batch_size, spec.learning_rate, runtime.bf16)
     batch, base_lr = config.batch_size, config.learning_rate
-    weights = LossWeights(ssim=spec.ssim_weight)
+    weights = LossWeights(ssim=spec.ssim_weight, frequency=spec.frequency_weight)
     if cuda:
         net = net.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(net.parameters(), lr=base_lr, betas=spec.betas, fused=True)
@@ -233,7 +236,8 @@ def train(workspace: WorkspaceLike, options: TrainOptions | None = None, on_prog
     if options.compile:
         engine = torch.compile(engine)
 
-    stream = TrainingStream(faces, net.resolution, config.coverage, config.seed + runtime.rank)
+    stream = TrainingStream(faces, net.resolution, config.coverage, config.seed + runtime.rank,
+                            output_resolution=net.output_resolution)
     workers = options.workers
     if workers is None:
         workers = min(8, max(1, (os.cpu_count() or 2) // (2 * runtime.world_size)))
@@ -242,7 +246,7 @@ def train(workspace: WorkspaceLike, options: TrainOptions | None = None, on_prog
 
     # What rank 0 writes: previews, the loss log and its curve, TensorBoard, checkpoints.
     history = report.read_loss_log(folder / "loss.csv", up_to=start) if runtime.main else []
-    preview_set = {key: preview_faces(all_faces[key], PREVIEW_FACES, net.resolution, config.coverage)
+    preview_set = {key: preview_faces(all_faces[key], PREVIEW_FACES, net.output_resolution, config.coverage)
                    for key in PERSON_KEYS}
     board = _tensorboard(folder) if runtime.main else None
     elapsed_before = float(training.get("elapsed_seconds", 0.0))
@@ -271,7 +275,8 @@ def train(workspace: WorkspaceLike, options: TrainOptions | None = None, on_prog
         reporter.file(folder / "loss.png", "loss curve")
 
     if runtime.main:
-        reporter.note(f"training {name} ({net.parameter_count() / 1e6:.1f} M parameters, {net.resolution} px) on "
+        pixels = f"{net.resolution} px" + (f" → {net.output_resolution} px" if net.output_resolution != net.resolution else "")
+        reporter.note(f"training {name} ({net.parameter_count() / 1e6:.1f} M parameters, {pixels}) on "
                       f"{runtime.device.type}{' ×' + str(runtime.world_size) if runtime.world_size > 1 else ''}, "
                       f"{'bf16' if runtime.bf16 else 'fp32'}, batch {batch} per person, faces A {len(all_faces['a'])} "
                       f"B {len(all_faces['b'])}, from iteration {start}")

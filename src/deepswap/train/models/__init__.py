@@ -24,7 +24,9 @@ class SwapModel(nn.Module):
     """A shared encoder and one decoder per person ("a", "b").
 
     Decoders output 3 channels (RGB, through a sigmoid here) or 4 when the model has a mask head
-    (the 4th are mask logits). Inputs are N×3×R×R RGB in 0..1.
+    (the 4th are mask logits). Inputs are N×3×R×R RGB in 0..1 (R = ``resolution``); outputs are
+    ``output_resolution`` square: R, or R × the ``output_scale`` option for models whose decoders
+    draw more detail than their encoder sees.
     """
 
     def __init__(self, name: str, options: dict[str, Any], encoder: nn.Module, decoder_a: nn.Module,
@@ -33,6 +35,7 @@ class SwapModel(nn.Module):
         self.name = name
         self.options = dict(options)
         self.resolution = int(options["resolution"])
+        self.output_resolution = self.resolution * int(options.get("output_scale", 1))
         self.has_mask = has_mask
         self.encoder = encoder
         self.decoders = nn.ModuleDict({"a": decoder_a, "b": decoder_b})
@@ -71,6 +74,7 @@ class ModelSpec:
     betas: tuple[float, float] = (0.5, 0.999)
     warmup: int = 0
     ssim_weight: float = 0.0
+    frequency_weight: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -100,6 +104,8 @@ def build_model(name: str, **options: Any) -> SwapModel:
     merged = {**spec.options, **options}
     if merged["resolution"] % 16 or merged["resolution"] < 16:
         raise DeepswapError(f"model resolution must be a multiple of 16, not {merged['resolution']}")
+    if merged.get("output_scale", 1) not in (1, 2):
+        raise DeepswapError(f"model output_scale must be 1 or 2, not {merged['output_scale']}")
     return spec.build(**merged)
 
 

@@ -12,7 +12,7 @@ SPEC = ModelSpec(
     name="lite",
     summary="the original shape at half width (64 px, 20 M parameters), for CPUs and small GPUs",
     build=partial(build, name="lite"),
-    options={"resolution": 64, "width": 64, "latent": 512},
+    options={"resolution": 64, "width": 64, "latent": 512, "output_scale": 1},
     batch_size=32,
     learning_rate=1e-4,
     betas=(0.5, 0.999),
