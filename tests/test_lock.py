@@ -12,11 +12,12 @@ import sys
 import threading
 import time
 import tomllib
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
+from filelock import FileLock
 
 from deepswap import _io
 from deepswap.errors import DeepswapError
@@ -92,12 +93,12 @@ def test_holder_is_recorded_while_held_and_cleared_after(ws: Path) -> None:
 
 
 @contextmanager
-def held_by_another_thread(root: Path, command: str, wait: bool) -> Iterator[threading.Event]:
-    """Hold the workspace lock in a second thread until the yielded event is set (or the block ends)."""
+def held_by_another_thread(lock: Callable[[], AbstractContextManager[object]]) -> Iterator[threading.Event]:
+    """Hold ``lock()`` in a second thread until the yielded event is set (or the block ends)."""
     held, release = threading.Event(), threading.Event()
 
     def hold() -> None:
-        with workspace_lock(root, command, wait=wait):
+        with lock():
             held.set()
             release.wait(30)
 
@@ -112,7 +113,7 @@ def held_by_another_thread(root: Path, command: str, wait: bool) -> Iterator[thr
 
 
 def test_another_thread_is_refused_or_waits(ws: Path, s1_clips: list[Path]) -> None:
-    with held_by_another_thread(ws, "train", wait=False) as release:
+    with held_by_another_thread(lambda: workspace_lock(ws, "train", wait=False)) as release:
         with pytest.raises(DeepswapError, match=rf"workspace busy: `deepswap train` \(pid {os.getpid()}\) since \d\d:\d\d"):
             fetch_sources(ws)
         threading.Timer(0.5, release.set).start()
@@ -157,29 +158,14 @@ def test_holder_record_of_a_dead_process_is_not_reported(ws: Path) -> None:
     """Busy with a holder whose record is missing or stale: the message names no wrong process."""
     _io.write_json(ws / HOLDER_NAME, {"pid": dead_pid(), "command": "train", "started": "2020-01-01T10:00:00",
                                       "host": os.uname().nodename})
-    held, release = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        from filelock import FileLock
-
-        with FileLock(ws / LOCK_NAME):
-            held.set()
-            release.wait(30)
-
-    thread = threading.Thread(target=hold)
-    thread.start()
-    held.wait(30)
-    try:
+    with held_by_another_thread(lambda: FileLock(ws / LOCK_NAME)):
         with pytest.raises(DeepswapError, match="workspace busy: another deepswap command") as error:
             fetch_sources(ws)
         assert "train" not in str(error.value)
-    finally:
-        release.set()
-        thread.join()
 
 
 def test_remove_faces_waits_for_a_short_holder(faces_ws: Path) -> None:
-    with held_by_another_thread(faces_ws, "add", wait=True) as release:
+    with held_by_another_thread(lambda: workspace_lock(faces_ws, "add", wait=True)) as release:
         threading.Timer(0.5, release.set).start()
         assert remove_faces(faces_ws, "a", "0") != []
 
