@@ -37,6 +37,7 @@ GRID = Path(os.environ.get("DEEPSWAP_SHARED_DATA", REPO.parent / "shared" / "dat
 DEFAULT_OUT = Path.home() / ".cache" / "deepswap" / "footage"
 FPS = 25
 CLIP_FRAMES = 75  # every GRID clip: 3 s at 25 frames/s
+FIRST_CLIP = 60  # the s1 clips used start here: after quality.py's 40 trained and 4 evaluated ones
 BYSTANDER = "swiz3n"  # SFace cosine to s1 0.04 and to lrwp9a 0.16: neither A nor B
 CUT_TO = "lbbc2a"  # cosine to s1 0.14, to lrwp9a 0.10
 EDGE = 4  # pixels cut from each side of a GRID frame before moving it (the top row is dark)
@@ -104,7 +105,7 @@ def side_by_side(left: list[np.ndarray], right: list[np.ndarray]) -> Iterator[np
         yield np.hstack([a, b])
 
 
-def build_footage(out: Path = DEFAULT_OUT, first: int = 60) -> list[Footage]:
+def build_footage(out: Path = DEFAULT_OUT, first: int = FIRST_CLIP) -> list[Footage]:
     """Build (or keep, when present) the four clips in ``out`` from s1 clips ``first`` onward."""
     s1 = sorted((GRID / "s1").glob("*.mp4"))[first:first + 5]
     speakers = GRID / "speakers"
@@ -130,7 +131,7 @@ def build_footage(out: Path = DEFAULT_OUT, first: int = 60) -> list[Footage]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for the clips")
-    parser.add_argument("--first", type=int, default=60, help="index of the first s1 clip used (after the trained ones)")
+    parser.add_argument("--first", type=int, default=FIRST_CLIP, help="index of the first s1 clip used (after the trained ones)")
     args = parser.parse_args()
     for footage in build_footage(args.out, args.first):
         print(f"{footage.path}: {footage.description}")

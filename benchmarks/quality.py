@@ -8,7 +8,7 @@ sampled at ``--fps``), B = grid/speakers/lrwp9a.mp4, every frame (plus raw_mpg/l
 says it is the same person and it is not the same recording), trains ``--model`` for ``--minutes`` of
 wall-clock time, then evaluates A→B on the next ``--eval-clips`` s1 clips, all their frames.
 Then the same on the harder footage of ``footage.py`` (720p zoom/pan/roll, a small face in a corner,
-two people where only A may change, a cut to another speaker and back), built from later s1 clips
+two people where only A may change, a cut to another speaker and back), built from s1 clips 60 on
 into ``--footage`` (kept between runs); for two people it also reports how much the bystander's half
 of the frame changed, and for the cut how many frames of the other speaker were swapped (both 0).
 Targets (issue 7): identity transfer ≥ 90 %, face SSIM of B→B ≥ 0.75, output jitter ≤ input jitter;
@@ -34,7 +34,6 @@ from rich.table import Table
 
 from deepswap.cli import print_report
 from deepswap.convert import Converter, swap_frames
-from deepswap.demo import CPU_MODEL, GPU_MODEL
 from deepswap.evaluate import evaluate
 from deepswap.extract import ExtractOptions, extract
 from deepswap.faces import FaceAnalyzer, cosine_distance
@@ -42,7 +41,7 @@ from deepswap.faces.identity import DEFAULT_THRESHOLD
 from deepswap.train import TrainOptions, read_state, train
 from deepswap.video import probe_video, read_frames
 from deepswap.workspace import CONFIG_NAME, add_sources, init_workspace
-from footage import CLIP_FRAMES, CUT_TO, DEFAULT_OUT, Footage, build_footage
+from footage import CLIP_FRAMES, CUT_TO, DEFAULT_OUT, FIRST_CLIP, Footage, build_footage
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DEEPSWAP_SHARED_DATA", REPO.parent / "shared" / "data")) / "grid"
@@ -132,8 +131,8 @@ def footage_table(rows: list[tuple[str, dict, str]]) -> Table:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=20.0, help="training wall-clock budget of this run")
-    parser.add_argument("--model", help="train this model with its own defaults (default: the demo's choice for "
-                                           "this device, e.g. a narrow lite at lr 4e-4 on CPUs)")
+    parser.add_argument("--model", help="train this model with its own defaults (default: what `deepswap train` "
+                                           "picks here: lite on CPUs, hd on GPUs)")
     parser.add_argument("--clips-a", type=int, default=40, help="s1 clips to train on")
     parser.add_argument("--eval-clips", type=int, default=4, help="s1 clips after those to evaluate on")
     parser.add_argument("--fps", type=float, default=10.0, help="frames per second of A's clips to extract")
@@ -146,19 +145,15 @@ def main() -> None:
     s1 = sorted((SHARED / "s1").glob("*.mp4"))
     if len(s1) < args.clips_a + args.eval_clips:
         parser.error(f"{SHARED / 's1'}: {len(s1)} clips, fewer than --clips-a + --eval-clips")
+    if not args.no_footage and args.clips_a + args.eval_clips > FIRST_CLIP:
+        parser.error(f"the harder footage is built from s1 clips {FIRST_CLIP} on; use fewer clips or --no-footage")
     device = torch.cuda.get_device_name() if torch.cuda.is_available() else f"{os.cpu_count()} CPU cores"
     console.print(f"device {device}, torch {torch.__version__}; A = {args.clips_a} s1 clips at {args.fps:g} frames/s, "
-                  f"B = lrwp9a; {args.model or 'the demo model'} for {args.minutes:g} min; evaluated on {args.eval_clips} other s1 clips")
+                  f"B = lrwp9a; {args.model or 'the default model'} for {args.minutes:g} min; evaluated on {args.eval_clips} other s1 clips")
     with tempfile.TemporaryDirectory() as scratch:
         root = args.workdir or Path(scratch) / "ws"
         build_workspace(root, s1[:args.clips_a], args.fps, console)
-        if args.model:
-            options = TrainOptions(model=args.model, minutes=args.minutes)
-        else:
-            name, architecture, batch_size, learning_rate = GPU_MODEL if torch.cuda.is_available() else CPU_MODEL
-            options = TrainOptions(model=name, minutes=args.minutes, batch_size=batch_size, architecture=architecture,
-                                   learning_rate=learning_rate)
-        result = train(root, options)
+        result = train(root, TrainOptions(model=args.model, minutes=args.minutes))
         held_out = root / "held_out_clips"
         held_out.mkdir(exist_ok=True)
         for clip in s1[args.clips_a:args.clips_a + args.eval_clips]:
@@ -169,7 +164,7 @@ def main() -> None:
         harder = []
         if not args.no_footage:
             converter = Converter(root)
-            for footage in build_footage(args.footage, first=args.clips_a + args.eval_clips):
+            for footage in build_footage(args.footage):
                 scores = evaluate(root, clips=footage.path, max_frames=probe_video(footage.path).frames)
                 harder.append((footage.name, scores, other_face_check(converter, footage)))
     budget = {"model": result.model, "device": device, "minutes_this_run": args.minutes,

@@ -25,9 +25,9 @@ SAMPLES = Path(__file__).parent / "data" / "grid"
 HELD_BACK = "bbas1s.mp4"
 CREDIT = ("GRID audio-visual corpus (Cooke, Barker, Cunningham & Shao 2006), CC BY 4.0, "
           "recorded with consenting volunteers")
-# (name, architecture options, batch size, learning rate), chosen for the best swap in a few
-# minutes: a narrow `lite` with a high learning rate on CPUs.
-CPU_MODEL = ("lite", {"resolution": 64, "width": 32, "latent": 256}, 8, 4e-4)
+# (name, architecture options, batch size, learning rate; None: the model's default): `lite` as it
+# is on CPUs (narrow, batch 8, a high learning rate: the CLI's default too).
+CPU_MODEL = ("lite", {}, None, None)
 GPU_MODEL = ("hd", {}, 64, 2e-4)
 DEFAULT_MINUTES = 8.0
 
@@ -59,7 +59,7 @@ class DemoResult:
 
 
 def run_demo(out: str | Path = "deepswap-demo", minutes: float | None = None, *, on_progress: ProgressCallback | None = None,
-             model: tuple[str, dict[str, Any], int, float] | None = None, fps: float = 10.0) -> DemoResult:
+             model: tuple[str, dict[str, Any], int | None, float | None] | None = None, fps: float = 10.0) -> DemoResult:
     """Build a workspace in ``out`` from the sample footage, extract, train for ``minutes``, convert a held-back clip.
 
     ``model`` (name, architecture options, batch size, learning rate) overrides the choice made for this machine;
