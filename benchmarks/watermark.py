@@ -1,6 +1,6 @@
 """Watermark visibility, robustness, false positives and cost on GRID footage.
 
-    python benchmarks/watermark.py [--clips 6] [--negatives 40]
+    python benchmarks/watermark.py [--clips 6] [--negatives 40] [--footage DIR | --no-footage]
 
 Visibility is the standard deviation of the luma change the mark adds on flat picture
 (``flat_area_visibility``, goal ≤ 0.3 grey levels): on perfectly flat grey frames, on the blue screen
@@ -11,6 +11,8 @@ worst detection z over the clips. Marks cover the whole frame or only a region: 
 box, or the head (face + hair). Unmarked clips, photos and noise give the false-positive z
 (threshold Z_THRESHOLD). Cost is per 1280×720 frame (a GRID clip upscaled), wall clock and CPU time
 (the CPU time is the steadier figure on a shared machine).
+The same visibility and robustness figures, whole frame, on the harder footage of ``footage.py``
+(720p zoom/pan/roll, a small face in a corner of a wall, two people, a cut), built into ``--footage``.
 Uses ../shared/data/grid (or the clips shipped in the package when it is absent).
 """
 
@@ -28,15 +30,17 @@ import cv2
 import numpy as np
 
 from deepswap.provenance import Watermarker, WatermarkDetector, detect_watermark
-from deepswap.provenance.watermark import Z_THRESHOLD, flat_area_visibility
+from deepswap.provenance.watermark import Z_THRESHOLD, Region, flat_area_visibility
 from deepswap.verify import verify_file
 from deepswap.video import VideoWriter, read_frames
+from footage import DEFAULT_OUT, build_footage
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DEEPSWAP_SHARED_DATA", REPO.parent / "shared" / "data")) / "grid"
 PACKAGED = REPO / "src" / "deepswap" / "data" / "grid"
 REGIONS = {"whole frame": None, "head box": (95, 70, 265, 270), "face box": (95, 85, 225, 255)}
 BLUE_SCREEN = ((8, 20, 64, 140), (296, 20, 352, 140))  # left and right of the speaker, in a 360×288 GRID frame
+GRID_SIZE = (288, 360)
 GREY_LEVELS = (16, 64, 128, 192, 235)
 OUTPUT_ID = "3fa2c1d9"
 Frames = list[np.ndarray]
@@ -110,9 +114,9 @@ def _crop(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     return image[y0:y1, x0:x1]
 
 
-def robustness(clips: list[Path], folder: Path) -> None:
+def robustness(clips: list[Path], folder: Path, regions: dict[str, Region] = REGIONS) -> None:
     bits = Watermarker(OUTPUT_ID).bits
-    for name, region in REGIONS.items():
+    for name, region in regions.items():
         worst: dict[str, tuple[float, float, int, int]] = {}
         lowest_psnr, flat, screen = np.inf, [], []
         for clip in clips:
@@ -128,7 +132,8 @@ def robustness(clips: list[Path], folder: Path) -> None:
                 marked_frame = watermarker.embed(frame.copy(), region)
                 lowest_psnr = min(lowest_psnr, psnr(frame[crop], marked_frame[crop]))
                 flat.append(flat_area_visibility(frame[crop], marked_frame[crop]))
-                screen += [flat_area_visibility(_crop(frame, box), _crop(marked_frame, box)) for box in BLUE_SCREEN]
+                if frame.shape[:2] == GRID_SIZE:
+                    screen += [flat_area_visibility(_crop(frame, box), _crop(marked_frame, box)) for box in BLUE_SCREEN]
             written = frames_of(marked)
             for attack, make in attacks(folder).items():
                 for inputs in make(written):
@@ -195,6 +200,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=6, help="clips marked and attacked (s1 + other speakers)")
     parser.add_argument("--negatives", type=int, default=40, help="untouched clips checked for false positives")
+    parser.add_argument("--footage", type=Path, default=DEFAULT_OUT, help="folder of the harder footage (built if missing)")
+    parser.add_argument("--no-footage", action="store_true", help="GRID clips only")
     args = parser.parse_args()
     speakers = grid_clips("speakers", args.clips // 2)
     clips = grid_clips("s1", args.clips - len(speakers)) + speakers
@@ -202,6 +209,9 @@ def main() -> None:
         cost(clips[0])
         flat_grey()
         robustness(clips, Path(tmp))
+        if not args.no_footage:
+            harder = [footage.path for footage in build_footage(args.footage)]
+            robustness(harder, Path(tmp), {"whole frame, harder footage (zoom_pan_roll, small_corner, two_people, cut)": None})
         negatives = grid_clips("s1", args.negatives + args.clips)[args.clips:] or grid_clips("speakers", 10)
         false_positives(negatives, Path(tmp))
 

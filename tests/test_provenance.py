@@ -15,7 +15,7 @@ from deepswap.cli import app
 from deepswap.errors import DeepswapError
 from deepswap.provenance import (LABEL, Watermarker, detect_watermark, new_output_id, parse_label,
                                  provenance_label, read_label)
-from deepswap.provenance.watermark import Z_THRESHOLD, WatermarkResult, flat_area_visibility
+from deepswap.provenance.watermark import Z_THRESHOLD, WatermarkResult, flat_area_visibility, pixel_texture
 from deepswap.verify import verify_file
 from deepswap.video import VideoWriter, read_frames, write_image
 
@@ -144,6 +144,49 @@ def test_flat_picture_of_real_footage_gets_no_visible_mark(clip: Path) -> None:
         for box in BLUE_SCREEN:
             assert flat_area_visibility(crop(frame, box), crop(marked, box)) <= INVISIBLE
         assert psnr(frame, marked) < 60, "the busy parts of the frame carry the mark"
+
+
+def enlarged(frame: np.ndarray) -> np.ndarray:
+    """A GRID frame as a 720p camera would frame it zoomed in: 3.5× larger, so one chip of the
+    mark's grid spans many smooth pixels."""
+    return cv2.resize(frame[4:-4, 4:-4], None, fx=3.5, fy=3.5, interpolation=cv2.INTER_CUBIC)[:720, :1280]
+
+
+def small_on_a_wall(frame: np.ndarray) -> np.ndarray:
+    """A GRID frame at 40 % size in the corner of a 640×512 frame of its own studio wall, enlarged."""
+    canvas = cv2.resize(frame[4:52, 4:52], (640, 512), interpolation=cv2.INTER_CUBIC)
+    small = cv2.resize(frame, None, fx=0.4, fy=0.4, interpolation=cv2.INTER_AREA)
+    canvas[16:16 + small.shape[0], 16:16 + small.shape[1]] = small
+    return canvas
+
+
+@pytest.mark.parametrize("framing", [enlarged, small_on_a_wall])
+def test_smooth_picture_of_enlarged_footage_gets_no_visible_mark(original: list[np.ndarray], framing) -> None:
+    watermarker = Watermarker(OUTPUT_ID)
+    for frame in original[::25]:
+        picture = framing(frame)
+        marked = watermarker.embed(picture.copy())
+        assert flat_area_visibility(picture, marked) <= INVISIBLE
+        assert psnr(picture, marked) < 60, "the busy parts of the frame carry the mark"
+
+
+def test_enlarged_footage_still_carries_the_mark(original: list[np.ndarray]) -> None:
+    watermarker = Watermarker(OUTPUT_ID)
+    marked = [watermarker.embed(enlarged(frame)) for frame in original[:25]]
+    result = detect_watermark(marked)
+    assert result.found and result.output_id == OUTPUT_ID
+
+
+def test_pixel_veto_is_zero_on_flat_picture_and_one_on_busy_picture() -> None:
+    rng = np.random.default_rng(3)
+    for size in ((288, 360), (720, 1280)):
+        flat = np.full(size, 90, np.uint8) + rng.integers(0, 2, size, dtype=np.uint8)
+        assert pixel_texture(flat).max() == 0
+        busy = rng.integers(0, 256, size, dtype=np.uint8)
+        assert pixel_texture(busy).min() == 1
+        half = np.concatenate([flat[:, : size[1] // 2], busy[:, size[1] // 2:]], axis=1)
+        veto = pixel_texture(half)
+        assert veto[:, : size[1] // 2 - 20].max() == 0 and veto[:, size[1] // 2 + 20:].min() == 1
 
 
 def test_flat_area_visibility_is_the_std_added_on_flat_blocks() -> None:

@@ -69,6 +69,8 @@ MIN_PSNR_DB = 40.5
 Z_THRESHOLD = 8.0
 FLAT_BLOCK = 16
 FLAT_STD = 2.0
+PIXEL_WINDOW = 9  # pixels: the window of the pixel-scale flatness measure
+PIXEL_RAMP = 2.0  # grey levels of local std above FLAT_STD over which the pixel veto lifts
 _KEY = b"deepswap-watermark-v2"
 _WINDOW_FRACTIONS = (0.25, 0.375, 0.5, 0.625, 0.75, 1.0)
 _WINDOW_STEPS = 8
@@ -174,6 +176,24 @@ def texture_gain(small: np.ndarray) -> np.ndarray:
     contrast = np.sqrt(cv2.GaussianBlur(detail * detail, (0, 0), TEXTURE_SIGMA))
     texture = np.clip((contrast - TEXTURE_FLOOR) * TEXTURE_SLOPE, 0, MAX_GAIN)
     return cv2.erode(texture, _EROSION, iterations=EDGE_EROSION) * _luminance_masking(background)
+
+
+def pixel_texture(luma: np.ndarray) -> np.ndarray:
+    """The JND mask's veto at the frame's own pixel scale, 0..1: 0 where the local std of the luma
+    (a ``PIXEL_WINDOW`` window, kept back from flat picture by as much again) is at most
+    ``FLAT_STD``, rising to 1 over ``PIXEL_RAMP`` grey levels. The chip-scale texture gain cannot
+    see this on enlarged footage, where one analysis sample spans many smooth pixels. Frames of
+    720 lines and more are measured on 2×2 (3×3, …) pixel means, which only makes the veto stricter."""
+    height, width = luma.shape
+    step = max(1, min(height, width) // 360)
+    small = luma if step == 1 else cv2.resize(luma, (width // step, height // step), interpolation=cv2.INTER_AREA)
+    picture = small.astype(np.float32)
+    side = max(3, PIXEL_WINDOW // step | 1)
+    mean = cv2.blur(picture, (side, side))
+    variance = cv2.blur(cv2.multiply(picture, picture), (side, side)) - cv2.multiply(mean, mean)
+    std = cv2.erode(cv2.sqrt(cv2.max(variance, 0.0)), cv2.getStructuringElement(cv2.MORPH_RECT, (side, side)))
+    veto = np.clip((std - FLAT_STD) * (1 / PIXEL_RAMP), 0, 1)
+    return veto if step == 1 else cv2.resize(veto, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
 def _luminance_masking(background: np.ndarray) -> np.ndarray:
@@ -292,22 +312,25 @@ class Watermarker:
         self.output_id = output_id
         self.bits = _payload(output_id)
 
-    def chip_amplitudes(self, host: _Analysis, chip_mask: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
+    def chip_amplitudes(self, host: _Analysis, chip_mask: np.ndarray, frame_size: tuple[int, int],
+                        veto: np.ndarray) -> np.ndarray:
         """Per chip, the amplitude (in units of the gain map) that moves its residual onto the
         nearest lattice point of its bit, within ±MAX_AMPLITUDE; found by reading back the change
-        the way the decoder does."""
+        (the gain map times ``veto``, the pixel veto at analysis resolution) the way the decoder does."""
         rows, cols = host.residual.shape
+        gain = host.gain * veto
+        chip_gain = _block_means(gain)
         bit_of_chip, dither = _layout(rows, cols)
         offset = dither + 0.5 * self.bits[bit_of_chip]
         wanted = STEP * (np.round(host.residual / STEP - offset) + offset) - host.residual
-        usable = chip_mask * (host.chip_gain > 0)
-        per_unit = _own_response(*frame_size) * np.maximum(host.chip_gain, 1e-3)
+        usable = chip_mask * (chip_gain > 0)
+        per_unit = _own_response(*frame_size) * np.maximum(chip_gain, 1e-3)
         round_trip = _round_trip(*frame_size)
         amplitude = np.zeros((rows, cols), np.float32)
         moved = np.zeros((rows, cols), np.float32)
         for _ in range(ITERATIONS):
             amplitude = np.clip(amplitude + usable * (wanted - moved) / per_unit, -MAX_AMPLITUDE, MAX_AMPLITUDE)
-            change = cv2.filter2D(_spread(amplitude) * host.gain, -1, round_trip, borderType=cv2.BORDER_REFLECT)
+            change = cv2.filter2D(_spread(amplitude) * gain, -1, round_trip, borderType=cv2.BORDER_REFLECT)
             moved = _residual(_block_means(change))
         return amplitude
 
@@ -320,9 +343,13 @@ class Watermarker:
         area = _area(region, height, width)
         if area.pixels == 0:
             return frame_rgb
-        host = _analyse(_analysis_image(_integral(_luma(frame_rgb)), *grid_shape(height, width)))
-        amplitude = self.chip_amplitudes(host, area.chips, (height, width))
+        luma = _luma(frame_rgb)
+        grid = grid_shape(height, width)
+        host = _analyse(_analysis_image(_integral(luma), *grid))
+        veto = pixel_texture(luma)
+        amplitude = self.chip_amplitudes(host, area.chips, (height, width), _analysis_image(_integral(veto), *grid))
         pattern = _to_frame(_spread(amplitude) * host.gain, height, width)[area.rows, area.cols]
+        pattern *= veto[area.rows, area.cols]
         if area.weight is not None:
             pattern *= area.weight
         np.clip(pattern, -MAX_CHANGE, MAX_CHANGE, out=pattern)
