@@ -1,7 +1,7 @@
 """Swap quality after a fixed training budget: `deepswap evaluate` on GRID footage the model never saw.
 
     python benchmarks/quality.py [--minutes 20] [--model lite] [--clips-a 40] [--eval-clips 4] [--fps 10]
-                                 [--workdir DIR] [--footage DIR | --no-footage] [--json]
+                                 [--detail 1] [--workdir DIR] [--footage DIR | --no-footage] [--crops DIR] [--json]
 
 Builds a workspace from ../shared/data: A = the first ``--clips-a`` clips of GRID speaker s1 (faces
 sampled at ``--fps``), B = grid/speakers/lrwp9a.mp4, every frame (plus raw_mpg/lrwp9a.mpg when SFace
@@ -14,7 +14,10 @@ of the frame changed, and for the cut how many frames of the other speaker were 
 Targets (issue 7): identity transfer ≥ 90 %, face SSIM of B→B ≥ 0.75, output jitter ≤ input jitter;
 (issue 14) sharpness ratio ≥ 0.6, mean cosine to B ≥ 0.55 and to A ≤ 0.30, mouth-open correlation ≥ 0.75.
 With ``--workdir`` the workspace is kept, and a second run resumes it (extract skips what is done,
-training continues for another ``--minutes``).
+training continues for another ``--minutes``; ``--minutes 0`` only evaluates, e.g. at another
+``--detail``: the share of the footage's fine detail convert keeps on the new face, 0 = the model's
+face as drawn). ``--crops DIR`` writes, per footage, a few faces as input | the model's face as drawn
+| the face convert writes (labelled and watermarked PNGs, the crops enlarged alike) to look at.
 """
 
 from __future__ import annotations
@@ -24,27 +27,30 @@ import json
 import os
 import tempfile
 import time
+from dataclasses import replace
 from itertools import islice
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from rich.console import Console
 from rich.table import Table
 
 from deepswap.cli import print_report
-from deepswap.convert import Converter, swap_frames
+from deepswap.convert import Converter, ReplaceSettings, swap_frames
 from deepswap.evaluate import evaluate
 from deepswap.extract import ExtractOptions, extract
 from deepswap.faces import FaceAnalyzer, cosine_distance
 from deepswap.faces.identity import DEFAULT_THRESHOLD
 from deepswap.train import TrainOptions, read_state, train
-from deepswap.video import probe_video, read_frames
+from deepswap.video import probe_video, read_frames, write_image
 from deepswap.workspace import CONFIG_NAME, add_sources, init_workspace
 from footage import CLIP_FRAMES, CUT_TO, DEFAULT_OUT, FIRST_CLIP, Footage, build_footage
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DEEPSWAP_SHARED_DATA", REPO.parent / "shared" / "data")) / "grid"
+CROP = 256  # pixels: the side each face crop of --crops is shown at
 SAME_RECORDING = 4.0  # mean absolute difference of the first frames (grey levels) below which two files are one recording
 
 
@@ -88,7 +94,7 @@ def build_workspace(root: Path, clips_a: list[Path], fps: float, console: Consol
     console.print(f"extract: {time.perf_counter() - began:.0f} s")
 
 
-def other_face_check(converter: Converter, footage: Footage) -> str:
+def other_face_check(converter: Converter, footage: Footage, settings: ReplaceSettings) -> str:
     """What must stay untouched, as convert's face pipeline renders the frames (before watermark
     and encoder, so untouched pixels differ by exactly 0): for two people, the largest mean absolute
     change of the bystander's (right) half over the frames; for the cut, the frames of the other
@@ -104,10 +110,30 @@ def other_face_check(converter: Converter, footage: Footage) -> str:
         elif CLIP_FRAMES <= frame.index < 2 * CLIP_FRAMES:
             changes.append(float(where is not None))
 
-    swap_frames(read_frames(footage.path), converter.replacer("a2b"), converter.swapper.batch_size, on_frame)
+    swap_frames(read_frames(footage.path), converter.replacer("a2b", settings), converter.swapper.batch_size, on_frame)
     if footage.name == "two_people":
         return f"bystander Δ {max(changes):.2f}"
     return f"{CUT_TO}: {sum(changes):.0f}/{len(changes)} swapped"
+
+
+def save_crops(converter: Converter, clip: Path, settings: ReplaceSettings, path: Path,
+                picks: tuple[int, ...] = (12, 37, 62)) -> None:
+    """Frames ``picks`` of ``clip``, each as a row of three crops around the replaced face: the input,
+    the model's face as drawn (no fine detail of the footage) and the face as convert fits it in."""
+    replacer, drawn = converter.replacer("a2b", settings), converter.replacer("a2b", replace(settings, detail=0.0))
+    rows = []
+    for frame in islice(read_frames(clip), max(picks) + 1):
+        where = replacer.locate(frame)
+        if frame.index not in picks or where is None:
+            continue
+        x, y, width, height = where.face.box
+        half, centre = 0.7 * max(width, height), (x + width / 2, y + height / 2)
+        matrix = np.array([[CROP / (2 * half), 0, CROP / 2 - centre[0] * CROP / (2 * half)],
+                           [0, CROP / (2 * half), CROP / 2 - centre[1] * CROP / (2 * half)]])
+        panels = [frame.image, drawn.render([frame.image], [where])[0], replacer.render([frame.image], [where])[0]]
+        rows.append(np.hstack([cv2.warpAffine(panel, matrix, (CROP, CROP), flags=cv2.INTER_LANCZOS4) for panel in panels]))
+    if rows:
+        write_image(path, np.vstack(rows), replaced_person="s1", model=converter.swapper.name, source=clip)
 
 
 def _figure(value: float | None, form: str = ".2f", scale: float = 1.0, unit: str = "") -> str:
@@ -115,30 +141,34 @@ def _figure(value: float | None, form: str = ".2f", scale: float = 1.0, unit: st
 
 
 def footage_table(rows: list[tuple[str, dict, str]]) -> Table:
-    """One row per footage: faces swapped, identity, mouth, sharpness, jitter, the untouched check."""
-    table = Table(title="harder footage (issue 14: sharpness ≥ 0.6, cos B ≥ 0.55, cos A ≤ 0.30, all → B, mouth ≥ 0.75)")
-    for column in ("footage", "swapped", "→ B", "cos B / A", "mouth", "sharpness", "jitter", "untouched"):
+    """One row per footage: faces swapped, identity, mouth, sharpness, jitter, watermark, the untouched check."""
+    table = Table(title="harder footage (issue 14: sharpness ≥ 0.6, cos B ≥ 0.55, cos A ≤ 0.30, all → B, mouth ≥ 0.75, "
+                        "mark on flat picture ≤ 0.3)")
+    for column in ("footage", "swapped", "→ B", "cos B / A", "mouth", "sharpness", "jitter", "mark flat", "untouched"):
         table.add_column(column)
     for name, report, check in rows:
         identity = report["identity"]
         table.add_row(name, f"{report['faces_swapped']}/{report['frames']}", _figure(identity["transfer"], ".0f", 100, " %"),
                       f"{_figure(identity['similarity_b'])} / {_figure(identity['similarity_a'])}",
                       _figure(report["expression"]["mouth_open_correlation"]), _figure(report["sharpness"]["ratio"]),
-                      _figure(report["stability"]["jitter_ratio"]), check)
+                      _figure(report["stability"]["jitter_ratio"]), _figure(report["watermark"]["flat_area_std"]), check)
     return table
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=20.0, help="training wall-clock budget of this run")
+    parser.add_argument("--minutes", type=float, default=20.0, help="training wall-clock budget of this run (0: evaluate only)")
     parser.add_argument("--model", help="train this model with its own defaults (default: what `deepswap train` "
                                            "picks here: lite on CPUs, hd on GPUs)")
     parser.add_argument("--clips-a", type=int, default=40, help="s1 clips to train on")
     parser.add_argument("--eval-clips", type=int, default=4, help="s1 clips after those to evaluate on")
     parser.add_argument("--fps", type=float, default=10.0, help="frames per second of A's clips to extract")
+    parser.add_argument("--detail", type=float, default=ReplaceSettings.detail,
+                        help="share of the footage's fine detail kept on the new face (convert --detail)")
     parser.add_argument("--workdir", type=Path, help="keep the workspace here (resumed if it exists)")
     parser.add_argument("--footage", type=Path, default=DEFAULT_OUT, help="folder of the harder footage (built if missing)")
     parser.add_argument("--no-footage", action="store_true", help="evaluate on the plain s1 clips only")
+    parser.add_argument("--crops", type=Path, help="write before/after face crops of each footage into this folder")
     parser.add_argument("--json", action="store_true", help="print the report and the budget as JSON")
     args = parser.parse_args()
     console = Console(stderr=True)
@@ -153,31 +183,41 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         root = args.workdir or Path(scratch) / "ws"
         build_workspace(root, s1[:args.clips_a], args.fps, console)
-        result = train(root, TrainOptions(model=args.model, minutes=args.minutes))
+        if args.minutes > 0:
+            train(root, TrainOptions(model=args.model, minutes=args.minutes))
+        elif read_state(root / "model") is None:
+            parser.error("--minutes 0 evaluates a trained --workdir; this one has no model yet")
+        state = read_state(root / "model")
+        settings = ReplaceSettings(detail=args.detail)
         held_out = root / "held_out_clips"
         held_out.mkdir(exist_ok=True)
         for clip in s1[args.clips_a:args.clips_a + args.eval_clips]:
             if not (held_out / clip.name).exists():
                 (held_out / clip.name).symlink_to(clip)
-        report = evaluate(root, clips=held_out, max_frames=75 * args.eval_clips)
-        trained_seconds = read_state(root / "model")["training"]["elapsed_seconds"]
+        report = evaluate(root, clips=held_out, max_frames=75 * args.eval_clips, replace=settings)
+        converter = Converter(root)
+        if args.crops:
+            args.crops.mkdir(parents=True, exist_ok=True)
+            save_crops(converter, sorted(held_out.iterdir())[0], settings, args.crops / "held_out.png")
         harder = []
         if not args.no_footage:
-            converter = Converter(root)
             for footage in build_footage(args.footage):
-                scores = evaluate(root, clips=footage.path, max_frames=probe_video(footage.path).frames)
-                harder.append((footage.name, scores, other_face_check(converter, footage)))
-    budget = {"model": result.model, "device": device, "minutes_this_run": args.minutes,
-              "training_minutes_total": trained_seconds / 60, "iterations": result.iteration,
-              "samples_per_second": result.samples_per_second, "faces_a_clips": args.clips_a, "fps_a": args.fps}
+                if args.crops:
+                    save_crops(converter, footage.path, settings, args.crops / f"{footage.name}.png")
+                scores = evaluate(root, clips=footage.path, max_frames=probe_video(footage.path).frames, replace=settings)
+                harder.append((footage.name, scores, other_face_check(converter, footage, settings)))
+    training = state["training"]
+    budget = {"model": state["model"], "device": device, "minutes_this_run": args.minutes,
+              "training_minutes_total": training["elapsed_seconds"] / 60, "iterations": state["iteration"],
+              "faces_a_clips": args.clips_a, "fps_a": args.fps, "detail": args.detail}
     if args.json:
         print(json.dumps({"budget": budget, "report": report,
                           "footage": {name: {"report": scores, "untouched": check} for name, scores, check in harder}},
                          indent=1))
         return
     out = Console(width=None if Console().is_terminal else 120)
-    out.print(f"training budget: {budget['training_minutes_total']:.1f} min of {result.model} on {device}, "
-              f"{result.iteration} iterations, {result.samples_per_second:.1f} samples/s")
+    out.print(f"training budget: {budget['training_minutes_total']:.1f} min of {budget['model']} on {device}, "
+              f"{budget['iterations']} iterations; convert keeps {args.detail:g} of the footage's fine detail")
     print_report(report, out)
     if harder:
         out.print(footage_table(harder))

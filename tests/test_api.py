@@ -37,6 +37,8 @@ RENDERERS = {"cli.py"}  # the only modules that may draw on the terminal (and, l
     (lambda: ReplaceSettings(blend="magic"), "--blend must be one of feather, seamless, not 'magic'"),
     (lambda: ReplaceSettings(mask_erode=math.nan), "--mask-erode must be -0.3..0.3"),
     (lambda: ReplaceSettings(mask_blur=2), "--mask-blur must be 0..0.5"),
+    (lambda: ReplaceSettings(detail=math.nan), "--detail must be 0..1"),
+    (lambda: ReplaceSettings(detail=1.5), "--detail must be 0..1"),
     (lambda: TrainOptions(precision="bf17"), "--precision must be auto, bf16 or fp32, not 'bf17'"),
     (lambda: TrainOptions(iterations=10, minutes=1), "give --iterations or --minutes, not both"),
     (lambda: TrainOptions(iterations=0), "--iterations must be ≥ 1, not 0"),

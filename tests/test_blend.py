@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deepswap.convert.blend import paste_face, prepare_mask
+from deepswap.convert.blend import fine_detail, paste_face, prepare_mask
 from deepswap.convert.color import histogram_transfer, match_color, reinhard_transfer
 from deepswap.convert.smoothing import LandmarkSmoother
 from deepswap.faces import warp_face
@@ -87,6 +87,44 @@ def test_crop_and_paste_back_keeps_the_face_s_fine_detail(two_frames):
 
     assert laplacian_variance(back) > 0.9 * laplacian_variance(frame)
     assert np.abs(back[box].astype(int) - frame[box]).mean() < 3
+
+
+def test_fine_detail_is_the_band_finer_than_its_scale(two_frames):
+    frame = two_frames[0]
+    inner = (slice(20, -20), slice(20, -20))  # away from the dark top rows of GRID frames
+
+    def amount(image: np.ndarray, scale: float = 0.5) -> float:
+        return float(np.abs(fine_detail(image, scale)[inner]).mean())
+
+    detail = fine_detail(frame, 0.5)
+    assert detail.shape == frame.shape[:2] and detail.dtype == np.float32 and abs(detail[inner].mean()) < 0.5
+    assert np.abs(fine_detail(np.full_like(frame, 77), 0.5)).max() < 1e-3, "flat picture has none"
+    assert amount(cv2.GaussianBlur(frame, (0, 0), 2)) < 0.4 * amount(frame), "little of a picture without fine detail"
+    assert amount(frame, 0.25) > 1.5 * amount(frame), "a smaller scale takes a wider band"
+
+
+def test_paste_with_detail_restores_the_frame_s_finest_detail_inside_the_mask_only(two_frames):
+    """A blurred copy of the face pasted back with --detail: inside the mask it regains the frame's
+    fine detail (the Laplacian variance of the inner face comes back), outside nothing changes."""
+    frame = two_frames[0]
+    matrix = cv2.getRotationMatrix2D((180, 120), 0, 1.6)
+    matrix[:, 2] += (128 - 180, 128 - 120)
+    crop = warp_face(frame, matrix, 256)
+    blurred = cv2.GaussianBlur(crop, (0, 0), 3)
+    mask = prepare_mask(ellipse_mask(256), erode=0.02, blur=0.05)
+    box = (slice(90, 150), slice(150, 210))
+
+    def laplacian_variance(image: np.ndarray) -> float:
+        return float(cv2.Laplacian(cv2.cvtColor(image[box], cv2.COLOR_RGB2GRAY).astype(np.float32), cv2.CV_32F).var())
+
+    plain = paste_face(frame, blurred, mask, matrix)
+    detailed = paste_face(frame, blurred, mask, matrix, detail=1.0, detail_scale=0.5)
+    assert laplacian_variance(plain) < 0.3 * laplacian_variance(frame)
+    assert laplacian_variance(detailed) > 2 * laplacian_variance(plain)
+    back = cv2.warpAffine(mask, cv2.invertAffineTransform(matrix), frame.shape[1::-1])
+    assert np.array_equal(detailed[back == 0], frame[back == 0])
+    assert np.array_equal(paste_face(frame, blurred, mask, matrix, detail=1.0, detail_scale=1.0), plain), \
+        "at scale 1 the frame has no finer detail to give"
 
 
 def test_paste_outside_the_frame_is_a_no_op(two_frames):

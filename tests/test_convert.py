@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from deepswap import _io
-from deepswap.convert import Converter, ConvertOptions, FaceReplacer, compose, convert
+from deepswap.convert import Converter, ConvertOptions, FaceReplacer, ReplaceSettings, compose, convert
+from deepswap.evaluate import inner_face_box, sharpness
 from deepswap.errors import DeepswapError
 from deepswap.verify import verify_file
 from deepswap.video import probe_video, read_frames
@@ -122,6 +123,45 @@ def test_frames_without_the_face_pass_through_byte_identical(replacer, s1_clips)
     located = replacer.locate(frame)
     rendered = replacer.render([blank, frame.image], [None, located])
     assert rendered[0] is blank and not np.array_equal(rendered[1], frame.image)
+
+
+def test_fine_detail_of_the_footage_sharpens_only_the_replaced_face(trained_workspace, s1_clips):
+    """--detail lays the footage's band finer than the model draws over the new face: the inner face
+    is crisper with it than without, and nothing outside the replaced face changes."""
+    converter = Converter(trained_workspace)
+    frame = next(read_frames(s1_clips[3]))
+    rendered = {}
+    for detail in (0.0, 0.5, 1.0):
+        replacer = converter.replacer("a2b", ReplaceSettings(detail=detail))
+        located = replacer.locate(frame)
+        rendered[detail] = replacer.render([frame.image], [located])[0]
+    box = inner_face_box(located.landmarks)
+    assert sharpness(rendered[0.0], box) < sharpness(rendered[0.5], box) < sharpness(rendered[1.0], box)
+    replaced = np.any(rendered[0.0] != frame.image, axis=2)
+    changed = np.any(rendered[1.0] != rendered[0.0], axis=2)
+    assert changed.any() and not (changed & ~_grown(replaced)).any()
+
+
+def test_detail_scale_follows_the_face_size_in_the_frame():
+    """The footage's detail finer than 80 px across the face region (a 204-px region of a 256-px
+    crop): half the resolution of a face 160 px across; only the finest octave of a larger one;
+    none (scale ≥ 1) for a face under 80 px, whose detail the model draws itself."""
+    from deepswap.convert.replace import detail_scale
+
+    def matrix(crop_pixels_per_frame_pixel: float) -> np.ndarray:
+        return np.array([[crop_pixels_per_frame_pixel, 0, 0], [0, crop_pixels_per_frame_pixel, 0]])
+
+    assert detail_scale(matrix(204 / 160), 204) == pytest.approx(0.5)
+    assert detail_scale(matrix(204 / 120), 204) == pytest.approx(80 / 120)
+    assert detail_scale(matrix(204 / 600), 204) == 0.5
+    assert detail_scale(matrix(204 / 60), 204) > 1
+
+
+def _grown(mask: np.ndarray) -> np.ndarray:
+    """A boolean mask grown by 2 pixels (where the feathered edge rounds to no change at detail 0)."""
+    import cv2
+
+    return cv2.dilate(mask.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
 
 
 def test_a_photo_without_a_face_is_written_unchanged(trained_workspace, tmp_path):

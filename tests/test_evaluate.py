@@ -206,8 +206,9 @@ def test_evaluate_reports_every_metric_on_held_out_clips(trained_workspace, s1_c
     # noise alike, so it is read beside identity and expression, never alone.
     assert report["sharpness"]["input"] > 0 and report["sharpness"]["output"] > 0
     assert math.isfinite(report["sharpness"]["ratio"]) and report["sharpness"]["ratio"] > 0
-    assert set(report["targets"]) == {"identity.transfer", "reconstruction.b.ssim", "stability.jitter_ratio",
-                                      "sharpness.ratio"}
+    assert set(report["targets"]) == {"identity.transfer", "identity.similarity_b", "identity.similarity_a",
+                                      "reconstruction.b.ssim", "stability.jitter_ratio",
+                                      "expression.mouth_open_correlation", "sharpness.ratio", "watermark.flat_area_std"}
     assert report["targets"]["identity.transfer"]["met"] is (identity["transfer"] >= 0.9)
     assert 0 <= report["watermark"]["flat_area_std"] <= 0.3
     console = Console(record=True, width=120)

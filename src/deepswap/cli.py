@@ -322,6 +322,7 @@ def convert(
     blend: Annotated[str, typer.Option("--blend", help="Blending: feather or seamless.")] = "feather",
     mask_erode: Annotated[float, typer.Option("--mask-erode", help="Shrink (or, negative, grow) the mask, fraction of the face.")] = 0.03,
     mask_blur: Annotated[float, typer.Option("--mask-blur", help="Feather width of the mask edge, fraction of the face.")] = 0.08,
+    detail: Annotated[float, typer.Option("--detail", help="Share (0..1) of the footage's finest detail (grain, skin texture) laid over the new face; 0: the model's face as drawn.")] = 1.0,
     crf: Annotated[int, typer.Option("--crf", help="H.264 quality (0 lossless … 51 worst).")] = 18,
     gif: Annotated[bool, typer.Option("--gif", help="Write an animated GIF instead of an mp4.")] = False,
     preview: Annotated[Optional[int], typer.Option("--preview", help="Write only N frames' before/after PNGs into the OUTPUT folder.")] = None,
@@ -336,7 +337,8 @@ def convert(
 
     options = ConvertOptions(
         direction=direction, side_by_side=side_by_side, start=start, duration=duration, scale=scale,  # type: ignore[arg-type]
-        width=width, replace=ReplaceSettings(color=color, blend=blend, mask_erode=mask_erode, mask_blur=mask_blur),  # type: ignore[arg-type]
+        width=width, replace=ReplaceSettings(color=color, blend=blend, mask_erode=mask_erode, mask_blur=mask_blur,  # type: ignore[arg-type]
+                                              detail=detail),
         crf=crf, gif=gif, preview=preview, batch_size=batch_size, sign_cert=sign_cert, sign_key=sign_key,
         tsa_url=tsa_url, force=force)
     with ProgressView() as view:

@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 import torch
 
-from .convert import Converter, swap_frames
+from .convert import Converter, ReplaceSettings, swap_frames
 from .errors import DeepswapError
 from .faces import FaceAnalyzer, FaceSet, load_faceset, transform_points, umeyama
 from .faces.align import FIT_POINTS
@@ -53,11 +53,15 @@ EYE_CORNERS = (36, 45)
 INNER_LIPS = ((61, 67), (62, 66), (63, 65))
 NOSE_BRIDGE, CHIN = 27, 8
 VISIBILITY_ID = "00000000"  # any output id: how visible the mark is does not depend on it
-TARGETS = {  # the goals of issue 7: metric path → (comparison, value, as printed)
+TARGETS = {  # metric path → (comparison, value, as printed): the goals of issues 7 and 14
     "identity.transfer": (">=", 0.90, "≥ 90 %"),
+    "identity.similarity_b": (">=", 0.55, "≥ 0.55"),
+    "identity.similarity_a": ("<=", 0.30, "≤ 0.30"),
     "reconstruction.b.ssim": (">=", 0.75, "≥ 0.75"),
     "stability.jitter_ratio": ("<=", 1.0, "≤ 1"),
-    "sharpness.ratio": (">=", 0.6, "≥ 0.6"),  # issue 14
+    "expression.mouth_open_correlation": (">=", 0.75, "≥ 0.75"),
+    "sharpness.ratio": (">=", 0.6, "≥ 0.6"),
+    "watermark.flat_area_std": ("<=", 0.3, "≤ 0.3"),
 }
 INNER_FACE = slice(17, 68)  # brows, nose, eyes, mouth: the face without the jaw line
 
@@ -294,12 +298,13 @@ class ClipMeasures:
     watermark_visibility: np.ndarray
 
 
-def swap_and_measure(converter: Converter, clips: list[Clip], max_frames: int, reporter: Reporter) -> list[ClipMeasures]:
-    """Swap A→B through up to ``max_frames`` frames of the clips with convert's per-frame pipeline,
-    in runs of consecutive frames (at least MIN_RUN per clip), and measure the input and the output
-    face of every frame where A was found."""
+def swap_and_measure(converter: Converter, clips: list[Clip], max_frames: int, reporter: Reporter,
+                     settings: ReplaceSettings = ReplaceSettings()) -> list[ClipMeasures]:
+    """Swap A→B through up to ``max_frames`` frames of the clips with convert's per-frame pipeline
+    (fitting faces in with ``settings``), in runs of consecutive frames (at least MIN_RUN per clip),
+    and measure the input and the output face of every frame where A was found."""
     analyzer = converter.analyzer
-    replacer = converter.replacer("a2b")
+    replacer = converter.replacer("a2b", settings)
     per_clip = max(MIN_RUN, math.ceil(max_frames / len(clips)))
     reporter.task("evaluate A→B", total=max_frames, unit="frames")
     measured: list[ClipMeasures] = []
@@ -348,9 +353,10 @@ def _joined(sequences: list[np.ndarray]) -> np.ndarray:
 
 
 def evaluate(workspace: WorkspaceLike, clips: str | Path | None = None, max_frames: int = 150,
-             on_progress: ProgressCallback | None = None) -> dict[str, Any]:
+             on_progress: ProgressCallback | None = None, replace: ReplaceSettings = ReplaceSettings()) -> dict[str, Any]:
     """Score a trained workspace's swap (see the module docstring) on up to ``max_frames`` frames of
-    ``clips`` (videos of A not used for training; default: A's own footage, marked optimistic).
+    ``clips`` (videos of A not used for training; default: A's own footage, marked optimistic),
+    fitting the faces in as convert does with ``replace``.
     Progress: one ``task`` counted in frames.
 
     Returns a JSON-ready dict: ``identity``, ``reconstruction`` (per person), ``stability``,
@@ -371,7 +377,7 @@ def evaluate(workspace: WorkspaceLike, clips: str | Path | None = None, max_fram
     converter = Converter(workspace)
     swapper = converter.swapper
     reconstruction = {key: reconstruction_scores(swapper, facesets[key], key) for key in PERSON_KEYS}
-    measured = swap_and_measure(converter, footage, max_frames, Reporter("evaluate", on_progress))
+    measured = swap_and_measure(converter, footage, max_frames, Reporter("evaluate", on_progress), replace)
     swapped = np.concatenate([clip.swapped for clip in measured]) if measured else np.zeros(0, bool)
     frames = len(swapped)
     if not swapped.any():
@@ -387,6 +393,7 @@ def evaluate(workspace: WorkspaceLike, clips: str | Path | None = None, max_fram
     report = {
         "workspace": str(workspace.root),
         "model": {"name": swapper.name, "iteration": swapper.iteration, "resolution": swapper.resolution},
+        "detail": replace.detail,
         "footage": footage_kind,
         "clips": [str(clip.path) for clip in footage[:len(measured)]],
         "frames": frames,
@@ -431,8 +438,8 @@ def report_rows(report: dict[str, Any]) -> list[ReportRow]:
 
     rows = [
         row("identity transfer A→B", _percent(identity["transfer"]), "", "identity.transfer"),
-        row("  cosine similarity to B / A",
-            f"{_number(identity['similarity_b'], '.2f')} / {_number(identity['similarity_a'], '.2f')}", "B higher"),
+        row("  cosine similarity to B", _number(identity["similarity_b"], ".2f"), "higher", "identity.similarity_b"),
+        row("  cosine similarity to A", _number(identity["similarity_a"], ".2f"), "lower", "identity.similarity_a"),
         row("  untouched input (control)", _percent(identity["input_transfer"]), "≈ 0 %"),
         row("  faces found in the output", f"{report['faces_found_in_output']}/{report['faces_swapped']}", "all"),
     ]
@@ -445,12 +452,13 @@ def report_rows(report: dict[str, Any]) -> list[ReportRow]:
         row("jitter output / input", f"{_number(stability['jitter_ratio'], '.2f')} ({_number(stability['output_jitter'], '.4f')} / "
             f"{_number(stability['input_jitter'], '.4f')})", "", "stability.jitter_ratio"),
         row("landmark distance (eye widths)", _number(expression["landmark_distance"]), "lower"),
-        row("mouth-open correlation", _number(expression["mouth_open_correlation"], ".2f"), "near 1"),
+        row("mouth-open correlation", _number(expression["mouth_open_correlation"], ".2f"), "near 1",
+            "expression.mouth_open_correlation"),
         row("sharpness output / input (inner face)", f"{_number(report['sharpness']['ratio'], '.2f')} "
             f"({_number(report['sharpness']['output'], '.0f')} / {_number(report['sharpness']['input'], '.0f')})", "",
             "sharpness.ratio"),
         row("watermark on flat picture (std added)", _number(report["watermark"]["flat_area_std"], ".2f", " grey levels"),
-            "≤ 0.3"),
+            "lower", "watermark.flat_area_std"),
     ]
     return rows
 

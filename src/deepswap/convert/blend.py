@@ -24,18 +24,30 @@ def prepare_mask(mask: np.ndarray, erode: float, blur: float) -> np.ndarray:
     return np.clip(mask, 0.0, 1.0)
 
 
+def fine_detail(patch: np.ndarray, scale: float) -> np.ndarray:
+    """The luma of an RGB patch finer than ``scale`` (< 1) times its resolution, in grey levels
+    (float32, zero mean): the luma minus itself shrunk by ``scale`` and grown back."""
+    luma = cv2.cvtColor(patch, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    height, width = luma.shape
+    small = cv2.resize(luma, (max(1, round(width * scale)), max(1, round(height * scale))), interpolation=cv2.INTER_AREA)
+    return luma - cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
+
+
 def paste_face(
     frame: np.ndarray,
     face: np.ndarray,
     mask: np.ndarray,
     matrix: np.ndarray,
     mode: BlendMode = "feather",
+    detail: float = 0.0,
+    detail_scale: float = 1.0,
 ) -> np.ndarray:
     """Warp a face crop back into ``frame`` with the inverse of the frame→crop ``matrix`` and blend it.
 
-    The face is warped bicubically (a bilinear warp blurs away its finest detail). Only the face's
-    bounding rectangle in the frame is touched, so the cost does not grow with the frame size;
-    pixels outside the mask stay byte-identical.
+    The face is warped bicubically (a bilinear warp blurs away its finest detail). ``detail`` is the
+    share of the frame's own detail finer than ``detail_scale`` × its resolution (``fine_detail``)
+    laid over the face inside the mask, at the frame's resolution. Only the face's bounding rectangle in the frame is touched, so the cost
+    does not grow with the frame size; pixels outside the mask stay byte-identical.
     """
     height, width = frame.shape[:2]
     size = face.shape[0]
@@ -64,7 +76,10 @@ def paste_face(
         )[1:-1, 1:-1]
         warped_face = cloned
     alpha = warped_mask[..., None]
-    blended = patch.astype(np.float32) * (1 - alpha) + warped_face.astype(np.float32) * alpha
+    drawn = warped_face.astype(np.float32)
+    if detail and detail_scale < 1:
+        drawn += detail * fine_detail(patch, detail_scale)[..., None]
+    blended = patch.astype(np.float32) * (1 - alpha) + drawn * alpha
     touched = warped_mask > 0
     patch[touched] = np.clip(blended[touched] + 0.5, 0, 255).astype(np.uint8)
     return output

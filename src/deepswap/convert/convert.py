@@ -125,7 +125,7 @@ class Converter:
         """A fresh per-frame pipeline (its own tracking and smoothing) replacing a2b or b2a."""
         replaced: PersonKey = "a" if direction == "a2b" else "b"
         return FaceReplacer(self.analyzer, IdentityTracker(self.identity(replaced), self.analyzer.encoder),
-                            self.swapper.swap, self.workspace.other(replaced), settings)
+                            self.swapper, self.workspace.other(replaced), settings)
 
     def convert(self, input_path: str | Path, output: str | Path, options: ConvertOptions | None = None,
                 on_progress: ProgressCallback | None = None) -> ConvertReport:

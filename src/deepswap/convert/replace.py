@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import get_args
 
@@ -9,21 +10,35 @@ import numpy as np
 
 from ..errors import DeepswapError
 from ..faces import Face, FaceAnalyzer, IdentityTracker, alignment_matrix, face_mask, transform_points, warp_face
+from ..train import Swapper
+from ..train.data import face_region
 from ..video import Frame
 from .blend import BlendMode, paste_face, prepare_mask
 from .color import ColorMode, match_color
 from .smoothing import LandmarkSmoother
 
 
+DETAIL_RESOLUTION = 80  # pixels across the face region: the footage's detail finer than this is laid over the new face
+FINEST_SHARE = 0.5  # ... but on a large face only the frame's finest octave
+
+
 @dataclass(frozen=True)
 class ReplaceSettings:
-    """How a generated face is fitted into the frame."""
+    """How a generated face is fitted into the frame.
+
+    ``detail`` is how much of the footage's own finest detail — grain, skin texture, the crisp edge
+    of a lid or a lip: what is finer than ``DETAIL_RESOLUTION`` pixels across the face, and on a
+    large face only the frame's finest octave (``detail_scale``) — is laid over the generated face
+    inside the mask, so that it is as crisp as the picture around it; 0 keeps the model's face as
+    drawn. Coarser detail, where a face's identity lies, is always the model's.
+    """
 
     color: ColorMode = "reinhard"
     blend: BlendMode = "feather"
     mask_erode: float = 0.03
     mask_blur: float = 0.08
     smooth: bool = True
+    detail: float = 1.0
 
     def __post_init__(self) -> None:
         for flag, value, allowed in (("--color", self.color, get_args(ColorMode)), ("--blend", self.blend, get_args(BlendMode))):
@@ -33,6 +48,8 @@ class ReplaceSettings:
             raise DeepswapError(f"--mask-erode must be -0.3..0.3 (a fraction of the face), not {self.mask_erode}")
         if not 0 <= self.mask_blur <= 0.5:
             raise DeepswapError(f"--mask-blur must be 0..0.5 (a fraction of the face), not {self.mask_blur}")
+        if not 0 <= self.detail <= 1:
+            raise DeepswapError(f"--detail must be 0..1 (share of the footage's fine detail kept), not {self.detail}")
 
 
 @dataclass
@@ -51,14 +68,16 @@ class FaceReplacer:
     ``render`` takes a batch of located frames and runs the model once for all of them.
     """
 
-    def __init__(self, analyzer: FaceAnalyzer, tracker: IdentityTracker, swap, to: str, settings: ReplaceSettings) -> None:
+    def __init__(self, analyzer: FaceAnalyzer, tracker: IdentityTracker, swapper: Swapper, to: str,
+                 settings: ReplaceSettings) -> None:
         self.analyzer = analyzer
         self.tracker = tracker
-        self.swap = swap
+        self.swapper = swapper
         self.to = to
         self.settings = settings
         self.size = analyzer.face_size
         self.smoother = LandmarkSmoother()
+        self.region_side = face_region(self.size, swapper.coverage)[2]
 
     def reset(self) -> None:
         """Forget the tracked face (between unrelated images)."""
@@ -82,7 +101,7 @@ class FaceReplacer:
         if not todo:
             return list(frames)
         crops = np.stack([warp_face(frames[i], located[i].matrix, self.size) for i in todo])
-        generated, generated_masks = self.swap(crops, to=self.to)
+        generated, generated_masks = self.swapper.swap(crops, to=self.to)
         output = list(frames)
         for k, i in enumerate(todo):
             where = located[i]
@@ -90,8 +109,18 @@ class FaceReplacer:
             mask = landmark_mask if generated_masks is None else np.minimum(generated_masks[k], _dilated(landmark_mask))
             mask = prepare_mask(mask, self.settings.mask_erode, self.settings.mask_blur)
             face = match_color(generated[k], crops[k], mask, self.settings.color)
-            output[i] = paste_face(frames[i], face, mask, where.matrix, self.settings.blend)
+            output[i] = paste_face(frames[i], face, mask, where.matrix, self.settings.blend, self.settings.detail,
+                                   detail_scale(where.matrix, self.region_side))
         return output
+
+
+def detail_scale(matrix: np.ndarray, region_side: float) -> float:
+    """The share of the frame's resolution below which the footage's detail is left out, for a face
+    whose model region spans ``region_side`` crop pixels: ``DETAIL_RESOLUTION`` pixels across the
+    face's region in the frame, but never less than ``FINEST_SHARE`` (on a large face, only the
+    frame's finest octave: grain and texture, no features); ≥ 1 when the frame holds nothing finer."""
+    frame_side = region_side / math.sqrt(abs(np.linalg.det(matrix[:, :2])))
+    return max(DETAIL_RESOLUTION / frame_side, FINEST_SHARE)
 
 
 def _dilated(mask: np.ndarray) -> np.ndarray:

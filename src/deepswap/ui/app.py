@@ -513,7 +513,8 @@ def _convert_job(folder: Path, workspace: Workspace, form: FormData) -> tuple[st
     gif = form.get("gif") == "on"
     options = actions.convert_options(
         {"color": text(form, "color") or None, "blend": text(form, "blend") or None,
-         "mask_erode": number(form, "mask_erode", float, "mask erode"), "mask_blur": number(form, "mask_blur", float, "mask blur")},
+         "mask_erode": number(form, "mask_erode", float, "mask erode"), "mask_blur": number(form, "mask_blur", float, "mask blur"),
+         "detail": number(form, "detail", float, "fine detail")},
         direction=text(form, "direction") or None, side_by_side=form.get("side_by_side") == "on",
         start=number(form, "start"), duration=number(form, "duration"), scale=number(form, "scale"),
         width=number(form, "width", int), crf=number(form, "crf", int), gif=gif,
