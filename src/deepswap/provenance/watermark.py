@@ -183,17 +183,17 @@ def pixel_texture(luma: np.ndarray) -> np.ndarray:
     (a ``PIXEL_WINDOW`` window, kept back from flat picture by as much again) is at most
     ``FLAT_STD``, rising to 1 over ``PIXEL_RAMP`` grey levels. The chip-scale texture gain cannot
     see this on enlarged footage, where one analysis sample spans many smooth pixels. Frames of
-    720 lines and more are measured on 2×2 (3×3, …) pixel means, which only makes the veto stricter."""
+    720 lines and more are measured on 2×2 (3×3, …) pixel means, which only makes the veto stricter;
+    the veto is returned at that resolution."""
     height, width = luma.shape
     step = max(1, min(height, width) // 360)
     small = luma if step == 1 else cv2.resize(luma, (width // step, height // step), interpolation=cv2.INTER_AREA)
-    picture = small.astype(np.float32)
     side = max(3, PIXEL_WINDOW // step | 1)
-    mean = cv2.blur(picture, (side, side))
-    variance = cv2.blur(cv2.multiply(picture, picture), (side, side)) - cv2.multiply(mean, mean)
-    std = cv2.erode(cv2.sqrt(cv2.max(variance, 0.0)), cv2.getStructuringElement(cv2.MORPH_RECT, (side, side)))
-    veto = np.clip((std - FLAT_STD) * (1 / PIXEL_RAMP), 0, 1)
-    return veto if step == 1 else cv2.resize(veto, (width, height), interpolation=cv2.INTER_LINEAR)
+    window = (side, side)
+    mean = cv2.boxFilter(small, cv2.CV_32F, window)
+    variance = cv2.sqrBoxFilter(small, cv2.CV_32F, window) - cv2.multiply(mean, mean)
+    std = cv2.erode(cv2.sqrt(cv2.max(variance, 0.0)), cv2.getStructuringElement(cv2.MORPH_RECT, window))
+    return cv2.min(cv2.max((std - FLAT_STD) * (1 / PIXEL_RAMP), 0.0), 1.0)
 
 
 def _luminance_masking(background: np.ndarray) -> np.ndarray:
@@ -348,8 +348,8 @@ class Watermarker:
         host = _analyse(_analysis_image(_integral(luma), *grid))
         veto = pixel_texture(luma)
         amplitude = self.chip_amplitudes(host, area.chips, (height, width), _analysis_image(_integral(veto), *grid))
-        pattern = _to_frame(_spread(amplitude) * host.gain, height, width)[area.rows, area.cols]
-        pattern *= veto[area.rows, area.cols]
+        marks = cv2.resize(_spread(amplitude) * host.gain, veto.shape[::-1], interpolation=cv2.INTER_LINEAR) * veto
+        pattern = _to_frame(marks, height, width)[area.rows, area.cols]
         if area.weight is not None:
             pattern *= area.weight
         np.clip(pattern, -MAX_CHANGE, MAX_CHANGE, out=pattern)
