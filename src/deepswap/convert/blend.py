@@ -46,8 +46,9 @@ def paste_face(
 
     The face is warped bicubically (a bilinear warp blurs away its finest detail). ``detail`` is the
     share of the frame's own detail finer than ``detail_scale`` × its resolution (``fine_detail``)
-    laid over the face inside the mask, at the frame's resolution. Only the face's bounding rectangle in the frame is touched, so the cost
-    does not grow with the frame size; pixels outside the mask stay byte-identical.
+    laid over the face inside the mask, at the frame's resolution. Only the face's bounding
+    rectangle in the frame is touched, so the cost does not grow with the frame size; pixels
+    outside the mask stay byte-identical.
     """
     height, width = frame.shape[:2]
     size = face.shape[0]

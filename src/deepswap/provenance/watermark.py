@@ -347,7 +347,9 @@ class Watermarker:
         grid = grid_shape(height, width)
         host = _analyse(_analysis_image(_integral(luma), *grid))
         veto = pixel_texture(luma)
-        amplitude = self.chip_amplitudes(host, area.chips, (height, width), _analysis_image(_integral(veto), *grid))
+        analysis_size = (grid[1] * ANALYSIS_SCALE, grid[0] * ANALYSIS_SCALE)
+        amplitude = self.chip_amplitudes(host, area.chips, (height, width),
+                                         cv2.resize(veto, analysis_size, interpolation=cv2.INTER_AREA))
         marks = cv2.resize(_spread(amplitude) * host.gain, veto.shape[::-1], interpolation=cv2.INTER_LINEAR) * veto
         pattern = _to_frame(marks, height, width)[area.rows, area.cols]
         if area.weight is not None:
