@@ -11,7 +11,7 @@ import pytest
 
 import deepswap
 from deepswap.errors import DeepswapError
-from deepswap.ui.jobs import FAILED, STOPPED, Busy, Job, JobManager
+from deepswap.ui.jobs import FAILED, STOPPED, Busy, Job, JobManager, decode_job, encode_job
 from deepswap.workspace import init_workspace
 
 TINY = {"resolution": 32, "width": 8, "latent": 32}
@@ -27,6 +27,22 @@ def wait_for(condition, timeout: float = 180.0) -> None:
 def finished(job: Job) -> Job:
     wait_for(lambda: not job.active)
     return job
+
+
+def test_a_job_crosses_to_the_worker_as_json_and_comes_back_whole(tmp_path: Path) -> None:
+    """The worker's stdin carries JSON, not pickle: paths and every option dataclass come back equal
+    (and are checked again when rebuilt); anything else is refused before a process starts."""
+    arguments = {"workspace": tmp_path / "ws", "clips": None, "max_frames": 30,
+                 "options": deepswap.ConvertOptions(start=1.5, replace=deepswap.ReplaceSettings(detail=0.5, color="hist"),
+                                                    sign_cert=tmp_path / "cert.pem", sign_key=tmp_path / "key.pem"),
+                 "train": deepswap.TrainOptions(minutes=2, architecture={"width": 8, "resolution": 32}),
+                 "extract": deepswap.ExtractOptions(person="a", fps=5)}
+    data = encode_job("convert", arguments)
+    json.loads(data)
+    assert b"pickle" not in data
+    assert decode_job(data) == ("convert", arguments)
+    with pytest.raises(TypeError):
+        encode_job("convert", {"workspace": object()})
 
 
 def test_a_failing_step_shows_the_line_the_cli_prints(tmp_path: Path) -> None:

@@ -14,8 +14,8 @@ job that way and waits for it. A step that fails shows the same one line the CLI
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import pickle
 import signal
 import subprocess
 import sys
@@ -24,7 +24,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from ..errors import DeepswapError
 
@@ -36,6 +36,49 @@ SHUTDOWN_WAIT_SECONDS = 120.0
 
 class Busy(DeepswapError):
     """The workspace already has a job running."""
+
+
+def encode_job(action: str, arguments: dict[str, Any]) -> bytes:
+    """A step and its arguments as JSON for the child's stdin: paths and the library's option
+    dataclasses (``ExtractOptions``, ``TrainOptions``, ``ConvertOptions``, ``ReplaceSettings``) tagged
+    so that ``decode_job`` rebuilds them — and nothing else: no pickle crosses the pipe."""
+    return json.dumps({"action": action, "arguments": _plain(arguments)}).encode()
+
+
+def decode_job(data: bytes) -> tuple[str, dict[str, Any]]:
+    """What ``encode_job`` wrote: (action, arguments), options rebuilt (and so checked again)."""
+    message = json.loads(data)
+    return message["action"], _restored(message["arguments"])
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Path):
+        return {"path": str(value)}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {"options": type(value).__name__,
+                "fields": {item.name: _plain(getattr(value, item.name)) for item in dataclasses.fields(value)}}
+    if isinstance(value, Mapping):
+        return {"mapping": {str(key): _plain(item) for key, item in value.items()}}
+    if isinstance(value, (list, tuple)):
+        return {"list": [_plain(item) for item in value]}
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise TypeError(f"a job argument of type {type(value).__name__} cannot be sent to the worker")
+
+
+def _restored(value: Any) -> Any:
+    if not isinstance(value, dict):
+        return value
+    if "path" in value:
+        return Path(value["path"])
+    if "options" in value:
+        from .. import ConvertOptions, ExtractOptions, ReplaceSettings, TrainOptions
+
+        kinds = {kind.__name__: kind for kind in (ConvertOptions, ExtractOptions, ReplaceSettings, TrainOptions)}
+        return kinds[value["options"]](**{name: _restored(item) for name, item in value["fields"].items()})
+    if "mapping" in value:
+        return {key: _restored(item) for key, item in value["mapping"].items()}
+    return [_restored(item) for item in value["list"]]
 
 
 @dataclass
@@ -137,7 +180,7 @@ class JobManager:
             process = subprocess.Popen([sys.executable, "-m", "deepswap.ui.worker"], stdin=subprocess.PIPE,
                                        stdout=subprocess.PIPE, start_new_session=True)
             assert process.stdin is not None
-            process.stdin.write(pickle.dumps((action, arguments)))
+            process.stdin.write(encode_job(action, arguments))
             process.stdin.close()
             self._jobs.setdefault(workspace, {})[kind] = job
             self._processes[job.id] = process

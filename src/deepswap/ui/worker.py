@@ -1,6 +1,6 @@
 """A job's child process (``python -m deepswap.ui.worker``, started by ``jobs.JobManager``).
 
-It reads ``(action, arguments)`` pickled on stdin, runs ``actions.JOBS[action](**arguments,
+It reads ``(action, arguments)`` as JSON on stdin (``jobs.encode_job``), runs ``actions.JOBS[action](**arguments,
 on_progress=…)`` and writes JSON lines to stdout: one per progress event, then the result, then
 how it ended (finished, stopped by SIGINT/SIGTERM, or failed with the CLI's one-line error).
 Anything else the step prints goes to stderr, so stdout carries only those lines.
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import pickle
 import signal
 import sys
 import traceback
@@ -18,7 +17,7 @@ from typing import IO, Any
 
 from ..errors import DeepswapError
 from ..progress import ProgressEvent
-from .jobs import FAILED, FINISHED, STOPPED
+from .jobs import FAILED, FINISHED, STOPPED, decode_job
 
 
 def event_message(event: ProgressEvent) -> dict[str, Any]:
@@ -51,7 +50,7 @@ def run(action: str, arguments: dict[str, Any], send: Any) -> dict[str, Any]:
 
 
 def main() -> None:
-    action, arguments = pickle.load(sys.stdin.buffer)
+    action, arguments = decode_job(sys.stdin.buffer.read())
     channel: IO[str] = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints must not break the channel
 
