@@ -16,7 +16,9 @@ Design (dither modulation on a frame-relative chip grid, placed by a just-notice
   the fine detail around each point — the std of the high-passed luma — above a floor, so flat
   picture gets exactly nothing), eroded so that it does not bleed from an edge into a flat
   neighbour, times luminance masking (Chou & Li's visibility threshold: dark and bright areas hide
-  more than mid-grey). A chip's change is its amplitude times this gain map, so it follows the
+  more than mid-grey), times a veto at the frame's own pixel scale (``pixel_texture``: nothing
+  where the local std of the pixels is within ``FLAT_STD``, which the chip-scale mask cannot see on
+  enlarged footage). A chip's change is its amplitude times this gain map, so it follows the
   texture inside the chip; chips that a bounded amplitude cannot move far enough are moved part
   of the way. The embedder runs the decoder's own measurement on the marked picture (at analysis
   resolution) and corrects, a few times. No pixel changes by more than ``MAX_CHANGE`` grey
