@@ -38,10 +38,13 @@ class Busy(DeepswapError):
     """The workspace already has a job running."""
 
 
+OPTION_KINDS = ("ConvertOptions", "ExtractOptions", "ReplaceSettings", "TrainOptions")  # the dataclasses a job may carry
+
+
 def encode_job(action: str, arguments: dict[str, Any]) -> bytes:
     """A step and its arguments as JSON for the child's stdin: paths and the library's option
-    dataclasses (``ExtractOptions``, ``TrainOptions``, ``ConvertOptions``, ``ReplaceSettings``) tagged
-    so that ``decode_job`` rebuilds them — and nothing else: no pickle crosses the pipe."""
+    dataclasses (``OPTION_KINDS``) tagged so that ``decode_job`` rebuilds them; any other type is
+    refused here (TypeError), before a process starts. No pickle crosses the pipe."""
     return json.dumps({"action": action, "arguments": _plain(arguments)}).encode()
 
 
@@ -54,7 +57,7 @@ def decode_job(data: bytes) -> tuple[str, dict[str, Any]]:
 def _plain(value: Any) -> Any:
     if isinstance(value, Path):
         return {"path": str(value)}
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+    if dataclasses.is_dataclass(value) and type(value).__name__ in OPTION_KINDS:
         return {"options": type(value).__name__,
                 "fields": {item.name: _plain(getattr(value, item.name)) for item in dataclasses.fields(value)}}
     if isinstance(value, Mapping):
@@ -72,10 +75,11 @@ def _restored(value: Any) -> Any:
     if "path" in value:
         return Path(value["path"])
     if "options" in value:
-        from .. import ConvertOptions, ExtractOptions, ReplaceSettings, TrainOptions
+        import deepswap
 
-        kinds = {kind.__name__: kind for kind in (ConvertOptions, ExtractOptions, ReplaceSettings, TrainOptions)}
-        return kinds[value["options"]](**{name: _restored(item) for name, item in value["fields"].items()})
+        if value["options"] not in OPTION_KINDS:
+            raise ValueError(f"a job may not carry {value['options']!r}")
+        return getattr(deepswap, value["options"])(**{name: _restored(item) for name, item in value["fields"].items()})
     if "mapping" in value:
         return {key: _restored(item) for key, item in value["mapping"].items()}
     return [_restored(item) for item in value["list"]]
