@@ -24,6 +24,7 @@ from deepswap.progress import ProgressEvent
 from deepswap.train import MODELS, TrainOptions, build_model, load_swapper, read_state, train
 from deepswap.train.data import Augment, augment_face, face_region
 from deepswap.train.loss import LossWeights, focal_frequency_loss, reconstruction_loss, ssim_map
+from deepswap.train.trainer import DECAY_SHARE, FINAL_LR, scheduled_lr
 from deepswap.workspace import Workspace, init_workspace
 
 TINY = {"resolution": 32, "width": 8, "latent": 32}
@@ -156,6 +157,18 @@ def test_random_warp_keeps_input_and_target_aligned(seed, x, y):
     assert np.abs(lit["warped"].astype(int) - lit["target"]).max() <= 1
 
 
+def test_learning_rate_warms_up_holds_then_falls_over_the_last_share_of_the_budget():
+    base = 4e-4
+    assert scheduled_lr(0, base, 0) == scheduled_lr(10 ** 6, base, 0) == base, "no budget: constant"
+    assert scheduled_lr(0, base, 100) == pytest.approx(base / 100) and scheduled_lr(99, base, 100) == base
+    held = [scheduled_lr(5, base, 0, progress) for progress in np.linspace(0, 1 - DECAY_SHARE, 10)]
+    assert held == [base] * 10
+    falling = [scheduled_lr(5, base, 0, progress) for progress in np.linspace(1 - DECAY_SHARE, 1, 20)]
+    assert all(a > b for a, b in zip(falling, falling[1:]))
+    assert falling[-1] == pytest.approx(FINAL_LR * base) and scheduled_lr(5, base, 0, 1.5) == pytest.approx(FINAL_LR * base)
+    assert scheduled_lr(5, base, 100, 1.0) == pytest.approx(FINAL_LR * base * 6 / 100), "warm-up and fall multiply"
+
+
 def test_face_region_covers_the_face_and_stays_in_the_crop():
     for size in (64, 128, 256):
         x, y, side = face_region(size, 0.8)
@@ -206,6 +219,8 @@ def test_training_on_grid_faces_lowers_the_loss_and_writes_previews(workspace):
     result = tiny_train(workspace, iterations=20, preview_every=10, learning_rate=1e-3)
     losses = [row["loss_a"] + row["loss_b"] for row in result.history]
     assert len(losses) == 20 and all(np.isfinite(losses))
+    rates = [row["learning_rate"] for row in result.history]
+    assert rates[:16] == [1e-3] * 16 and all(a > b for a, b in zip(rates[15:], rates[16:])), "the last quarter falls"
     assert np.mean(losses[-5:]) < 0.85 * np.mean(losses[:5])
     model = workspace / "model"
     state = json.loads((model / "state.json").read_text())

@@ -1,7 +1,8 @@
 """The training loop: read top to bottom, it is the whole of ``deepswap train``.
 
 Each iteration takes a batch of warped faces of A and of B, runs both through the shared encoder
-and each through its own decoder, and steps Adam on the masked SSIM + L1 loss. Around that:
+and each through its own decoder, and steps Adam on the masked SSIM + L1 loss, at a learning rate
+that falls over the last quarter of the run's budget (``scheduled_lr``). Around that:
 resume from ``WS/model``, progress events, preview grids, ``loss.csv`` and its curve, TensorBoard
 when installed, checkpoints every few minutes and on Ctrl-C/SIGTERM/SIGHUP or a stop request, a
 stop on NaN/Inf, and DistributedDataParallel under ``torchrun`` (rank 0 writes everything).
@@ -107,10 +108,20 @@ def choose_model(saved: dict[str, Any] | None, requested: str | None, folder: Pa
     return name
 
 
-def scheduled_lr(iteration: int, base: float, warmup: int) -> float:
-    """Linear warm-up over the first ``warmup`` iterations, then constant (a pure function of the
-    iteration, so a resumed run continues the schedule exactly)."""
-    return base * min(1.0, (iteration + 1) / warmup) if warmup else base
+DECAY_SHARE = 0.25  # of a run's budget (--iterations or --minutes) over which the learning rate falls
+FINAL_LR = 0.1  # of the base rate, reached at the end of the budget
+
+
+def scheduled_lr(iteration: int, base: float, warmup: int, progress: float | None = None) -> float:
+    """Linear warm-up over the first ``warmup`` iterations, constant, then a cosine fall to
+    ``FINAL_LR`` × base over the last ``DECAY_SHARE`` of the budget (``progress``: the share of it
+    done, 0..1; None when the run has no budget and trains until stopped). Adam at a high constant
+    rate leaves the weights noisy and the faces soft; the fall settles them (benchmarks/quality.py)."""
+    rate = base * min(1.0, (iteration + 1) / warmup) if warmup else base
+    if progress is None:
+        return rate
+    fall = min(1.0, max(0.0, (progress - (1 - DECAY_SHARE)) / DECAY_SHARE))
+    return rate * (FINAL_LR + (1 - FINAL_LR) * (1 + math.cos(math.pi * fall)) / 2)
 
 
 @contextmanager
@@ -299,6 +310,15 @@ def train(workspace: WorkspaceLike, options: TrainOptions | None = None, on_prog
         (person_losses[0] + person_losses[1]).backward()
         return torch.stack(person_losses).detach()
 
+    def budget_done(iteration: int) -> float | None:
+        """The share of the budget done: of the iterations to reach (so a resumed run continues the
+        schedule exactly), else of this run's minutes, else None."""
+        if end is not None:
+            return iteration / end
+        if minutes is not None:
+            return (time.monotonic() - started) / (minutes * 60)
+        return None
+
     iteration = start
     losses: list[torch.Tensor] = []
     stopped_by = "iterations"
@@ -309,7 +329,7 @@ def train(workspace: WorkspaceLike, options: TrainOptions | None = None, on_prog
         while end is None or iteration < end:
             batch_data = {k: v.to(runtime.device, non_blocking=True) for k, v in next(loader).items()}
             for group in optimizer.param_groups:
-                group["lr"] = scheduled_lr(iteration, base_lr, spec.warmup)
+                group["lr"] = scheduled_lr(iteration, base_lr, spec.warmup, budget_done(iteration))
             optimizer.zero_grad(set_to_none=True)
             losses.append(train_step(batch_data))
             optimizer.step()
