@@ -328,8 +328,9 @@ def train(workspace: WorkspaceLike, options: TrainOptions | None = None, on_prog
         loader = make_loader(stream, batch, start * batch, workers, pin_memory=cuda)
         while end is None or iteration < end:
             batch_data = {k: v.to(runtime.device, non_blocking=True) for k, v in next(loader).items()}
+            learning_rate = scheduled_lr(iteration, base_lr, spec.warmup, budget_done(iteration))
             for group in optimizer.param_groups:
-                group["lr"] = scheduled_lr(iteration, base_lr, spec.warmup, budget_done(iteration))
+                group["lr"] = learning_rate
             optimizer.zero_grad(set_to_none=True)
             losses.append(train_step(batch_data))
             optimizer.step()
