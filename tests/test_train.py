@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -22,9 +23,9 @@ from deepswap import _io
 from deepswap.errors import DeepswapError
 from deepswap.progress import ProgressEvent
 from deepswap.train import MODELS, TrainOptions, build_model, load_swapper, read_state, train
-from deepswap.train.data import Augment, augment_face, face_region
+from deepswap.train.data import FINISHING_AUGMENT, Augment, augment_face, face_region
 from deepswap.train.loss import LossWeights, focal_frequency_loss, reconstruction_loss, ssim_map
-from deepswap.train.trainer import DECAY_SHARE, FINAL_LR, scheduled_lr
+from deepswap.train.trainer import FINAL_LR, FINISHING_SHARE, finishing, scheduled_lr
 from deepswap.workspace import Workspace, init_workspace
 
 TINY = {"resolution": 32, "width": 8, "latent": 32}
@@ -155,18 +156,24 @@ def test_random_warp_keeps_input_and_target_aligned(seed, x, y):
     assert np.abs(still["target"].astype(int) - image).max() <= 1
     lit = augment_face(image, dot, dot, np.random.default_rng(seed), Augment(warp=0, rotation=0, zoom=0, shift=0, flip=0))
     assert np.abs(lit["warped"].astype(int) - lit["target"]).max() <= 1
+    finishing = augment_face(image, dot, dot, np.random.default_rng(seed), replace(FINISHING_AUGMENT, lightness=0, color=0))
+    difference = np.abs(finishing["warped"].astype(int) - finishing["target"])  # OpenCV samples at 1/32 pixel
+    assert difference.mean() < 0.05 and difference.max() <= 215 / 32 + 1, "finishing stage: the input is the target"
+    assert np.array_equal(finishing["target"], sample["target"]), "... moved, flipped and lit as at any other time"
 
 
 def test_learning_rate_warms_up_holds_then_falls_over_the_last_share_of_the_budget():
     base = 4e-4
     assert scheduled_lr(0, base, 0) == scheduled_lr(10 ** 6, base, 0) == base, "no budget: constant"
     assert scheduled_lr(0, base, 100) == pytest.approx(base / 100) and scheduled_lr(99, base, 100) == base
-    held = [scheduled_lr(5, base, 0, progress) for progress in np.linspace(0, 1 - DECAY_SHARE, 10)]
+    held = [scheduled_lr(5, base, 0, progress) for progress in np.linspace(0, 1 - FINISHING_SHARE, 10)]
     assert held == [base] * 10
-    falling = [scheduled_lr(5, base, 0, progress) for progress in np.linspace(1 - DECAY_SHARE, 1, 20)]
+    falling = [scheduled_lr(5, base, 0, progress) for progress in np.linspace(1 - FINISHING_SHARE, 1, 20)]
     assert all(a > b for a, b in zip(falling, falling[1:]))
     assert falling[-1] == pytest.approx(FINAL_LR * base) and scheduled_lr(5, base, 0, 1.5) == pytest.approx(FINAL_LR * base)
     assert scheduled_lr(5, base, 100, 1.0) == pytest.approx(FINAL_LR * base * 6 / 100), "warm-up and fall multiply"
+    assert [finishing(progress) for progress in (None, 0.0, 1 - FINISHING_SHARE - 1e-9, 1 - FINISHING_SHARE, 1.0)] == \
+        [False, False, False, True, True], "the finishing stage (warp off) is where the rate falls"
 
 
 def test_face_region_covers_the_face_and_stays_in_the_crop():
@@ -216,11 +223,14 @@ def test_focal_frequency_loss_is_zero_for_the_target_and_grows_with_blur(extract
 
 
 def test_training_on_grid_faces_lowers_the_loss_and_writes_previews(workspace):
-    result = tiny_train(workspace, iterations=20, preview_every=10, learning_rate=1e-3)
+    events = []
+    result = tiny_train(workspace, iterations=20, preview_every=10, learning_rate=1e-3, on_progress=events.append)
     losses = [row["loss_a"] + row["loss_b"] for row in result.history]
     assert len(losses) == 20 and all(np.isfinite(losses))
     rates = [row["learning_rate"] for row in result.history]
     assert rates[:16] == [1e-3] * 16 and all(a > b for a, b in zip(rates[15:], rates[16:])), "the last quarter falls"
+    notes = [event.message for event in events if event.kind == "note"]
+    assert sum("finishing stage from iteration 15: random warp off" in note for note in notes) == 1
     assert np.mean(losses[-5:]) < 0.85 * np.mean(losses[:5])
     model = workspace / "model"
     state = json.loads((model / "state.json").read_text())

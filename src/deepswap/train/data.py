@@ -9,7 +9,8 @@ A training sample is one face of A and one of B. Each face goes through:
 3. a random similarity transform (±10° rotation, ±5 % zoom, ±5 % shift) and a horizontal flip half
    of the time: this gives the *target*;
 4. the original random warp: a 5×5 grid of control points pushed by Gaussian noise bends the target
-   into the *input*, so the autoencoder must learn faces, not copy pixels.
+   into the *input*, so the autoencoder must learn faces, not copy pixels (except in the finishing
+   stage of a training budget, ``FINISHING_AUGMENT``, where the input is the target).
 
 The face mask and an eyes-and-mouth map (from the landmarks) go through step 3 with the target;
 the loss uses them as weights. For a model that draws faces larger than it sees (``output_scale``),
@@ -54,6 +55,9 @@ class Augment:
     @classmethod
     def none(cls) -> "Augment":
         return cls(rotation=0, zoom=0, shift=0, flip=0, warp=0, lightness=0, color=0)
+
+
+FINISHING_AUGMENT = Augment(warp=0.0)  # the finishing stage of a training budget: everything but the warp
 
 
 def face_region(face_size: int, coverage: float) -> tuple[int, int, int]:

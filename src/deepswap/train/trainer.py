@@ -1,8 +1,9 @@
 """The training loop: read top to bottom, it is the whole of ``deepswap train``.
 
 Each iteration takes a batch of warped faces of A and of B, runs both through the shared encoder
-and each through its own decoder, and steps Adam on the masked SSIM + L1 loss, at a learning rate
-that falls over the last quarter of the run's budget (``scheduled_lr``). Around that:
+and each through its own decoder, and steps Adam on the masked SSIM + L1 loss. The last quarter
+of the run's budget is its finishing stage (``finishing``): the learning rate falls
+(``scheduled_lr``) and the faces come unwarped. Around that:
 resume from ``WS/model``, progress events, preview grids, ``loss.csv`` and its curve, TensorBoard
 when installed, checkpoints every few minutes and on Ctrl-C/SIGTERM/SIGHUP or a stop request, a
 stop on NaN/Inf, and DistributedDataParallel under ``torchrun`` (rank 0 writes everything).
@@ -31,7 +32,7 @@ from ..progress import ProgressCallback, Reporter
 from ..workspace import PERSON_KEYS, WorkspaceLike, as_workspace
 from . import checkpoint, report
 from .config import COVERAGE, Precision, TrainConfig, TrainOptions
-from .data import PersonFaces, TrainingStream, make_loader, preview_faces
+from .data import FINISHING_AUGMENT, PersonFaces, TrainingStream, make_loader, preview_faces
 from .loss import LossWeights, reconstruction_loss
 from .models import SwapModel, build_model, model_spec
 from .swapper import native_bf16
@@ -108,19 +109,27 @@ def choose_model(saved: dict[str, Any] | None, requested: str | None, folder: Pa
     return name
 
 
-DECAY_SHARE = 0.25  # of a run's budget (--iterations or --minutes) over which the learning rate falls
+FINISHING_SHARE = 0.25  # the last share of a run's budget (--iterations or --minutes): its finishing stage
 FINAL_LR = 0.1  # of the base rate, reached at the end of the budget
+
+
+def finishing(progress: float | None) -> bool:
+    """Whether a run with ``progress`` (the share of its budget done, None without one) is in its
+    finishing stage, the last ``FINISHING_SHARE`` of the budget: the learning rate falls and the random
+    warp is off (``FINISHING_AUGMENT``), so the model settles on drawing each face exactly, not its
+    warped average — DeepFaceLab's "random warp off" stage, made part of every budget."""
+    return progress is not None and progress >= 1 - FINISHING_SHARE
 
 
 def scheduled_lr(iteration: int, base: float, warmup: int, progress: float | None = None) -> float:
     """Linear warm-up over the first ``warmup`` iterations, constant, then a cosine fall to
-    ``FINAL_LR`` × base over the last ``DECAY_SHARE`` of the budget (``progress``: the share of it
+    ``FINAL_LR`` × base over the last ``FINISHING_SHARE`` of the budget (``progress``: the share of it
     done, 0..1; None when the run has no budget and trains until stopped). Adam at a high constant
     rate leaves the weights noisy and the faces soft; the fall settles them (benchmarks/quality.py)."""
     rate = base * min(1.0, (iteration + 1) / warmup) if warmup else base
     if progress is None:
         return rate
-    fall = min(1.0, max(0.0, (progress - (1 - DECAY_SHARE)) / DECAY_SHARE))
+    fall = min(1.0, max(0.0, (progress - (1 - FINISHING_SHARE)) / FINISHING_SHARE))
     return rate * (FINAL_LR + (1 - FINAL_LR) * (1 + math.cos(math.pi * fall)) / 2)
 
 
@@ -247,8 +256,6 @@ def train(workspace: WorkspaceLike, options: TrainOptions | None = None, on_prog
     if options.compile:
         engine = torch.compile(engine)
 
-    stream = TrainingStream(faces, net.resolution, config.coverage, config.seed + runtime.rank,
-                            output_resolution=net.output_resolution)
     workers = options.workers
     if workers is None:
         workers = min(8, max(1, (os.cpu_count() or 2) // (2 * runtime.world_size)))
@@ -310,6 +317,12 @@ def train(workspace: WorkspaceLike, options: TrainOptions | None = None, on_prog
         (person_losses[0] + person_losses[1]).backward()
         return torch.stack(person_losses).detach()
 
+    def batches_from(iteration: int, finish: bool) -> Iterator[dict[str, torch.Tensor]]:
+        """The training batches from ``iteration`` on, augmented for the finishing stage or not."""
+        stream = TrainingStream(faces, net.resolution, config.coverage, config.seed + runtime.rank,
+                                augment=FINISHING_AUGMENT if finish else None, output_resolution=net.output_resolution)
+        return make_loader(stream, batch, iteration * batch, workers, pin_memory=cuda)
+
     def budget_done(iteration: int) -> float | None:
         """The share of the budget done: of the iterations to reach (so a resumed run continues the
         schedule exactly), else of this run's minutes, else None."""
@@ -325,10 +338,16 @@ def train(workspace: WorkspaceLike, options: TrainOptions | None = None, on_prog
     started = last_save = last_log = time.monotonic()
     logged_at = start
     with stop_on_signals(stop or threading.Event()) as interrupt:
-        loader = make_loader(stream, batch, start * batch, workers, pin_memory=cuda)
+        loader, in_finish = None, False
         while end is None or iteration < end:
+            done = budget_done(iteration)
+            if loader is None or finishing(done) != in_finish:
+                in_finish = finishing(done)
+                loader = batches_from(iteration, in_finish)
+                if in_finish and runtime.main:
+                    reporter.note(f"finishing stage from iteration {iteration}: random warp off, learning rate falling")
             batch_data = {k: v.to(runtime.device, non_blocking=True) for k, v in next(loader).items()}
-            learning_rate = scheduled_lr(iteration, base_lr, spec.warmup, budget_done(iteration))
+            learning_rate = scheduled_lr(iteration, base_lr, spec.warmup, done)
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate
             optimizer.zero_grad(set_to_none=True)
