@@ -95,10 +95,10 @@ def load_optimizer(folder: str | Path, state: dict[str, Any], model: SwapModel, 
     folder = Path(folder)
     device = next(model.parameters()).device
     tensors = _load_tensors(folder, state, "optimizer", device)
-    names = [name for name, _ in model.named_parameters()]
     try:
-        moments = {index: {key: tensors[f"{name}.{key}"] for key in ("step", "exp_avg", "exp_avg_sq")}
-                   for index, name in enumerate(names) if f"{name}.step" in tensors}
+        moments = {index: {"step": tensors[f"{name}.step"],
+                           **{key: _laid_out_like(param, tensors[f"{name}.{key}"]) for key in ("exp_avg", "exp_avg_sq")}}
+                   for index, (name, param) in enumerate(model.named_parameters()) if f"{name}.step" in tensors}
         groups = optimizer.state_dict()["param_groups"]
         for group, saved in zip(groups, state["optimizer"]["param_groups"], strict=True):
             group.update({key: (tuple(value) if isinstance(value, list) else value) for key, value in saved.items()})
@@ -106,6 +106,14 @@ def load_optimizer(folder: str | Path, state: dict[str, Any], model: SwapModel, 
     except (KeyError, ValueError, RuntimeError) as exc:
         raise DeepswapError(f"{folder / state['files']['optimizer']['name']}: optimizer state does not fit the model "
                             f"({exc}); {_advice(folder)}") from None
+
+
+def _laid_out_like(param: torch.Tensor, moment: torch.Tensor) -> torch.Tensor:
+    """A saved (contiguous) Adam moment in its parameter's memory layout: fused Adam walks moments
+    and parameters through memory together, so a channels_last parameter needs channels_last moments."""
+    if moment.shape != param.shape:
+        raise ValueError(f"a moment of shape {tuple(moment.shape)} for a parameter of shape {tuple(param.shape)}")
+    return torch.empty_like(param, dtype=moment.dtype).copy_(moment)
 
 
 def _optimizer_tensors(model: SwapModel, optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
