@@ -272,6 +272,37 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(workspace, tmp_path)
     assert done.iteration == 4 and done.stopped_by == "iterations"
 
 
+def test_a_channels_last_model_resumes_with_its_adam_moments_laid_out_like_its_weights(tmp_path):
+    """GPU training keeps the model channels_last; fused Adam walks moments and weights through
+    memory together, so the restored moments must share the weights' layout: a checkpointed and
+    reloaded model then takes the same step as the one that never stopped."""
+    from deepswap.train import checkpoint
+
+    faces = torch.rand(2, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+
+    def adam(net):
+        return torch.optim.Adam(net.parameters(), lr=1e-2, fused=True)
+
+    def step(net, optimizer):
+        optimizer.zero_grad()
+        out_a, out_b = net(faces, faces)
+        (out_a.mean() - out_b.mean()).backward()
+        optimizer.step()
+
+    torch.manual_seed(0)
+    net = build_model("lite", **TINY).to(memory_format=torch.channels_last)
+    optimizer = adam(net)
+    step(net, optimizer)
+    state = checkpoint.save_checkpoint(tmp_path, net, optimizer, 1, {})
+    resumed = checkpoint.load_model(tmp_path)[0].to(memory_format=torch.channels_last)
+    resumed_optimizer = adam(resumed)
+    checkpoint.load_optimizer(tmp_path, state, resumed, resumed_optimizer)
+    step(net, optimizer)
+    step(resumed, resumed_optimizer)
+    for (name, weight), again in zip(net.named_parameters(), resumed.parameters()):
+        assert torch.allclose(weight, again, atol=1e-6), name
+
+
 def test_damaged_or_mismatching_checkpoint_is_a_clear_error_and_kept(workspace):
     tiny_train(workspace, iterations=1)
     model = workspace / "model"
