@@ -20,6 +20,10 @@ Measured 2026-11-26 (the 2-core CPU shared with other jobs, so ±15 %):
   lite 21,576 (6 %), hd 3,492 (27 %, batch 64), 3,794 (30 %, batch 128), compiled 6,149 (48 %, 476
   TFLOP/s, batch 128); whole `train` loop of hd 2,739 / 3,269 eager and 3,547 / 4,895 compiled at
   batch 64 / 128.
+- 2026-12-02, 2-core AMD EPYC with AVX2 only (fp32), the whole `lite` loop in 30-minute runs
+  (iterations 700–1400): 3.07 and 3.12 iterations/s as `deepswap train` runs it, 2.90 with the model
+  and inputs channels_last, so CPUs keep the default layout (a 200-iteration try had suggested
+  the opposite: startup dominates such short runs).
 """
 
 from __future__ import annotations

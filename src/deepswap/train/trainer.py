@@ -239,7 +239,7 @@ def train(workspace: WorkspaceLike, options: TrainOptions | None = None, on_prog
     config = resolve_config(training, options, spec.batch_size, spec.learning_rate, runtime.bf16)
     batch, base_lr = config.batch_size, config.learning_rate
     weights = LossWeights(ssim=spec.ssim_weight, frequency=spec.frequency_weight)
-    if cuda:
+    if cuda:  # on a 2-core AVX2 CPU channels_last made the lite loop ~7 % slower (benchmarks/train.py)
         net = net.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(net.parameters(), lr=base_lr, betas=spec.betas, fused=True)
     if saved is not None:
