@@ -10,8 +10,10 @@ from hypothesis import strategies as st
 
 from deepswap.convert.blend import fine_detail, paste_face, prepare_mask
 from deepswap.convert.color import histogram_transfer, match_color, reinhard_transfer
+from deepswap.convert.replace import region_window
 from deepswap.convert.smoothing import LandmarkSmoother
 from deepswap.faces import warp_face
+from deepswap.train.data import face_region
 from deepswap.video import read_frames
 
 
@@ -143,6 +145,19 @@ def test_prepared_mask_stays_in_unit_range(erode, blur):
 
 def jitter(sequence: np.ndarray) -> float:
     return float(np.linalg.norm(np.diff(sequence, axis=0), axis=-1).mean())
+
+
+@given(size=st.sampled_from([64, 128, 256]), blur=st.floats(0, 0.2))
+def test_the_mask_window_fades_out_inside_the_model_s_region(size, blur):
+    """Outside the square the model draws, the swapper returns the footage: the window that bounds
+    the mask is 0 there and at the square's edge, 1 in its middle, and rises smoothly in between."""
+    x, y, side = face_region(size, 0.8)
+    window = region_window(size, (x, y, side), blur)
+    outside = np.ones((size, size), bool)
+    outside[y + 1:y + side - 1, x + 1:x + side - 1] = False
+    assert window[outside].max() < 0.01 and window[y + side // 2, x + side // 2] == pytest.approx(1)
+    row = window[y + side // 2, x:x + side // 2 + 1]
+    assert np.all(np.diff(row) >= -1e-6), "no dip on the way in"
 
 
 def test_smoother_removes_jitter_of_a_still_face():

@@ -35,7 +35,7 @@ class ReplaceSettings:
 
     color: ColorMode = "reinhard"
     blend: BlendMode = "feather"
-    mask_erode: float = 0.03
+    mask_erode: float = 0.0
     mask_blur: float = 0.08
     smooth: bool = True
     detail: float = 1.0
@@ -77,7 +77,9 @@ class FaceReplacer:
         self.settings = settings
         self.size = analyzer.face_size
         self.smoother = LandmarkSmoother()
-        self.region_side = face_region(self.size, swapper.coverage)[2]
+        region = face_region(self.size, swapper.coverage)
+        self.region_side = region[2]
+        self.window = region_window(self.size, region, settings.mask_blur)
 
     def reset(self) -> None:
         """Forget the tracked face (between unrelated images)."""
@@ -107,11 +109,23 @@ class FaceReplacer:
             where = located[i]
             landmark_mask = face_mask(transform_points(where.landmarks, where.matrix), self.size).astype(np.float32) / 255
             mask = landmark_mask if generated_masks is None else np.minimum(generated_masks[k], _dilated(landmark_mask))
-            mask = prepare_mask(mask, self.settings.mask_erode, self.settings.mask_blur)
+            mask = prepare_mask(mask, self.settings.mask_erode, self.settings.mask_blur) * self.window
             face = match_color(generated[k], crops[k], mask, self.settings.color)
             output[i] = paste_face(frames[i], face, mask, where.matrix, self.settings.blend, self.settings.detail,
                                    detail_scale(where.matrix, self.region_side))
         return output
+
+
+def region_window(size: int, region: tuple[int, int, int], blur: float) -> np.ndarray:
+    """A crop-sized weight: 1 inside the model's ``region`` of the crop, falling to 0 at its edge over
+    the mask's feather (``blur``, a fraction of the crop). The generated face ends where the region
+    does (the swapper leaves the footage outside it), so a mask reaching past the region would show
+    a straight seam there."""
+    x, y, side = region
+    inset = (int(round(blur * size)) | 1) // 2 + 1  # the feather's radius in prepare_mask, and a pixel
+    window = np.zeros((size, size), np.float32)
+    window[y + inset:y + side - inset, x + inset:x + side - inset] = 1
+    return prepare_mask(window, 0.0, blur)
 
 
 def detail_scale(matrix: np.ndarray, region_side: float) -> float:
