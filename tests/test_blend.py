@@ -8,9 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deepswap.convert.blend import fine_detail, paste_face, prepare_mask
+from deepswap.convert.blend import fine_detail, paste_face, prepare_mask, region_window
 from deepswap.convert.color import histogram_transfer, match_color, reinhard_transfer
-from deepswap.convert.replace import region_window
 from deepswap.convert.smoothing import LandmarkSmoother
 from deepswap.faces import warp_face
 from deepswap.train.data import face_region

@@ -287,12 +287,15 @@ def faces(
                       "see them with --sheet FILE.png")
 
 
+FINISHING_STAGE = " (over the last quarter the learning rate falls and the random warp is off)."  # of a --iterations or --minutes budget
+
+
 @app.command()
 def train(
     workspace: Workspace,
     model: Annotated[Optional[str], typer.Option("--model", help="original, lite or hd. Default: the saved model; a new one is hd on a GPU, lite on a CPU.")] = None,
-    iterations: Annotated[Optional[int], typer.Option("--iterations", help="Train until the model has done N iterations in all (over the last quarter the learning rate falls and the random warp is off).")] = None,
-    minutes: Annotated[Optional[float], typer.Option("--minutes", help="Train for M minutes (over the last quarter the learning rate falls and the random warp is off).")] = None,
+    iterations: Annotated[Optional[int], typer.Option("--iterations", help="Train until the model has done N iterations in all" + FINISHING_STAGE)] = None,
+    minutes: Annotated[Optional[float], typer.Option("--minutes", help="Train for M minutes" + FINISHING_STAGE)] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Faces of each person per iteration (default: the model's).")] = None,
     compile_model: Annotated[bool, typer.Option("--compile", help="torch.compile the model (faster on GPUs once compiled).")] = False,
     precision: Annotated[str, typer.Option("--precision", help="auto (bf16 where the hardware has it), bf16 or fp32.")] = "auto",

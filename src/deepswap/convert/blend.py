@@ -18,10 +18,27 @@ def prepare_mask(mask: np.ndarray, erode: float, blur: float) -> np.ndarray:
     if erode_px:
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * erode_px + 1, 2 * erode_px + 1))
         mask = cv2.erode(mask, kernel) if erode > 0 else cv2.dilate(mask, kernel)
-    blur_px = int(round(blur * size)) | 1
+    blur_px = feather_kernel(blur, size)
     if blur_px > 1:
         mask = cv2.GaussianBlur(mask, (blur_px, blur_px), 0)
     return np.clip(mask, 0.0, 1.0)
+
+
+def feather_kernel(blur: float, size: int) -> int:
+    """The odd side in pixels of the Gaussian that feathers a mask by ``blur`` × ``size``."""
+    return int(round(blur * size)) | 1
+
+
+def region_window(size: int, region: tuple[int, int, int], blur: float) -> np.ndarray:
+    """A crop-sized weight: 1 inside the model's ``region`` of the crop, falling to 0 at its edge over
+    the mask's feather (``blur``, a fraction of the crop). The generated face ends where the region
+    does (the swapper leaves the footage outside it), so a mask reaching past the region would show
+    a straight seam there."""
+    x, y, side = region
+    inset = feather_kernel(blur, size) // 2 + 1  # the feather's radius, and a pixel
+    window = np.zeros((size, size), np.float32)
+    window[y + inset:y + side - inset, x + inset:x + side - inset] = 1
+    return prepare_mask(window, 0.0, blur)
 
 
 def fine_detail(patch: np.ndarray, scale: float) -> np.ndarray:

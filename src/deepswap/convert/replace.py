@@ -13,7 +13,7 @@ from ..faces import Face, FaceAnalyzer, IdentityTracker, alignment_matrix, face_
 from ..train import Swapper
 from ..train.data import face_region
 from ..video import Frame
-from .blend import BlendMode, paste_face, prepare_mask
+from .blend import BlendMode, paste_face, prepare_mask, region_window
 from .color import ColorMode, match_color
 from .smoothing import LandmarkSmoother
 
@@ -114,18 +114,6 @@ class FaceReplacer:
             output[i] = paste_face(frames[i], face, mask, where.matrix, self.settings.blend, self.settings.detail,
                                    detail_scale(where.matrix, self.region_side))
         return output
-
-
-def region_window(size: int, region: tuple[int, int, int], blur: float) -> np.ndarray:
-    """A crop-sized weight: 1 inside the model's ``region`` of the crop, falling to 0 at its edge over
-    the mask's feather (``blur``, a fraction of the crop). The generated face ends where the region
-    does (the swapper leaves the footage outside it), so a mask reaching past the region would show
-    a straight seam there."""
-    x, y, side = region
-    inset = (int(round(blur * size)) | 1) // 2 + 1  # the feather's radius in prepare_mask, and a pixel
-    window = np.zeros((size, size), np.float32)
-    window[y + inset:y + side - inset, x + inset:x + side - inset] = 1
-    return prepare_mask(window, 0.0, blur)
 
 
 def detail_scale(matrix: np.ndarray, region_side: float) -> float:
