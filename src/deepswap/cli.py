@@ -323,7 +323,7 @@ def convert(
     width: Annotated[Optional[int], typer.Option("--width", help="Output width in pixels (height follows).")] = None,
     color: Annotated[str, typer.Option("--color", help="Colour matching: reinhard, hist or none.")] = "reinhard",
     blend: Annotated[str, typer.Option("--blend", help="Blending: feather or seamless.")] = "feather",
-    mask_erode: Annotated[float, typer.Option("--mask-erode", help="Shrink (or, negative, grow) the mask, fraction of the face.")] = 0.0,
+    mask_erode: Annotated[float, typer.Option("--mask-erode", help="Shrink (or, negative, grow) the mask, fraction of the face.")] = -0.015,
     mask_blur: Annotated[float, typer.Option("--mask-blur", help="Feather width of the mask edge, fraction of the face.")] = 0.08,
     detail: Annotated[float, typer.Option("--detail", help="Share (0..1) of the footage's finest detail (grain, skin texture) laid over the new face; 0: the model's face as drawn.")] = 1.0,
     crf: Annotated[int, typer.Option("--crf", help="H.264 quality (0 lossless … 51 worst).")] = 18,

@@ -35,7 +35,7 @@ class ReplaceSettings:
 
     color: ColorMode = "reinhard"
     blend: BlendMode = "feather"
-    mask_erode: float = 0.0
+    mask_erode: float = -0.015
     mask_blur: float = 0.08
     smooth: bool = True
     detail: float = 1.0
