@@ -7,6 +7,7 @@ Writes four H.264 clips (crf 12, no label, no watermark: they stand for camera f
 
 - ``zoom_pan_roll.mp4``: 1280×720, three s1 clips played in a moving virtual camera that zooms
   (the face from 1.6× to 2.8× its size in the 360×288 clip), pans across the frame and rolls ±20°;
+  zoomed in, the chin passes below the frame (142 of its 225 faces reach within 0.2 eye widths of an edge);
 - ``small_corner.mp4``: the s1 clip at 40 % of its size in the top-left corner of a 640×512 frame
   (the rest a blurred, dimmed enlargement of the same clip, so no second face);
 - ``two_people.mp4``: s1 (left) beside GRID speaker swiz3n (right), 720×288: only A may change;

@@ -140,6 +140,12 @@ def _figure(value: float | None, form: str = ".2f", scale: float = 1.0, unit: st
     return "n/a" if value is None else f"{scale * value:{form}}{unit}"
 
 
+def _mouth(expression: dict) -> str:
+    """The mouth-open correlation, with the faces cut by the frame's edge that it leaves out."""
+    cut = expression["faces_cut_by_edge"]
+    return _figure(expression["mouth_open_correlation"]) + (f" ({cut} cut)" if cut else "")
+
+
 def footage_table(rows: list[tuple[str, dict, str]]) -> Table:
     """One row per footage: faces swapped, identity, mouth, sharpness, jitter, watermark, the untouched check."""
     table = Table(title="harder footage (issue 14: sharpness ≥ 0.6, cos B ≥ 0.55, cos A ≤ 0.30, all → B, mouth ≥ 0.75, "
@@ -150,7 +156,7 @@ def footage_table(rows: list[tuple[str, dict, str]]) -> Table:
         identity = report["identity"]
         table.add_row(name, f"{report['faces_swapped']}/{report['frames']}", _figure(identity["transfer"], ".0f", 100, " %"),
                       f"{_figure(identity['similarity_b'])} / {_figure(identity['similarity_a'])}",
-                      _figure(report["expression"]["mouth_open_correlation"]), _figure(report["sharpness"]["ratio"]),
+                      _mouth(report["expression"]), _figure(report["sharpness"]["ratio"]),
                       _figure(report["stability"]["jitter_ratio"]), _figure(report["watermark"]["flat_area_std"]), check)
     return table
 

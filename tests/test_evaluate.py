@@ -10,6 +10,7 @@ import sys
 from itertools import islice
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ from rich.console import Console
 from deepswap.errors import DeepswapError
 from deepswap.evaluate import (
     HELD_OUT_FOOTAGE, PSNR_CAP, TRAINING_FOOTAGE, correlation, evaluate, identity_transfer, inner_face_box,
-    landmark_distance, landmark_jitter, masked_psnr, masked_ssim, measure_faces, mouth_open, sharpness,
+    inside_picture, landmark_distance, landmark_jitter, masked_psnr, masked_ssim, measure_faces, mouth_open, sharpness,
     watermark_visibility,
 )
 from deepswap.faces import FaceAnalyzer, FaceSet, Identity, load_faceset
@@ -150,6 +151,20 @@ def test_expression_of_a_sequence_with_itself_is_preserved_exactly(analyzer, uns
     assert landmark_distance(closed, landmarks) > 0.005
 
 
+def test_a_face_cut_by_the_frames_edge_is_not_inside_the_picture(analyzer, unseen_frames):
+    frame = unseen_frames[0]
+    landmarks = measured_as_is(analyzer, [frame]).landmarks[0]
+    height, width = frame.shape[:2]
+    assert inside_picture(landmarks, (width, height))
+    # The frame cut just above the chin, as a camera that zooms or pans past the face would show it:
+    # the face is still found, but its chin landmarks fall outside the cut picture.
+    cut = frame[:int(landmarks[8, 1]) - 4]
+    cut_landmarks = measured_as_is(analyzer, [np.ascontiguousarray(cut)]).landmarks[0]
+    assert np.isfinite(cut_landmarks).all() and not inside_picture(cut_landmarks, (width, cut.shape[0]))
+    both = np.stack([landmarks, landmarks + (width, 0), np.full_like(landmarks, np.nan)])
+    assert inside_picture(both, (width, height)).tolist() == [True, False, False]
+
+
 def test_sharpness_of_a_face_with_itself_is_equal_and_of_a_blurred_copy_far_lower(analyzer, unseen_frames):
     frame = unseen_frames[0]
     landmarks = measured_as_is(analyzer, [frame]).landmarks[0]
@@ -194,6 +209,7 @@ def test_evaluate_reports_every_metric_on_held_out_clips(trained_workspace, s1_c
     identity = report["identity"]
     assert identity["input_transfer"] == 0.0 and 0 <= identity["transfer"] <= 1
     assert report["stability"]["input_jitter"] > 0
+    assert report["expression"]["faces_cut_by_edge"] == 0  # GRID faces sit in the middle of the frame
     # This tiny model paints a pattern, not a face, so the face may not be found again in the output;
     # then the metrics of the output face are None (never NaN), and otherwise finite.
     found = report["faces_found_in_output"]
@@ -217,6 +233,26 @@ def test_evaluate_reports_every_metric_on_held_out_clips(trained_workspace, s1_c
     assert "identity transfer" in printed and "≥ 90 %" in printed and "held-out" in printed
     assert "sharpness output / input" in printed and "≥ 0.6" in printed
     assert "watermark on flat picture" in printed
+
+
+def test_faces_cut_by_the_frames_edge_are_left_out_of_the_expression_figures(trained_workspace, unseen_frames, tmp_path):
+    # A camera that tilts up past the face: the picture moves down, and in the last 3 of 20 frames the
+    # chin (about 44 pixels above the bottom edge) is below it.
+    shifts = [0] * 14 + [10, 20, 30, 55, 65, 75]
+    frames = [cv2.warpAffine(frame, np.float32([[1, 0, 0], [0, 1, shift]]), (360, 288), borderMode=cv2.BORDER_REPLICATE)
+              for frame, shift in zip(unseen_frames, shifts)]
+    clip = tmp_path / "pan.mp4"
+    with av.open(str(clip), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 360, 288, "yuv420p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    report = evaluate(trained_workspace, clips=clip, max_frames=20)
+    assert report["faces_swapped"] == 20 and report["expression"]["faces_cut_by_edge"] == 3
+    console = Console(record=True, width=160)
+    print_report(report, console)
+    assert "3 faces cut by the frame's edge left out" in console.export_text()
 
 
 def test_cli_json_on_the_training_footage(trained_workspace):

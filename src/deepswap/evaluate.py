@@ -13,7 +13,9 @@ as the input face. Every metric is a pure function over arrays, usable on its ow
 - temporal stability (``landmark_jitter``): landmark shake of the output face against the input's;
 - expression and pose (``landmark_distance``, ``mouth_open``, ``correlation``): how far the output
   face's landmarks are from the input's after a similarity alignment, and whether the mouth opens
-  and closes with the input's;
+  and closes with the input's, over the frames where the input face lies wholly inside the picture
+  (``inside_picture``: of a face cut by the frame's edge, the landmarks beyond it are guesses, and
+  with the chin out of the picture the mouth-open ratio has no measure);
 - sharpness (``inner_face_box``, ``sharpness``): variance of the Laplacian inside the inner face
   box of the output frame over that of the input frame, per frame, averaged (1: as crisp as the footage);
 - watermark visibility (``watermark_visibility``): the std the watermark adds on the flat picture of
@@ -64,6 +66,7 @@ TARGETS = {  # metric path → (comparison, value, as printed): the goals of iss
     "watermark.flat_area_std": ("<=", 0.3, "≤ 0.3"),
 }
 INNER_FACE = slice(17, 68)  # brows, nose, eyes, mouth: the face without the jaw line
+EDGE_MARGIN = 0.2  # eye-corner distances: how far inside the picture a face's landmarks must lie to count as whole
 
 
 # The metrics: pure functions over arrays.
@@ -149,6 +152,17 @@ def mouth_open(landmarks: np.ndarray) -> np.ndarray:
     gap = np.mean([np.linalg.norm(landmarks[..., top, :] - landmarks[..., bottom, :], axis=-1)
                    for top, bottom in INNER_LIPS], axis=0)
     return gap / np.linalg.norm(landmarks[..., NOSE_BRIDGE, :] - landmarks[..., CHIN, :], axis=-1)
+
+
+def inside_picture(landmarks: np.ndarray, size: tuple[int, int], margin: float = EDGE_MARGIN) -> np.ndarray:
+    """Per face (…×68×2 landmarks, frame pixels), whether all 68 points lie inside a picture of
+    ``size`` (width, height), at least ``margin`` eye-corner distances from its edge; False for a NaN
+    face. (Of a face cut by the edge, the landmark model still puts the points beyond it just inside.)"""
+    points = np.asarray(landmarks, np.float64)
+    margin = (margin * eye_distance(points))[..., None, None]
+    with np.errstate(invalid="ignore"):
+        inside = (points >= margin) & (points < np.asarray(size, np.float64) - margin)
+    return inside.all(axis=(-2, -1))
 
 
 def correlation(x: np.ndarray, y: np.ndarray) -> float:
@@ -295,6 +309,7 @@ class ClipMeasures:
     input: FaceMeasures
     output: FaceMeasures
     sharpness: np.ndarray  # T×2: input and output frame inside the input face's inner box (NaN: no face)
+    whole: np.ndarray  # T: the input face lies wholly inside the picture
     watermark_visibility: np.ndarray
 
 
@@ -317,6 +332,7 @@ def swap_and_measure(converter: Converter, clips: list[Clip], max_frames: int, r
         output_faces: list[tuple[np.ndarray, np.ndarray]] = []
         sharpness_pairs: list[tuple[float, float]] = []
         visibility: list[float] = []
+        whole: list[bool] = []
 
         def on_frame(frame: Frame, swapped: np.ndarray, where: Any) -> None:
             found.append(where is not None)
@@ -324,6 +340,7 @@ def swap_and_measure(converter: Converter, clips: list[Clip], max_frames: int, r
             input_faces.append(measure_face(analyzer, frame.image, where.face.box) if where else _no_face())
             output_faces.append(measure_face(analyzer, swapped, where.face.box) if where else _no_face())
             landmarks = input_faces[-1][0]
+            whole.append(bool(inside_picture(landmarks, (frame.image.shape[1], frame.image.shape[0]))))
             box = inner_face_box(landmarks) if np.isfinite(landmarks).all() else None
             sharpness_pairs.append((sharpness(frame.image, box), sharpness(swapped, box)) if box is not None
                                    else (math.nan, math.nan))
@@ -335,7 +352,7 @@ def swap_and_measure(converter: Converter, clips: list[Clip], max_frames: int, r
         frames_left -= len(found)
         if found:
             measured.append(ClipMeasures(np.array(found), _stacked(input_faces), _stacked(output_faces),
-                                         np.array(sharpness_pairs, np.float64), np.array(visibility)))
+                                         np.array(sharpness_pairs, np.float64), np.array(whole), np.array(visibility)))
     reporter.update(max_frames - frames_left, total=max_frames - frames_left)
     reporter.finish()
     return measured
@@ -390,6 +407,7 @@ def evaluate(workspace: WorkspaceLike, clips: str | Path | None = None, max_fram
     input_jitter = landmark_jitter(_joined([clip.input.landmarks for clip in measured]))
     output_jitter = landmark_jitter(_joined([clip.output.landmarks for clip in measured]))
     input_sharpness, output_sharpness = np.concatenate([clip.sharpness for clip in measured])[swapped].T
+    whole = np.concatenate([clip.whole for clip in measured])
     report = {
         "workspace": str(workspace.root),
         "model": {"name": swapper.name, "iteration": swapper.iteration, "resolution": swapper.resolution},
@@ -403,8 +421,10 @@ def evaluate(workspace: WorkspaceLike, clips: str | Path | None = None, max_fram
         "reconstruction": reconstruction,
         "stability": {"input_jitter": input_jitter, "output_jitter": output_jitter,
                       "jitter_ratio": output_jitter / input_jitter if input_jitter > 0 else math.nan},
-        "expression": {"landmark_distance": landmark_distance(outputs.landmarks, inputs.landmarks),
-                       "mouth_open_correlation": correlation(mouth_open(inputs.landmarks), mouth_open(outputs.landmarks))},
+        "expression": {"landmark_distance": landmark_distance(outputs.landmarks[whole], inputs.landmarks[whole]),
+                       "mouth_open_correlation": correlation(mouth_open(inputs.landmarks[whole]),
+                                                             mouth_open(outputs.landmarks[whole])),
+                       "faces_cut_by_edge": int((swapped & ~whole & np.isfinite(inputs.landmarks).all(axis=(1, 2))).sum())},
         "sharpness": {"input": _mean(input_sharpness), "output": _mean(output_sharpness),
                       "ratio": _mean(output_sharpness / np.where(input_sharpness > 0, input_sharpness, np.nan))},
         "watermark": {"flat_area_std": _max(np.concatenate([clip.watermark_visibility for clip in measured]))},
@@ -452,8 +472,8 @@ def report_rows(report: dict[str, Any]) -> list[ReportRow]:
         row("jitter output / input", f"{_number(stability['jitter_ratio'], '.2f')} ({_number(stability['output_jitter'], '.4f')} / "
             f"{_number(stability['input_jitter'], '.4f')})", "", "stability.jitter_ratio"),
         row("landmark distance (eye widths)", _number(expression["landmark_distance"]), "lower"),
-        row("mouth-open correlation", _number(expression["mouth_open_correlation"], ".2f"), "near 1",
-            "expression.mouth_open_correlation"),
+        row("mouth-open correlation", _number(expression["mouth_open_correlation"], ".2f") + _cut_faces(expression),
+            "near 1", "expression.mouth_open_correlation"),
         row("sharpness output / input (inner face)", f"{_number(report['sharpness']['ratio'], '.2f')} "
             f"({_number(report['sharpness']['output'], '.0f')} / {_number(report['sharpness']['input'], '.0f')})", "",
             "sharpness.ratio"),
@@ -461,6 +481,11 @@ def report_rows(report: dict[str, Any]) -> list[ReportRow]:
             "lower", "watermark.flat_area_std"),
     ]
     return rows
+
+
+def _cut_faces(expression: dict[str, Any]) -> str:
+    cut = expression["faces_cut_by_edge"]
+    return f" ({cut} faces cut by the frame's edge left out)" if cut else ""
 
 
 def _number(value: float | None, form: str = ".3f", unit: str = "") -> str:
