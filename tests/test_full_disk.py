@@ -135,7 +135,9 @@ def trained(trained_workspace: Path, tmp_path: Path) -> Path:
 def test_train_on_a_full_disk_keeps_the_checkpoint(trained: Path) -> None:
     model = trained / "model"
     before = {path.name: path.read_bytes() for path in model.iterdir() if path.is_file()}
-    run = run_limited([DEEPSWAP, "train", trained, "--iterations", "6", "--batch-size", "4"], 20_000)
+    # The limit lets the data loader's shared-memory batches through (under 200 kB) but not the
+    # checkpoint or the preview (over 800 kB each).
+    run = run_limited([DEEPSWAP, "train", trained, "--iterations", "6", "--batch-size", "4"], 400_000)
     assert_disk_full(run, str(model))
     assert temporaries(trained) == []
     state = json.loads((model / "state.json").read_text())

@@ -88,12 +88,14 @@ def test_tiny_models_forward_and_swap_shapes(name):
     faces = torch.rand(3, 3, 32, 32)
     out_a, out_b = model(faces[:2], faces[2:])
     channels = 4 if name == "hd" else 3
-    assert out_a.shape == (2, channels, 32, 32) and out_b.shape == (1, channels, 32, 32)
+    side = 64 if name == "lite" else 32  # lite draws faces twice the size its encoder sees
+    assert model.output_resolution == side
+    assert out_a.shape == (2, channels, side, side) and out_b.shape == (1, channels, side, side)
     rgb, mask = model.swap(faces, "b")
-    assert rgb.shape == (3, 3, 32, 32) and 0 <= rgb.min() and rgb.max() <= 1
+    assert rgb.shape == (3, 3, side, side) and 0 <= rgb.min() and rgb.max() <= 1
     assert (mask is not None) == (name == "hd")
     if mask is not None:
-        assert mask.shape == (3, 1, 32, 32)
+        assert mask.shape == (3, 1, side, side)
 
 
 @pytest.mark.parametrize("name", ["original", "lite"])
@@ -103,7 +105,7 @@ def test_output_scale_2_draws_faces_twice_the_input_size(name):
     out_a, out_b = model(torch.rand(2, 3, 32, 32), torch.rand(1, 3, 32, 32))
     assert out_a.shape == (2, 3, 64, 64) and out_b.shape == (1, 3, 64, 64)
     assert model.swap(torch.rand(3, 3, 32, 32), "a")[0].shape == (3, 3, 64, 64)
-    assert build_model(name, **TINY).output_resolution == 32
+    assert build_model(name, **TINY, output_scale=1).output_resolution == 32
     with pytest.raises(DeepswapError, match="output_scale must be 1 or 2, not 3"):
         build_model(name, **TINY, output_scale=3)
 
@@ -402,6 +404,19 @@ def test_a_model_drawing_twice_its_input_size_trains_resumes_and_swaps(workspace
     crops = np.stack([_io.read_image(p) for p in sorted((workspace / "a" / "faces").glob("*.png"))[:2]])
     faces, mask = swapper.swap(crops, to="b")
     assert faces.shape == crops.shape and mask is None
+
+
+def test_lite_draws_twice_its_input_size_but_a_model_saved_before_that_option_loads_as_trained(workspace):
+    assert build_model("lite", **TINY).output_resolution == 64 and build_model("original", **TINY).output_resolution == 32
+    tiny_train(workspace, iterations=2, architecture={**TINY, "output_scale": 1})
+    state_file = workspace / "model" / "state.json"
+    state = json.loads(state_file.read_text())
+    del state["options"]["output_scale"]  # what a checkpoint written before the option existed holds
+    state_file.write_text(json.dumps(state))
+    swapper = load_swapper(workspace, device="cpu")
+    assert (swapper.resolution, swapper.model.output_resolution) == (32, 32)
+    resumed = tiny_train(workspace, model=None, iterations=3, architecture={})
+    assert resumed.iteration == 3 and read_state(workspace / "model")["options"]["output_scale"] == 1
 
 
 def test_swapper_returns_faces_at_crop_size_and_a_mask_only_with_a_mask_head(workspace, tmp_path):

@@ -28,7 +28,7 @@ from safetensors.torch import load_file, save
 
 from .. import __version__, _io
 from ..errors import DeepswapError
-from .models import SwapModel, build_model
+from .models import SwapModel, build_saved_model
 from .state import BEST, FORMAT, ROLES, STATE, file_path, read_state
 from .state import advice as _advice
 
@@ -72,7 +72,7 @@ def load_model(folder: str | Path, device: torch.device | str = "cpu") -> tuple[
         if state is None:
             raise DeepswapError(f"{folder}: no trained model; run `deepswap train` first")
         try:
-            model = build_model(state["model"], **state["options"])
+            model = build_saved_model(state["model"], state["options"])
         except (DeepswapError, TypeError, KeyError) as exc:
             raise DeepswapError(f"{folder / STATE}: checkpoint describes a model this deepswap cannot build ({exc})") from None
         try:

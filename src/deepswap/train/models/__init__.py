@@ -5,7 +5,7 @@ Every model is a ``SwapModel``; a ``ModelSpec`` holds how to build it (architect
 defaults. ``MODELS`` maps ``--model`` names to specs::
 
     original  the 2017 DeepFakes autoencoder, 64 px, ~82 M parameters (Adam 5e-5, β1 0.5, batch 64, MAE)
-    lite      the same shape at quarter width (~5 M), batch 8, Adam 4e-4: the default on CPUs
+    lite      the same shape at quarter width (~5 M), 64-px input, 128-px faces, batch 8, Adam 4e-4: the default on CPUs
     hd        128 px, residual blocks, pixel-shuffle upsampling and a mask head: the default on GPUs
 """
 
@@ -94,6 +94,18 @@ def model_spec(name: str) -> ModelSpec:
     return MODELS[name]
 
 
+# Options a model gained after checkpoints of it were first written, with the value those were trained with.
+OPTIONS_BEFORE_SAVED = {"output_scale": 1}
+
+
+def build_saved_model(name: str, options: dict[str, Any]) -> SwapModel:
+    """Build the model a checkpoint describes: its saved ``options``, and for an option it predates,
+    the value it was trained with (``OPTIONS_BEFORE_SAVED``), not today's default."""
+    spec = model_spec(name)
+    earlier = {key: value for key, value in OPTIONS_BEFORE_SAVED.items() if key in spec.options}
+    return build_model(name, **{**earlier, **options})
+
+
 def build_model(name: str, **options: Any) -> SwapModel:
     """Build a model by name; ``options`` override its architecture defaults (e.g. resolution=32, width=8)."""
     spec = model_spec(name)
@@ -109,4 +121,4 @@ def build_model(name: str, **options: Any) -> SwapModel:
     return spec.build(**merged)
 
 
-__all__ = ["MODELS", "ModelSpec", "SwapModel", "build_model", "model_spec"]
+__all__ = ["MODELS", "ModelSpec", "SwapModel", "build_model", "build_saved_model", "model_spec"]
