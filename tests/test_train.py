@@ -23,7 +23,7 @@ from deepswap import _io
 from deepswap.errors import DeepswapError
 from deepswap.progress import ProgressEvent
 from deepswap.train import MODELS, TrainOptions, build_model, load_swapper, read_state, train
-from deepswap.train.data import FINISHING_AUGMENT, Augment, augment_face, face_region
+from deepswap.train.data import FINISHING_AUGMENT, Augment, PersonFaces, TrainingStream, augment_face, face_region
 from deepswap.train.loss import LossWeights, focal_frequency_loss, reconstruction_loss, ssim_map
 from deepswap.train.trainer import FINAL_LR, FINISHING_SHARE, finishing, scheduled_lr
 from deepswap.workspace import Workspace, init_workspace
@@ -192,6 +192,21 @@ def test_ssim_map_matches_pytorch_msssim_away_from_the_border():
     reference = ssim(image, noisy, data_range=1.0, size_average=False)
     assert torch.allclose(ssim_map(image, noisy)[..., 5:-5, 5:-5].mean(dim=(1, 2, 3)), reference, atol=1e-5)
     assert torch.allclose(ssim_map(image, image), torch.ones(1), atol=1e-4)
+
+
+def test_ssim_map_reflects_the_border_on_images_of_any_shape():
+    """Every pixel, borders included, against SSIM with the reflect-padded Gaussian as a convolution."""
+    image = torch.rand(2, 3, 40, 56)
+    noisy = (image + 0.2 * torch.randn_like(image)).clamp(0, 1)
+    taps = torch.exp(-(torch.arange(11.0) - 5) ** 2 / (2 * 1.5 ** 2))
+    kernel = (taps[:, None] * taps[None, :] / taps.sum() ** 2).expand(15, 1, 11, 11)
+    stacked = torch.cat([image, noisy, image * image, noisy * noisy, image * noisy], dim=1)
+    mu_x, mu_y, xx, yy, xy = torch.nn.functional.conv2d(
+        torch.nn.functional.pad(stacked, (5, 5, 5, 5), mode="reflect"), kernel, groups=15).split(3, dim=1)
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    reference = (((2 * mu_x * mu_y + c1) * (2 * (xy - mu_x * mu_y) + c2))
+                 / ((mu_x ** 2 + mu_y ** 2 + c1) * (xx - mu_x ** 2 + yy - mu_y ** 2 + c2)))
+    assert torch.allclose(ssim_map(image, noisy), reference, atol=1e-5)
 
 
 # training
@@ -377,9 +392,28 @@ def test_no_faces_is_a_clear_error(tmp_path):
         load_swapper(root)
 
 
-def test_unreadable_face_crop_is_one_clear_line_from_a_worker(workspace):
-    from deepswap.train.data import PersonFaces
+def test_stream_keeps_face_regions_in_memory_within_its_budget_and_streams_the_same_samples(extracted_workspace):
+    """Two epochs of B (and as many faces of A) through a stream that keeps what it reads, one that
+    keeps a few faces and one that keeps none: the same samples; the kept regions are read-only."""
+    people = {key: PersonFaces.load(Workspace.open(extracted_workspace), key) for key in ("a", "b")}
+    region_bytes = 64 * 64 * 4  # an RGB region and its mask at 64 px
+    streams = [TrainingStream(people, resolution=32, coverage=0.8, seed=3, output_resolution=64, cache_bytes=budget)
+               for budget in (1 << 30, 5 * region_bytes, 0)]
+    for n in range(2 * len(people["b"])):
+        samples = [stream[n] for stream in streams]
+        for name, value in samples[0].items():
+            assert all(torch.equal(value, other[name]) for other in samples[1:]), (n, name)
+    everything, few, none = streams
+    faces_read = min(2 * len(people["b"]), len(people["a"])) + len(people["b"])  # each face once
+    assert everything._cached_bytes == faces_read * region_bytes
+    assert few._cached_bytes == 5 * region_bytes and none._cached_bytes == 0
+    image, mask = everything.region("b", 0)
+    assert everything.region("b", 0)[0] is image
+    with pytest.raises(ValueError, match="read-only"):
+        image[0, 0] = 0
 
+
+def test_unreadable_face_crop_is_one_clear_line_from_a_worker(workspace):
     faces = PersonFaces.load(Workspace.open(workspace), "b")
     crop = faces.faceset.crop_path(faces.ids[0])
     crop.write_bytes(b"not a png")

@@ -32,7 +32,7 @@ from ..progress import ProgressCallback, Reporter
 from ..workspace import PERSON_KEYS, WorkspaceLike, as_workspace
 from . import checkpoint, report
 from .config import COVERAGE, Precision, TrainConfig, TrainOptions
-from .data import FINISHING_AUGMENT, PersonFaces, TrainingStream, make_loader, preview_faces
+from .data import FINISHING_AUGMENT, REGION_CACHE_BYTES, PersonFaces, TrainingStream, make_loader, preview_faces
 from .loss import LossWeights, reconstruction_loss
 from .models import SwapModel, build_model, model_spec
 from .swapper import native_bf16
@@ -320,7 +320,8 @@ def train(workspace: WorkspaceLike, options: TrainOptions | None = None, on_prog
     def batches_from(iteration: int, finish: bool) -> Iterator[dict[str, torch.Tensor]]:
         """The training batches from ``iteration`` on, augmented for the finishing stage or not."""
         stream = TrainingStream(faces, net.resolution, config.coverage, config.seed + runtime.rank,
-                                augment=FINISHING_AUGMENT if finish else None, output_resolution=net.output_resolution)
+                                augment=FINISHING_AUGMENT if finish else None, output_resolution=net.output_resolution,
+                                cache_bytes=REGION_CACHE_BYTES // max(1, workers))
         return make_loader(stream, batch, iteration * batch, workers, pin_memory=cuda)
 
     def budget_done(iteration: int) -> float | None:
