@@ -206,6 +206,7 @@ class TrainingStream(Dataset):
         self.seed = seed
         self.augment = augment or Augment()
         self.cache_bytes = cache_bytes
+        self._face_regions = {key: face_region(people.face_size, coverage) for key, people in faces.items()}
         self._orders: dict[tuple[str, int], np.ndarray] = {}
         self._regions: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
         self._cached_bytes = 0
@@ -225,9 +226,8 @@ class TrainingStream(Dataset):
         the stream holds less than ``cache_bytes``)."""
         if (key, index) in self._regions:
             return self._regions[key, index]
-        faces = self.faces[key]
-        region = face_region(faces.face_size, self.coverage)
-        image, mask = (region_face(array, region, self.output_resolution) for array in faces.read(index))
+        region = self._face_regions[key]
+        image, mask = (region_face(array, region, self.output_resolution) for array in self.faces[key].read(index))
         image.flags.writeable = mask.flags.writeable = False
         if self._cached_bytes + image.nbytes + mask.nbytes <= self.cache_bytes:
             self._regions[key, index] = image, mask
@@ -237,7 +237,7 @@ class TrainingStream(Dataset):
     def sample(self, key: str, n: int) -> dict[str, np.ndarray]:
         faces = self.faces[key]
         index = self.face_index(key, n)
-        x, y, side = face_region(faces.face_size, self.coverage)
+        x, y, side = self._face_regions[key]
         size = self.output_resolution
         features = feature_map((faces.landmarks[index] - (x, y)) * size / side, size)
         rng = np.random.default_rng([self.seed, ord(key), n, 1])
