@@ -159,8 +159,10 @@ def test_random_warp_keeps_input_and_target_aligned(seed, x, y):
     lit = augment_face(image, dot, dot, np.random.default_rng(seed), Augment(warp=0, rotation=0, zoom=0, shift=0, flip=0))
     assert np.abs(lit["warped"].astype(int) - lit["target"]).max() <= 1
     finishing = augment_face(image, dot, dot, np.random.default_rng(seed), replace(FINISHING_AUGMENT, lightness=0, color=0))
-    difference = np.abs(finishing["warped"].astype(int) - finishing["target"])  # OpenCV samples at 1/32 pixel
-    assert difference.mean() < 0.05 and difference.max() <= 215 / 32 + 1, "finishing stage: the input is the target"
+    # remap and warpAffine each round a sample's position to 1/32 pixel, so on the dot's 215-level edge
+    # the two may differ by 215/32 along each axis (and a level of rounding)
+    difference = np.abs(finishing["warped"].astype(int) - finishing["target"])
+    assert difference.mean() < 0.05 and difference.max() <= 2 * 215 / 32 + 1, "finishing stage: the input is the target"
     assert np.array_equal(finishing["target"], sample["target"]), "... moved, flipped and lit as at any other time"
 
 
