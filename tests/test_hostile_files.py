@@ -301,8 +301,10 @@ def test_a_damaged_identity_stops_extract_in_one_line(ws: Path) -> None:
     (lambda s: s.update(training=[]), "training"),
     (lambda s: s["training"].update(batch_size="big"), "training.batch_size"),
     (lambda s: s.update(format=2), "format"),
+    (lambda s: s["files"].update(critic={**s["files"]["model"], "name": "../critic-00000004.safetensors"}), "files.critic"),
+    (lambda s: s["files"].update(critic=s["files"]["model"]), "files.critic"),
 ], ids=["list", "iteration-text", "iteration-negative", "no-files", "no-optimizer-file", "sha", "bytes", "model",
-        "options", "training", "batch-size", "format"])
+        "options", "training", "batch-size", "format", "critic-elsewhere", "critic-names-the-model"])
 def test_a_damaged_checkpoint_state_is_one_line(tmp_path: Path, edit: Callable[[dict], Any], problem: str) -> None:
     model = tmp_path / "model"
     model.mkdir()

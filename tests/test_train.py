@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -21,8 +22,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from deepswap import _io
 from deepswap.errors import DeepswapError
+from deepswap.faces.align import canonical_landmarks
 from deepswap.progress import ProgressEvent
 from deepswap.train import MODELS, TrainOptions, build_model, load_swapper, read_state, train
+from deepswap.train.config import COVERAGE
+from deepswap.train.critic import PatchCritic, critic_loss, generator_loss, inner_face_box
 from deepswap.train.data import FINISHING_AUGMENT, Augment, PersonFaces, TrainingStream, augment_face, face_region
 from deepswap.train.loss import LossWeights, focal_frequency_loss, reconstruction_loss, ssim_map
 from deepswap.train.trainer import FINAL_LR, FINISHING_SHARE, finishing, scheduled_lr
@@ -239,6 +243,111 @@ def test_focal_frequency_loss_is_zero_for_the_target_and_grows_with_blur(extract
     assert with_frequency > plain
     with_frequency.backward()
     assert output.grad.abs().sum() > 0
+
+
+# the swap critic
+
+
+def test_the_inner_face_box_holds_the_mean_faces_brows_eyes_and_mouth_and_little_background():
+    x, y, side = face_region(256, COVERAGE)
+    for resolution in (32, 64, 128):
+        rows, columns = inner_face_box(resolution, COVERAGE)
+        points = (canonical_landmarks(256)[17:68] - (x, y)) * resolution / side
+        assert 0 <= columns.start < points[:, 0].min() and points[:, 0].max() < columns.stop <= resolution
+        assert 0 <= rows.start < points[:, 1].min() and points[:, 1].max() < rows.stop <= resolution
+        assert (rows.stop - rows.start) * (columns.stop - columns.start) < 0.6 * resolution ** 2
+
+
+def test_the_swap_critic_learns_to_tell_real_faces_from_soft_ones(extracted_workspace):
+    """On real lrwp9a faces, a few dozen steps teach the critic what a soft face looks like: its loss
+    falls well below chance (2 ln 2) and it scores each real face above its blurred copy."""
+    crops = [_io.read_image(path) for path in sorted((extracted_workspace / "b" / "faces").glob("*.png"))[:16]]
+    x, y, side = face_region(crops[0].shape[0], COVERAGE)
+    rows, columns = inner_face_box(64, COVERAGE)
+
+    def faces(sigma: float) -> torch.Tensor:
+        regions = [cv2.resize(crop[y:y + side, x:x + side], (64, 64), interpolation=cv2.INTER_AREA) for crop in crops]
+        if sigma:
+            regions = [cv2.GaussianBlur(region, (0, 0), sigma) for region in regions]
+        return torch.from_numpy(np.stack(regions)).permute(0, 3, 1, 2).float()[:, :, rows, columns] / 255
+
+    real, soft = faces(0), faces(1.2)
+    torch.manual_seed(0)
+    critic = PatchCritic(width=16)
+    adam = torch.optim.Adam(critic.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    first = critic_loss(critic, real, soft).item()
+    for _ in range(160):
+        loss = critic_loss(critic, real, soft)
+        adam.zero_grad()
+        loss.backward()
+        adam.step()
+    assert first == pytest.approx(2 * np.log(2), abs=0.1)
+    assert critic_loss(critic, real, soft).item() < 0.4 * first
+    with torch.no_grad():
+        assert (critic(real).mean(dim=(1, 2, 3)) > critic(soft).mean(dim=(1, 2, 3))).all()
+    # The decoder's side of the game: softer faces cost it more.
+    assert generator_loss(critic, soft) > generator_loss(critic, real)
+
+
+def test_the_critics_loss_trains_bs_decoder_only():
+    """The swap output of the training pass is A drawn by B's decoder from A's detached latent: the
+    adversarial loss on it reaches B's decoder and neither the encoder nor A's decoder."""
+    torch.manual_seed(0)
+    net = build_model("lite", **TINY)
+    faces_a, faces_b = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    assert len(net(faces_a, faces_b)) == 2
+    *_, swapped = net(faces_a, faces_b, swap=True)
+    drawn = net.split_output(swapped)[0]
+    assert torch.allclose(drawn, net.swap(faces_a, "b")[0])
+    generator_loss(PatchCritic(width=8), drawn).backward()
+    for name, parameter in net.named_parameters():
+        if name.startswith("decoders.b."):
+            assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
+        else:
+            assert parameter.grad is None, name
+
+
+def test_the_critic_trains_in_the_finishing_stage_and_resumes_with_the_checkpoint(workspace, tmp_path):
+    """lite has a swap critic. A run stopped before its finishing stage saves none; stopped inside
+    it, the checkpoint holds the critic and its Adam state; resumed to the end, the weights of the
+    model and of the critic are those of a run that never stopped (the critic's step at iteration 7
+    shapes B's decoder at iteration 8)."""
+    from safetensors.torch import load_file
+
+    other = tmp_path / "other"
+    shutil.copytree(workspace, other)
+    tiny_train(workspace, iterations=8)  # finishing stage from iteration 6
+
+    def run_until(iteration: int) -> dict:
+        """Train toward 8 iterations, asking to stop after ``iteration - 1`` (a stop request is seen
+        at the next iteration's log step, so the run saves at ``iteration``)."""
+        stop = threading.Event()
+
+        def halt(event: ProgressEvent) -> None:
+            if event.kind == "progress" and event.done >= iteration - 1:
+                stop.set()
+
+        options = TrainOptions(model="lite", iterations=8, batch_size=4, workers=0, log_every=1, architecture=TINY,
+                               precision="fp32")
+        assert train(other, options, halt, stop).stopped_by == "signal"
+        state = read_state(other / "model")
+        assert state["iteration"] == iteration
+        return state
+
+    assert "critic" not in run_until(5)["files"]
+    assert run_until(7)["files"]["critic"]["name"] == "critic-00000007.safetensors"
+    assert tiny_train(other, model=None, iterations=8, architecture={}).iteration == 8
+
+    def tensors(root: Path, role: str) -> dict[str, torch.Tensor]:
+        state = read_state(root / "model")
+        return load_file(root / "model" / state["files"][role]["name"])
+
+    for role in ("model", "critic"):
+        whole, resumed = tensors(workspace, role), tensors(other, role)
+        assert whole.keys() == resumed.keys()
+        assert all(torch.allclose(whole[key], resumed[key], rtol=1e-4, atol=1e-6) for key in whole), role
+    assert float(tensors(other, "critic")["adam.layers.0.weight.step"]) == 2
+    assert len(list((other / "model").glob("critic-*.safetensors"))) == 1, "the old critic file is removed"
 
 
 def test_training_on_grid_faces_lowers_the_loss_and_writes_previews(workspace):

@@ -4,6 +4,8 @@ Layout::
 
     model-<iteration>.safetensors      weights (encoder.*, decoders.a.*, decoders.b.*)
     optimizer-<iteration>.safetensors  Adam moments and step per parameter ("<param>.exp_avg", ...)
+    critic-<iteration>.safetensors     the swap critic, once a finishing stage has trained it ("weights.<param>",
+                                        "adam.<param>.exp_avg", ...; see critic.py)
     state.json                         {"format", "model", "options", "iteration", "files": {role: {name,
                                         sha256, bytes}}, "optimizer": {hyper-parameters}, "training": {...}}
     best/                              copies of the same three, for the checkpoint of lowest loss so far
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
@@ -93,19 +96,42 @@ def load_model(folder: str | Path, device: torch.device | str = "cpu") -> tuple[
 def load_optimizer(folder: str | Path, state: dict[str, Any], model: SwapModel, optimizer: torch.optim.Optimizer) -> None:
     """Restore Adam's moments, step counts and hyper-parameters saved with ``state``."""
     folder = Path(folder)
-    device = next(model.parameters()).device
-    tensors = _load_tensors(folder, state, "optimizer", device)
+    tensors = _load_tensors(folder, state, "optimizer", next(model.parameters()).device)
     try:
-        moments = {index: {"step": tensors[f"{name}.step"],
-                           **{key: _laid_out_like(param, tensors[f"{name}.{key}"]) for key in ("exp_avg", "exp_avg_sq")}}
-                   for index, (name, param) in enumerate(model.named_parameters()) if f"{name}.step" in tensors}
-        groups = optimizer.state_dict()["param_groups"]
-        for group, saved in zip(groups, state["optimizer"]["param_groups"], strict=True):
-            group.update({key: (tuple(value) if isinstance(value, list) else value) for key, value in saved.items()})
-        optimizer.load_state_dict({"state": moments, "param_groups": groups})
+        _restore_adam(model, optimizer, tensors, state["optimizer"]["param_groups"])
     except (KeyError, ValueError, RuntimeError) as exc:
         raise DeepswapError(f"{folder / state['files']['optimizer']['name']}: optimizer state does not fit the model "
                             f"({exc}); {_advice(folder)}") from None
+
+
+def load_critic(folder: str | Path, state: dict[str, Any], critic: nn.Module, optimizer: torch.optim.Optimizer) -> bool:
+    """Restore the swap critic and its Adam state saved with ``state``; False when it holds none."""
+    folder = Path(folder)
+    if state["files"].get("critic") is None:
+        return False
+    tensors = _load_tensors(folder, state, "critic", next(critic.parameters()).device)
+    try:
+        critic.load_state_dict({name.removeprefix("weights."): value for name, value in tensors.items()
+                                if name.startswith("weights.")})
+        _restore_adam(critic, optimizer, {name.removeprefix("adam."): value for name, value in tensors.items()
+                                          if name.startswith("adam.")})
+    except (KeyError, ValueError, RuntimeError) as exc:
+        raise DeepswapError(f"{folder / state['files']['critic']['name']}: swap critic does not fit ({exc}); "
+                            f"{_advice(folder)}") from None
+    return True
+
+
+def _restore_adam(module: nn.Module, optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
+                  param_groups: list[dict[str, Any]] | None = None) -> None:
+    """Load Adam moments and steps saved by ``_optimizer_tensors`` (and, when given, the saved
+    hyper-parameters of each parameter group) into ``optimizer``."""
+    moments = {index: {"step": tensors[f"{name}.step"],
+                       **{key: _laid_out_like(param, tensors[f"{name}.{key}"]) for key in ("exp_avg", "exp_avg_sq")}}
+               for index, (name, param) in enumerate(module.named_parameters()) if f"{name}.step" in tensors}
+    groups = optimizer.state_dict()["param_groups"]
+    for group, saved in zip(groups, param_groups or [{}] * len(groups), strict=True):
+        group.update({key: (tuple(value) if isinstance(value, list) else value) for key, value in saved.items()})
+    optimizer.load_state_dict({"state": moments, "param_groups": groups})
 
 
 def _laid_out_like(param: torch.Tensor, moment: torch.Tensor) -> torch.Tensor:
@@ -116,7 +142,7 @@ def _laid_out_like(param: torch.Tensor, moment: torch.Tensor) -> torch.Tensor:
     return torch.empty_like(param, dtype=moment.dtype).copy_(moment)
 
 
-def _optimizer_tensors(model: SwapModel, optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+def _optimizer_tensors(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
     by_param = {param: name for name, param in model.named_parameters()}
     tensors = {}
     for param, moments in optimizer.state.items():
@@ -130,9 +156,10 @@ def _record(path: Path) -> dict[str, Any]:
 
 
 def save_checkpoint(folder: str | Path, model: SwapModel, optimizer: torch.optim.Optimizer, iteration: int,
-                    training: dict[str, Any]) -> dict[str, Any]:
-    """Write a checkpoint of ``model`` and ``optimizer`` at ``iteration`` (see the module docstring);
-    ``training`` is free JSON (losses, seed, batch size...). Returns the new state."""
+                    training: dict[str, Any], critic: tuple[nn.Module, torch.optim.Optimizer] | None = None) -> dict[str, Any]:
+    """Write a checkpoint of ``model`` and ``optimizer`` at ``iteration`` (see the module docstring),
+    and of the swap ``critic`` (module, its optimizer) when given; ``training`` is free JSON (losses,
+    seed, batch size...). Returns the new state."""
     folder = Path(folder)
     old = read_state(folder)
     if old is not None and old["iteration"] == iteration:
@@ -140,7 +167,13 @@ def save_checkpoint(folder: str | Path, model: SwapModel, optimizer: torch.optim
     weights = {name: value.detach().to("cpu").contiguous() for name, value in model.state_dict().items()}
     metadata = {"model": model.name, "options": json.dumps(model.options)}
     files = {}
-    for role, tensors in (("model", weights), ("optimizer", _optimizer_tensors(model, optimizer))):
+    roles = [("model", weights), ("optimizer", _optimizer_tensors(model, optimizer))]
+    if critic is not None:
+        module, adam = critic
+        roles.append(("critic", {**{f"weights.{name}": value.detach().to("cpu").contiguous()
+                                    for name, value in module.state_dict().items()},
+                                 **{f"adam.{name}": value for name, value in _optimizer_tensors(module, adam).items()}}))
+    for role, tensors in roles:
         path = folder / f"{role}-{iteration:08d}.safetensors"
         _io.write_bytes(path, save(tensors, metadata=metadata))
         files[role] = _record(path)

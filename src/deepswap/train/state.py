@@ -20,12 +20,12 @@ from ..errors import DeepswapError
 FORMAT = 1
 STATE = "state.json"
 BEST = "best"
-ROLES = ("model", "optimizer")
+ROLES = ("model", "optimizer", "critic")
 Scalar = bool | int | float | str | None
 
 
 class _FileRecord(StrictModel):
-    name: Annotated[str, Field(pattern=r"^(?:model|optimizer)-[0-9]{8,12}\.safetensors$")]
+    name: Annotated[str, Field(pattern=r"^(?:model|optimizer|critic)-[0-9]{8,12}\.safetensors$")]
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
     bytes: Count
 
@@ -41,6 +41,7 @@ def _file_of(role: str) -> AfterValidator:
 class _Files(StrictModel):
     model: Annotated[_FileRecord, _file_of("model")]
     optimizer: Annotated[_FileRecord, _file_of("optimizer")]
+    critic: Annotated[_FileRecord, _file_of("critic")] | None = None  # the swap critic and its Adam state
 
 
 class _Optimizer(StrictModel):
@@ -96,5 +97,5 @@ def read_state(folder: str | Path) -> dict[str, Any] | None:
 
 
 def file_path(folder: str | Path, state: dict[str, Any], role: str) -> Path:
-    """Where the tensor file of ``role`` ("model" or "optimizer") that ``state`` names lies."""
+    """Where the tensor file of ``role`` ("model", "optimizer" or "critic") that ``state`` names lies."""
     return inside(folder, state["files"][role]["name"])

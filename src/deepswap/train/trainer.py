@@ -3,7 +3,8 @@
 Each iteration takes a batch of warped faces of A and of B, runs both through the shared encoder
 and each through its own decoder, and steps Adam on the masked SSIM + L1 loss. The last quarter
 of the run's budget is its finishing stage (``finishing``): the learning rate falls
-(``scheduled_lr``) and the faces come unwarped. Around that:
+(``scheduled_lr``), the faces come unwarped and, for models with a swap critic (``critic.py``), the
+critic judges A drawn by B's decoder against B's own faces. Around that:
 resume from ``WS/model``, progress events, preview grids, ``loss.csv`` and its curve, TensorBoard
 when installed, checkpoints every few minutes and on Ctrl-C/SIGTERM/SIGHUP or a stop request, a
 stop on NaN/Inf, and DistributedDataParallel under ``torchrun`` (rank 0 writes everything).
@@ -32,12 +33,14 @@ from ..progress import ProgressCallback, Reporter
 from ..workspace import PERSON_KEYS, WorkspaceLike, as_workspace
 from . import checkpoint, report
 from .config import COVERAGE, Precision, TrainConfig, TrainOptions
+from .critic import PatchCritic, critic_loss, generator_loss, inner_face_box
 from .data import FINISHING_AUGMENT, REGION_CACHE_BYTES, PersonFaces, TrainingStream, make_loader, preview_faces
 from .loss import LossWeights, reconstruction_loss
 from .models import SwapModel, build_model, model_spec
 from .swapper import native_bf16
 
 PREVIEW_FACES = 8
+CRITIC_LR = 2e-4  # Adam's rate for the swap critic (β1 0.5, as for GANs)
 
 
 @dataclass
@@ -244,6 +247,16 @@ def train(workspace: WorkspaceLike, options: TrainOptions | None = None, on_prog
     optimizer = torch.optim.Adam(net.parameters(), lr=base_lr, betas=spec.betas, fused=True)
     if saved is not None:
         checkpoint.load_optimizer(folder, saved, net, optimizer)
+    # The swap critic (critic.py), trained with the finishing stage of a budget; kept in the checkpoint.
+    critic = critic_optimizer = None
+    critic_trained = False
+    if spec.critic_weight:
+        with torch.random.fork_rng(devices=[]):  # the same first critic for a new run and a resumed one
+            torch.manual_seed(config.seed)
+            critic = PatchCritic().to(runtime.device)
+        critic_optimizer = torch.optim.Adam(critic.parameters(), lr=CRITIC_LR, betas=(0.5, 0.999))
+        critic_trained = saved is not None and checkpoint.load_critic(folder, saved, critic, critic_optimizer)
+    inner_rows, inner_columns = inner_face_box(net.output_resolution, config.coverage)
     start = saved["iteration"] if saved else 0
     end = iterations if iterations is not None else None
     if end is not None and start >= end:
@@ -255,6 +268,9 @@ def train(workspace: WorkspaceLike, options: TrainOptions | None = None, on_prog
         engine = DistributedDataParallel(net, device_ids=[runtime.device.index] if cuda else None)
     if options.compile:
         engine = torch.compile(engine)
+    critic_engine = critic
+    if critic is not None and runtime.world_size > 1:
+        critic_engine = DistributedDataParallel(critic, device_ids=[runtime.device.index] if cuda else None)
 
     workers = options.workers
     if workers is None:
@@ -281,7 +297,8 @@ def train(workspace: WorkspaceLike, options: TrainOptions | None = None, on_prog
                           "elapsed_seconds": elapsed_before + seconds,
                           "recent_loss": recent_loss if math.isfinite(recent_loss) else None,
                           "best_loss": lowest if math.isfinite(lowest) else None}
-        state = checkpoint.save_checkpoint(folder, net, optimizer, iteration, training_state)
+        state = checkpoint.save_checkpoint(folder, net, optimizer, iteration, training_state,
+                                           (critic, critic_optimizer) if critic_trained else None)
         if recent_loss < best_loss:
             best_loss = recent_loss
             checkpoint.save_best(folder, state)
@@ -300,21 +317,37 @@ def train(workspace: WorkspaceLike, options: TrainOptions | None = None, on_prog
                       f"B {len(all_faces['b'])}, from iteration {start}")
         reporter.task(f"train {name}", total=end, unit="iterations", done=start)
 
-    def train_step(data: dict[str, torch.Tensor]) -> torch.Tensor:
+    def train_step(data: dict[str, torch.Tensor], judge: bool) -> torch.Tensor:
         """Forward and backward over one batch: both people through the shared encoder, each through
-        its own decoder. Returns the detached losses of A and B."""
+        its own decoder. With ``judge`` also A drawn by B's decoder, whose inner face the swap critic
+        scores against B's (that loss trains B's decoder), and then the critic's own step.
+        Returns the detached losses of A and B."""
         inputs = [data[f"{key}_warped"].float().div_(255) for key in PERSON_KEYS]
         if cuda:
             inputs = [x.contiguous(memory_format=torch.channels_last) for x in inputs]
         with runtime.autocast():
-            outputs = engine(*inputs)
+            outputs = engine(*inputs, swap=judge)
         person_losses = []
         for key, output in zip(PERSON_KEYS, outputs):
             rgb, mask_logits = net.split_output(output)
             person_losses.append(reconstruction_loss(
                 rgb, mask_logits, data[f"{key}_target"].float() / 255, data[f"{key}_mask"].float() / 255,
                 data[f"{key}_features"].float() / 255, weights))
-        (person_losses[0] + person_losses[1]).backward()
+        total = person_losses[0] + person_losses[1]
+        if judge:
+            drawn = net.split_output(outputs[2])[0][:, :, inner_rows, inner_columns]
+            real = data["b_target"][:, :, inner_rows, inner_columns].float() / 255
+            critic.requires_grad_(False)
+            with runtime.autocast():
+                total = total + spec.critic_weight * generator_loss(critic, drawn)
+            critic.requires_grad_(True)
+        total.backward()
+        if judge:
+            critic_optimizer.zero_grad(set_to_none=True)
+            with runtime.autocast():
+                judged = critic_loss(critic_engine, real, drawn)
+            judged.backward()
+            critic_optimizer.step()
         return torch.stack(person_losses).detach()
 
     def batches_from(iteration: int, finish: bool) -> Iterator[dict[str, torch.Tensor]]:
@@ -352,8 +385,10 @@ def train(workspace: WorkspaceLike, options: TrainOptions | None = None, on_prog
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate
             optimizer.zero_grad(set_to_none=True)
-            losses.append(train_step(batch_data))
+            judge = critic is not None and in_finish
+            losses.append(train_step(batch_data, judge))
             optimizer.step()
+            critic_trained = critic_trained or judge
             iteration += 1
 
             if (iteration - start) % log_every and iteration != end:

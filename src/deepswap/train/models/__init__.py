@@ -40,12 +40,15 @@ class SwapModel(nn.Module):
         self.encoder = encoder
         self.decoders = nn.ModuleDict({"a": decoder_a, "b": decoder_b})
 
-    def forward(self, faces_a: torch.Tensor, faces_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, faces_a: torch.Tensor, faces_b: torch.Tensor, swap: bool = False) -> tuple[torch.Tensor, ...]:
         """The training pass: both people through the shared encoder in one batch, each decoded by
-        its own decoder. Returns the raw decoder outputs (see ``split_output``)."""
+        its own decoder. Returns the raw decoder outputs (see ``split_output``); with ``swap`` a
+        third, A's faces drawn by B's decoder from A's latent detached (for the swap critic, which
+        trains B's decoder only)."""
         latent = self.encoder(torch.cat([faces_a, faces_b]))
         latent_a, latent_b = latent.split([len(faces_a), len(faces_b)])
-        return self.decoders["a"](latent_a), self.decoders["b"](latent_b)
+        outputs = self.decoders["a"](latent_a), self.decoders["b"](latent_b)
+        return (*outputs, self.decoders["b"](latent_a.detach())) if swap else outputs
 
     def swap(self, faces: torch.Tensor, to: str) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Encode faces and decode them as person ``to``: (RGB in 0..1, mask in 0..1 or None)."""
@@ -75,6 +78,7 @@ class ModelSpec:
     warmup: int = 0
     ssim_weight: float = 0.0
     frequency_weight: float = 0.0
+    critic_weight: float = 0.0  # of the swap critic's adversarial loss in the finishing stage (0: no critic)
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -11,6 +11,10 @@ CPU (4,083 iterations against 6,589) the swap of unseen s1 clips is as close to 
 0.682 against 0.684), further from A (0.244 against 0.290) and crisper (sharpness 0.76 against
 0.69), and a small face in a corner of the frame gains most (cosine to B 0.502 → 0.562, sharpness
 0.26 → 0.40). In runs of a few hundred iterations the 64-px faces were ahead.
+
+In its finishing stage a swap critic (``critic.py``, weight 0.1) teaches B's decoder to draw A's faces
+as crisply as B's own: after 30 minutes on a 2-core Zen 3 the small face keeps 0.54 of the footage's
+sharpness instead of 0.50, with identity unchanged (``benchmarks/quality.py``).
 """
 
 from __future__ import annotations
@@ -30,4 +34,5 @@ SPEC = ModelSpec(
     betas=(0.5, 0.999),
     ssim_weight=1.0,
     frequency_weight=50.0,
+    critic_weight=0.1,
 )
