@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
+from torch import nn
 
 from .. import __version__, _io
 from ..errors import DeepswapError
@@ -142,13 +142,14 @@ def _laid_out_like(param: torch.Tensor, moment: torch.Tensor) -> torch.Tensor:
     return torch.empty_like(param, dtype=moment.dtype).copy_(moment)
 
 
+def _cpu_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {name: value.detach().to("cpu").contiguous() for name, value in tensors.items()}
+
+
 def _optimizer_tensors(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
     by_param = {param: name for name, param in model.named_parameters()}
-    tensors = {}
-    for param, moments in optimizer.state.items():
-        for key, value in moments.items():
-            tensors[f"{by_param[param]}.{key}"] = value.detach().to("cpu").contiguous()
-    return tensors
+    return _cpu_tensors({f"{by_param[param]}.{key}": value
+                         for param, moments in optimizer.state.items() for key, value in moments.items()})
 
 
 def _record(path: Path) -> dict[str, Any]:
@@ -164,14 +165,13 @@ def save_checkpoint(folder: str | Path, model: SwapModel, optimizer: torch.optim
     old = read_state(folder)
     if old is not None and old["iteration"] == iteration:
         return old
-    weights = {name: value.detach().to("cpu").contiguous() for name, value in model.state_dict().items()}
+    weights = _cpu_tensors(model.state_dict())
     metadata = {"model": model.name, "options": json.dumps(model.options)}
     files = {}
     roles = [("model", weights), ("optimizer", _optimizer_tensors(model, optimizer))]
     if critic is not None:
         module, adam = critic
-        roles.append(("critic", {**{f"weights.{name}": value.detach().to("cpu").contiguous()
-                                    for name, value in module.state_dict().items()},
+        roles.append(("critic", {**{f"weights.{name}": value for name, value in _cpu_tensors(module.state_dict()).items()},
                                  **{f"adam.{name}": value for name, value in _optimizer_tensors(module, adam).items()}}))
     for role, tensors in roles:
         path = folder / f"{role}-{iteration:08d}.safetensors"

@@ -1,7 +1,8 @@
 """The swap critic: a light patch discriminator that judges A's faces drawn by B's decoder.
 
 B's decoder learns to draw B from B's own faces, and on those (a few dozen frames, seen thousands
-of times) its reconstructions are so close to the targets that a critic cannot tell them apart. The
+of times) its reconstructions come so close to the targets that a critic judging them stayed at
+chance (issue 14's measurements). The
 swap, A's latent through B's decoder, is where the face goes soft, so that is what this critic
 judges: real = B's training faces, fake = A→B, both cut to the inner face (brows to mouth, where a
 swap's detail is seen; the background differs between A's and B's footage and would give the
@@ -44,9 +45,9 @@ class PatchCritic(nn.Module):
 def inner_face_box(resolution: int, coverage: float) -> tuple[slice, slice]:
     """(rows, columns) of the inner face — brows to mouth, plus ``MARGIN`` — in the model's
     ``resolution``-px face square, from the mean face."""
-    size = 256
-    x, y, side = face_region(size, coverage)
-    points = (canonical_landmarks(size)[INNER_FACE] - (x, y)) * resolution / side
+    crop = 256  # any aligned crop size: the box is scaled to the model's square
+    x, y, side = face_region(crop, coverage)
+    points = (canonical_landmarks(crop)[INNER_FACE] - (x, y)) * resolution / side
     low = np.clip(np.floor(points.min(axis=0) - MARGIN * resolution), 0, resolution).astype(int)
     high = np.clip(np.ceil(points.max(axis=0) + MARGIN * resolution), 0, resolution).astype(int)
     return slice(int(low[1]), int(high[1])), slice(int(low[0]), int(high[0]))
