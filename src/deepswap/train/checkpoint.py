@@ -104,11 +104,12 @@ def load_optimizer(folder: str | Path, state: dict[str, Any], model: SwapModel, 
                             f"({exc}); {_advice(folder)}") from None
 
 
-def load_critic(folder: str | Path, state: dict[str, Any], critic: nn.Module, optimizer: torch.optim.Optimizer) -> bool:
-    """Restore the swap critic and its Adam state saved with ``state``; False when it holds none."""
+def load_critic(folder: str | Path, state: dict[str, Any], critic: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    """Restore the swap critic and its Adam state saved with ``state``, when it holds them (a
+    checkpoint from before the finishing stage does not)."""
     folder = Path(folder)
     if state["files"].get("critic") is None:
-        return False
+        return
     tensors = _load_tensors(folder, state, "critic", next(critic.parameters()).device)
     try:
         critic.load_state_dict({name.removeprefix("weights."): value for name, value in tensors.items()
@@ -118,7 +119,6 @@ def load_critic(folder: str | Path, state: dict[str, Any], critic: nn.Module, op
     except (KeyError, ValueError, RuntimeError) as exc:
         raise DeepswapError(f"{folder / state['files']['critic']['name']}: swap critic does not fit ({exc}); "
                             f"{_advice(folder)}") from None
-    return True
 
 
 def _restore_adam(module: nn.Module, optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],

@@ -2,9 +2,8 @@
 
 B's decoder learns to draw B from B's own faces, and on those (a few dozen frames, seen thousands
 of times) its reconstructions come so close to the targets that a critic judging them stayed at
-chance (issue 14's measurements). The
-swap, A's latent through B's decoder, is where the face goes soft, so that is what this critic
-judges: real = B's training faces, fake = A→B, both cut to the inner face (brows to mouth, where a
+chance (issue 14's measurements). The swap, A's latent through B's decoder, is where the face goes
+soft, so that is what this critic judges: real = B's training faces, fake = A→B, both cut to the inner face (brows to mouth, where a
 swap's detail is seen; the background differs between A's and B's footage and would give the
 critic an easy tell that says nothing about the face). Its adversarial loss trains B's decoder
 only (A's latent is detached: the encoder keeps learning A's expression from A's reconstruction).

@@ -249,13 +249,13 @@ def train(workspace: WorkspaceLike, options: TrainOptions | None = None, on_prog
         checkpoint.load_optimizer(folder, saved, net, optimizer)
     # The swap critic (critic.py), trained with the finishing stage of a budget; kept in the checkpoint.
     critic = critic_optimizer = None
-    critic_trained = False
     if spec.critic_weight:
         with torch.random.fork_rng(devices=[]):  # the same first critic for a new run and a resumed one
             torch.manual_seed(config.seed)
             critic = PatchCritic().to(runtime.device)
         critic_optimizer = torch.optim.Adam(critic.parameters(), lr=CRITIC_LR, betas=(0.5, 0.999))
-        critic_trained = saved is not None and checkpoint.load_critic(folder, saved, critic, critic_optimizer)
+        if saved is not None:
+            checkpoint.load_critic(folder, saved, critic, critic_optimizer)
     inner_rows, inner_columns = inner_face_box(net.output_resolution, config.coverage)
     start = saved["iteration"] if saved else 0
     end = iterations if iterations is not None else None
@@ -298,7 +298,7 @@ def train(workspace: WorkspaceLike, options: TrainOptions | None = None, on_prog
                           "recent_loss": recent_loss if math.isfinite(recent_loss) else None,
                           "best_loss": lowest if math.isfinite(lowest) else None}
         state = checkpoint.save_checkpoint(folder, net, optimizer, iteration, training_state,
-                                           (critic, critic_optimizer) if critic_trained else None)
+                                           (critic, critic_optimizer) if critic_optimizer and critic_optimizer.state else None)
         if recent_loss < best_loss:
             best_loss = recent_loss
             checkpoint.save_best(folder, state)
@@ -388,7 +388,6 @@ def train(workspace: WorkspaceLike, options: TrainOptions | None = None, on_prog
             judge = critic is not None and in_finish
             losses.append(train_step(batch_data, judge))
             optimizer.step()
-            critic_trained = critic_trained or judge
             iteration += 1
 
             if (iteration - start) % log_every and iteration != end:
