@@ -162,6 +162,10 @@ def test_random_warp_keeps_input_and_target_aligned(seed, x, y):
     assert np.abs(still["target"].astype(int) - image).max() <= 1
     lit = augment_face(image, dot, dot, np.random.default_rng(seed), Augment(warp=0, rotation=0, zoom=0, shift=0, flip=0))
     assert np.abs(lit["warped"].astype(int) - lit["target"]).max() <= 1
+    mirrored = augment_face(image, dot, dot, np.random.default_rng(seed), Augment(warp=0, rotation=0, zoom=0, shift=0,
+                                                                                   flip=1, lightness=0, color=0))
+    assert np.array_equal(mirrored["target"], image[:, ::-1]), "a flip is an exact mirror image, not shifted a pixel"
+
     finishing = augment_face(image, dot, dot, np.random.default_rng(seed), replace(FINISHING_AUGMENT, lightness=0, color=0))
     # remap and warpAffine each round a sample's position to 1/32 pixel, so on the dot's 215-level edge
     # the two may differ by 215/32 along each axis (and a level of rounding)

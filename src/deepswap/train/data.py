@@ -151,14 +151,16 @@ def jitter_colour(image: np.ndarray, rng: np.random.Generator, augment: Augment)
 
 
 def random_transform(size: int, rng: np.random.Generator, augment: Augment) -> np.ndarray:
-    """A 2×3 similarity (rotation, zoom, shift about the centre) plus a random horizontal flip."""
+    """A 2×3 similarity (rotation, zoom, shift about the centre) plus a random horizontal flip. The
+    centre is that of the pixel grid, (size - 1) / 2, so a flip alone is an exact mirror image."""
     angle = rng.uniform(-augment.rotation, augment.rotation)
     scale = rng.uniform(1 - augment.zoom, 1 + augment.zoom)
     shift = rng.uniform(-augment.shift, augment.shift, 2) * size
-    matrix = cv2.getRotationMatrix2D((size / 2, size / 2), angle, scale)
+    centre = (size - 1) / 2
+    matrix = cv2.getRotationMatrix2D((centre, centre), angle, scale)
     matrix[:, 2] += shift
     if rng.random() < augment.flip:
-        matrix = np.array([[-1, 0, size], [0, 1, 0]], np.float64) @ np.vstack([matrix, [0, 0, 1]])
+        matrix = np.array([[-1, 0, 2 * centre], [0, 1, 0]], np.float64) @ np.vstack([matrix, [0, 0, 1]])
     return matrix
 
 
