@@ -9,8 +9,13 @@ A training sample is one face of A and one of B. Each face goes through:
 3. a random similarity transform (±10° rotation, ±5 % zoom, ±5 % shift) and a horizontal flip half
    of the time: this gives the *target*;
 4. the original random warp: a 5×5 grid of control points pushed by Gaussian noise bends the target
-   into the *input*, so the autoencoder must learn faces, not copy pixels (except in the finishing
-   stage of a training budget, ``FINISHING_AUGMENT``, where the input is the target).
+   into the *input*, so the autoencoder must learn faces, not copy pixels.
+
+The finishing stage of a training budget (``FINISHING_AUGMENT``) keeps only the flip and the colour
+jitter: the input is the target, and the target is the face region as extract aligned it (or its
+mirror image). Convert gives the model faces aligned exactly that way, so nothing is lost, and the
+decoder no longer has to draw each face at a random sub-pixel offset and angle, which it can only
+guess from a 64-px input and so blurs (``benchmarks/quality.py``).
 
 The face mask and an eyes-and-mouth map (from the landmarks) go through step 3 with the target;
 the loss uses them as weights. For a model that draws faces larger than it sees (``output_scale``),
@@ -60,7 +65,7 @@ class Augment:
 
 
 REGION_CACHE_BYTES = 512 << 20  # face regions a stream keeps in memory (the trainer shares this among its data workers)
-FINISHING_AUGMENT = Augment(warp=0.0)  # the finishing stage of a training budget: everything but the warp
+FINISHING_AUGMENT = Augment(rotation=0.0, zoom=0.0, shift=0.0, warp=0.0)  # the finishing stage: flips and colour only
 
 
 def face_region(face_size: int, coverage: float) -> tuple[int, int, int]:

@@ -119,8 +119,9 @@ FINAL_LR = 0.1  # of the base rate, reached at the end of the budget
 def finishing(progress: float | None) -> bool:
     """Whether a run with ``progress`` (the share of its budget done, None without one) is in its
     finishing stage, the last ``FINISHING_SHARE`` of the budget: the learning rate falls and the random
-    warp is off (``FINISHING_AUGMENT``), so the model settles on drawing each face exactly, not its
-    warped average — DeepFaceLab's "random warp off" stage, made part of every budget."""
+    warp, turn, zoom and shift are off (``FINISHING_AUGMENT``), so the model settles on drawing each
+    face exactly as convert aligns it, not its warped or moved average — DeepFaceLab's "random warp
+    off" stage, made part of every budget."""
     return progress is not None and progress >= 1 - FINISHING_SHARE
 
 
