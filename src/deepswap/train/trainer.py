@@ -3,8 +3,9 @@
 Each iteration takes a batch of warped faces of A and of B, runs both through the shared encoder
 and each through its own decoder, and steps Adam on the masked SSIM + L1 loss. The last quarter
 of the run's budget is its finishing stage (``finishing``): the learning rate falls
-(``scheduled_lr``), the faces come unwarped and, for models with a swap critic (``critic.py``), the
-critic judges A drawn by B's decoder against B's own faces. Around that:
+(``scheduled_lr``), the faces come unwarped and unmoved (only flipped and relit) and, for models
+with a swap critic (``critic.py``), the critic judges A drawn by B's decoder against B's own faces.
+Around that:
 resume from ``WS/model``, progress events, preview grids, ``loss.csv`` and its curve, TensorBoard
 when installed, checkpoints every few minutes and on Ctrl-C/SIGTERM/SIGHUP or a stop request, a
 stop on NaN/Inf, and DistributedDataParallel under ``torchrun`` (rank 0 writes everything).
