@@ -2,10 +2,18 @@
 
 Design (dither modulation on a frame-relative chip grid, placed by a just-noticeable-difference mask):
 
-* The frame is divided into a grid of ``ROWS`` × ``cols`` cells ("chips"), ``cols`` following the
+* The frame is divided into a grid of ``rows`` × ``cols`` cells ("chips"), ``cols`` following the
   aspect ratio, so the grid scales with the picture and survives resizing without any search.
-* Every chip carries one payload bit and a keyed dither d in [0, 1). Each run of 48 chips (raster
-  order) holds every bit once, in a keyed order, so any sizeable region carries the whole payload.
+  There are two densities (:class:`ChipGrid`): the coarse grid (48 rows), whose large chips survive
+  the most, and the fine grid (128 rows), used where the coarse one would carry too little — a
+  small busy picture in a large, mostly flat frame (a small face on a plain wall) spans few coarse
+  chips but many fine ones. A frame is marked on one of them; the decoder reads both.
+* Every chip carries one bit and a keyed dither d in [0, 1). Each run of chips (raster order) holds
+  every bit in a keyed order, so any sizeable region carries the whole payload. On the coarse grid
+  the bits are the 48 payload bits, once each per run. The fine grid's chips are fewer and noisier:
+  there the 32 id bits go as three extended Golay codewords ([24, 12, 8], each decoded to the
+  codeword its soft readings match best, which corrects what a bit-by-bit reading gets wrong), and
+  the 16 signature bits, which detection rests on, five times per run.
 * What is measured per chip is its *residual*: the chip's mean luma minus the mean of its 8
   neighbours (exact area means with fractional pixel edges, so a resized frame measures the same).
 * Embedding is informed quantisation (dither modulation): each chip's residual is moved to the
@@ -25,11 +33,11 @@ Design (dither modulation on a frame-relative chip grid, placed by a just-notice
   levels, and the total change is capped at PSNR ≥ ``MIN_PSNR_DB``.
 * The decoder reads each chip as a phasor ``exp(2πi · residual / STEP)``, weighted by its own
   estimate of the chip's texture gain (flat chips carry nothing and weigh nothing), and sums over
-  frames. A bit's soft value is the sum of ``Re(phasor · exp(-2πi d))`` over its chips.
+  frames, for each grid. A bit's soft value is the sum of ``Re(phasor · exp(-2πi d))`` over its chips.
 * Detection correlates the known signature bits: ``z = Σ Re(P · exp(-2πi (d + bit/2))) / sqrt(Σ |P|² / 2)``
   over the signature chips. Under "no watermark" the keyed dithers are uniform and independent of
   the picture, so each term is |P| cos(uniform), sub-Gaussian with variance proxy |P|²/2, and
-  P(z > t) ≤ exp(-t²/2) for any picture. The scan over candidate regions and grid widths is
+  P(z > t) ≤ exp(-t²/2) for any picture. The scan over grids, candidate regions and grid widths is
   covered by a union bound (:func:`false_alarm_bound`).
 
 Visibility is measured by :func:`flat_area_visibility`: the std of the luma change over flat picture.
@@ -50,10 +58,12 @@ import numpy as np
 
 from ..errors import DeepswapError
 
-ROWS = 48
 SIGNATURE = 0xD5E7
 SIGNATURE_BITS = 16
 ID_BITS = 32
+GOLAY_GENERATOR = 0b110001110101  # x¹¹+x¹⁰+x⁶+x⁵+x⁴+x²+1: the cyclic [23, 12, 7] Golay code
+GOLAY_LENGTH, GOLAY_MESSAGE = 24, 12  # extended by a parity bit: [24, 12, 8]
+GOLAY_BLOCKS = -(-ID_BITS // GOLAY_MESSAGE)
 PAYLOAD_BITS = SIGNATURE_BITS + ID_BITS
 STEP = 11.0  # lattice spacing of a chip's residual, grey levels
 MAX_AMPLITUDE = 7.0  # largest change in a chip, in units of its texture gain
@@ -66,6 +76,7 @@ TEXTURE_SLOPE = 0.3  # gain per grey level of detail contrast above the floor
 MAX_GAIN = 5.0  # before luminance masking
 EDGE_EROSION = 3  # analysis samples the gain is kept back from flat picture
 FULL_WEIGHT_GAIN = 1.0  # chips with at least this gain count fully in the decoder
+FINE_BELOW = 200.0  # full-weight chips of the coarse grid below which a frame is marked on the fine grid
 MAX_CHANGE = 8.0  # grey levels, any pixel
 MIN_PSNR_DB = 40.5
 Z_THRESHOLD = 8.0
@@ -81,6 +92,35 @@ _EROSION = np.ones((3, 3), np.uint8)
 
 Box = tuple[float, float, float, float]
 Region = Union[Box, np.ndarray, None]
+
+
+@dataclass(frozen=True)
+class ChipGrid:
+    """One density of the frame-relative chip grid: ``rows`` rows of square-ish chips, each run of
+    chips holding the signature bits ``signature_copies`` times and the id bits once. Frames are
+    marked on it when its chips are at least ``embed_from`` pixels across and read when at least
+    ``read_from`` (a halved frame)."""
+
+    key: str
+    rows: int
+    signature_copies: int
+    coded: bool
+    embed_from: float
+    read_from: float
+
+    def shape(self, height: int, width: int) -> tuple[int, int]:
+        """(rows, cols) of the grid on a frame of this size."""
+        return self.rows, max(1, round(self.rows * width / height))
+
+    @property
+    def symbols(self) -> int:
+        """Distinct bits carried: the signature, then the id (as Golay codewords when ``coded``)."""
+        return SIGNATURE_BITS + (GOLAY_BLOCKS * GOLAY_LENGTH if self.coded else ID_BITS)
+
+
+COARSE = ChipGrid("", 48, 1, False, 0.0, 0.0)  # the key of the first design: its marks read the same
+FINE = ChipGrid("fine:", 128, 5, True, 3.0, 1.5)
+GRIDS = (COARSE, FINE)
 
 
 def new_output_id() -> str:
@@ -99,8 +139,50 @@ def _payload(output_id: str) -> np.ndarray:
     return np.array([(word >> (PAYLOAD_BITS - 1 - i)) & 1 for i in range(PAYLOAD_BITS)], np.uint8)
 
 
-_SIGNATURE_SIGNS = np.zeros(PAYLOAD_BITS, np.float32)
-_SIGNATURE_SIGNS[:SIGNATURE_BITS] = 1 - 2.0 * _payload("0" * (ID_BITS // 4))[:SIGNATURE_BITS]
+@lru_cache(maxsize=1)
+def _golay_codewords() -> np.ndarray:
+    """Row m: the extended Golay codeword (24 bits) of the 12-bit message m."""
+    messages = np.arange(2**GOLAY_MESSAGE)
+    words = np.zeros_like(messages)
+    for shift in range(GOLAY_MESSAGE):
+        words ^= np.where((messages >> shift) & 1, GOLAY_GENERATOR << shift, 0)
+    bits = (words[:, None] >> np.arange(GOLAY_LENGTH - 1)) & 1
+    return np.hstack([bits, bits.sum(axis=1, keepdims=True) % 2]).astype(np.uint8)
+
+
+def _message_bits(bits: np.ndarray) -> np.ndarray:
+    """The id bits padded with zeros to whole Golay messages, one message per row."""
+    padding = np.zeros(GOLAY_BLOCKS * GOLAY_MESSAGE - len(bits), np.uint8)
+    return np.concatenate([bits, padding]).reshape(GOLAY_BLOCKS, GOLAY_MESSAGE)
+
+
+def _encode(grid: ChipGrid, payload: np.ndarray) -> np.ndarray:
+    """The bits a grid's chips carry (``grid.symbols`` of them) for a 48-bit payload."""
+    if not grid.coded:
+        return payload
+    messages = _message_bits(payload[SIGNATURE_BITS:]) @ (1 << np.arange(GOLAY_MESSAGE))
+    return np.concatenate([payload[:SIGNATURE_BITS], _golay_codewords()[messages].ravel()])
+
+
+def _decode(grid: ChipGrid, soft: np.ndarray) -> np.ndarray:
+    """The 48-bit payload from the symbols' soft values (positive: 0): each Golay block is decoded
+    to the codeword that correlates best with it (maximum likelihood)."""
+    hard = (soft < 0).astype(np.uint8)
+    if not grid.coded:
+        return hard
+    signs = 1 - 2.0 * _golay_codewords()
+    messages = np.argmax(soft[SIGNATURE_BITS:].reshape(GOLAY_BLOCKS, GOLAY_LENGTH) @ signs.T, axis=1)
+    id_bits = (messages[:, None] >> np.arange(GOLAY_MESSAGE)) & 1
+    return np.concatenate([hard[:SIGNATURE_BITS], id_bits.ravel()[:ID_BITS]]).astype(np.uint8)
+
+
+_SIGNATURE_SIGNS = 1 - 2.0 * _payload("0" * (ID_BITS // 4))[:SIGNATURE_BITS]
+
+
+@lru_cache(maxsize=4)
+def _signature_signs(grid: ChipGrid) -> np.ndarray:
+    """Per symbol of the grid: the sign its reading has under the signature (0 for the id's)."""
+    return np.concatenate([_SIGNATURE_SIGNS, np.zeros(grid.symbols - SIGNATURE_BITS)]).astype(np.float32)
 
 
 def _output_id(bits: np.ndarray) -> str:
@@ -118,19 +200,16 @@ def _key_stream(name: str, count: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=16)
-def _layout(rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
+def _layout(grid: ChipGrid, cols: int) -> tuple[np.ndarray, np.ndarray]:
     """Per chip: which payload bit it carries, and its keyed dither (uniform in [0, 1))."""
-    count = rows * cols
-    padded = -(-count // PAYLOAD_BITS) * PAYLOAD_BITS
-    order = _key_stream("order", padded).reshape(-1, PAYLOAD_BITS)
-    bit_of_chip = np.argsort(np.argsort(order, axis=1), axis=1).ravel()[:count]
-    dither = _key_stream("dither", count) / 2.0**32
-    return bit_of_chip.reshape(rows, cols), dither.reshape(rows, cols)
-
-
-def grid_shape(height: int, width: int) -> tuple[int, int]:
-    """Chip grid (rows, cols) for a frame size: ``ROWS`` rows, square-ish chips."""
-    return ROWS, max(1, round(ROWS * width / height))
+    count, signature_chips = grid.rows * cols, grid.signature_copies * SIGNATURE_BITS
+    run = signature_chips + grid.symbols - SIGNATURE_BITS
+    padded = -(-count // run) * run
+    order = _key_stream(grid.key + "order", padded).reshape(-1, run)
+    rank = np.argsort(np.argsort(order, axis=1), axis=1).ravel()[:count]
+    bit_of_chip = np.where(rank < signature_chips, rank % SIGNATURE_BITS, rank - signature_chips + SIGNATURE_BITS)
+    dither = _key_stream(grid.key + "dither", count) / 2.0**32
+    return bit_of_chip.reshape(grid.rows, cols), dither.reshape(grid.rows, cols)
 
 
 def _luma(image: np.ndarray) -> np.ndarray:
@@ -241,10 +320,9 @@ def _to_frame(small: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=8)
-def _round_trip(height: int, width: int) -> np.ndarray:
+def _round_trip(height: int, width: int, rows: int, cols: int) -> np.ndarray:
     """How a change made at analysis resolution reads back after upsampling to the frame and area
     means (3×3 kernel)."""
-    rows, cols = grid_shape(height, width)
     shape = (rows * ANALYSIS_SCALE, cols * ANALYSIS_SCALE)
     impulse = np.zeros(shape, np.float32)
     impulse[shape[0] // 2, shape[1] // 2] = 1
@@ -253,9 +331,8 @@ def _round_trip(height: int, width: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=8)
-def _own_response(height: int, width: int) -> float:
+def _own_response(height: int, width: int, rows: int, cols: int) -> float:
     """How far a chip's residual moves per unit of its amplitude (on a uniform gain of 1)."""
-    rows, cols = grid_shape(height, width)
     impulse = np.zeros((rows, cols), np.float32)
     impulse[rows // 2, cols // 2] = 1
     pattern = _to_frame(_spread(impulse), height, width)
@@ -279,8 +356,7 @@ class _Area:
         return float((self.rows.stop - self.rows.start) * (self.cols.stop - self.cols.start))
 
 
-def _area(region: Region, height: int, width: int) -> _Area:
-    rows, cols = grid_shape(height, width)
+def _area(region: Region, height: int, width: int, rows: int, cols: int) -> _Area:
     if region is None:
         return _Area(np.ones((rows, cols), np.float32), slice(0, height), slice(0, width), None)
     if isinstance(region, np.ndarray):
@@ -307,52 +383,78 @@ def _coverage(start: int, stop: int, size: int, count: int) -> np.ndarray:
     return overlap / np.diff(edges)
 
 
+@dataclass(frozen=True)
+class _Host:
+    """A frame as the embedder sees it on one grid: the decoder's own analysis, the gain the mark
+    may use per chip (the JND mask with the pixel veto), and the chips of the area to mark."""
+
+    grid: ChipGrid
+    analysis: _Analysis
+    gain: np.ndarray
+    chip_gain: np.ndarray
+    area: _Area
+
+    @property
+    def capacity(self) -> float:
+        """Full-weight chips the area offers."""
+        return float((self.area.chips * np.clip(self.chip_gain / FULL_WEIGHT_GAIN, 0, 1)).sum())
+
+
+def _host(grid: ChipGrid, luma: np.ndarray, veto: np.ndarray, region: Region) -> _Host:
+    height, width = luma.shape
+    rows, cols = grid.shape(height, width)
+    analysis = _analyse(_analysis_image(_integral(luma), rows, cols))
+    gain = analysis.gain * cv2.resize(veto, analysis.gain.shape[::-1], interpolation=cv2.INTER_AREA)
+    return _Host(grid, analysis, gain, _block_means(gain), _area(region, height, width, rows, cols))
+
+
 class Watermarker:
     """Embeds the watermark for one output id into frames (every frame of that output)."""
 
     def __init__(self, output_id: str) -> None:
         self.output_id = output_id
         self.bits = _payload(output_id)
+        self._symbols = {grid: _encode(grid, self.bits) for grid in GRIDS}
 
-    def chip_amplitudes(self, host: _Analysis, chip_mask: np.ndarray, frame_size: tuple[int, int],
-                        veto: np.ndarray) -> np.ndarray:
+    def chip_amplitudes(self, host: _Host, frame_size: tuple[int, int]) -> np.ndarray:
         """Per chip, the amplitude (in units of the gain map) that moves its residual onto the
         nearest lattice point of its bit, within ±MAX_AMPLITUDE; found by reading back the change
-        (the gain map times ``veto``, the pixel veto at analysis resolution) the way the decoder does."""
-        rows, cols = host.residual.shape
-        gain = host.gain * veto
-        chip_gain = _block_means(gain)
-        bit_of_chip, dither = _layout(rows, cols)
-        offset = dither + 0.5 * self.bits[bit_of_chip]
-        wanted = STEP * (np.round(host.residual / STEP - offset) + offset) - host.residual
-        usable = chip_mask * (chip_gain > 0)
-        per_unit = _own_response(*frame_size) * np.maximum(chip_gain, 1e-3)
-        round_trip = _round_trip(*frame_size)
+        the way the decoder does."""
+        rows, cols = host.analysis.residual.shape
+        bit_of_chip, dither = _layout(host.grid, cols)
+        offset = dither + 0.5 * self._symbols[host.grid][bit_of_chip]
+        residual = host.analysis.residual
+        wanted = STEP * (np.round(residual / STEP - offset) + offset) - residual
+        usable = host.area.chips * (host.chip_gain > 0)
+        per_unit = _own_response(*frame_size, rows, cols) * np.maximum(host.chip_gain, 1e-3)
+        round_trip = _round_trip(*frame_size, rows, cols)
         amplitude = np.zeros((rows, cols), np.float32)
         moved = np.zeros((rows, cols), np.float32)
         for _ in range(ITERATIONS):
             amplitude = np.clip(amplitude + usable * (wanted - moved) / per_unit, -MAX_AMPLITUDE, MAX_AMPLITUDE)
-            change = cv2.filter2D(_spread(amplitude) * gain, -1, round_trip, borderType=cv2.BORDER_REFLECT)
+            change = cv2.filter2D(_spread(amplitude) * host.gain, -1, round_trip, borderType=cv2.BORDER_REFLECT)
             moved = _residual(_block_means(change))
         return amplitude
 
     def embed(self, frame_rgb: np.ndarray, region: Region = None) -> np.ndarray:
         """Watermark an RGB uint8 frame in place (and return it); ``region``: box (x0, y0, x1, y1),
-        an H×W mask (0..1 float or 0..255 uint8) or None for the whole frame."""
+        an H×W mask (0..1 float or 0..255 uint8) or None for the whole frame. The frame is marked on
+        the coarse grid, or on the fine one when the area offers fewer than ``FINE_BELOW`` full-weight
+        chips of the coarse grid and the frame is tall enough for fine chips."""
         if frame_rgb.dtype != np.uint8 or frame_rgb.ndim != 3 or frame_rgb.shape[2] != 3:
             raise ValueError("embed expects an H×W×3 uint8 RGB frame")
         height, width = frame_rgb.shape[:2]
-        area = _area(region, height, width)
+        luma = _luma(frame_rgb)
+        veto = pixel_texture(luma)
+        host = _host(COARSE, luma, veto, region)
+        area = host.area
         if area.pixels == 0:
             return frame_rgb
-        luma = _luma(frame_rgb)
-        grid = grid_shape(height, width)
-        host = _analyse(_analysis_image(_integral(luma), *grid))
-        veto = pixel_texture(luma)
-        analysis_size = (grid[1] * ANALYSIS_SCALE, grid[0] * ANALYSIS_SCALE)
-        amplitude = self.chip_amplitudes(host, area.chips, (height, width),
-                                         cv2.resize(veto, analysis_size, interpolation=cv2.INTER_AREA))
-        marks = cv2.resize(_spread(amplitude) * host.gain, veto.shape[::-1], interpolation=cv2.INTER_LINEAR) * veto
+        if host.capacity < FINE_BELOW and height >= FINE.embed_from * FINE.rows:
+            host = _host(FINE, luma, veto, region)
+        amplitude = self.chip_amplitudes(host, (height, width))
+        marks = _spread(amplitude) * host.analysis.gain
+        marks = cv2.resize(marks, veto.shape[::-1], interpolation=cv2.INTER_LINEAR) * veto
         pattern = _to_frame(marks, height, width)[area.rows, area.cols]
         if area.weight is not None:
             pattern *= area.weight
@@ -416,7 +518,7 @@ def _window_count() -> int:
     positions = sum(
         (_WINDOW_STEPS - round(h * _WINDOW_STEPS) + 1) * (_WINDOW_STEPS - round(w * _WINDOW_STEPS) + 1)
         for h in _WINDOW_FRACTIONS for w in _WINDOW_FRACTIONS)
-    return 3 * positions
+    return 3 * len(GRIDS) * positions
 
 
 def false_alarm_bound(z: float) -> float:
@@ -428,9 +530,10 @@ class WatermarkDetector:
     """Accumulates chip readings over frames (any number, any order) and decodes the payload."""
 
     def __init__(self) -> None:
-        self._sums: dict[int, np.ndarray] = {}
+        self._sums: dict[tuple[ChipGrid, int], np.ndarray] = {}
         self.frames = 0
         self._shape: tuple[int, int] | None = None
+        self._integral: np.ndarray | None = None  # reused frame to frame: one large buffer, not one per frame
 
     def add(self, image: np.ndarray) -> None:
         """Add one frame (RGB or grey, any size; all frames of one input share a size)."""
@@ -439,31 +542,42 @@ class WatermarkDetector:
             self._shape = shape
         elif shape != self._shape:
             raise ValueError("all frames given to one detector must have the same size")
-        integral = _integral(_luma(image))
-        rows, cols = grid_shape(*shape)
-        for candidate in (cols - 1, cols, cols + 1):
-            if candidate >= 1:
-                reading = _analyse(_analysis_image(integral, rows, candidate))
-                phasor = reading.weight * np.exp(2j * np.pi / STEP * reading.residual)
-                self._sums[candidate] = self._sums.get(candidate, 0) + phasor
+        integral = self._integral = cv2.integral(_luma(image), self._integral, sdepth=cv2.CV_64F)
+        for grid in GRIDS:
+            if shape[0] < grid.read_from * grid.rows:
+                continue
+            rows, cols = grid.shape(*shape)
+            nominal = _analyse(_analysis_image(integral, rows, cols))
+            for candidate in (cols - 1, cols, cols + 1):
+                if candidate == cols:
+                    residual, weight = nominal.residual, nominal.weight
+                elif candidate >= 1:
+                    residual = _residual(_area_means(integral, rows, candidate))
+                    weight = cv2.resize(nominal.weight, (candidate, rows), interpolation=cv2.INTER_LINEAR)
+                else:
+                    continue
+                total = self._sums.setdefault((grid, candidate), np.zeros(residual.shape, np.complex64))
+                angle = residual * np.float32(2 * np.pi / STEP)
+                total.real += weight * np.cos(angle)
+                total.imag += weight * np.sin(angle)
         self.frames += 1
 
     def result(self) -> WatermarkResult:
-        """Best-scoring grid width and region; ``found`` when z clears ``Z_THRESHOLD``."""
+        """Best-scoring grid, grid width and region; ``found`` when z clears ``Z_THRESHOLD``."""
         if not self._sums:
             return WatermarkResult(False, 0.0, None, np.zeros(PAYLOAD_BITS, np.uint8), 0, (0, 0, 1, 1))
-        best = max((_scan(total) for total in self._sums.values()), key=lambda found: found[0])
+        best = max((_scan(grid, total) for (grid, _), total in self._sums.items()), key=lambda found: found[0])
         z, bits, box = best
         found = z >= Z_THRESHOLD
         return WatermarkResult(found, z, _output_id(bits) if found else None, bits, self.frames, box)
 
 
-def _scan(total: np.ndarray) -> tuple[float, np.ndarray, tuple[float, float, float, float]]:
+def _scan(grid: ChipGrid, total: np.ndarray) -> tuple[float, np.ndarray, tuple[float, float, float, float]]:
     """Max signature z over windows of the chip grid; decoded bits inside the best window."""
     rows, cols = total.shape
-    bit_of_chip, dither = _layout(rows, cols)
+    bit_of_chip, dither = _layout(grid, cols)
     aligned = (total * np.exp(-2j * np.pi * dither)).real
-    score = _table(_SIGNATURE_SIGNS[bit_of_chip] * aligned)
+    score = _table(_signature_signs(grid)[bit_of_chip] * aligned)
     energy = _table((bit_of_chip < SIGNATURE_BITS) * np.abs(total) ** 2 / 2)
 
     best = (-np.inf, (0, 0, rows, cols))
@@ -484,8 +598,7 @@ def _scan(total: np.ndarray) -> tuple[float, np.ndarray, tuple[float, float, flo
     z, (y0, x0, y1, x1) = best
     window = np.zeros((rows, cols), bool)
     window[y0:y1, x0:x1] = True
-    soft = np.bincount(bit_of_chip[window], weights=aligned[window], minlength=PAYLOAD_BITS)
-    bits = (soft < 0).astype(np.uint8)
+    bits = _decode(grid, np.bincount(bit_of_chip[window], weights=aligned[window], minlength=grid.symbols))
     return z, bits, (x0 / cols, y0 / rows, x1 / cols, y1 / rows)
 
 
