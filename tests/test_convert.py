@@ -143,18 +143,18 @@ def test_fine_detail_of_the_footage_sharpens_only_the_replaced_face(trained_work
 
 
 def test_detail_scale_follows_the_face_size_in_the_frame():
-    """The footage's detail finer than 80 px across the face region (a 204-px region of a 256-px
-    crop): half the resolution of a face 160 px across; only the finest octave of a larger one;
-    none (scale ≥ 1) for a face under 80 px, whose detail the model draws itself."""
+    """The footage's detail finer than 112 px across the face region (a 204-px region of a 256-px
+    crop): half the resolution of a face 224 px across; only the finest octave of a larger one;
+    none (scale ≥ 1) for a face under 112 px, whose detail the model draws itself."""
     from deepswap.convert.replace import detail_scale
 
     def matrix(crop_pixels_per_frame_pixel: float) -> np.ndarray:
         return np.array([[crop_pixels_per_frame_pixel, 0, 0], [0, crop_pixels_per_frame_pixel, 0]])
 
-    assert detail_scale(matrix(204 / 160), 204) == pytest.approx(0.5)
-    assert detail_scale(matrix(204 / 120), 204) == pytest.approx(80 / 120)
+    assert detail_scale(matrix(204 / 224), 204) == pytest.approx(0.5)
+    assert detail_scale(matrix(204 / 160), 204) == pytest.approx(112 / 160)
     assert detail_scale(matrix(204 / 600), 204) == 0.5
-    assert detail_scale(matrix(204 / 60), 204) > 1
+    assert detail_scale(matrix(204 / 90), 204) > 1
 
 
 def _grown(mask: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ from .color import ColorMode, match_color
 from .smoothing import LandmarkSmoother
 
 
-DETAIL_RESOLUTION = 80  # pixels across the face region: the footage's detail finer than this is laid over the new face
+DETAIL_RESOLUTION = 112  # pixels across the face region: the footage's detail finer than this is laid over the new face
 FINEST_SHARE = 0.5  # ... but on a large face only the frame's finest octave
 
 
