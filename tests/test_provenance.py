@@ -15,8 +15,8 @@ from deepswap.cli import app
 from deepswap.errors import DeepswapError
 from deepswap.provenance import (LABEL, Watermarker, detect_watermark, new_output_id, parse_label,
                                  provenance_label, read_label)
-from deepswap.provenance.watermark import (Z_THRESHOLD, WatermarkResult, _golay_codewords, flat_area_visibility,
-                                           pixel_texture)
+from deepswap.provenance.watermark import (FINE, Z_THRESHOLD, WatermarkResult, _decode, _encode, _golay_codewords,
+                                           flat_area_visibility, pixel_texture)
 from deepswap.verify import verify_file
 from deepswap.video import VideoWriter, read_frames, write_image
 
@@ -205,10 +205,17 @@ def test_small_face_on_a_plain_wall_carries_the_whole_mark(wall_written: Path, t
     decoded(WALL_ATTACKS[attack](wall_written, tmp_path))
 
 
-def test_id_codewords_differ_in_at_least_8_bits() -> None:
-    """The fine grid's id code corrects any 3 wrong bits of a 24-bit block, however the soft values fall."""
+def test_fine_grid_id_code_corrects_3_wrong_bits_per_block() -> None:
+    """The id's Golay codewords differ in at least 8 of their 24 bits, so any 3 wrong readings of a
+    block still decode to the payload."""
     weights = _golay_codewords().sum(axis=1)
     assert len(weights) == 4096 and sorted(set(weights)) == [0, 8, 12, 16, 24]  # linear: distance = weight
+    payload = Watermarker(OUTPUT_ID).bits
+    soft = 1 - 2.0 * _encode(FINE, payload)
+    rng = np.random.default_rng(5)
+    for block in range(3):
+        soft[16 + 24 * block + rng.choice(24, 3, replace=False)] *= -1
+    assert np.array_equal(_decode(FINE, soft), payload)
 
 
 def test_marks_of_the_first_grid_design_still_verify() -> None:
