@@ -295,8 +295,13 @@ class _Analysis:
 
     @property
     def weight(self) -> np.ndarray:
-        """How much each chip counts in the decoder: as much as the mark it can carry, up to 1."""
-        return np.clip(self.chip_gain / FULL_WEIGHT_GAIN, 0, 1)
+        """How much each chip counts in the decoder."""
+        return _chip_weight(self.chip_gain)
+
+
+def _chip_weight(chip_gain: np.ndarray) -> np.ndarray:
+    """How much a chip counts: as much as the mark it can carry, up to 1 (a full-weight chip)."""
+    return np.clip(chip_gain / FULL_WEIGHT_GAIN, 0, 1)
 
 
 def _analysis_image(integral: np.ndarray, rows: int, cols: int) -> np.ndarray:
@@ -397,7 +402,7 @@ class _Host:
     @property
     def capacity(self) -> float:
         """Full-weight chips the area offers."""
-        return float((self.area.chips * np.clip(self.chip_gain / FULL_WEIGHT_GAIN, 0, 1)).sum())
+        return float((self.area.chips * _chip_weight(self.chip_gain)).sum())
 
 
 def _host(grid: ChipGrid, luma: np.ndarray, veto: np.ndarray, region: Region) -> _Host:
