@@ -1,7 +1,7 @@
 """Background jobs: each long step runs in a child process the server owns, one per workspace.
 
 The child (``python -m deepswap.ui.worker``, in a session of its own so that a Ctrl-C in the
-server's terminal reaches only the server) reads its step from stdin, calls one function of
+server's terminal reaches only the server) reads its step as the first line of its stdin, calls one function of
 ``actions.JOBS`` with an ``on_progress`` callback, and writes each ``ProgressEvent``, then the
 result and how it ended, as JSON lines to stdout; a reader thread in the server folds them into the
 ``Job`` the pages and the event stream show. The job outlives the browser: closing or reloading the
@@ -9,7 +9,10 @@ page does not touch it.
 
 Stopping a job sends the child SIGINT, as Ctrl-C would: training saves a checkpoint and returns,
 the other steps stop where they are (their finished work is kept). Stopping the server stops every
-job that way and waits for it. A step that fails shows the same one line the CLI prints.
+job that way and waits for it. The server holds the child's stdin open while the job runs: when
+the server goes away however it ends (``kill -9`` included), the child reads the end of its stdin
+and stops itself the same way, so no job outlives its server holding the workspace lock. A step
+that fails shows the same one line the CLI prints.
 """
 
 from __future__ import annotations
@@ -42,10 +45,10 @@ OPTION_KINDS = ("ConvertOptions", "ExtractOptions", "ReplaceSettings", "TrainOpt
 
 
 def encode_job(action: str, arguments: dict[str, Any]) -> bytes:
-    """A step and its arguments as JSON for the child's stdin: paths and the library's option
+    """A step and its arguments as one JSON line for the child's stdin: paths and the library's option
     dataclasses (``OPTION_KINDS``) tagged so that ``decode_job`` rebuilds them; any other type is
     refused here (TypeError), before a process starts. No pickle crosses the pipe."""
-    return json.dumps({"action": action, "arguments": _plain(arguments)}).encode()
+    return json.dumps({"action": action, "arguments": _plain(arguments)}).encode() + b"\n"
 
 
 def decode_job(data: bytes) -> tuple[str, dict[str, Any]]:
@@ -185,7 +188,7 @@ class JobManager:
                                        stdout=subprocess.PIPE, start_new_session=True)
             assert process.stdin is not None
             process.stdin.write(encode_job(action, arguments))
-            process.stdin.close()
+            process.stdin.flush()  # and kept open: its end tells the child the server is gone
             self._jobs.setdefault(workspace, {})[kind] = job
             self._processes[job.id] = process
         threading.Thread(target=self._follow, args=(job, process), daemon=True, name=f"deepswap-{kind}-events").start()
@@ -233,6 +236,8 @@ class JobManager:
         for line in process.stdout:
             job.apply(json.loads(line))
         code = process.wait()
+        assert process.stdin is not None
+        process.stdin.close()
         if job.active:
             job.apply({"kind": "end", "state": FAILED, "error": f"the {job.kind} process ended unexpectedly (exit code {code})"})
         with self._lock:

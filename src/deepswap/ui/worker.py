@@ -1,9 +1,10 @@
 """A job's child process (``python -m deepswap.ui.worker``, started by ``jobs.JobManager``).
 
-It reads ``(action, arguments)`` as JSON on stdin (``jobs.encode_job``), runs ``actions.JOBS[action](**arguments,
+It reads ``(action, arguments)`` as a JSON line on stdin (``jobs.encode_job``), runs ``actions.JOBS[action](**arguments,
 on_progress=…)`` and writes JSON lines to stdout: one per progress event, then the result, then
 how it ended (finished, stopped by SIGINT/SIGTERM, or failed with the CLI's one-line error).
-Anything else the step prints goes to stderr, so stdout carries only those lines.
+Anything else the step prints goes to stderr, so stdout carries only those lines. The end of stdin
+means the server is gone: the step is then stopped as by SIGINT (training saves first).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import traceback
 from typing import IO, Any
 
@@ -49,14 +51,28 @@ def run(action: str, arguments: dict[str, Any], send: Any) -> dict[str, Any]:
     return {"kind": "end", "state": STOPPED if isinstance(result, dict) and result.get("stopped") else FINISHED}
 
 
+def _stop_when_server_goes(stdin: int) -> None:
+    """Wait for the end of the file descriptor ``stdin`` (the server closed it, or died), then
+    interrupt the step. Read unbuffered: a thread blocked in ``sys.stdin`` would hold its lock
+    when the interpreter shuts down."""
+    while os.read(stdin, 4096):
+        pass
+    os.kill(os.getpid(), signal.SIGINT)
+
+
 def main() -> None:
-    action, arguments = decode_job(sys.stdin.buffer.read())
+    action, arguments = decode_job(sys.stdin.buffer.readline())
+    threading.Thread(target=_stop_when_server_goes, args=(sys.stdin.fileno(),), daemon=True,
+                     name="deepswap-server-watch").start()
     channel: IO[str] = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints must not break the channel
 
     def send(message: dict[str, Any]) -> None:
-        channel.write(json.dumps(message) + "\n")
-        channel.flush()
+        try:
+            channel.write(json.dumps(message) + "\n")
+            channel.flush()
+        except BrokenPipeError:  # the server is gone: no one to tell, the step stops (see above)
+            pass
 
     send(run(action, arguments, send))
 
