@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import subprocess
-import sys
 import tempfile
-from contextlib import contextmanager
+import time
 from pathlib import Path
 from typing import Iterator
 
 import pytest
+from live_ui import running_ui
 
 playwright = pytest.importorskip("playwright.sync_api")
 
@@ -28,21 +26,13 @@ pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not CHROMIUM.is_file(), reason="needs Debian's chromium (apt-get install chromium)")]
 
 
-@contextmanager
-def running_ui(root: Path, *options: str) -> Iterator[str]:
-    """`deepswap ui ROOT OPTIONS --port 0` as a user starts it; yields the URL it prints. Leaving
-    stops it with Ctrl-C (SIGINT), which must end it cleanly."""
-    server = subprocess.Popen([sys.executable, "-c", "from deepswap.cli import main; main()", "ui", str(root),
-                               "--port", "0", *options], stdout=subprocess.PIPE, text=True)
-    try:
-        line = server.stdout.readline()  # type: ignore[union-attr]
-        found = re.search(r"http://\S+", line)
-        assert found, f"no URL in {line!r}"
-        yield found.group(0)
-    finally:
-        server.send_signal(signal.SIGINT)
-        assert server.wait(timeout=120) == 0
-        assert "deepswap ui stopped" in server.stdout.read()  # type: ignore[union-attr]
+def wait_until(page, expression: str, timeout: float) -> None:
+    """Poll ``expression`` in the page until it is true (Playwright's wait_for_function evaluates its
+    predicate with eval, which the UI's Content-Security-Policy rightly refuses)."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+        time.sleep(0.25)
 
 
 @pytest.fixture(scope="module")
@@ -70,13 +60,14 @@ def test_the_whole_flow_in_a_browser(browser, screenshots: Path, tmp_path: Path,
     page = browser.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda line: errors.append(line.text) if "Content Security Policy" in line.text else None)
     preview_versions: set[str] = set()
     page.on("request", lambda request: preview_versions.add(request.url)
             if "/model/preview.png?v=" in request.url else None)
     expect = playwright.expect
-    with running_ui(root) as url:
+    with running_ui(root) as server:
         # A workspace with 128-px faces
-        page.goto(url)
+        page.goto(server.url)
         page.fill("input[name=folder]", "demo")
         page.fill("input[name=a]", "s1")
         page.fill("input[name=b]", "lrwp9a")
@@ -131,14 +122,14 @@ def test_the_whole_flow_in_a_browser(browser, screenshots: Path, tmp_path: Path,
         page.fill("input[name=preview_every]", "5")
         page.click("text=Start training")
         expect(page.locator("#job .badge")).to_have_text("running")
-        page.wait_for_function("Number(document.getElementById('loss-chart').dataset.points || 0) >= 20", timeout=180_000)
+        wait_until(page, "Number(document.getElementById('loss-chart').dataset.points || 0) >= 20", 180)
         expect(page.locator("#job .task-loss")).to_contain_text("loss A")
         expect(page.locator("#job .task-rate")).to_contain_text("iterations/s")
         assert len(preview_versions) >= 2, preview_versions
         page.screenshot(path=screenshots / "3-train.png", full_page=True)
         page.reload()  # a reloaded page reconnects to the running job and its whole loss history
         expect(page.locator("#job .badge")).to_have_text("running")
-        page.wait_for_function("Number(document.getElementById('loss-chart').dataset.points || 0) >= 25", timeout=180_000)
+        wait_until(page, "Number(document.getElementById('loss-chart').dataset.points || 0) >= 25", 180)
         page.click("#job >> text=Stop")
         expect(page.locator("#job .badge")).to_have_text("stopped", timeout=120_000)
         assert int(page.locator("#saved-iteration").inner_text()) >= 20
@@ -155,7 +146,7 @@ def test_the_whole_flow_in_a_browser(browser, screenshots: Path, tmp_path: Path,
         video = page.locator("#result-video")
         expect(video).to_be_visible(timeout=180_000)
         page.evaluate("() => { const v = document.getElementById('result-video'); v.muted = true; return v.play(); }")
-        page.wait_for_function("document.getElementById('result-video').currentTime > 0.2", timeout=30_000)
+        wait_until(page, "document.getElementById('result-video').currentTime > 0.2", 30)
         assert page.evaluate("document.getElementById('result-video').duration") > 0.5
         page.screenshot(path=screenshots / "4-convert.png", full_page=True)
         download_url = page.get_attribute("#download", "href")
@@ -173,9 +164,11 @@ def test_the_whole_flow_in_a_browser(browser, screenshots: Path, tmp_path: Path,
     assert not list((root / "demo" / "uploads" / "verify").iterdir())  # checked files are not kept
 
 
-def test_off_localhost_the_printed_token_is_needed(browser, tmp_path: Path) -> None:
+@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0"])
+def test_the_printed_token_is_needed_on_loopback_and_off_it(browser, tmp_path: Path, host: str) -> None:
     page = browser.new_page()
-    with running_ui(tmp_path, "--host", "0.0.0.0") as url:
+    with running_ui(tmp_path, "--host", host) as server:
+        url = server.url
         assert "?token=" in url
         local = re.sub(r"^http://[^/]+", f"http://127.0.0.1:{url.split(':')[2].split('/')[0]}", url)
         base = local.split("?")[0]

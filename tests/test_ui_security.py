@@ -36,12 +36,13 @@ def root(tmp_path: Path) -> Path:
 
 
 def test_files_are_served_only_from_inside_root(root: Path) -> None:
-    (root / "ws" / "note.txt").write_text("inside")
-    (root / "ws" / "link.txt").symlink_to(root.parent / "secret.txt")
+    (root / "ws" / "outputs").mkdir()
+    (root / "ws" / "outputs" / "frame.png").write_text("inside")
+    (root / "ws" / "outputs" / "link.png").symlink_to(root.parent / "secret.txt")
     client = client_for(root)
-    assert client.get("/files/ws/note.txt").text == "inside"
+    assert client.get("/files/ws/outputs/frame.png").text == "inside"
     for escape in ("/files/../secret.txt", "/files/ws/../../secret.txt", "/files/%2e%2e/secret.txt",
-                   "/files/ws/%2e%2e/%2e%2e/secret.txt", "/files/ws/link.txt", "/files//etc/passwd",
+                   "/files/ws/%2e%2e/%2e%2e/secret.txt", "/files/ws/outputs/link.png", "/files//etc/passwd",
                    "/files/ws/..%2f..%2fsecret.txt"):
         response = client.get(escape)
         assert response.status_code == 404, escape
@@ -132,12 +133,12 @@ def test_off_localhost_every_request_needs_the_token(root: Path) -> None:
     for path in ("/", "/w/ws/sources", "/static/style.css", "/files/ws/deepswap.toml"):
         assert client.get(path).status_code == 401, path
     assert client.get("/?token=wrong").status_code == 403
-    client.cookies.set("deepswap_token", "wrong")
+    client.cookies.set("deepswap_token_7860", "wrong")
     assert client.get("/").status_code == 403
     client.cookies.clear()
     entry = client.get("/w/ws/sources?token=s3cret", follow_redirects=False)
     assert entry.status_code == 303 and entry.headers["location"] == "/w/ws/sources"
     cookie = entry.headers["set-cookie"]
-    assert "deepswap_token=s3cret" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
-    client.cookies.set("deepswap_token", "s3cret")
+    assert "deepswap_token_7860=s3cret" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
+    client.cookies.set("deepswap_token_7860", "s3cret")
     assert client.get("/w/ws/sources").status_code == 200

@@ -441,16 +441,23 @@ def _crash_log(error: BaseException) -> Path:
 @app.command()
 def ui(
     root: Annotated[Path, typer.Argument(help="A workspace, or a folder of workspaces.")] = Path("."),
-    host: Annotated[str, typer.Option("--host", help="Address to listen on; any but localhost needs the access token printed.")] = "127.0.0.1",
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (127.0.0.1: this machine only).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on (0: any free one).")] = 7860,
-    open_browser: Annotated[bool, typer.Option("--open", help="Open the page in the default browser.")] = False,
+    open_browser: Annotated[bool, typer.Option("--open", help="Open the page (with its access token) in the default browser.")] = False,
+    no_token: Annotated[bool, typer.Option("--no-token", help="Answer without the access token: only on a machine no other account uses, never off localhost.")] = False,
 ) -> None:
-    """Run the whole pipeline in a web browser: sources, faces, training, convert, verify, evaluate."""
+    """Run the whole pipeline in a web browser: sources, faces, training, convert, verify, evaluate.
+
+    The URL printed carries an access token, as every account on this machine can reach its
+    loopback address: open that URL (or use --open); the browser keeps the token in a cookie."""
     import webbrowser
 
     from .ui import UIServer
+    from .ui.security import is_loopback
 
-    server = UIServer(root, host=host, port=port)
+    if no_token and not is_loopback(host):
+        raise DeepswapError(f"--no-token: only on a loopback address, not {host}")
+    server = UIServer(root, host=host, port=port, token=not no_token)
     console.print(f"deepswap ui: {escape(str(root))} at [bold]{server.url}[/] (Ctrl-C stops it; running jobs save first)",
                   highlight=False, soft_wrap=True)
     if open_browser:

@@ -31,6 +31,35 @@ def is_workspace(folder: Path) -> bool:
     return (folder / CONFIG_NAME).is_file()
 
 
+def is_registered_output(folder: Path, path: Path) -> bool:
+    """Whether ``path`` (resolved) is an output the workspace at ``folder`` lists (False when the list is damaged)."""
+    try:
+        return any(Path(output["path"]).resolve() == path for output in deepswap.Workspace.open(folder).outputs())
+    except DeepswapError:
+        return False
+
+
+def check_media(path: Path, shown_name: str) -> None:
+    """Refuse (one line naming ``shown_name``) a file that is not the photo or video its suffix says:
+    a photo must decode, a video must have a video stream with a first frame."""
+    from deepswap.video.reader import PHOTO_SUFFIXES, read_frames
+
+    if path.suffix.lower() in PHOTO_SUFFIXES:
+        if _io.read_image(path) is None:
+            raise DeepswapError(f"{shown_name}: not a readable photo")
+        return
+    frames = read_frames(path)
+    try:
+        first = next(frames, None)
+    except DeepswapError as error:
+        reason = str(error).removeprefix(f"{path}: ")
+        raise DeepswapError(f"{shown_name}: not a readable video ({reason})") from None
+    finally:
+        frames.close()
+    if first is None:
+        raise DeepswapError(f"{shown_name}: not a readable video (no frames)")
+
+
 def open_workspace(folder: Path) -> Workspace:
     return deepswap.Workspace.open(folder)
 

@@ -38,7 +38,8 @@ from ..video.reader import PHOTO_SUFFIXES, VIDEO_SUFFIXES
 from ..workspace import PERSON_KEYS, PersonKey, Workspace
 from . import actions
 from .jobs import FINISHED, Job, JobManager
-from .security import LOOPBACK_HOSTS, NAME_PATTERN, BodyTooLarge, Guard, inside, safe_name, unused_path
+from .security import (LOOPBACK_HOSTS, NAME_PATTERN, BodyTooLarge, BodyTooSlow, Guard, check_web_url, inside, safe_name,
+                       too_slow, unused_path)
 
 HERE = Path(__file__).parent
 MAX_UPLOAD_BYTES = 4 * 2 ** 30
@@ -46,6 +47,10 @@ PAGES = {"sources": "Sources", "faces": "Faces", "train": "Train", "convert": "C
          "evaluate": "Evaluate"}
 JOB_PAGES = {"fetch": "sources", "extract": "faces", "train": "train", "convert": "convert", "preview": "convert",
              "evaluate": "evaluate"}  # where a finished job stays in view
+SHOWN_SUFFIXES = VIDEO_SUFFIXES | PHOTO_SUFFIXES | {".gif"}  # what /files/ serves, and where:
+SHOWN_FOLDERS = ("model", "outputs")
+SHOWN_PERSON_FOLDERS = (("a", "faces"), ("b", "faces"))
+DEFAULT_UPLOADS_QUOTA_GIB = 20
 FACES_SHOWN = 600
 PREVIEW_FRAMES = 4
 EVENT_INTERVAL = 0.3  # seconds between looks at a job for its event stream
@@ -81,14 +86,32 @@ class Site:
         raise HTTPException(404, f"no workspace {name!r} here")
 
     def file_url(self, path: str | Path | None, version: object = None) -> str | None:
-        """The URL serving ``path``, or None when it is not a file inside ROOT."""
+        """The URL serving ``path``, or None when it is not a file the pages may show (``servable``)."""
         if path is None:
             return None
-        resolved, base = Path(path).resolve(), self.root.resolve()
-        if not resolved.is_relative_to(base) or not resolved.is_file():
+        resolved = self.servable(Path(path).resolve())
+        if resolved is None:
             return None
-        url = "/files/" + resolved.relative_to(base).as_posix()
+        url = "/files/" + resolved.relative_to(self.root.resolve()).as_posix()
         return f"{url}?v={version}" if version is not None else url
+
+    def servable(self, path: Path) -> Path | None:
+        """``path`` (absolute, symlinks resolved) when it is something deepswap wrote for the pages
+        to show: an image or video inside ROOT that is a registered output of one of its
+        workspaces, or inside a workspace under its faces, its model's previews, its outputs or
+        its reference photos. Never a dotfile, a setting, a key or any other file of the owner's:
+        None for those."""
+        base = self.root.resolve()
+        if not path.is_relative_to(base) or path.suffix.lower() not in SHOWN_SUFFIXES or not path.is_file():
+            return None
+        parts = path.relative_to(base).parts
+        if any(part.startswith(".") for part in parts):
+            return None
+        inner = parts if self.single else parts[1:] if parts[0] in self.names() else ()
+        if inner and (inner[0] in SHOWN_FOLDERS or inner[:2] in SHOWN_PERSON_FOLDERS
+                      or (len(inner) == 2 and inner[0] in PERSON_KEYS and Path(inner[1]).stem == "reference")):
+            return path
+        return path if any(actions.is_registered_output(self.folder(name), path) for name in self.names()) else None
 
 
 @dataclass
@@ -197,18 +220,35 @@ def uploaded(form: FormData, field: str, suffixes: frozenset[str] | None) -> lis
     return uploads
 
 
-async def store(upload: UploadFile, folder: Path) -> Path:
-    """Write an upload into ``folder`` under its sanitised name (made unique), atomically."""
+async def store(request: Request, upload: UploadFile, workspace: Path, *parts: str, media: bool = True) -> Path:
+    """Write an upload into the workspace's ``uploads/PARTS…`` under its sanitised name (made unique),
+    atomically; with ``media``, only once its content proved to be the photo or video its name
+    says. Refused when it would take the ``uploads/`` folder past its quota."""
+    uploads = uploads_dir(workspace)
+    folder = uploads_dir(workspace, *parts)
+    quota = request.app.state.uploads_quota
+    used = await run_in_threadpool(_folder_bytes, uploads)
+    if used + (upload.size or 0) > quota:
+        raise DeepswapError(f"{upload.filename}: the uploads folder {uploads} would pass its quota of "
+                            f"{format_quantity(quota, 'bytes')} (it holds {format_quantity(used, 'bytes')}); "
+                            "remove files there first")
     folder.mkdir(parents=True, exist_ok=True)
     target = unused_path(folder, safe_name(upload.filename or ""))
-    await run_in_threadpool(_copy, upload, target)
+    await run_in_threadpool(_keep, upload, target, media)
     return target
 
 
-def _copy(upload: UploadFile, target: Path) -> None:
-    with _io.atomic_path(target) as tmp, tmp.open("wb") as out:
-        upload.file.seek(0)
-        shutil.copyfileobj(upload.file, out, 2 ** 20)
+def _keep(upload: UploadFile, target: Path, media: bool) -> None:
+    with _io.atomic_path(target) as tmp:
+        with tmp.open("wb") as out:
+            upload.file.seek(0)
+            shutil.copyfileobj(upload.file, out, 2 ** 20)
+        if media:
+            actions.check_media(tmp, upload.filename or target.name)
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file()) if folder.is_dir() else 0
 
 
 def uploads_dir(folder: Path, *parts: str) -> Path:
@@ -240,8 +280,8 @@ async def create(request: Request) -> Response:
         return message("folder name: letters, digits, . - _ (up to 80), not starting with . - _")
     if (ui.site.root / name).exists():
         return message(f"{name}: already exists; choose another name")
-    actions.create_workspace(ui.site.root / name, text(form, "a"), text(form, "b"),
-                             number(form, "face_size", int, "face size"), samples=form.get("samples") == "on")
+    await run_in_threadpool(actions.create_workspace, ui.site.root / name, text(form, "a"), text(form, "b"),
+                            number(form, "face_size", int, "face size"), samples=form.get("samples") == "on")
     return reload_page(f"/w/{name}/sources")
 
 
@@ -263,8 +303,11 @@ async def add_urls(request: Request) -> Response:
     urls = text(form, "urls").split()
     if not urls:
         return message("paste one or more URLs first")
+    person, start, duration = person_of(form), number(form, "start"), number(form, "duration")
     _refuse_if_busy(request, context["folder"])
-    actions.add_urls(context["folder"], person_of(form), urls, number(form, "start"), number(form, "duration"))
+    for url in urls:
+        await run_in_threadpool(check_web_url, url, request.app.state.allow_private_urls)
+    await run_in_threadpool(actions.add_urls, context["folder"], person, urls, start, duration)
     return reload_page()
 
 
@@ -278,19 +321,21 @@ async def add_files(request: Request) -> Response:
     uploads = uploaded(form, "files", VIDEO_SUFFIXES | PHOTO_SUFFIXES)
     if not uploads:
         return message("choose one or more videos or photos first")
-    folder = uploads_dir(context["folder"], person)
     photos = [upload for upload in uploads if Path(safe_name(upload.filename or "")).suffix in PHOTO_SUFFIXES]
-    sources = [await store(upload, folder) for upload in uploads if upload not in photos]
-    if photos:
-        album = unused_path(folder, "photos")
-        for upload in photos:
-            await store(upload, album)
-        sources.append(album)
+    sources: list[Path] = []
     try:
-        actions.add_files(context["folder"], person, sources, start, duration)
+        for upload in uploads:
+            if upload not in photos:
+                sources.append(await store(request, upload, context["folder"], person))
+        if photos:
+            album = unused_path(uploads_dir(context["folder"], person), "photos")
+            sources.append(album)
+            for upload in photos:
+                await store(request, upload, context["folder"], person, album.name)
+        await run_in_threadpool(actions.add_files, context["folder"], person, sources, start, duration)
     except DeepswapError:
         for source in sources:
-            shutil.rmtree(source) if source.is_dir() else source.unlink()
+            shutil.rmtree(source, ignore_errors=True) if source.is_dir() else source.unlink(missing_ok=True)
         raise
     return reload_page()
 
@@ -303,9 +348,9 @@ async def set_reference(request: Request) -> Response:
     photos = uploaded(form, "photo", PHOTO_SUFFIXES)
     if not photos:
         return message("choose a photo first")
-    photo = await store(photos[0], uploads_dir(context["folder"], "reference"))
+    photo = await store(request, photos[0], context["folder"], "reference")
     try:
-        actions.set_reference(context["folder"], person, photo)
+        await run_in_threadpool(actions.set_reference, context["folder"], person, photo)
     finally:
         photo.unlink()
     return reload_page()
@@ -343,7 +388,7 @@ async def remove_faces(request: Request) -> Response:
     chosen = [face for face in text(form, "faces").split(",") if face]
     if not chosen:
         return message("mark faces first: click them, or drag across them")
-    actions.remove_faces(context["workspace"], person, chosen)
+    await run_in_threadpool(actions.remove_faces, context["workspace"], person, chosen)
     return reload_page()
 
 
@@ -405,7 +450,7 @@ async def upload_convert_input(request: Request) -> Response:
     uploads = uploaded(form, "file", VIDEO_SUFFIXES | PHOTO_SUFFIXES)
     if not uploads:
         return message("choose a video or photo first")
-    stored = await store(uploads[0], uploads_dir(context["folder"], "convert"))
+    stored = await store(request, uploads[0], context["folder"], "convert")
     return reload_page(f"/w/{context['name']}/convert?input=upload:{stored.name}")
 
 
@@ -422,7 +467,7 @@ async def verify_file(request: Request) -> Response:
     ui = ui_of(request)
     form = await request.form()
     uploads = uploaded(form, "file", None)
-    stored = [await store(upload, uploads_dir(context["folder"], "verify")) for upload in uploads[:1]]
+    stored = [await store(request, upload, context["folder"], "verify", media=False) for upload in uploads[:1]]
     try:
         if stored:
             target, shown = stored[0], uploads[0].filename
@@ -582,7 +627,7 @@ async def job_events(request: Request) -> Response:
 async def serve_file(request: Request) -> Response:
     ui = ui_of(request)
     path = inside(ui.site.root, request.path_params["path"])
-    if path is None or not path.is_file():
+    if path is None or ui.site.servable(path) is None:
         raise HTTPException(404, "no such file")
     download = request.query_params.get("download") == "1"
     return FileResponse(path, filename=path.name if download else None,
@@ -619,10 +664,19 @@ async def too_large(request: Request, error: Exception) -> Response:
     return message(f"upload too large: the limit is {request.app.state.max_body / 2 ** 20:.0f} MiB", 413)
 
 
+async def body_too_slow(request: Request, error: Exception) -> Response:
+    return message(too_slow().body.decode(), 408)
+
+
 def create_app(root: str | Path, *, access_token: str | None = None, max_upload_bytes: int = MAX_UPLOAD_BYTES,
-               jobs: JobManager | None = None) -> Starlette:
-    """The web UI over ROOT. ``access_token`` (set when serving beyond this machine) is then needed
-    by every request; without it only requests naming this machine (localhost) are answered."""
+               jobs: JobManager | None = None, allow_private_urls: bool = False,
+               uploads_quota_bytes: int = DEFAULT_UPLOADS_QUOTA_GIB * 2 ** 30,
+               local_host: str | None = "127.0.0.1") -> Starlette:
+    """The web UI over ROOT. ``access_token`` (``UIServer`` always sets one unless told not to) is
+    then needed by every request. ``local_host``: the loopback address served, when it is one; then
+    only requests naming this machine are answered (no page elsewhere reaches us by DNS rebinding).
+    ``allow_private_urls``: the URL field may name loopback and private addresses.
+    ``uploads_quota_bytes``: what each workspace's ``uploads/`` folder may hold."""
     root = Path(root).resolve()
     if not root.is_dir():
         raise DeepswapError(f"{root}: no such folder")
@@ -656,16 +710,20 @@ def create_app(root: str | Path, *, access_token: str | None = None, max_upload_
         Route("/job/events", job_events),
     ]
     middleware = [Middleware(Guard, csrf_token=csrf_token, access_token=access_token, max_body=max_upload_bytes)]
-    if access_token is None:  # only this machine's names: no page elsewhere can reach us by DNS rebinding
-        middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=[h.strip("[]") for h in LOOPBACK_HOSTS]))
+    if local_host is not None:
+        allowed = {host.strip("[]") for host in (*LOOPBACK_HOSTS, local_host)}
+        middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=sorted(allowed)))
     app = Starlette(
         routes=[Route("/", index), Route("/new", create, methods=["POST"]),
                 Mount("/w/{name}", routes=workspace_routes), Route("/files/{path:path}", serve_file),
                 Mount("/static", StaticFiles(directory=HERE / "static"), name="static")],
         middleware=middleware, lifespan=lifespan,
-        exception_handlers={DeepswapError: deepswap_error, HTTPException: http_error, BodyTooLarge: too_large})
+        exception_handlers={DeepswapError: deepswap_error, HTTPException: http_error, BodyTooLarge: too_large,
+                            BodyTooSlow: body_too_slow})
     app.state.ui = UI(Site(root), manager, templates, csrf_token)
     app.state.max_body = max_upload_bytes
+    app.state.allow_private_urls = allow_private_urls
+    app.state.uploads_quota = uploads_quota_bytes
     return app
 
 

@@ -1,30 +1,50 @@
 """Serving the web UI: bind the address first (so the URL printed is the one that works), a random
-access token whenever the address reaches beyond this machine, then uvicorn until Ctrl-C."""
+access token in that URL (on loopback too: every account on the machine can reach loopback), then
+uvicorn with timeouts and connection limits until Ctrl-C, SIGTERM or SIGHUP (a closed terminal)."""
 
 from __future__ import annotations
 
 import secrets
+import signal
 import socket
 from pathlib import Path
+from types import FrameType
 
 import uvicorn
 
 from ..errors import DeepswapError
-from .app import create_app
+from ..userconfig import user_settings
+from .app import DEFAULT_UPLOADS_QUOTA_GIB, create_app
+from .connections import GuardedH11Protocol, raise_open_file_limit
 from .security import is_loopback
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
+KEEP_ALIVE_SECONDS = 5
 
 
 class UIServer:
-    """The web UI over ROOT, bound to ``host:port`` (port 0: any free port)."""
+    """The web UI over ROOT, bound to ``host:port`` (port 0: any free port). ``token``: require the
+    access token printed in the URL (turn it off only on a machine no one else uses).
 
-    def __init__(self, root: str | Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
+    Two keys of the ``[settings]`` of the user's ``config.toml`` apply: ``ui_allow_private_urls``
+    (true: the URL field may fetch from loopback and private networks) and ``ui_uploads_quota_gib``
+    (what a workspace's ``uploads/`` folder may hold)."""
+
+    def __init__(self, root: str | Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: bool = True) -> None:
         self.root = Path(root)
         self.host = host
-        self.token = None if is_loopback(host) else secrets.token_urlsafe(24)
-        self.app = create_app(self.root, access_token=self.token)
+        self.token = secrets.token_urlsafe(24) if token else None
+        settings = user_settings()
+        allow_private = settings.get("ui_allow_private_urls", False)
+        quota = settings.get("ui_uploads_quota_gib", DEFAULT_UPLOADS_QUOTA_GIB)
+        if not isinstance(allow_private, bool):
+            raise DeepswapError(f"settings ui_allow_private_urls must be true or false, not {allow_private!r}")
+        if isinstance(quota, bool) or not isinstance(quota, (int, float)) or not quota > 0:
+            raise DeepswapError(f"settings ui_uploads_quota_gib must be a number of GiB > 0, not {quota!r}")
+        self.app = create_app(self.root, access_token=self.token, allow_private_urls=allow_private,
+                              uploads_quota_bytes=int(quota * 2 ** 30),
+                              local_host=host if is_loopback(host) else None)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.socket = socket.socket(family, socket.SOCK_STREAM)
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -44,6 +64,17 @@ class UIServer:
         return f"http://{host}:{self.port}/" + (f"?token={self.token}" if self.token else "")
 
     def run(self) -> None:
-        """Serve until Ctrl-C or SIGTERM; then stop every running job the way Ctrl-C would and wait for it."""
-        config = uvicorn.Config(self.app, log_level="warning", timeout_graceful_shutdown=5)
-        uvicorn.Server(config).run(sockets=[self.socket])
+        """Serve until Ctrl-C, SIGTERM or SIGHUP; then stop every running job the way Ctrl-C would and wait for it."""
+        raise_open_file_limit()
+        config = uvicorn.Config(self.app, log_level="warning", timeout_graceful_shutdown=5, http=GuardedH11Protocol,
+                                timeout_keep_alive=KEEP_ALIVE_SECONDS)
+        server = uvicorn.Server(config)
+
+        def hang_up(signum: int, frame: FrameType | None) -> None:
+            server.handle_exit(signum, frame)
+
+        previous = signal.signal(signal.SIGHUP, hang_up)
+        try:
+            server.run(sockets=[self.socket])
+        finally:
+            signal.signal(signal.SIGHUP, previous)
