@@ -48,8 +48,18 @@ Start = Annotated[Optional[float], typer.Option("--start", help="Start time in s
 Duration = Annotated[Optional[float], typer.Option("--duration", help="Duration in seconds.")]
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"deepswap {version('deepswap')}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _options(debug: Annotated[bool, typer.Option("--debug", help="Print the traceback of an unexpected error.")] = False) -> None:
+def _options(debug: Annotated[bool, typer.Option("--debug", help="Print the traceback of an unexpected error.")] = False,
+             show_version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                                        help="Print deepswap's version and exit.")] = False) -> None:
     _debug["on"] = debug
 
 
