@@ -32,6 +32,7 @@ from .. import _io
 from ..errors import DeepswapError
 from ..progress import ProgressCallback, Reporter
 from ..workspace import PERSON_KEYS, WorkspaceLike, as_workspace
+from ..writers import writes_workspace
 from . import checkpoint, report
 from .config import COVERAGE, Precision, TrainConfig, TrainOptions
 from .critic import PatchCritic, critic_loss, generator_loss, inner_face_box
@@ -77,11 +78,15 @@ class Runtime:
         return torch.autocast(self.device.type, dtype=torch.bfloat16) if self.bf16 else nullcontext()
 
 
+def process_rank() -> int:
+    """This process's rank in a ``torchrun`` job (0 when it runs alone)."""
+    return int(os.environ.get("RANK", "0"))
+
+
 def setup_runtime(precision: Precision) -> Runtime:
     """Pick the device (CUDA when present), join the process group when run under ``torchrun``
     (nccl on GPUs, gloo on CPUs), and set the fast-math switches."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if torch.cuda.is_available():
         device = torch.device("cuda", local_rank)
@@ -97,7 +102,7 @@ def setup_runtime(precision: Precision) -> Runtime:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     # CPUs with AVX512-BF16 or AMX run bf16 convolutions about twice as fast (benchmarks/train.py).
     bf16 = precision == "bf16" or (precision == "auto" and native_bf16(device))
-    return Runtime(device=device, bf16=bf16, rank=rank, world_size=world_size)
+    return Runtime(device=device, bf16=bf16, rank=process_rank(), world_size=world_size)
 
 
 def choose_model(saved: dict[str, Any] | None, requested: str | None, folder: Path) -> str:
@@ -206,6 +211,7 @@ def resolve_config(saved: dict[str, Any], options: TrainOptions, batch_size: int
                        seed=seed, coverage=coverage, precision="bf16" if bf16 else "fp32")
 
 
+@writes_workspace("train", takes_lock=lambda: process_rank() == 0)  # rank 0 alone writes the workspace
 def train(workspace: WorkspaceLike, options: TrainOptions | None = None, on_progress: ProgressCallback | None = None,
           stop: threading.Event | None = None) -> TrainResult:
     """Train (or resume training) the workspace's face-swap model as ``options`` say.
