@@ -6,7 +6,8 @@
 Modules: ``models`` (original, lite, hd), ``data`` (faces, augmentation, DataLoader), ``loss``
 (masked SSIM + L1), ``critic`` (the swap critic of the finishing stage), ``config`` (options and the
 saved training config), ``checkpoint`` (safetensors + JSON, atomic, best backup), ``state`` (state.json, read and checked without torch), ``report``
-(preview grid, loss log and curve), ``trainer`` (the loop), ``swapper`` (inference for convert).
+(preview grid, loss log and curve), ``runtime`` (device, precision, torchrun rank), ``trainer`` (the loop),
+``swapper`` (inference for convert).
 The names below are imported when first used, so ``deepswap.train.state`` (``status``) needs no torch.
 """
 
