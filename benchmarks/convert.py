@@ -39,7 +39,8 @@ from deepswap.train import Swapper, build_model, load_swapper, train
 from deepswap.userconfig import signing_identity
 from deepswap.video import read_frames
 from deepswap.video.writer import VideoWriter
-from deepswap.workspace import add_sources, init_workspace
+from deepswap.sources import add_sources
+from deepswap.workspace import init_workspace
 
 REPO = Path(__file__).resolve().parents[1]
 GRID = REPO / "src" / "deepswap" / "data" / "grid"

@@ -19,7 +19,8 @@ import numpy as np
 
 from deepswap.faces import FaceSet
 from deepswap.extract import ExtractOptions, extract
-from deepswap.workspace import Workspace, add_sources, init_workspace
+from deepswap.sources import add_sources
+from deepswap.workspace import Workspace, init_workspace
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DEEPSWAP_SHARED_DATA", REPO.parent / "shared" / "data")) / "grid" / "s1"

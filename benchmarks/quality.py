@@ -42,10 +42,11 @@ from deepswap.convert import Converter, ReplaceSettings, swap_frames
 from deepswap.evaluate import evaluate
 from deepswap.extract import ExtractOptions, extract
 from deepswap.faces import FaceAnalyzer, cosine_distance
-from deepswap.faces.identity import DEFAULT_THRESHOLD
+from deepswap.faces.defaults import DEFAULT_THRESHOLD
 from deepswap.train import TrainOptions, read_state, train
 from deepswap.video import probe_video, read_frames, write_image
-from deepswap.workspace import CONFIG_NAME, add_sources, init_workspace
+from deepswap.sources import add_sources
+from deepswap.workspace import CONFIG_NAME, init_workspace
 from footage import CLIP_FRAMES, CUT_TO, DEFAULT_OUT, FIRST_CLIP, Footage, build_footage
 
 REPO = Path(__file__).resolve().parents[1]

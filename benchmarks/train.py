@@ -205,7 +205,8 @@ def gpu_table(args: argparse.Namespace) -> None:
 def grid_workspace(folder: Path) -> Path:
     """A workspace with faces extracted from the bundled GRID clips (A: s1, B: another speaker)."""
     from deepswap.extract import ExtractOptions, extract
-    from deepswap.workspace import add_sources, init_workspace
+    from deepswap.sources import add_sources
+    from deepswap.workspace import init_workspace
 
     grid = REPO / "src" / "deepswap" / "data" / "grid"
     root = folder / "ws"

@@ -73,7 +73,8 @@ def extracted_workspace(tmp_path_factory: pytest.TempPathFactory, s1_clips: list
 
 def sample_workspace(root: Path, s1_clips: list[Path], speaker_clips: list[Path]) -> Path:
     """A new workspace at 128 px crops with sources A = two s1 clips, B = speakers/lrwp9a.mp4."""
-    from deepswap.workspace import Workspace, add_sources, init_workspace
+    from deepswap.sources import add_sources
+    from deepswap.workspace import Workspace, init_workspace
 
     init_workspace(root, "s1", "lrwp9a")
     workspace = Workspace.open(root)

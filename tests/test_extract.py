@@ -21,7 +21,8 @@ from deepswap.faces import FaceSet, canonical_landmarks
 from deepswap.progress import ProgressEvent
 from deepswap.status import workspace_status
 from deepswap.video import read_frames
-from deepswap.workspace import Workspace, add_sources, init_workspace
+from deepswap.sources import add_sources
+from deepswap.workspace import Workspace, init_workspace
 
 
 def _write_video(path: Path, images: list[np.ndarray], fps: int = 25) -> Path:

@@ -25,7 +25,8 @@ from deepswap.extract import remove_faces
 from deepswap.lock import HOLDER_NAME, LOCK_NAME, workspace_lock
 from deepswap.sources import fetch_sources
 from deepswap.train import load_model
-from deepswap.workspace import Workspace, add_sources, init_workspace
+from deepswap.sources import add_sources
+from deepswap.workspace import Workspace, init_workspace
 
 TINY_TRAIN = ("import sys; from deepswap.train import TrainOptions, train; "
               "train(sys.argv[1], TrainOptions(model='lite', iterations=int(sys.argv[2]), batch_size=2, workers=0, "

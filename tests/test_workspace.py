@@ -169,6 +169,13 @@ def test_status_of_a_fresh_workspace(ws: Path) -> None:
     assert report["persons"]["a"]["sources"] == [] and report["model"] == {"model": None, "iterations": 0}
 
 
+@pytest.mark.parametrize("module", ["deepswap.workspace", "deepswap.status"])
+def test_reading_a_workspace_loads_neither_opencv_dlib_nor_pyav(module: str) -> None:
+    script = f"import sys, {module}; print(sorted({{'cv2', 'dlib', 'av'}} & set(sys.modules)))"
+    loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]", f"importing {module} loads {loaded.strip()}"
+
+
 # command line
 
 

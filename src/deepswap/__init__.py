@@ -16,10 +16,7 @@ and never print; option objects check their values when they are built.
 
 from __future__ import annotations
 
-import importlib
-import sys
-import types
-from typing import Any
+from ._lazy import export_lazily
 
 __version__ = "0.1.0"
 
@@ -29,7 +26,7 @@ _API = {
     "ProgressCallback": "progress",
     "Workspace": "workspace",
     "init_workspace": "workspace",
-    "add_sources": "workspace",
+    "add_sources": "sources",
     "workspace_status": "status",
     "fetch_sources": "sources",
     "read_frames": "video",
@@ -64,19 +61,4 @@ _API = {
 __all__ = sorted(_API)
 
 
-class _PublicAPI(types.ModuleType):
-    """The package module: a public name is imported from its stage only when first used (keeps
-    the CLI quick to start), and always means the API object, even where a stage package of the
-    same name (``deepswap.extract``, ``deepswap.convert``, ``deepswap.train``) has been imported
-    and bound itself to the package."""
-
-    def __getattribute__(self, name: str) -> Any:
-        if name in _API:
-            return getattr(importlib.import_module(f".{_API[name]}", __name__), name)
-        return super().__getattribute__(name)
-
-    def __dir__(self) -> list[str]:
-        return sorted(set(super().__dir__()) | set(_API))
-
-
-sys.modules[__name__].__class__ = _PublicAPI
+export_lazily(__name__, _API)

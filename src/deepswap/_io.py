@@ -8,7 +8,8 @@ that (``durable=False``). A full disk (or a file-size limit) while writing is a 
 ``DeepswapError`` naming the file, and the final name is left as it was.
 
 Images are read only up to ``MAX_IMAGE_PIXELS``: their size is read from the header before
-anything is decoded.
+anything is decoded. OpenCV, NumPy and Pillow are imported by the image functions that use them,
+so the modules that only write text and JSON (``deepswap.workspace``) stay light.
 """
 
 from __future__ import annotations
@@ -23,13 +24,12 @@ import tempfile
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
-
-import cv2
-import numpy as np
-from PIL import Image
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 from .errors import DeepswapError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # The largest photo deepswap decodes (40 megapixels, e.g. 7728 × 5152: more than most cameras
 # make); decoding one takes about 120 MB, and a larger picture is refused before it is decoded.
@@ -143,6 +143,8 @@ def write_json(path: str | os.PathLike[str], data: Any) -> None:
 def write_image(path: str | os.PathLike[str], rgb: np.ndarray, params: Sequence[int] = (), durable: bool = True) -> None:
     """Write an RGB (or single-channel) uint8 image; the format follows the suffix (``params``: OpenCV's
     encoder flags, e.g. PNG compression; ``durable``: see ``atomic_path``)."""
+    import cv2
+
     image = rgb if rgb.ndim == 2 else cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
     ok, encoded = cv2.imencode(Path(path).suffix or ".png", image, list(params))
     if not ok:
@@ -154,6 +156,8 @@ def check_image_size(path: str | os.PathLike[str], data: bytes | None = None) ->
     """Refuse an image over ``MAX_IMAGE_PIXELS``, from its header (nothing is decoded); ``data``
     is the file's content when it was read already. Images whose header cannot be read are left
     to the decoder to reject."""
+    from PIL import Image
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -175,6 +179,9 @@ def check_image_size(path: str | os.PathLike[str], data: bytes | None = None) ->
 def read_image(path: str | os.PathLike[str], grayscale: bool = False) -> np.ndarray | None:
     """Read an image as RGB (or grayscale) uint8, or None if it cannot be decoded; one over
     ``MAX_IMAGE_PIXELS`` is a ``DeepswapError``."""
+    import cv2
+    import numpy as np
+
     data = np.fromfile(str(path), dtype=np.uint8)
     if data.size == 0:
         return None

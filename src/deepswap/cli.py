@@ -221,7 +221,7 @@ def add(
     reference: Annotated[Optional[Path], typer.Option("--reference", help="A photo of this person, to keep only their face.")] = None,
 ) -> None:
     """Record footage of a person (URLs, local videos, photo folders)."""
-    from .workspace import add_sources
+    from .sources import add_sources
 
     added = add_sources(workspace, person, sources, start=start, duration=duration, reference=reference)
     for source in added:

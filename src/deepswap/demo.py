@@ -19,7 +19,8 @@ from .convert import ConvertOptions, convert
 from .extract import ExtractOptions, extract
 from .progress import ProgressCallback, Reporter
 from .train import TrainOptions, train
-from .workspace import CONFIG_NAME, Workspace, add_sources, init_workspace
+from .sources import add_sources
+from .workspace import CONFIG_NAME, Workspace, init_workspace
 
 SAMPLES = Path(__file__).parent / "data" / "grid"
 HELD_BACK = "bbas1s.mp4"

@@ -39,11 +39,12 @@ from .convert import Converter, ReplaceSettings, swap_frames
 from .errors import DeepswapError
 from .faces import FaceAnalyzer, FaceSet, load_faceset, transform_points, umeyama
 from .faces.align import FIT_POINTS
+from .filetypes import VIDEO_SUFFIXES
 from .progress import ProgressCallback, Reporter
 from .provenance.watermark import Watermarker, flat_area_visibility
 from .train import Swapper
 from .video import Frame, read_frames
-from .workspace import PERSON_KEYS, VIDEO_SUFFIXES, PersonKey, Workspace, WorkspaceLike, as_workspace
+from .workspace import PERSON_KEYS, PersonKey, Workspace, WorkspaceLike, as_workspace
 
 HELD_OUT_FOOTAGE = "held-out clips"
 TRAINING_FOOTAGE = "training footage (optimistic)"

@@ -8,7 +8,7 @@ quotes, and removes the record when it lets go; the next holder replaces a kille
 
 Short writers (``init``, ``add``, ``faces --remove``) wait up to ``SHORT_WAIT_S`` for the lock;
 long writers (``fetch``, ``extract``, ``train``) refuse at once, and first sweep what killed
-writers left in the workspace (``workspace.writes_workspace``). Readers (``status``, ``convert``,
+writers left in the workspace (``writers.writes_workspace``). Readers (``status``, ``convert``,
 ``evaluate``) take no lock: every file they read is replaced by an atomic rename, so they see
 either the old version or the new one. A thread that holds a workspace's lock may enter it again
 (``extract`` runs ``fetch``); another thread, like another process, may not.

@@ -14,18 +14,14 @@ Layout::
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import inspect
 import json
-import math
 import os
-import shutil
 import tomllib
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Callable, Literal, TypeVar, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import tomli_w
 from filelock import FileLock, Timeout
@@ -34,11 +30,9 @@ from pydantic import AfterValidator, Field, TypeAdapter, model_validator
 from . import _io
 from ._schema import Count, StrictModel, inside, validate
 from .errors import DeepswapError
-from .faces.analyzer import DEFAULT_FACE_SIZE
-from .faces.identity import DEFAULT_THRESHOLD
+from .faces.defaults import DEFAULT_FACE_SIZE, DEFAULT_THRESHOLD
+from .filetypes import PHOTO_SUFFIXES
 from .lock import SHORT_WAIT_S, workspace_lock
-from .video import probe_video
-from .video.reader import PHOTO_SUFFIXES, VIDEO_SUFFIXES
 
 PersonKey = Literal["a", "b"]
 PERSON_KEYS: tuple[PersonKey, ...] = get_args(PersonKey)
@@ -50,7 +44,6 @@ REFERENCE_PATTERN = rf"^[ab]/reference\.(?:{'|'.join(sorted(s.lstrip('.') for s 
 # Seconds as TOML writes them: an int stays an int (Source.id hashes the value as written).
 Seconds = Annotated[int, Field(ge=0)] | Annotated[float, Field(ge=0, allow_inf_nan=False)]
 PositiveSeconds = Annotated[int, Field(gt=0)] | Annotated[float, Field(gt=0, allow_inf_nan=False)]
-Stage = TypeVar("Stage", bound=Callable[..., Any])
 
 
 class Source(StrictModel):
@@ -325,111 +318,12 @@ def staging_path(download: Path) -> Path:
     return download.with_name(f".{download.stem}.partial")
 
 
-def sweep_workspace(workspace: Workspace) -> None:
-    """Delete what killed writers left in a workspace: temp files of atomic writes whose process
-    has ended, and staging folders of downloads that finished. Unfinished downloads stay (``fetch``
-    resumes them). Only the holder of the workspace's lock may call this."""
-    for path in _io.stale_temporaries(workspace.root.rglob(".*.part*")):
-        path.unlink(missing_ok=True)
-    for key in PERSON_KEYS:
-        folder = workspace.downloads_dir(key)
-        for download in folder.glob("*.mp4") if folder.is_dir() else ():
-            if staging_path(download).is_dir():
-                shutil.rmtree(staging_path(download), ignore_errors=True)
-
-
-def writes_workspace(command: str, wait: bool = False) -> Callable[[Stage], Stage]:
-    """Run the decorated stage holding its workspace's lock as ``deepswap COMMAND`` (see
-    ``deepswap.lock``); the stage's first parameter is the workspace (a Workspace or a path).
-
-    ``wait``: a short writer, which waits a few seconds for the lock. Otherwise a long writer,
-    which refuses a busy workspace at once and first sweeps it (``sweep_workspace``).
-    """
-    def decorate(stage: Stage) -> Stage:
-        first = next(iter(inspect.signature(stage).parameters))
-
-        @functools.wraps(stage)
-        def locked(*args: Any, **kwargs: Any) -> Any:
-            workspace = as_workspace(args[0] if args else kwargs[first])
-            sweep = None if wait else functools.partial(sweep_workspace, workspace)
-            with workspace_lock(workspace.root, command, wait, on_acquired=sweep):
-                return stage(*args, **kwargs)
-
-        return locked  # type: ignore[return-value]
-
-    return decorate
-
-
 def parse_person(key: str) -> PersonKey:
     if key not in PERSON_KEYS:
         raise DeepswapError(f"person must be 'a' or 'b', not {key!r}")
     return key  # type: ignore[return-value]
 
 
-def classify_source(uri: str) -> SourceKind:
-    """Tell what kind of source a command-line argument names, or raise a one-line error."""
-    if uri.startswith(("http://", "https://")):
-        return "url"
-    path = Path(uri)
-    if not path.exists():
-        raise DeepswapError(f"{uri}: no such file or folder")
-    if path.is_dir():
-        if not any(p.suffix.lower() in PHOTO_SUFFIXES for p in path.iterdir()):
-            raise DeepswapError(f"{uri}: folder holds no photos ({', '.join(sorted(PHOTO_SUFFIXES))})")
-        return "photos"
-    suffix = path.suffix.lower()
-    if suffix in VIDEO_SUFFIXES:
-        return "video"
-    if suffix in PHOTO_SUFFIXES:
-        return "photos"
-    raise DeepswapError(f"{uri}: not a video ({', '.join(sorted(VIDEO_SUFFIXES))}), photo or folder of photos")
-
-
 def init_workspace(root: str | Path, a: str, b: str) -> Workspace:
     """Create a new workspace folder for swapping person ``a`` and person ``b``."""
     return Workspace.create(root, a, b)
-
-
-@writes_workspace("add", wait=True)
-def add_sources(
-    workspace: WorkspaceLike,
-    person: str,
-    uris: list[str],
-    start: float | None = None,
-    duration: float | None = None,
-    reference: str | Path | None = None,
-) -> list[Source]:
-    """Record footage (URLs, videos, photo folders) and optionally a reference photo for a person.
-
-    Returns the sources that were new; ones already recorded are left as they are. The workspace
-    file is read afresh before the change (a ``Workspace`` object passed in is updated).
-    """
-    workspace = as_workspace(workspace)
-    workspace.reload()
-    key = parse_person(person)
-    if start is not None and not 0 <= start < math.inf:
-        raise DeepswapError(f"--start must be a number of seconds ≥ 0, not {start}")
-    if duration is not None and not 0 < duration < math.inf:
-        raise DeepswapError(f"--duration must be a number of seconds > 0, not {duration}")
-    new_sources = []
-    for uri in uris:
-        kind = classify_source(uri)
-        if kind == "photos" and (start is not None or duration is not None):
-            raise DeepswapError(f"{uri}: --start/--duration apply to videos, not photos; add photos separately")
-        if kind == "video":
-            length = probe_video(uri).duration
-            if start is not None and length and start >= length:
-                raise DeepswapError(f"{uri}: --start {start:g} s is past the end of the video ({length:.1f} s)")
-        source = Source(uri=uri if kind == "url" else str(Path(uri).resolve()), kind=kind, start=start, duration=duration)
-        if all(s.id != source.id for s in workspace.persons[key].sources + new_sources):
-            new_sources.append(source)
-    if reference is not None:
-        ref = Path(reference)
-        if not ref.is_file() or ref.suffix.lower() not in PHOTO_SUFFIXES or _io.read_image(ref) is None:
-            raise DeepswapError(f"{ref}: reference must be a readable photo ({', '.join(sorted(PHOTO_SUFFIXES))})")
-        stored = workspace.person_dir(key) / f"reference{ref.suffix.lower()}"
-        _io.write_bytes(stored, ref.read_bytes())
-        workspace.persons[key].reference = stored.relative_to(workspace.root).as_posix()
-    workspace.persons[key].sources.extend(new_sources)
-    workspace.save()
-    return new_sources

@@ -18,11 +18,10 @@ from typing import Literal
 
 from .. import _io
 from ..errors import DeepswapError
+from ..filetypes import PHOTO_OUTPUT_SUFFIXES, PHOTO_SUFFIXES
 from ..video import list_photos
-from ..video.reader import PHOTO_SUFFIXES
 
 PREVIEW_NAME = re.compile(r"preview_\d{6}\.png")
-PHOTO_OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
 @dataclass(frozen=True)

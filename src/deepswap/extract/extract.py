@@ -24,11 +24,11 @@ from .. import _io
 from ..errors import DeepswapError
 from ..faces import FaceAnalyzer, FaceSet, Identity, IdentityTracker, blur_score, dominant_identity, face_id
 from ..faces.faceset import MASKS
-from ..faces.identity import DEFAULT_THRESHOLD
+from ..faces.defaults import DEFAULT_THRESHOLD
 from ..progress import ProgressCallback, Reporter
 from ..video import Frame, list_photos, prefetch, probe_video, read_frames
-from ..workspace import (PERSON_KEYS, PersonKey, Source, Workspace, WorkspaceLike, as_workspace, parse_person,
-                         writes_workspace)
+from ..workspace import PERSON_KEYS, PersonKey, Source, Workspace, WorkspaceLike, as_workspace, parse_person
+from ..writers import writes_workspace
 
 SAVE_EVERY_S = 15.0
 SAMPLE_FRAMES = 60

@@ -16,7 +16,8 @@ import numpy as np
 from .. import _io
 from ..errors import DeepswapError
 from ..faces import FaceSet, load_faceset
-from ..workspace import WorkspaceLike, as_workspace, parse_person, writes_workspace
+from ..workspace import WorkspaceLike, as_workspace, parse_person
+from ..writers import writes_workspace
 
 SheetOrder = Literal["time", "blur", "distance"]
 

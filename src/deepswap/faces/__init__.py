@@ -34,19 +34,26 @@ sharper). The face set is exactly the faces listed in ``faces``: a face whose cr
 deletes moves to ``removed`` on the next run and is not extracted again (``--force`` redoes all).
 A source with ``complete`` true is skipped on re-runs; an unfinished one resumes after
 ``last_frame``.
+
+The names below are imported when first used, so ``faces.defaults`` (read by the workspace) needs
+no OpenCV or dlib.
 """
 
-from .align import MEAN_FACE, alignment_matrix, canonical_landmarks, invert, transform_points, umeyama, unwarp_face, warp_face
-from .analyzer import Face, FaceAnalyzer, blur_score
-from .detect import Detection, FaceDetector
-from .faceset import FaceSet, face_id, load_faceset
-from .identity import Identity, IdentityEncoder, IdentityTracker, cosine_distance, dominant_identity
-from .landmarks import LandmarkPredictor
-from .mask import face_hull, face_mask
+from __future__ import annotations
 
-__all__ = [
-    "MEAN_FACE", "Detection", "Face", "FaceAnalyzer", "FaceDetector", "FaceSet", "Identity", "IdentityEncoder",
-    "IdentityTracker", "LandmarkPredictor", "alignment_matrix", "blur_score", "canonical_landmarks", "cosine_distance",
-    "dominant_identity", "face_hull", "face_id", "face_mask", "invert", "load_faceset", "transform_points", "umeyama",
-    "unwarp_face", "warp_face",
-]
+from .._lazy import export_lazily
+
+_EXPORTS = {
+    "align": ("MEAN_FACE", "alignment_matrix", "canonical_landmarks", "invert", "transform_points", "umeyama",
+              "unwarp_face", "warp_face"),
+    "analyzer": ("Face", "FaceAnalyzer", "blur_score"),
+    "detect": ("Detection", "FaceDetector"),
+    "faceset": ("FaceSet", "face_id", "load_faceset"),
+    "identity": ("Identity", "IdentityEncoder", "IdentityTracker", "cosine_distance", "dominant_identity"),
+    "landmarks": ("LandmarkPredictor",),
+    "mask": ("face_hull", "face_mask"),
+}
+_API = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_API)
+
+export_lazily(__name__, _API)

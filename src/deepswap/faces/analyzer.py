@@ -12,9 +12,8 @@ from .align import alignment_matrix, transform_points, warp_face
 from .detect import Detection, FaceDetector
 from .identity import IdentityEncoder
 from .landmarks import LandmarkPredictor
+from .defaults import DEFAULT_FACE_SIZE
 from .mask import face_mask
-
-DEFAULT_FACE_SIZE = 256  # side of the aligned crops extract writes (a workspace setting)
 
 
 @dataclass

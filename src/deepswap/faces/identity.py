@@ -15,9 +15,9 @@ import numpy as np
 from .. import _io
 from ..errors import DeepswapError
 from .detect import Detection
+from .defaults import DEFAULT_THRESHOLD
 from .models import SFACE, model_file
 
-DEFAULT_THRESHOLD = 0.5
 EMBEDDING_SIZE = 128
 
 

@@ -1,4 +1,4 @@
-"""Footage in: downloading URL sources and reading frames from any source kind."""
+"""Footage in: recording sources (``add_sources``), downloading URL sources and reading frames from any source kind."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Iterator
 from ..errors import DeepswapError
 from ..video import Frame, read_frames, read_photos
 from ..workspace import PersonKey, Source, Workspace
+from .add import add_sources, classify_source
 from .fetch import FetchResult, fetch_sources
 
 
@@ -22,4 +23,4 @@ def source_frames(workspace: Workspace, key: PersonKey, source: Source, fps: flo
     return read_frames(path, fps=fps, start=start, duration=duration)
 
 
-__all__ = ["FetchResult", "fetch_sources", "source_frames"]
+__all__ = ["FetchResult", "add_sources", "classify_source", "fetch_sources", "source_frames"]

@@ -29,7 +29,8 @@ from yt_dlp.postprocessor.ffmpeg import FFmpegPostProcessor
 from ..errors import DeepswapError
 from ..progress import ProgressCallback, Reporter
 from ..video import probe_video, read_frames
-from ..workspace import PERSON_KEYS, PersonKey, Source, WorkspaceLike, as_workspace, staging_path, writes_workspace
+from ..workspace import PERSON_KEYS, PersonKey, Source, WorkspaceLike, as_workspace, staging_path
+from ..writers import writes_workspace
 
 # Best video up to 1080p merged with the best audio; else the best single file up to 1080p;
 # else (only larger or unsized formats exist) the best there is. `?` keeps formats of unknown height.

@@ -12,13 +12,7 @@ from . import checkpoint
 from .config import TrainConfig
 from .data import face_region
 from .models import SwapModel
-
-
-def native_bf16(device: torch.device) -> bool:
-    """Whether bf16 autocast is fast here: GPUs with bf16, CPUs with AVX512-BF16 or AMX."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+from .runtime import native_bf16
 
 
 class Swapper:

@@ -34,7 +34,7 @@ from starlette.templating import Jinja2Templates
 
 from .. import _io
 from ..errors import DeepswapError
-from ..video.reader import PHOTO_SUFFIXES, VIDEO_SUFFIXES
+from ..filetypes import PHOTO_SUFFIXES, VIDEO_SUFFIXES
 from ..workspace import PERSON_KEYS, PersonKey, Workspace
 from . import actions
 from .jobs import FINISHED, Job, JobManager

@@ -12,9 +12,7 @@ import numpy as np
 
 from .. import _io
 from ..errors import DeepswapError
-
-VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".mpg", ".mpeg", ".m4v"})
-PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
+from ..filetypes import PHOTO_SUFFIXES
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,11 @@ from PIL import Image
 
 from .. import _io, userconfig
 from ..errors import DeepswapError
+from ..filetypes import VIDEO_OUTPUT_SUFFIXES
 from ..provenance.credentials import Claim, SigningIdentity, sign
 from ..provenance.metadata import IMAGE_SUFFIXES, encode_image, provenance_label, provenance_metadata
 from ..provenance.watermark import Region, Watermarker, new_output_id
 
-VIDEO_SUFFIXES = (".mp4", ".mov")
 AUDIO_COPYABLE = {
     ".mp4": {"aac", "mp3", "ac3", "eac3", "alac"},
     ".mov": {"aac", "mp3", "ac3", "eac3", "alac", "pcm_s16le", "pcm_s24le"},
@@ -72,9 +72,9 @@ class VideoWriter:
     ) -> None:
         self.path = Path(path)
         suffix = self.path.suffix.lower()
-        if suffix not in VIDEO_SUFFIXES + (".gif",):
+        if suffix not in VIDEO_OUTPUT_SUFFIXES:
             raise DeepswapError(f"{self.path}: cannot write {suffix or 'suffix-less'} videos; "
-                                f"use one of {', '.join(VIDEO_SUFFIXES + ('.gif',))}")
+                                f"use one of {', '.join(VIDEO_OUTPUT_SUFFIXES)}")
         if fps <= 0:
             raise DeepswapError(f"{self.path}: frame rate must be > 0, not {fps}")
         if not 0 <= crf <= 51:
