@@ -190,3 +190,14 @@ def read_image(path: str | os.PathLike[str], grayscale: bool = False) -> np.ndar
     if image is None or grayscale:
         return image
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def unused_path(folder: Path, name: str) -> Path:
+    """``folder / name``, or with ``-2``, ``-3``… before the suffix when that name is taken."""
+    candidate = folder / name
+    stem, suffix = candidate.stem, candidate.suffix
+    number = 2
+    while candidate.exists():
+        candidate = folder / f"{stem}-{number}{suffix}"
+        number += 1
+    return candidate

@@ -43,6 +43,18 @@ class OutputPlan:
             path.unlink(missing_ok=True)
 
 
+def default_output(folder: Path, input_path: Path, *, gif: bool, preview: bool, stem: str | None = None) -> Path:
+    """Where a convert of ``input_path`` writes into ``folder`` when no output is named, never onto
+    an existing file: ``previews/STEM`` for a preview, else ``STEM_swapped`` with the input photo's
+    suffix, ``.gif`` or ``.mp4`` (``stem``: the input's own unless given)."""
+    stem = stem or input_path.stem
+    if preview:
+        return _io.unused_path(folder / "previews", stem)
+    photo = input_path.suffix.lower() in PHOTO_SUFFIXES
+    suffix = ".gif" if gif else input_path.suffix.lower() if photo else ".mp4"
+    return _io.unused_path(folder, f"{stem}_swapped{suffix}")
+
+
 def plan_outputs(input_path: Path, output: Path, *, gif: bool, preview: bool, force: bool) -> OutputPlan:
     """Decide and check every path a convert of ``input_path`` to ``output`` will write; a bad one
     is a DeepswapError naming it. Stale temporaries of killed runs beside them are removed."""

@@ -9,17 +9,22 @@ page sends into the library's own option objects and its results into what a pag
 from __future__ import annotations
 
 import math
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import cv2
 
 import deepswap
 from deepswap import _io
+from deepswap._io import unused_path
 from deepswap.errors import DeepswapError
+from deepswap.filetypes import PHOTO_SUFFIXES, VIDEO_SUFFIXES
 from deepswap.progress import ProgressCallback
 from deepswap.workspace import CONFIG_NAME, PERSON_KEYS, PersonKey, Workspace
+
+__all__ = ["PERSON_KEYS", "PHOTO_SUFFIXES", "VIDEO_SUFFIXES", "PersonKey", "Workspace", "unused_path"]  # besides the calls below
 
 THUMBNAIL_SIZE = 112
 FACE_ORDERS = {"time": "source order", "blur": "blurriest first", "distance": "least alike first"}
@@ -39,10 +44,21 @@ def is_registered_output(folder: Path, path: Path) -> bool:
         return False
 
 
+def keep_upload(data: BinaryIO, target: Path, shown_name: str, media: bool) -> None:
+    """Write an uploaded file's ``data`` to ``target`` atomically; with ``media``, only once it
+    proved to be the photo or video its suffix says (``check_media``)."""
+    with _io.atomic_path(target) as tmp:
+        with tmp.open("wb") as out:
+            data.seek(0)
+            shutil.copyfileobj(data, out, 2 ** 20)
+        if media:
+            check_media(tmp, shown_name)
+
+
 def check_media(path: Path, shown_name: str) -> None:
     """Refuse (one line naming ``shown_name``) a file that is not the photo or video its suffix says:
     a photo must decode, a video must have a video stream with a first frame."""
-    from deepswap.video.reader import PHOTO_SUFFIXES, read_frames
+    from deepswap.video.reader import read_frames
 
     if path.suffix.lower() in PHOTO_SUFFIXES:
         if _io.read_image(path) is None:
@@ -189,6 +205,13 @@ def convert_options(replace: dict[str, Any], **options: Any) -> Any:
     the ReplaceSettings fields, ``options`` the others; None stands for the library's default."""
     settings = deepswap.ReplaceSettings(**{key: value for key, value in replace.items() if value is not None})
     return deepswap.ConvertOptions(replace=settings, **{key: value for key, value in options.items() if value is not None})
+
+
+def default_output(folder: Path, input_path: Path, *, gif: bool, preview: bool, stem: str) -> Path:
+    """Where the Convert page writes a conversion of ``input_path`` (convert's own naming rule)."""
+    from deepswap.convert.outputs import default_output
+
+    return default_output(folder, input_path, gif=gif, preview=preview, stem=stem)
 
 
 def convertible_videos(workspace: Workspace) -> dict[PersonKey, list[Path]]:

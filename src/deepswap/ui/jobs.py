@@ -180,9 +180,7 @@ class JobManager:
               form: dict[str, str] | None = None) -> Job:
         """Run ``actions.JOBS[action](**arguments, on_progress=…)`` in a child process."""
         with self._lock:
-            running = self.running(workspace)
-            if running is not None:
-                raise Busy(f"{workspace.name}: busy with {running.title}; wait for it or stop it first")
+            self.check_idle(workspace)
             job = Job(uuid.uuid4().hex[:12], workspace, kind, title, form=dict(form or {}))
             process = subprocess.Popen([sys.executable, "-m", "deepswap.ui.worker"], stdin=subprocess.PIPE,
                                        stdout=subprocess.PIPE, start_new_session=True)
@@ -193,6 +191,12 @@ class JobManager:
             self._processes[job.id] = process
         threading.Thread(target=self._follow, args=(job, process), daemon=True, name=f"deepswap-{kind}-events").start()
         return job
+
+    def check_idle(self, workspace: Path) -> None:
+        """Refuse (``Busy``, one line) while the workspace has a job running."""
+        running = self.running(workspace)
+        if running is not None:
+            raise Busy(f"{workspace.name}: busy with {running.title}; wait for it or stop it first")
 
     def running(self, workspace: Path) -> Job | None:
         return next((job for job in self._jobs.get(workspace, {}).values() if job.active), None)

@@ -258,14 +258,3 @@ def safe_name(name: str) -> str:
     suffix = suffix[:10].lower()
     stem = stem[:80 - len(suffix) - 1].strip("._") or "upload"
     return f"{stem}.{suffix}" if suffix else stem
-
-
-def unused_path(folder: Path, name: str) -> Path:
-    """``folder / name``, or with ``-2``, ``-3``… before the suffix when that name is taken."""
-    candidate = folder / name
-    stem, suffix = candidate.stem, candidate.suffix
-    number = 2
-    while candidate.exists():
-        candidate = folder / f"{stem}-{number}{suffix}"
-        number += 1
-    return candidate

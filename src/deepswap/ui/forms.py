@@ -1,0 +1,173 @@
+"""What the forms send, read into the library's terms: form values, uploads (checked, kept under
+sanitised names, within the quota) and the jobs the Run buttons start (title, action, arguments)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData, UploadFile
+from starlette.requests import Request
+
+from ..errors import DeepswapError
+from . import actions, site
+from .actions import PersonKey, Workspace
+from .security import safe_name
+
+PREVIEW_FRAMES = 4
+DEFAULT_UPLOADS_QUOTA_GIB = 20
+
+JobBuilder = Callable[[Path, Workspace, FormData], tuple[str, str, dict[str, Any]]]
+
+
+def text(form: FormData, key: str) -> str:
+    value = form.get(key, "")
+    return value.strip() if isinstance(value, str) else ""
+
+
+def number(form: FormData, key: str, kind: type = float, label: str | None = None) -> Any:
+    """A number field: None when empty, a one-line error when it is not a number."""
+    value = text(form, key)
+    if not value:
+        return None
+    try:
+        return kind(value)
+    except ValueError:
+        raise DeepswapError(f"{label or key}: {value!r} is not a {'whole ' if kind is int else ''}number") from None
+
+
+def person_of(form: FormData | dict[str, Any], key: str = "person") -> PersonKey:
+    value = form.get(key)
+    if value not in actions.PERSON_KEYS:
+        raise DeepswapError(f"person must be a or b, not {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def architecture_of(value: str) -> dict[str, Any]:
+    """``"resolution=32 width=8"`` → {"resolution": 32, "width": 8} (numbers; the model checks names)."""
+    options: dict[str, Any] = {}
+    for part in value.replace(",", " ").split():
+        key, equals, raw = part.partition("=")
+        if not equals or not key.isidentifier():
+            raise DeepswapError(f"architecture: {part!r} is not name=value")
+        try:
+            options[key] = int(raw)
+        except ValueError:
+            try:
+                options[key] = float(raw)
+            except ValueError:
+                raise DeepswapError(f"architecture: {part!r} needs a number") from None
+    return options
+
+
+def uploaded(form: FormData, field: str, suffixes: frozenset[str] | None) -> list[UploadFile]:
+    """The files sent in a form field, checked to be of a kind we take (before anything is stored)."""
+    uploads = [item for item in form.getlist(field) if isinstance(item, UploadFile) and item.filename]
+    for upload in uploads:
+        if suffixes is not None and Path(safe_name(upload.filename or "")).suffix not in suffixes:
+            raise DeepswapError(f"{upload.filename}: not a video or photo ({', '.join(sorted(suffixes))})")
+    return uploads
+
+
+async def store(request: Request, upload: UploadFile, workspace: Path, *parts: str, media: bool = True) -> Path:
+    """Write an upload into the workspace's ``uploads/PARTS…`` under its sanitised name (made unique),
+    atomically; with ``media``, only once its content proved to be the photo or video its name
+    says. Refused when it would take the ``uploads/`` folder past its quota."""
+    uploads = uploads_dir(workspace)
+    folder = uploads_dir(workspace, *parts)
+    quota = request.app.state.uploads_quota
+    used = await run_in_threadpool(_folder_bytes, uploads)
+    if used + (upload.size or 0) > quota:
+        raise DeepswapError(f"{upload.filename}: the uploads folder {uploads} would pass its quota of "
+                            f"{site.format_quantity(quota, 'bytes')} (it holds {site.format_quantity(used, 'bytes')}); "
+                            "remove files there first")
+    folder.mkdir(parents=True, exist_ok=True)
+    target = actions.unused_path(folder, safe_name(upload.filename or ""))
+    await run_in_threadpool(actions.keep_upload, upload.file, target, upload.filename or target.name, media)
+    return target
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file()) if folder.is_dir() else 0
+
+
+def uploads_dir(folder: Path, *parts: str) -> Path:
+    return folder.joinpath("uploads", *parts)
+
+
+def convert_inputs(folder: Path, workspace: Workspace) -> dict[str, tuple[str, Path]]:
+    """The videos convert can take: uploads first, then each person's footage (key → label, path)."""
+    choices: dict[str, tuple[str, Path]] = {}
+    upload_dir = folder / "uploads" / "convert"
+    if upload_dir.is_dir():
+        for path in sorted(upload_dir.iterdir(), key=lambda p: -p.stat().st_mtime):
+            if path.suffix in actions.VIDEO_SUFFIXES | actions.PHOTO_SUFFIXES:
+                choices[f"upload:{path.name}"] = (f"uploaded: {path.name}", path)
+    for key, paths in actions.convertible_videos(workspace).items():
+        for index, path in enumerate(paths):
+            choices[f"{key}:{index}"] = (f"{workspace.persons[key].name} ({key.upper()}): {path.name}", path)
+    return choices
+
+
+def fetch_job(folder: Path, workspace: Workspace, form: FormData) -> tuple[str, str, dict[str, Any]]:
+    return "fetching downloads", "fetch", {"workspace": folder}
+
+
+def extract_job(folder: Path, workspace: Workspace, form: FormData) -> tuple[str, str, dict[str, Any]]:
+    person = person_of(form) if text(form, "person") else None
+    options = actions.extract_options(person, number(form, "fps", float, "frames per second"), form.get("force") == "on")
+    who = f"{workspace.persons[person].name} ({person.upper()})" if person else "both people"
+    return f"extracting the faces of {who}", "extract", {"workspace": folder, "options": options}
+
+
+def train_job(folder: Path, workspace: Workspace, form: FormData) -> tuple[str, str, dict[str, Any]]:
+    budget = text(form, "budget")
+    amount = text(form, "amount")
+    if budget in ("minutes", "iterations") and not amount:
+        raise DeepswapError(f"how many {budget}? fill in the number, or choose 'until stopped'")
+    options = actions.train_options(
+        model=text(form, "model") or None,
+        minutes=number(form, "amount", float, "minutes") if budget == "minutes" else None,
+        iterations=number(form, "amount", int, "iterations") if budget == "iterations" else None,
+        batch_size=number(form, "batch_size", int, "batch size"),
+        learning_rate=number(form, "learning_rate", float, "learning rate"),
+        architecture=architecture_of(text(form, "architecture")),
+        preview_every=number(form, "preview_every", int, "preview every"))
+    return "training", "train", {"workspace": folder, "options": options}
+
+
+def convert_job(folder: Path, workspace: Workspace, form: FormData) -> tuple[str, str, dict[str, Any]]:
+    inputs = convert_inputs(folder, workspace)
+    chosen = text(form, "input")
+    if chosen not in inputs:
+        raise DeepswapError("choose a video to convert (or upload one)")
+    source = inputs[chosen][1]
+    preview = form.get("mode") == "preview"
+    gif = form.get("gif") == "on"
+    options = actions.convert_options(
+        {"color": text(form, "color") or None, "blend": text(form, "blend") or None,
+         "mask_erode": number(form, "mask_erode", float, "mask erode"), "mask_blur": number(form, "mask_blur", float, "mask blur"),
+         "detail": number(form, "detail", float, "fine detail")},
+        direction=text(form, "direction") or None, side_by_side=form.get("side_by_side") == "on",
+        start=number(form, "start"), duration=number(form, "duration"), scale=number(form, "scale"),
+        width=number(form, "width", int), crf=number(form, "crf", int), gif=gif,
+        batch_size=number(form, "batch_size", int, "batch size"), preview=PREVIEW_FRAMES if preview else None)
+    output = actions.default_output(folder / "outputs", source, gif=gif, preview=preview, stem=safe_name(source.stem))
+    verb = "previewing" if preview else "converting"
+    return f"{verb} {source.name}", "convert", {"workspace": folder, "input_path": source, "output": output,
+                                                 "options": options}
+
+
+def evaluate_job(folder: Path, workspace: Workspace, form: FormData) -> tuple[str, str, dict[str, Any]]:
+    chosen = text(form, "clips")
+    inputs = convert_inputs(folder, workspace)
+    if chosen and chosen not in inputs:
+        raise DeepswapError("choose clips of A from the list")
+    clips = inputs[chosen][1] if chosen else None
+    return "evaluating the model", "evaluate", {
+        "workspace": folder, "clips": clips, "max_frames": number(form, "max_frames", int, "frames") or 150}
+
+
+JOB_BUILDERS: dict[str, JobBuilder] = {"fetch": fetch_job, "extract": extract_job, "train": train_job,
+                                       "convert": convert_job, "evaluate": evaluate_job}
