@@ -30,7 +30,7 @@ import torch
 from rich.console import Console
 
 from deepswap.convert import ConvertOptions, convert
-from deepswap.convert.replace import FaceReplacer, ReplaceSettings
+from deepswap.convert import FaceReplacer, ReplaceSettings
 from deepswap.faces import FaceAnalyzer, IdentityTracker, load_faceset
 from deepswap.extract import ExtractOptions, extract
 from deepswap.provenance import new_output_id

@@ -26,29 +26,29 @@ RENDERERS = {"cli.py"}  # the only modules that may draw on the terminal (and, l
 
 
 @pytest.mark.parametrize("build, message", [
-    (lambda: ConvertOptions(direction="b2c"), "--direction must be one of a2b, b2a, not 'b2c'"),
-    (lambda: ConvertOptions(start=-5), "--start must be a number of seconds ≥ 0, not -5"),
-    (lambda: ConvertOptions(duration=-1), "--duration must be a number of seconds > 0, not -1"),
-    (lambda: ConvertOptions(scale=0.5, width=100), "give --scale or --width, not both"),
-    (lambda: ConvertOptions(batch_size=0), "--batch-size must be 1..1024, not 0"),
-    (lambda: ConvertOptions(crf=60), "--crf must be 0..51, not 60"),
-    (lambda: ConvertOptions(preview=0), "--preview must be ≥ 1, not 0"),
-    (lambda: ReplaceSettings(color="sepia"), "--color must be one of reinhard, hist, none, not 'sepia'"),
-    (lambda: ReplaceSettings(blend="magic"), "--blend must be one of feather, seamless, not 'magic'"),
-    (lambda: ReplaceSettings(mask_erode=math.nan), "--mask-erode must be -0.3..0.3"),
-    (lambda: ReplaceSettings(mask_blur=2), "--mask-blur must be 0..0.5"),
-    (lambda: ReplaceSettings(detail=math.nan), "--detail must be 0..1"),
-    (lambda: ReplaceSettings(detail=1.5), "--detail must be 0..1"),
-    (lambda: TrainOptions(precision="bf17"), "--precision must be auto, bf16 or fp32, not 'bf17'"),
-    (lambda: TrainOptions(iterations=10, minutes=1), "give --iterations or --minutes, not both"),
-    (lambda: TrainOptions(iterations=0), "--iterations must be ≥ 1, not 0"),
-    (lambda: TrainOptions(batch_size=0), "--batch-size must be 1..4096, not 0"),
+    (lambda: ConvertOptions(direction="b2c"), "direction must be a2b or b2a, not 'b2c'"),
+    (lambda: ConvertOptions(start=-5), "start must be ≥ 0 (seconds), not -5"),
+    (lambda: ConvertOptions(duration=-1), "duration must be > 0 (seconds), not -1"),
+    (lambda: ConvertOptions(scale=0.5, width=100), "give scale or width, not both"),
+    (lambda: ConvertOptions(batch_size=0), "batch_size must be 1..1024, not 0"),
+    (lambda: ConvertOptions(crf=60), "crf must be 0..51, not 60"),
+    (lambda: ConvertOptions(preview=0), "preview must be ≥ 1, not 0"),
+    (lambda: ReplaceSettings(color="sepia"), "color must be reinhard, hist or none, not 'sepia'"),
+    (lambda: ReplaceSettings(blend="magic"), "blend must be feather or seamless, not 'magic'"),
+    (lambda: ReplaceSettings(mask_erode=math.nan), "mask_erode must be -0.3..0.3 (a fraction of the face), not nan"),
+    (lambda: ReplaceSettings(mask_blur=2), "mask_blur must be 0..0.5"),
+    (lambda: ReplaceSettings(detail=math.nan), "detail must be 0..1"),
+    (lambda: ReplaceSettings(detail=1.5), "detail must be 0..1"),
+    (lambda: TrainOptions(precision="bf17"), "precision must be auto, bf16 or fp32, not 'bf17'"),
+    (lambda: TrainOptions(iterations=10, minutes=1), "give iterations or minutes, not both"),
+    (lambda: TrainOptions(iterations=0), "iterations must be ≥ 1, not 0"),
+    (lambda: TrainOptions(batch_size=0), "batch_size must be 1..4096, not 0"),
     (lambda: TrainOptions(model="huge"), "unknown model 'huge'; choose one of original, lite, hd"),
-    (lambda: TrainOptions(minutes=math.inf), "--minutes must be a number > 0, not inf"),
-    (lambda: TrainOptions(learning_rate=-1.0), "--learning-rate must be a number > 0, not -1.0"),
-    (lambda: TrainOptions(save_every_minutes=0), "--save-every must be a number > 0, not 0"),
-    (lambda: ExtractOptions(fps=0), "--fps must be a number > 0, not 0"),
-    (lambda: ExtractOptions(person="c"), "person must be 'a' or 'b', not 'c'"),
+    (lambda: TrainOptions(minutes=math.inf), "minutes must be > 0, not inf"),
+    (lambda: TrainOptions(learning_rate=-1.0), "learning_rate must be > 0, not -1.0"),
+    (lambda: TrainOptions(save_every_minutes=0), "save_every_minutes must be > 0, not 0"),
+    (lambda: ExtractOptions(fps=0), "fps must be > 0, not 0"),
+    (lambda: ExtractOptions(person="c"), "person must be a or b, not 'c'"),
     (lambda: ExtractOptions(identity_every=0), "identity_every must be ≥ 1, not 0"),
 ])
 def test_options_refuse_bad_values_when_built(build, message):
@@ -63,7 +63,7 @@ def test_time_options_accept_exactly_finite_seconds(value):
         try:
             options = ConvertOptions(**{field: value})
         except DeepswapError as error:
-            assert not valid and f"--{field} must" in str(error)
+            assert not valid and str(error).startswith(f"{field} must")
         else:
             assert valid and getattr(options, field) == value
 

@@ -306,9 +306,9 @@ def test_bad_certificates_and_keys_give_one_line(tmp_path: Path) -> None:
         with pytest.raises(DeepswapError, match=message) as caught:
             SigningIdentity.load(cert_path, key_path)
         assert "\n" not in str(caught.value)
-    with pytest.raises(DeepswapError, match="give --sign-cert and --sign-key together"):
+    with pytest.raises(DeepswapError, match="give sign_cert and sign_key together"):
         ConvertOptions(sign_cert=cert)
-    with pytest.raises(DeepswapError, match="--sign-key is missing"):
+    with pytest.raises(DeepswapError, match="key_file is missing"):
         signing_identity(cert)
     with pytest.raises(DeepswapError, match=r"deepswap\.toml: settings sign_cert and sign_key go together"):
         signing_identity(workspace_settings=(tmp_path / "deepswap.toml", {"sign_cert": str(cert)}))

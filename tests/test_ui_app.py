@@ -56,7 +56,8 @@ def test_bad_form_values_get_one_line_answers(client: TestClient, tmp_path: Path
         ("/w/ws/run/train", ("amount", "ten")): "'ten' is not a number",
         ("/w/ws/run/train", ("architecture", "width")): "not name=value",
         ("/w/ws/run/convert", ("input", "a:7")): "choose a video to convert",
-        ("/w/ws/run/extract", ("fps", "-1")): "fps",
+        ("/w/ws/run/extract", ("fps", "-1")): "“Frames per second” must be &gt; 0, not -1.0",
+        ("/w/ws/run/train", ("batch_size", "2.5")): "“Batch size” must be a whole number, not '2.5'",
         ("/w/ws/sources/urls", ("urls", "")): "paste one or more URLs",
         ("/w/ws/faces/remove", ("faces", "")): "mark faces first",
     }

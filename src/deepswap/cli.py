@@ -11,8 +11,9 @@ traceback (``--debug`` prints it instead).
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
-import math
 import os
 import sys
 import tempfile
@@ -20,7 +21,7 @@ import time
 import traceback
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional
 
 import typer
 from rich.console import Console
@@ -29,7 +30,13 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
+from .convert.options import ConvertOptions
+from .demo import DemoOptions
 from .errors import DeepswapError
+from .extract.options import ExtractOptions
+from .options import OptionError
+from .train.config import TrainOptions
+from .ui.options import ServeOptions
 
 if TYPE_CHECKING:
     from .extract import PersonReport
@@ -46,6 +53,33 @@ Workspace = Annotated[Path, typer.Argument(help="Workspace folder.", show_defaul
 Person = Annotated[str, typer.Argument(help="Person: a or b.", show_default=False)]
 Start = Annotated[Optional[float], typer.Option("--start", help="Start time in seconds.")]
 Duration = Annotated[Optional[float], typer.Option("--duration", help="Duration in seconds.")]
+
+
+def with_options(cls: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a command one option per option that ``cls`` declares for the command line (name, type,
+    default and help from the declaration, see ``deepswap.options``) and call it with ``options=``,
+    the option object built from their values (which checks them)."""
+    from .options import build, declared
+
+    offered = [found for found in declared(cls) if found.declared.cli]
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        signature = inspect.signature(command, eval_str=True)
+        kept = [parameter for parameter in signature.parameters.values() if parameter.name != "options"]
+        added = [inspect.Parameter(found.name, inspect.Parameter.KEYWORD_ONLY, default=found.default, annotation=Annotated[
+            found.kind if found.kind is bool or found.default is not None else Optional[found.kind],
+            typer.Option(found.declared.cli_name, help=found.declared.help)]) for found in offered]
+
+        @functools.wraps(command)
+        def run(**values: Any) -> Any:
+            chosen = {found.name: values.pop(found.name) for found in offered}
+            return command(**values, options=build(cls, chosen))
+
+        run.__signature__ = signature.replace(parameters=[*kept, *added])  # type: ignore[attr-defined]
+        run.__annotations__ = {}
+        return run
+
+    return decorate
 
 
 def _print_version(value: bool) -> None:
@@ -256,17 +290,12 @@ def status(workspace: Workspace, as_json: Annotated[bool, typer.Option("--json",
 
 
 @app.command()
-def extract(
-    workspace: Workspace,
-    person: Annotated[Optional[str], typer.Option("--person", help="Only this person: a or b (default both).")] = None,
-    fps: Annotated[Optional[float], typer.Option("--fps", help="Sample videos at this many frames per second (default: every frame).")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Discard earlier faces of the person(s) and extract again.")] = False,
-) -> None:
+@with_options(ExtractOptions)
+def extract(workspace: Workspace, options: ExtractOptions) -> None:
     """Find, identify and align the faces of each person in their footage (resumable)."""
-    from .extract import ExtractOptions, extract as extract_faces
+    from .extract import extract as extract_faces
     from .workspace import Workspace as LoadedWorkspace
 
-    options = ExtractOptions(person=person, fps=fps, force=force)  # type: ignore[arg-type]
     loaded = LoadedWorkspace.open(workspace)
     with ProgressView() as view:
         reports = extract_faces(loaded, options, view)
@@ -297,63 +326,27 @@ def faces(
                       "see them with --sheet FILE.png")
 
 
-FINISHING_STAGE = " (over the last quarter the learning rate falls and the random warp is off)."  # of a --iterations or --minutes budget
-
-
 @app.command()
-def train(
-    workspace: Workspace,
-    model: Annotated[Optional[str], typer.Option("--model", help="original, lite or hd. Default: the saved model; a new one is hd on a GPU, lite on a CPU.")] = None,
-    iterations: Annotated[Optional[int], typer.Option("--iterations", help="Train until the model has done N iterations in all" + FINISHING_STAGE)] = None,
-    minutes: Annotated[Optional[float], typer.Option("--minutes", help="Train for M minutes" + FINISHING_STAGE)] = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Faces of each person per iteration (default: the model's).")] = None,
-    compile_model: Annotated[bool, typer.Option("--compile", help="torch.compile the model (faster on GPUs once compiled).")] = False,
-    precision: Annotated[str, typer.Option("--precision", help="auto (bf16 where the hardware has it), bf16 or fp32.")] = "auto",
-    save_every: Annotated[float, typer.Option("--save-every", help="Minutes between checkpoints (one is also saved when training stops).")] = 10.0,
-) -> None:
+@with_options(TrainOptions)
+def train(workspace: Workspace, options: TrainOptions) -> None:
     """Train the face-swap model on the extracted faces; Ctrl-C saves and stops, re-running resumes."""
-    from .train import TrainOptions, train as train_model
+    from .train import train as train_model
 
-    options = TrainOptions(model=model, iterations=iterations, minutes=minutes, batch_size=batch_size,
-                           compile=compile_model, precision=precision, save_every_minutes=save_every)  # type: ignore[arg-type]
     with ProgressView() as view:
         train_model(workspace, options, view)
 
 
 @app.command()
+@with_options(ConvertOptions)
 def convert(
     workspace: Workspace,
     input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="Video, photo or photo folder of the person to replace.", show_default=False)],
     output: Annotated[Path, typer.Option("-o", "--output", help="Output file (.mp4), photo or folder.", show_default=False)],
-    direction: Annotated[str, typer.Option("--direction", help="a2b replaces A with B; b2a the reverse.")] = "a2b",
-    side_by_side: Annotated[bool, typer.Option("--side-by-side", help="Original | swapped, each labelled.")] = False,
-    start: Start = None,
-    duration: Duration = None,
-    scale: Annotated[Optional[float], typer.Option("--scale", help="Resize the output by this factor.")] = None,
-    width: Annotated[Optional[int], typer.Option("--width", help="Output width in pixels (height follows).")] = None,
-    color: Annotated[str, typer.Option("--color", help="Colour matching: reinhard, hist or none.")] = "reinhard",
-    blend: Annotated[str, typer.Option("--blend", help="Blending: feather or seamless.")] = "feather",
-    mask_erode: Annotated[float, typer.Option("--mask-erode", help="Shrink (or, negative, grow) the mask, fraction of the face.")] = -0.015,
-    mask_blur: Annotated[float, typer.Option("--mask-blur", help="Feather width of the mask edge, fraction of the face.")] = 0.08,
-    detail: Annotated[float, typer.Option("--detail", help="Share (0..1) of the footage's finest detail (grain, skin texture) laid over the new face; 0: the model's face as drawn.")] = 1.0,
-    crf: Annotated[int, typer.Option("--crf", help="H.264 quality (0 lossless … 51 worst).")] = 18,
-    gif: Annotated[bool, typer.Option("--gif", help="Write an animated GIF instead of an mp4.")] = False,
-    preview: Annotated[Optional[int], typer.Option("--preview", help="Write only N frames' before/after PNGs into the OUTPUT folder.")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Faces per model call.")] = 16,
-    sign_cert: Annotated[Optional[Path], typer.Option("--sign-cert", help="Sign the Content Credentials with this certificate chain (PEM, signing certificate first). Default: settings sign_cert, else your self-made one.")] = None,
-    sign_key: Annotated[Optional[Path], typer.Option("--sign-key", help="The private key (PEM) of --sign-cert.")] = None,
-    tsa_url: Annotated[Optional[str], typer.Option("--tsa-url", help="Time-stamp the signature at this RFC 3161 authority (needs the network). Default: none.")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing output (never the input).")] = False,
+    options: ConvertOptions,
 ) -> None:
     """Swap the face through a video (with its audio), a photo or a photo folder. The output is labelled synthetic."""
-    from .convert import ConvertOptions, ReplaceSettings, convert as run_convert
+    from .convert import convert as run_convert
 
-    options = ConvertOptions(
-        direction=direction, side_by_side=side_by_side, start=start, duration=duration, scale=scale,  # type: ignore[arg-type]
-        width=width, replace=ReplaceSettings(color=color, blend=blend, mask_erode=mask_erode, mask_blur=mask_blur,  # type: ignore[arg-type]
-                                              detail=detail),
-        crf=crf, gif=gif, preview=preview, batch_size=batch_size, sign_cert=sign_cert, sign_key=sign_key,
-        tsa_url=tsa_url, force=force)
     with ProgressView() as view:
         report = run_convert(workspace, input_path, output, options, view)
     err_console.print(f"{report.frames} frames: {report.swapped} swapped, {report.passed_through} passed through "
@@ -413,17 +406,13 @@ def verify(
 
 
 @app.command()
-def demo(
-    out: Annotated[Path, typer.Option("--out", help="Folder for the demo workspace and result.")] = Path("deepswap-demo"),
-    minutes: Annotated[Optional[float], typer.Option("--minutes", help="Training time (default 8 minutes).")] = None,
-) -> None:
+@with_options(DemoOptions)
+def demo(options: DemoOptions) -> None:
     """Run the whole pipeline on the bundled GRID sample footage (s1 → lrwp9a) and show where the result is."""
     from .demo import run_demo
 
-    if minutes is not None and not 0 < minutes < math.inf:
-        raise DeepswapError(f"--minutes must be a number > 0, not {minutes}")
     with ProgressView() as view:
-        result = run_demo(out, minutes, on_progress=view)
+        result = run_demo(options, on_progress=view)
     console.print(
         f"\n[bold green]done[/] after {result.iterations} training iterations.\n"
         f"  video (original | swapped, labelled synthetic): {escape(str(result.video))}\n"
@@ -449,28 +438,23 @@ def _crash_log(error: BaseException) -> Path:
 
 
 @app.command()
+@with_options(ServeOptions)
 def ui(
+    options: ServeOptions,
     root: Annotated[Path, typer.Argument(help="A workspace, or a folder of workspaces.")] = Path("."),
-    host: Annotated[str, typer.Option("--host", help="Address to listen on (127.0.0.1: this machine only).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port to listen on (0: any free one).")] = 7860,
-    open_browser: Annotated[bool, typer.Option("--open", help="Open the page (with its access token) in the default browser.")] = False,
-    no_token: Annotated[bool, typer.Option("--no-token", help="Answer without the access token: only on a machine no other account uses, never off localhost.")] = False,
 ) -> None:
     """Run the whole pipeline in a web browser: sources, faces, training, convert, verify, evaluate.
 
-    The URL printed carries an access token, as every account on this machine can reach its
-    loopback address: open that URL (or use --open); the browser keeps the token in a cookie."""
+    Open the URL it prints (or use --open): it carries an access token, kept then in a cookie.
+    """
     import webbrowser
 
     from .ui import UIServer
-    from .ui.security import is_loopback
 
-    if no_token and not is_loopback(host):
-        raise DeepswapError(f"--no-token: only on a loopback address, not {host}")
-    server = UIServer(root, host=host, port=port, token=not no_token)
+    server = UIServer(root, options)
     console.print(f"deepswap ui: {escape(str(root))} at [bold]{server.url}[/] (Ctrl-C stops it; running jobs save first)",
                   highlight=False, soft_wrap=True)
-    if open_browser:
+    if options.open_browser:
         webbrowser.open(server.url)
     try:
         server.run()
@@ -493,7 +477,8 @@ def main() -> None:
     try:
         app()
     except DeepswapError as error:
-        err_console.print(f"[red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
+        said = error.said(lambda option: option.cli_name) if isinstance(error, OptionError) else str(error)
+        err_console.print(f"[red]error:[/] {escape(said)}", highlight=False, soft_wrap=True)
         sys.exit(1)
     except SystemExit as stop:
         if stop.code == 130:  # typer's exit for Ctrl-C

@@ -13,14 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from .convert import ConvertOptions, convert
-from .extract import ExtractOptions, extract
+from .options import check, option
 from .progress import ProgressCallback, Reporter
-from .train import TrainOptions, train
-from .sources import add_sources
-from .workspace import CONFIG_NAME, Workspace, init_workspace
 
 SAMPLES = Path(__file__).parent / "data" / "grid"
 HELD_BACK = "bbas1s.mp4"
@@ -32,7 +26,17 @@ CREDIT = ("GRID audio-visual corpus (Cooke, Barker, Cunningham & Shao 2006), CC 
 # softer; they pull ahead in longer runs (30 minutes).
 CPU_MODEL = ("lite", {"output_scale": 1}, None, None)
 GPU_MODEL = ("hd", {}, 64, 2e-4)
-DEFAULT_MINUTES = 8.0
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """Where the demo works and how long it trains (``minutes``, of this run)."""
+
+    out: Path = option(Path("deepswap-demo"), help="Folder for the demo workspace and result.")
+    minutes: float = option(8.0, minimum=0, above=True, help="Training time in minutes.")
+
+    def __post_init__(self) -> None:
+        check(self)
 
 
 @dataclass(frozen=True)
@@ -61,21 +65,29 @@ class DemoResult:
     iterations: int
 
 
-def run_demo(out: str | Path = "deepswap-demo", minutes: float | None = None, *, on_progress: ProgressCallback | None = None,
+def run_demo(options: DemoOptions = DemoOptions(), *, on_progress: ProgressCallback | None = None,
              model: tuple[str, dict[str, Any], int | None, float | None] | None = None, fps: float = 10.0) -> DemoResult:
-    """Build a workspace in ``out`` from the sample footage, extract, train for ``minutes``, convert a held-back clip.
+    """Build a workspace in ``options.out`` from the sample footage, extract, train for ``options.minutes``,
+    convert a held-back clip.
 
     ``model`` (name, architecture options, batch size, learning rate) overrides the choice made for this machine;
     ``fps`` is the rate faces are sampled from A's clips (B's one clip gives every frame). Every stage's
     progress events go to ``on_progress``, with ``demo`` notes between the stages.
     """
+    import torch
+
+    from .convert import ConvertOptions, convert
+    from .extract import ExtractOptions, extract
+    from .sources import add_sources
+    from .train import TrainOptions, train
+    from .workspace import CONFIG_NAME, Workspace, init_workspace
+
     reporter = Reporter("demo", on_progress)
-    out = Path(out)
-    minutes = DEFAULT_MINUTES if minutes is None else minutes
+    out, minutes = options.out, options.minutes
     cuda = torch.cuda.is_available()
     name, architecture, batch_size, learning_rate = model or (GPU_MODEL if cuda else CPU_MODEL)
-    options = TrainOptions(model=name, minutes=minutes, batch_size=batch_size, architecture=architecture,
-                           learning_rate=learning_rate)
+    training = TrainOptions(model=name, minutes=minutes, batch_size=batch_size, architecture=architecture,
+                            learning_rate=learning_rate)
     footage = sample_footage()
     reporter.note(
         f"deepswap demo: A = GRID speaker s1 ({len(footage.a)} clips), B = GRID speaker lrwp9a (1 clip); "
@@ -94,7 +106,7 @@ def run_demo(out: str | Path = "deepswap-demo", minutes: float | None = None, *,
     reporter.note(f"extracted in {time.perf_counter() - began:.0f} s")
 
     reporter.note("2/3 train")
-    result = train(workspace, options, on_progress)
+    result = train(workspace, training, on_progress)
 
     reporter.note("3/3 convert the held-back clip")
     video = out / "demo_swap.mp4"

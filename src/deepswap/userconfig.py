@@ -73,8 +73,8 @@ def signing_identity(certificate_file: str | Path | None = None, key_file: str |
         if certificate is None or key is None:
             missing = "sign_cert" if certificate is None else "sign_key"
             if file is None:
-                raise DeepswapError("give a signing certificate and its key together: "
-                                    f"--{missing.replace('_', '-')} is missing")
+                argument = "certificate_file" if certificate is None else "key_file"
+                raise DeepswapError(f"give a signing certificate and its key together: {argument} is missing")
             raise DeepswapError(f"{file}: settings sign_cert and sign_key go together; {missing} is missing")
         base = file.parent if file is not None else Path()
         return SigningIdentity.load(base / certificate, base / key, chosen_tsa)

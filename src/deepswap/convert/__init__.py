@@ -1,7 +1,15 @@
-"""Convert: swap faces through a video, photo or photo folder (``Converter``, ``convert``)."""
+"""Convert: swap faces through a video, photo or photo folder (``Converter``, ``convert``).
 
-from .convert import Converter, ConvertOptions, ConvertReport, Direction, compose, convert, output_size, swap_frames
-from .replace import FaceReplacer, Located, ReplaceSettings
+The names below are imported when first used, so the options (``options``) need neither OpenCV nor torch.
+"""
 
-__all__ = ["ConvertOptions", "ConvertReport", "Converter", "Direction", "FaceReplacer", "Located", "ReplaceSettings",
-           "compose", "convert", "output_size", "swap_frames"]
+from __future__ import annotations
+
+from .._lazy import export_lazily
+
+_API = {"ConvertOptions": "options", "ReplaceSettings": "options", "Direction": "options", "ConvertReport": "convert",
+        "Converter": "convert", "compose": "convert", "convert": "convert", "output_size": "convert",
+        "swap_frames": "convert", "FaceReplacer": "replace", "Located": "replace"}
+__all__ = sorted(_API)
+
+export_lazily(__name__, _API)

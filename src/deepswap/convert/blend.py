@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import cv2
 import numpy as np
 
-BlendMode = Literal["feather", "seamless"]
+from .options import BlendMode
 
 
 def prepare_mask(mask: np.ndarray, erode: float, blur: float) -> np.ndarray:

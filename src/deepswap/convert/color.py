@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 import cv2
 import numpy as np
 
-ColorMode = Literal["reinhard", "hist", "none"]
+from .options import ColorMode
 
 
 def _masked_pixels(image: np.ndarray, mask: np.ndarray) -> np.ndarray:

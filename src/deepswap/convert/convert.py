@@ -8,11 +8,10 @@ model, which run batched in the calling thread.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Literal, get_args
+from typing import Callable, Iterable
 
 import cv2
 import numpy as np
@@ -27,58 +26,9 @@ from ..video import Frame, in_background, prefetch, probe_video, read_frames, re
 from ..video.writer import VideoWriter, write_image
 from ..workspace import CONFIG_NAME, PersonKey, Workspace, WorkspaceLike, as_workspace
 from .outputs import OutputPlan, plan_outputs
-from .replace import FaceReplacer, Located, ReplaceSettings
+from .options import ConvertOptions, Direction, ReplaceSettings
+from .replace import FaceReplacer, Located
 
-Direction = Literal["a2b", "b2a"]
-MAX_BATCH = 1024
-
-
-@dataclass(frozen=True)
-class ConvertOptions:
-    """Everything `deepswap convert` can be told (defaults: replace A with B, whole video); checked when built."""
-
-    direction: Direction = "a2b"
-    side_by_side: bool = False
-    start: float | None = None
-    duration: float | None = None
-    scale: float | None = None
-    width: int | None = None
-    replace: ReplaceSettings = ReplaceSettings()
-    crf: int = 18
-    gif: bool = False
-    preview: int | None = None
-    batch_size: int = 16
-    sign_cert: Path | None = None
-    sign_key: Path | None = None
-    tsa_url: str | None = None
-    force: bool = False  # replace existing outputs (never the input)
-
-    def __post_init__(self) -> None:
-        if self.direction not in get_args(Direction):
-            raise DeepswapError(f"--direction must be one of {', '.join(get_args(Direction))}, not {self.direction!r}")
-        if self.start is not None and not 0 <= self.start < math.inf:
-            raise DeepswapError(f"--start must be a number of seconds ≥ 0, not {self.start}")
-        if self.duration is not None and not 0 < self.duration < math.inf:
-            raise DeepswapError(f"--duration must be a number of seconds > 0, not {self.duration}")
-        if self.scale is not None and self.width is not None:
-            raise DeepswapError("give --scale or --width, not both")
-        if self.scale is not None and not 0 < self.scale <= 8:
-            raise DeepswapError(f"--scale must be in (0, 8], not {self.scale}")
-        if self.width is not None and not 16 <= self.width <= 16384:
-            raise DeepswapError(f"--width must be 16..16384 pixels, not {self.width}")
-        if self.preview is not None and self.preview < 1:
-            raise DeepswapError(f"--preview must be ≥ 1, not {self.preview}")
-        if not 0 <= self.crf <= 51:
-            raise DeepswapError(f"--crf must be 0..51, not {self.crf}")
-        if not 1 <= self.batch_size <= MAX_BATCH:
-            raise DeepswapError(f"--batch-size must be 1..{MAX_BATCH}, not {self.batch_size}")
-        if (self.sign_cert is None) != (self.sign_key is None):
-            raise DeepswapError("give --sign-cert and --sign-key together")
-
-    @property
-    def replaced(self) -> PersonKey:
-        """The person whose face is replaced."""
-        return "a" if self.direction == "a2b" else "b"
 
 
 @dataclass

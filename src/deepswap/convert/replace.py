@@ -4,52 +4,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import get_args
 
 import numpy as np
 
-from ..errors import DeepswapError
 from ..faces import Face, FaceAnalyzer, IdentityTracker, alignment_matrix, face_mask, transform_points, warp_face
 from ..train import Swapper
 from ..train.data import face_region
 from ..video import Frame
-from .blend import BlendMode, paste_face, prepare_mask, region_window
-from .color import ColorMode, match_color
+from .blend import paste_face, prepare_mask, region_window
+from .color import match_color
+from .options import ReplaceSettings
 from .smoothing import LandmarkSmoother
 
 
 DETAIL_RESOLUTION = 112  # pixels across the face region: the footage's detail finer than this is laid over the new face
 FINEST_SHARE = 0.5  # ... but on a large face only the frame's finest octave
-
-
-@dataclass(frozen=True)
-class ReplaceSettings:
-    """How a generated face is fitted into the frame.
-
-    ``detail`` is how much of the footage's own finest detail — grain, skin texture, the crisp edge
-    of a lid or a lip: what is finer than ``DETAIL_RESOLUTION`` pixels across the face, and on a
-    large face only the frame's finest octave (``detail_scale``) — is laid over the generated face
-    inside the mask, so that it is as crisp as the picture around it; 0 keeps the model's face as
-    drawn. Coarser detail, where a face's identity lies, is always the model's.
-    """
-
-    color: ColorMode = "reinhard"
-    blend: BlendMode = "feather"
-    mask_erode: float = -0.015
-    mask_blur: float = 0.08
-    smooth: bool = True
-    detail: float = 1.0
-
-    def __post_init__(self) -> None:
-        for flag, value, allowed in (("--color", self.color, get_args(ColorMode)), ("--blend", self.blend, get_args(BlendMode))):
-            if value not in allowed:
-                raise DeepswapError(f"{flag} must be one of {', '.join(allowed)}, not {value!r}")
-        if not -0.3 <= self.mask_erode <= 0.3:
-            raise DeepswapError(f"--mask-erode must be -0.3..0.3 (a fraction of the face), not {self.mask_erode}")
-        if not 0 <= self.mask_blur <= 0.5:
-            raise DeepswapError(f"--mask-blur must be 0..0.5 (a fraction of the face), not {self.mask_blur}")
-        if not 0 <= self.detail <= 1:
-            raise DeepswapError(f"--detail must be 0..1 (share of the footage's fine detail kept), not {self.detail}")
 
 
 @dataclass

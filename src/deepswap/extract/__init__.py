@@ -2,11 +2,16 @@
 (``extract``), and looking at and curating the result (``contact_sheet``, ``remove_faces``).
 
 The face pipeline it runs (detect, landmarks, identity, align) is in ``deepswap.faces``; the
-files it writes are described there.
+files it writes are described there. The names below are imported when first used.
 """
 
-from .extract import ExtractOptions, PersonReport, extract, reference_identity
-from .sheet import SheetOrder, contact_sheet, faces_summary, parse_selection, pick_faces, remove_faces
+from __future__ import annotations
 
-__all__ = ["ExtractOptions", "PersonReport", "SheetOrder", "contact_sheet", "extract", "faces_summary",
-           "parse_selection", "pick_faces", "reference_identity", "remove_faces"]
+from .._lazy import export_lazily
+
+_API = {"ExtractOptions": "options", "PersonReport": "extract", "extract": "extract", "reference_identity": "extract",
+        "SheetOrder": "sheet", "contact_sheet": "sheet", "faces_summary": "sheet", "parse_selection": "sheet",
+        "pick_faces": "sheet", "remove_faces": "sheet"}
+__all__ = sorted(_API)
+
+export_lazily(__name__, _API)

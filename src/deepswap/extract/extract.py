@@ -27,8 +27,9 @@ from ..faces.faceset import MASKS
 from ..faces.defaults import DEFAULT_THRESHOLD
 from ..progress import ProgressCallback, Reporter
 from ..video import Frame, list_photos, prefetch, probe_video, read_frames
-from ..workspace import PERSON_KEYS, PersonKey, Source, Workspace, WorkspaceLike, as_workspace, parse_person
+from ..workspace import PersonKey, Source, Workspace, WorkspaceLike, as_workspace
 from ..writers import writes_workspace
+from .options import ExtractOptions
 
 SAVE_EVERY_S = 15.0
 SAMPLE_FRAMES = 60
@@ -53,34 +54,6 @@ class PersonReport:
     sources: dict[str, dict[str, Any]] = field(default_factory=dict)
     times: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STEPS, 0.0))
     notes: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class ExtractOptions:
-    """What to extract: person ``a``, ``b`` or both (None); videos sampled at ``fps`` frames per second
-    (None: every frame); ``force`` discards earlier results of the person(s) and redoes all.
-    ``detect_size`` is the longest side frames are scaled to for detection; a face followed from
-    frame to frame has its identity embedded every ``identity_every`` frames (1 = every frame)."""
-
-    person: PersonKey | None = None
-    fps: float | None = None
-    force: bool = False
-    detect_size: int = 320
-    identity_every: int = 25
-
-    def __post_init__(self) -> None:
-        if self.person is not None:
-            parse_person(self.person)
-        if self.fps is not None and not 0 < self.fps < math.inf:
-            raise DeepswapError(f"--fps must be a number > 0, not {self.fps}")
-        if not 64 <= self.detect_size <= 4096:
-            raise DeepswapError(f"detect_size must be 64..4096 pixels, not {self.detect_size}")
-        if self.identity_every < 1:
-            raise DeepswapError(f"identity_every must be ≥ 1, not {self.identity_every}")
-
-    @property
-    def persons(self) -> list[PersonKey]:
-        return [self.person] if self.person else list(PERSON_KEYS)
 
 
 @writes_workspace("extract")

@@ -8,15 +8,15 @@ saves its config with the checkpoint. Neither imports torch.
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal, Mapping, get_args
 
-from ..errors import DeepswapError
+from ..options import OptionError, check, declaration, option
 
 Precision = Literal["auto", "bf16", "fp32"]
 COVERAGE = 0.8  # of the aligned crop that the models see (see data.face_region)
 MAX_BATCH = 4096
+FINISHING_STAGE = " (over the last quarter the learning rate falls and the random warp is off)."  # of a budget
 
 
 @dataclass(frozen=True)
@@ -32,45 +32,35 @@ class TrainOptions:
     ``save_every_minutes`` and when the run stops.
     """
 
-    model: str | None = None
-    iterations: int | None = None
-    minutes: float | None = None
-    batch_size: int | None = None
-    compile: bool = False
-    precision: Precision = "auto"
-    learning_rate: float | None = None
-    architecture: Mapping[str, Any] = field(default_factory=dict)
+    model: str | None = option(None, help="original, lite or hd. Default: the saved model; a new one is hd on a GPU, lite on a CPU.")
+    iterations: int | None = option(None, minimum=1, help="Train until the model has done N iterations in all" + FINISHING_STAGE)
+    minutes: float | None = option(None, minimum=0, above=True, help="Train for M minutes" + FINISHING_STAGE)
+    batch_size: int | None = option(None, minimum=1, maximum=MAX_BATCH,
+                                    help="Faces of each person per iteration (default: the model's).")
+    compile: bool = option(False, form=False, help="torch.compile the model (faster on GPUs once compiled).")
+    precision: Precision = option("auto", choices=get_args(Precision), form=False,
+                                  help="auto (bf16 where the hardware has it), bf16 or fp32.")
+    learning_rate: float | None = option(None, minimum=0, above=True,
+                                         help="Adam's learning rate (default: the saved model's, else the model's).")
+    architecture: Mapping[str, Any] = option(default_factory=dict, cli=False, label="Architecture (new model)",
+                                             help="Architecture options of a new model, e.g. width=32 latent=256.")
     seed: int = 0
-    workers: int | None = None
-    log_every: int | None = None
-    preview_every: int | None = None
-    save_every_minutes: float = 10.0
+    workers: int | None = option(None, minimum=0, cli=False, form=False, help="Data loader processes (default: by the cores).")
+    log_every: int | None = option(None, minimum=1, cli=False, form=False, help="Iterations between loss log lines.")
+    preview_every: int | None = option(None, minimum=1, label="Preview every N iterations",
+                                       help="Iterations between preview grids (default: 100 on a CPU, 500 on a GPU).")
+    save_every_minutes: float = option(10.0, minimum=0, above=True, flag="--save-every", form=False,
+                                       help="Minutes between checkpoints (one is also saved when training stops).")
 
     def __post_init__(self) -> None:
+        check(self)
         if self.model is not None:
             from .models import model_spec
 
             model_spec(self.model)
         if self.iterations is not None and self.minutes is not None:
-            raise DeepswapError("give --iterations or --minutes, not both")
-        if self.iterations is not None and self.iterations < 1:
-            raise DeepswapError(f"--iterations must be ≥ 1, not {self.iterations}")
-        _check_positive("--minutes", self.minutes)
-        if self.batch_size is not None and not 1 <= self.batch_size <= MAX_BATCH:
-            raise DeepswapError(f"--batch-size must be 1..{MAX_BATCH}, not {self.batch_size}")
-        if self.precision not in get_args(Precision):
-            raise DeepswapError(f"--precision must be auto, bf16 or fp32, not {self.precision!r}")
-        _check_positive("--learning-rate", self.learning_rate)
-        _check_positive("--save-every", self.save_every_minutes)
-        for name in ("workers", "log_every", "preview_every"):
-            value = getattr(self, name)
-            if value is not None and value < (0 if name == "workers" else 1):
-                raise DeepswapError(f"{name} must be ≥ {0 if name == 'workers' else 1}, not {value}")
-
-
-def _check_positive(flag: str, value: float | None) -> None:
-    if value is not None and not 0 < value < math.inf:
-        raise DeepswapError(f"{flag} must be a number > 0, not {value}")
+            raise OptionError("give {} or {}, not both", declaration(TrainOptions, "iterations"),
+                              declaration(TrainOptions, "minutes"))
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,12 @@ from deepswap import _io
 from deepswap._io import unused_path
 from deepswap.errors import DeepswapError
 from deepswap.filetypes import PHOTO_SUFFIXES, VIDEO_SUFFIXES
+from deepswap.options import Option, OptionError, build, declared
 from deepswap.progress import ProgressCallback
 from deepswap.workspace import CONFIG_NAME, PERSON_KEYS, PersonKey, Workspace
 
-__all__ = ["PERSON_KEYS", "PHOTO_SUFFIXES", "VIDEO_SUFFIXES", "PersonKey", "Workspace", "unused_path"]  # besides the calls below
+__all__ = ["PERSON_KEYS", "PHOTO_SUFFIXES", "VIDEO_SUFFIXES", "Option", "OptionError", "PersonKey", "Workspace",
+           "unused_path"]  # besides the calls below
 
 THUMBNAIL_SIZE = 112
 FACE_ORDERS = {"time": "source order", "blur": "blurriest first", "distance": "least alike first"}
@@ -188,23 +190,18 @@ def loss_history(workspace: Workspace) -> list[tuple[float, float, float]]:
     return [(row["iteration"], row["loss_a"], row["loss_b"]) for row in rows]
 
 
-def extract_options(person: str | None, fps: float | None, force: bool) -> Any:
-    """The library's ExtractOptions for the extract form (it checks the values itself)."""
-    return deepswap.ExtractOptions(person=person, fps=fps, force=force)
+OPTION_CLASSES = {"extract": deepswap.ExtractOptions, "train": deepswap.TrainOptions, "convert": deepswap.ConvertOptions}
 
 
-def train_options(model: str | None, minutes: float | None, iterations: int | None, batch_size: int | None,
-                  learning_rate: float | None, architecture: dict[str, Any], preview_every: int | None) -> Any:
-    """The library's TrainOptions for a train form (it checks the values itself)."""
-    return deepswap.TrainOptions(model=model, minutes=minutes, iterations=iterations, batch_size=batch_size,
-                                 learning_rate=learning_rate, architecture=architecture, preview_every=preview_every)
+def form_options(kind: str) -> list[Option]:
+    """The options the ``kind`` form (extract, train, convert) offers, as the library declares them."""
+    return [found for found in declared(OPTION_CLASSES[kind]) if found.declared.form]
 
 
-def convert_options(replace: dict[str, Any], **options: Any) -> Any:
-    """The library's ConvertOptions for a convert form (it checks the values itself): ``replace`` holds
-    the ReplaceSettings fields, ``options`` the others; None stands for the library's default."""
-    settings = deepswap.ReplaceSettings(**{key: value for key, value in replace.items() if value is not None})
-    return deepswap.ConvertOptions(replace=settings, **{key: value for key, value in options.items() if value is not None})
+def build_options(kind: str, values: dict[str, Any]) -> Any:
+    """The library's option object for the ``kind`` form (it checks the values itself); options
+    not in ``values`` take the library's defaults."""
+    return build(OPTION_CLASSES[kind], values)
 
 
 def default_output(folder: Path, input_path: Path, *, gif: bool, preview: bool, stem: str) -> Path:

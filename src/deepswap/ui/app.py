@@ -161,7 +161,7 @@ async def faces_page(request: Request) -> Response:
     workspace: Workspace = context["workspace"]
     tiles = actions.faces(workspace, person, order)  # type: ignore[arg-type]
     show_all = request.query_params.get("all") == "1"
-    return render(request, "faces.html", **context, person=person, order=order, orders=actions.FACE_ORDERS,
+    return render(request, "faces.html", **context, fields=forms.form_fields("extract"), person=person, order=order, orders=actions.FACE_ORDERS,
                   tiles=tiles if show_all else tiles[:FACES_SHOWN], total=len(tiles),
                   summary={key: actions.faces_summary(workspace, key) for key in actions.PERSON_KEYS},
                   has_sources={key: bool(workspace.persons[key].sources) for key in actions.PERSON_KEYS})
@@ -193,7 +193,7 @@ async def train_page(request: Request) -> Response:
     workspace: Workspace = context["workspace"]
     ui = ui_of(request)
     preview = workspace.model_dir / "preview.png"
-    return render(request, "train.html", **context, models=[(model, model) for model in actions.models()],
+    return render(request, "train.html", **context, fields=forms.form_fields("train"), models=[(model, model) for model in actions.models()],
                   saved=actions.saved_model(workspace),
                   loss=actions.loss_history(workspace), preview_url=ui.site.file_url(preview, mtime_of(preview)),
                   preview_path=str(preview),
@@ -220,7 +220,7 @@ async def convert_page(request: Request) -> Response:
                        for output, _, url in outputs if url is not None), None)
     if result is not None and result["url"] is not None:
         result["video"] = Path(result["url"]).suffix.lower() in actions.VIDEO_SUFFIXES
-    return render(request, "convert.html", **context, inputs_choices=[(key, label) for key, (label, _) in inputs.items()],
+    return render(request, "convert.html", **context, fields=forms.form_fields("convert"), inputs_choices=[(key, label) for key, (label, _) in inputs.items()],
                   chosen=request.query_params.get("input") or context["last"].get("input"),
                   previews=[url for url in previews if url], result=result, outputs=outputs, preview_frames=PREVIEW_FRAMES,
                   has_model=actions.saved_model(workspace)["model"] is not None)
@@ -345,10 +345,12 @@ async def serve_file(request: Request) -> Response:
 # Errors
 
 async def deepswap_error(request: Request, error: Exception) -> Response:
-    """A user error: one line in the message area (forms) or on an error page (pages)."""
+    """A user error: one line in the message area (forms) or on an error page (pages); an option is
+    named by its label on the form."""
+    said = error.said(lambda option: f"“{option.form_label}”") if isinstance(error, actions.OptionError) else str(error)
     if request.method == "GET":
-        return render(request, "error.html", status_code=400, error=str(error))
-    return message(str(error))
+        return render(request, "error.html", status_code=400, error=said)
+    return message(said)
 
 
 async def http_error(request: Request, error: Exception) -> Response:

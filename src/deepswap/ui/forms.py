@@ -1,8 +1,13 @@
-"""What the forms send, read into the library's terms: form values, uploads (checked, kept under
-sanitised names, within the quota) and the jobs the Run buttons start (title, action, arguments)."""
+"""What the forms send, read into the library's terms: the fields of the extract, train and convert
+forms (drawn and read from the options the library declares, see ``deepswap.options``), other
+form values, uploads (checked, kept under sanitised names, within the quota) and the jobs the Run
+buttons start (title, action, arguments)."""
 
 from __future__ import annotations
 
+import collections.abc
+import typing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -12,13 +17,80 @@ from starlette.requests import Request
 
 from ..errors import DeepswapError
 from . import actions, site
-from .actions import PersonKey, Workspace
+from .actions import Option, OptionError, PersonKey, Workspace
 from .security import safe_name
 
 PREVIEW_FRAMES = 4
 DEFAULT_UPLOADS_QUOTA_GIB = 20
 
 JobBuilder = Callable[[Path, Workspace, FormData], tuple[str, str, dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class FormField:
+    """A declared option as the web form draws it (the ``option`` macro of ``_fields.html``):
+    ``kind`` is check, select, number or text; ``default`` the value shown when nothing was sent."""
+
+    name: str
+    label: str
+    help: str
+    kind: str
+    default: str
+    choices: tuple[tuple[str, str], ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    whole: bool = False
+
+
+def form_fields(kind: str) -> dict[str, FormField]:
+    """The fields of the ``kind`` form (extract, train, convert), by option name."""
+    return {found.name: _field(found) for found in actions.form_options(kind)}
+
+
+def read_options(kind: str, form: FormData, **settled: Any) -> Any:
+    """The option object of the ``kind`` form from what it sent (an empty field takes the library's
+    default; the object checks the values); ``settled``: values the page decides itself."""
+    values = dict(settled)
+    for found in actions.form_options(kind):
+        raw = text(form, found.name)
+        if found.name in values or (found.kind is not bool and not raw):
+            continue
+        values[found.name] = _value(found, raw, form)
+    return actions.build_options(kind, values)
+
+
+def _field(found: Option) -> FormField:
+    spec, default = found.declared, found.default
+    if found.kind is bool:
+        return FormField(found.name, spec.form_label, spec.help, "check", "on" if default else "")
+    shown = _shown(default)
+    if spec.choices:
+        return FormField(found.name, spec.form_label, spec.help, "select", shown, tuple((c, c) for c in spec.choices))
+    if found.kind in (int, float):
+        return FormField(found.name, spec.form_label, spec.help, "number", shown, minimum=spec.minimum,
+                         maximum=spec.maximum, whole=found.kind is int)
+    return FormField(found.name, spec.form_label, spec.help, "text", shown)
+
+
+def _shown(default: Any) -> str:
+    if default is None or isinstance(default, collections.abc.Mapping):
+        return ""
+    return f"{default:g}" if isinstance(default, float) else str(default)
+
+
+def _value(found: Option, raw: str, form: FormData) -> Any:
+    """A field's value in the option's type; a number that is not one is an ``OptionError``."""
+    if found.kind is bool:
+        return form.get(found.name) == "on"
+    if typing.get_origin(found.kind) is collections.abc.Mapping:
+        return architecture_of(raw)
+    if found.kind in (int, float):
+        try:
+            return found.kind(raw)
+        except ValueError:
+            whole = "whole " if found.kind is int else ""
+            raise OptionError(f"{{}} must be a {whole}number, not {raw!r}", found.declared) from None
+    return raw
 
 
 def text(form: FormData, key: str) -> str:
@@ -115,8 +187,8 @@ def fetch_job(folder: Path, workspace: Workspace, form: FormData) -> tuple[str, 
 
 
 def extract_job(folder: Path, workspace: Workspace, form: FormData) -> tuple[str, str, dict[str, Any]]:
-    person = person_of(form) if text(form, "person") else None
-    options = actions.extract_options(person, number(form, "fps", float, "frames per second"), form.get("force") == "on")
+    options = read_options("extract", form)
+    person = options.person
     who = f"{workspace.persons[person].name} ({person.upper()})" if person else "both people"
     return f"extracting the faces of {who}", "extract", {"workspace": folder, "options": options}
 
@@ -126,14 +198,8 @@ def train_job(folder: Path, workspace: Workspace, form: FormData) -> tuple[str, 
     amount = text(form, "amount")
     if budget in ("minutes", "iterations") and not amount:
         raise DeepswapError(f"how many {budget}? fill in the number, or choose 'until stopped'")
-    options = actions.train_options(
-        model=text(form, "model") or None,
-        minutes=number(form, "amount", float, "minutes") if budget == "minutes" else None,
-        iterations=number(form, "amount", int, "iterations") if budget == "iterations" else None,
-        batch_size=number(form, "batch_size", int, "batch size"),
-        learning_rate=number(form, "learning_rate", float, "learning rate"),
-        architecture=architecture_of(text(form, "architecture")),
-        preview_every=number(form, "preview_every", int, "preview every"))
+    options = read_options("train", form, minutes=number(form, "amount", float, "minutes") if budget == "minutes" else None,
+                           iterations=number(form, "amount", int, "iterations") if budget == "iterations" else None)
     return "training", "train", {"workspace": folder, "options": options}
 
 
@@ -144,16 +210,9 @@ def convert_job(folder: Path, workspace: Workspace, form: FormData) -> tuple[str
         raise DeepswapError("choose a video to convert (or upload one)")
     source = inputs[chosen][1]
     preview = form.get("mode") == "preview"
-    gif = form.get("gif") == "on"
-    options = actions.convert_options(
-        {"color": text(form, "color") or None, "blend": text(form, "blend") or None,
-         "mask_erode": number(form, "mask_erode", float, "mask erode"), "mask_blur": number(form, "mask_blur", float, "mask blur"),
-         "detail": number(form, "detail", float, "fine detail")},
-        direction=text(form, "direction") or None, side_by_side=form.get("side_by_side") == "on",
-        start=number(form, "start"), duration=number(form, "duration"), scale=number(form, "scale"),
-        width=number(form, "width", int), crf=number(form, "crf", int), gif=gif,
-        batch_size=number(form, "batch_size", int, "batch size"), preview=PREVIEW_FRAMES if preview else None)
-    output = actions.default_output(folder / "outputs", source, gif=gif, preview=preview, stem=safe_name(source.stem))
+    options = read_options("convert", form, preview=PREVIEW_FRAMES if preview else None)
+    output = actions.default_output(folder / "outputs", source, gif=options.gif, preview=preview,
+                                    stem=safe_name(source.stem))
     verb = "previewing" if preview else "converting"
     return f"{verb} {source.name}", "convert", {"workspace": folder, "input_path": source, "output": output,
                                                  "options": options}

@@ -16,25 +16,23 @@ from ..errors import DeepswapError
 from ..userconfig import user_settings
 from .app import DEFAULT_UPLOADS_QUOTA_GIB, create_app
 from .connections import GuardedH11Protocol, raise_open_file_limit
-from .security import is_loopback
+from .options import ServeOptions, is_loopback
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 7860
 KEEP_ALIVE_SECONDS = 5
 
 
 class UIServer:
-    """The web UI over ROOT, bound to ``host:port`` (port 0: any free port). ``token``: require the
-    access token printed in the URL (turn it off only on a machine no one else uses).
+    """The web UI over ROOT, bound to ``options.host:options.port`` (port 0: any free port), needing
+    the access token printed in the URL unless ``options.no_token``.
 
     Two keys of the ``[settings]`` of the user's ``config.toml`` apply: ``ui_allow_private_urls``
     (true: the URL field may fetch from loopback and private networks) and ``ui_uploads_quota_gib``
     (what a workspace's ``uploads/`` folder may hold)."""
 
-    def __init__(self, root: str | Path, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, token: bool = True) -> None:
+    def __init__(self, root: str | Path, options: ServeOptions = ServeOptions()) -> None:
         self.root = Path(root)
-        self.host = host
-        self.token = secrets.token_urlsafe(24) if token else None
+        self.host = host = options.host
+        self.token = None if options.no_token else secrets.token_urlsafe(24)
         settings = user_settings()
         allow_private = settings.get("ui_allow_private_urls", False)
         quota = settings.get("ui_uploads_quota_gib", DEFAULT_UPLOADS_QUOTA_GIB)
@@ -49,11 +47,11 @@ class UIServer:
         self.socket = socket.socket(family, socket.SOCK_STREAM)
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            self.socket.bind((host, port))
+            self.socket.bind((host, options.port))
             self.socket.listen(128)  # connections wait in the backlog until uvicorn runs
         except OSError as error:
             self.socket.close()
-            raise DeepswapError(f"{host}:{port}: cannot listen there ({error.strerror})") from None
+            raise DeepswapError(f"{host}:{options.port}: cannot listen there ({error.strerror})") from None
         self.port = self.socket.getsockname()[1]
 
     @property

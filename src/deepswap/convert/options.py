@@ -1,0 +1,89 @@
+"""What `deepswap convert` can be told (``ConvertOptions``) and how a generated face is fitted into
+the frame (``ReplaceSettings``): each option declared once (see ``deepswap.options``). Imports
+nothing heavy, so the command line and the web form are built from it without OpenCV or torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, get_args
+
+from ..options import OptionError, check, declaration, option
+from ..workspace import PersonKey
+
+Direction = Literal["a2b", "b2a"]
+ColorMode = Literal["reinhard", "hist", "none"]
+BlendMode = Literal["feather", "seamless"]
+MAX_BATCH = 1024
+
+
+@dataclass(frozen=True)
+class ReplaceSettings:
+    """How a generated face is fitted into the frame.
+
+    ``detail`` is how much of the footage's own finest detail — grain, skin texture, the crisp edge
+    of a lid or a lip: what is finer than ``replace.DETAIL_RESOLUTION`` pixels across the face, and on a
+    large face only the frame's finest octave — is laid over the generated face inside the mask, so
+    that it is as crisp as the picture around it; 0 keeps the model's face as drawn. Coarser detail,
+    where a face's identity lies, is always the model's. ``smooth`` steadies the landmarks over time.
+    """
+
+    color: ColorMode = option("reinhard", choices=get_args(ColorMode), label="Colour matching",
+                              help="Colour matching of the new face to the frame: reinhard, hist or none.")
+    blend: BlendMode = option("feather", choices=get_args(BlendMode), label="Blending",
+                              help="Blending into the frame: feather or seamless (Poisson).")
+    mask_erode: float = option(-0.015, minimum=-0.3, maximum=0.3, meaning="a fraction of the face",
+                               help="Shrink (or, negative, grow) the mask, as a fraction of the face.")
+    mask_blur: float = option(0.08, minimum=0, maximum=0.5, meaning="a fraction of the face",
+                              help="Feather width of the mask edge, as a fraction of the face.")
+    detail: float = option(1.0, minimum=0, maximum=1, label="Fine detail kept",
+                           meaning="the share of the footage's fine detail kept",
+                           help="Share (0..1) of the footage's finest detail (grain, skin texture) laid over the new face; "
+                                "0: the model's face as drawn.")
+    smooth: bool = True
+
+    def __post_init__(self) -> None:
+        check(self)
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    """Everything `deepswap convert` can be told (defaults: replace A with B, whole video); checked when built."""
+
+    direction: Direction = option("a2b", choices=get_args(Direction),
+                                  help="a2b replaces A with B; b2a the reverse.")
+    side_by_side: bool = option(False, label="side by side (original | swapped)",
+                                help="Original | swapped, each labelled.")
+    start: float | None = option(None, minimum=0, meaning="seconds", label="Start (s)", help="Start time in seconds.")
+    duration: float | None = option(None, minimum=0, above=True, meaning="seconds", label="Duration (s)",
+                                    help="Duration in seconds.")
+    scale: float | None = option(None, minimum=0, maximum=8, above=True, help="Resize the output by this factor.")
+    width: int | None = option(None, minimum=16, maximum=16384, meaning="pixels", label="Width (px)",
+                               help="Output width in pixels (height follows).")
+    replace: ReplaceSettings = ReplaceSettings()
+    crf: int = option(18, minimum=0, maximum=51, label="Quality (crf)", help="H.264 quality (0 lossless … 51 worst).")
+    gif: bool = option(False, label="animated GIF", help="Write an animated GIF instead of an mp4.")
+    preview: int | None = option(None, minimum=1, form=False,
+                                 help="Write only N frames' before/after PNGs into the OUTPUT folder.")
+    batch_size: int = option(16, minimum=1, maximum=MAX_BATCH, help="Faces per model call.")
+    sign_cert: Path | None = option(None, form=False,
+                                    help="Sign the Content Credentials with this certificate chain (PEM, signing certificate "
+                                         "first). Default: settings sign_cert, else your self-made one.")
+    sign_key: Path | None = option(None, form=False, help="The private key (PEM) of --sign-cert.")
+    tsa_url: str | None = option(None, form=False,
+                                 help="Time-stamp the signature at this RFC 3161 authority (needs the network). Default: none.")
+    force: bool = option(False, form=False, help="Replace an existing output (never the input).")
+
+    def __post_init__(self) -> None:
+        check(self)
+        if self.scale is not None and self.width is not None:
+            raise OptionError("give {} or {}, not both", declaration(ConvertOptions, "scale"),
+                              declaration(ConvertOptions, "width"))
+        if (self.sign_cert is None) != (self.sign_key is None):
+            raise OptionError("give {} and {} together", declaration(ConvertOptions, "sign_cert"),
+                              declaration(ConvertOptions, "sign_key"))
+
+    @property
+    def replaced(self) -> PersonKey:
+        """The person whose face is replaced."""
+        return "a" if self.direction == "a2b" else "b"
