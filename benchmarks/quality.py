@@ -41,8 +41,7 @@ from deepswap.cli import print_report
 from deepswap.convert import Converter, ReplaceSettings, swap_frames
 from deepswap.evaluate import evaluate
 from deepswap.extract import ExtractOptions, extract
-from deepswap.faces import FaceAnalyzer, cosine_distance
-from deepswap.faces.defaults import DEFAULT_THRESHOLD
+from deepswap.faces import DEFAULT_THRESHOLD, FaceAnalyzer, cosine_distance
 from deepswap.train import TrainOptions, read_state, train
 from deepswap.video import probe_video, read_frames, write_image
 from deepswap.sources import add_sources

@@ -18,11 +18,11 @@ from rich.console import Console
 
 from deepswap.errors import DeepswapError
 from deepswap.evaluate import (
-    HELD_OUT_FOOTAGE, PSNR_CAP, TRAINING_FOOTAGE, correlation, evaluate, identity_transfer, inner_face_box,
-    inside_picture, landmark_distance, landmark_jitter, masked_psnr, masked_ssim, measure_faces, mouth_open, sharpness,
+    HELD_OUT_FOOTAGE, PSNR_CAP, TRAINING_FOOTAGE, correlation, evaluate, identity_transfer, inside_picture,
+    landmark_distance, landmark_jitter, masked_psnr, masked_ssim, measure_faces, mouth_open, sharpness,
     watermark_visibility,
 )
-from deepswap.faces import FaceAnalyzer, FaceSet, Identity, load_faceset
+from deepswap.faces import FaceAnalyzer, FaceSet, Identity, inner_face_box, load_faceset
 from deepswap.cli import print_report
 from deepswap.train import TrainOptions, train
 from deepswap.train.data import PersonFaces, TrainingStream

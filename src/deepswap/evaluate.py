@@ -16,7 +16,7 @@ as the input face. Every metric is a pure function over arrays, usable on its ow
   and closes with the input's, over the frames where the input face lies wholly inside the picture
   (``inside_picture``: of a face cut by the frame's edge, the landmarks beyond it are guesses, and
   with the chin out of the picture the mouth-open ratio has no measure);
-- sharpness (``inner_face_box``, ``sharpness``): variance of the Laplacian inside the inner face
+- sharpness (``faces.inner_face_box``, ``sharpness``): variance of the Laplacian inside the inner face
   box of the output frame over that of the input frame, per frame, averaged (1: as crisp as the footage);
 - watermark visibility (``watermark_visibility``): the std the watermark adds on the flat picture of
   the swapped frames (goal ≤ 0.3 grey levels).
@@ -37,8 +37,7 @@ import torch
 
 from .convert import Converter, ReplaceSettings, swap_frames
 from .errors import DeepswapError
-from .faces import FaceAnalyzer, FaceSet, load_faceset, transform_points, umeyama
-from .faces.align import FIT_POINTS
+from .faces import FIT_POINTS, FaceAnalyzer, FaceSet, inner_face_box, load_faceset, transform_points, umeyama
 from .filetypes import VIDEO_SUFFIXES
 from .progress import ProgressCallback, Reporter
 from .provenance.watermark import Watermarker, flat_area_visibility
@@ -66,7 +65,6 @@ TARGETS = {  # metric path → (comparison, value, as printed): the goals of iss
     "sharpness.ratio": (">=", 0.6, "≥ 0.6"),
     "watermark.flat_area_std": ("<=", 0.3, "≤ 0.3"),
 }
-INNER_FACE = slice(17, 68)  # brows, nose, eyes, mouth: the face without the jaw line
 EDGE_MARGIN = 0.2  # eye-corner distances: how far inside the picture a face's landmarks must lie to count as whole
 
 
@@ -176,13 +174,6 @@ def correlation(x: np.ndarray, y: np.ndarray) -> float:
     x, y = x[both] - x[both].mean(), y[both] - y[both].mean()
     scale = math.sqrt(float((x * x).sum() * (y * y).sum()))
     return float((x * y).sum() / scale) if scale > 0 else math.nan
-
-
-def inner_face_box(landmarks: np.ndarray) -> np.ndarray:
-    """[x0, y0, x1, y1] (integers) of the box spanned by the brows, eyes, nose and mouth of 68-point
-    landmarks: the part of the face whose detail a swap must keep (no background, no jaw line)."""
-    points = np.asarray(landmarks, np.float64)[INNER_FACE]
-    return np.concatenate([np.floor(points.min(axis=0)), np.ceil(points.max(axis=0))]).astype(int)
 
 
 def sharpness(image: np.ndarray, box: np.ndarray) -> float:

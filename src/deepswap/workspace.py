@@ -30,7 +30,7 @@ from pydantic import AfterValidator, Field, TypeAdapter, model_validator
 from . import _io
 from ._schema import Count, StrictModel, inside, validate
 from .errors import DeepswapError
-from .faces.defaults import DEFAULT_FACE_SIZE, DEFAULT_THRESHOLD
+from .faces import DEFAULT_FACE_SIZE, DEFAULT_THRESHOLD
 from .filetypes import PHOTO_SUFFIXES
 from .lock import SHORT_WAIT_S, workspace_lock
 

@@ -9,9 +9,8 @@ from typing import get_args
 import numpy as np
 
 from ..errors import DeepswapError
-from ..faces import Face, FaceAnalyzer, IdentityTracker, alignment_matrix, face_mask, transform_points, warp_face
+from ..faces import Face, FaceAnalyzer, IdentityTracker, alignment_matrix, face_mask, face_region, transform_points, warp_face
 from ..train import Swapper
-from ..train.data import face_region
 from ..video import Frame
 from .blend import BlendMode, paste_face, prepare_mask, region_window
 from .color import ColorMode, match_color

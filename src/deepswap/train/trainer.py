@@ -40,7 +40,7 @@ from ..workspace import PERSON_KEYS, WorkspaceLike, as_workspace
 from ..writers import writes_workspace
 from . import checkpoint, report
 from .config import COVERAGE, TrainConfig, TrainOptions
-from .critic import PatchCritic, critic_loss, generator_loss, inner_face_box
+from .critic import PatchCritic, critic_loss, generator_loss, inner_face_slices
 from .data import FINISHING_AUGMENT, REGION_CACHE_BYTES, PersonFaces, TrainingStream, make_loader, preview_faces
 from .loss import LossWeights, reconstruction_loss
 from .models import ModelSpec, SwapModel, build_model, model_spec
@@ -254,7 +254,7 @@ class TrainStep:
         if compile:
             self.engine = torch.compile(self.engine)
         self.weights = LossWeights(ssim=trainee.spec.ssim_weight, frequency=trainee.spec.frequency_weight)
-        self.inner_face = inner_face_box(trainee.net.output_resolution, trainee.config.coverage)
+        self.inner_face = inner_face_slices(trainee.net.output_resolution, trainee.config.coverage)
 
     def __call__(self, data: dict[str, torch.Tensor], learning_rate: float, judge: bool) -> torch.Tensor:
         optimizer = self.trainee.optimizer
