@@ -25,12 +25,17 @@ from ..train import Swapper, load_swapper
 from ..userconfig import signing_identity
 from ..video import Frame, in_background, prefetch, probe_video, read_frames, read_photos
 from ..video.writer import VideoWriter, write_image
-from ..workspace import CONFIG_NAME, PersonKey, Workspace, WorkspaceLike, as_workspace
+from ..workspace import CONFIG_NAME, PersonKey, Workspace, WorkspaceLike, as_workspace, other_person
 from .outputs import OutputPlan, plan_outputs
 from .replace import FaceReplacer, Located, ReplaceSettings
 
 Direction = Literal["a2b", "b2a"]
 MAX_BATCH = 1024
+
+
+def replaced_person(direction: Direction) -> PersonKey:
+    """The person whose face a conversion replaces: a for a2b, b for b2a."""
+    return "a" if direction == "a2b" else "b"
 
 
 @dataclass(frozen=True)
@@ -78,7 +83,7 @@ class ConvertOptions:
     @property
     def replaced(self) -> PersonKey:
         """The person whose face is replaced."""
-        return "a" if self.direction == "a2b" else "b"
+        return replaced_person(self.direction)
 
 
 @dataclass
@@ -123,9 +128,9 @@ class Converter:
 
     def replacer(self, direction: Direction = "a2b", settings: ReplaceSettings = ReplaceSettings()) -> FaceReplacer:
         """A fresh per-frame pipeline (its own tracking and smoothing) replacing a2b or b2a."""
-        replaced: PersonKey = "a" if direction == "a2b" else "b"
+        replaced = replaced_person(direction)
         return FaceReplacer(self.analyzer, IdentityTracker(self.identity(replaced), self.analyzer.encoder),
-                            self.swapper, self.workspace.other(replaced), settings)
+                            self.swapper, other_person(replaced), settings)
 
     def convert(self, input_path: str | Path, output: str | Path, options: ConvertOptions | None = None,
                 on_progress: ProgressCallback | None = None) -> ConvertReport:

@@ -36,7 +36,7 @@ from torch.nn.parallel import DistributedDataParallel
 from .. import _io
 from ..errors import DeepswapError
 from ..progress import ProgressCallback, Reporter
-from ..workspace import PERSON_KEYS, WorkspaceLike, as_workspace
+from ..workspace import PERSON_KEYS, WorkspaceLike, as_workspace, other_person
 from ..writers import writes_workspace
 from . import checkpoint, report
 from .config import COVERAGE, TrainConfig, TrainOptions
@@ -141,12 +141,11 @@ def render_preview(model: SwapModel, faces: dict[str, np.ndarray], runtime: Runt
     output resolution; the model sees them shrunk to its input resolution)."""
     rows = []
     for key in PERSON_KEYS:
-        other = "b" if key == "a" else "a"
         inputs = _faces_tensor(faces[key], runtime)
         if model.output_resolution != model.resolution:
             inputs = torch.nn.functional.interpolate(inputs, size=model.resolution, mode="area")
         with runtime.autocast():
-            rows += [faces[key], _uint8_images(model.swap(inputs, key)[0]), _uint8_images(model.swap(inputs, other)[0])]
+            rows += [faces[key], _uint8_images(model.swap(inputs, key)[0]), _uint8_images(model.swap(inputs, other_person(key))[0])]
     return report.preview_grid(rows, tile=max(128, model.output_resolution))
 
 
