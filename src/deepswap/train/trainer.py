@@ -241,7 +241,7 @@ class TrainStep:
     own decoder (under DDP and ``torch.compile`` when asked); with ``judge`` also the swap critic's
     part. Returns the detached losses of A and B."""
 
-    def __init__(self, trainee: Trainee, runtime: Runtime, compile: bool) -> None:
+    def __init__(self, trainee: Trainee, runtime: Runtime, compile_model: bool) -> None:
         self.trainee, self.runtime = trainee, runtime
         self.engine: torch.nn.Module = trainee.net
         self.critic_engine = trainee.critic
@@ -250,7 +250,7 @@ class TrainStep:
             self.engine = DistributedDataParallel(trainee.net, device_ids=device_ids)
             if trainee.critic is not None:
                 self.critic_engine = DistributedDataParallel(trainee.critic, device_ids=device_ids)
-        if compile:
+        if compile_model:
             self.engine = torch.compile(self.engine)
         self.weights = LossWeights(ssim=trainee.spec.ssim_weight, frequency=trainee.spec.frequency_weight)
         self.inner_face = inner_face_slices(trainee.net.output_resolution, trainee.config.coverage)
