@@ -37,12 +37,10 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from deepswap.cli import print_report
 from deepswap.convert import Converter, ReplaceSettings, swap_frames
-from deepswap.evaluate import evaluate
+from deepswap.evaluate import evaluate, report_text
 from deepswap.extract import ExtractOptions, extract
-from deepswap.faces import FaceAnalyzer, cosine_distance
-from deepswap.faces.defaults import DEFAULT_THRESHOLD
+from deepswap.faces import DEFAULT_THRESHOLD, FaceAnalyzer, cosine_distance
 from deepswap.train import TrainOptions, read_state, train
 from deepswap.video import probe_video, read_frames, write_image
 from deepswap.sources import add_sources
@@ -225,7 +223,7 @@ def main() -> None:
     out = Console(width=None if Console().is_terminal else 120)
     out.print(f"training budget: {budget['training_minutes_total']:.1f} min of {budget['model']} on {device}, "
               f"{budget['iterations']} iterations; convert keeps {args.detail:g} of the footage's fine detail")
-    print_report(report, out)
+    out.print(report_text(report), highlight=False, markup=False)
     if harder:
         out.print(footage_table(harder))
 

@@ -152,12 +152,12 @@ def test_primitive_packages_import_nothing_above_them():
 
 
 def test_evaluate_uses_only_public_names_of_convert():
-    path = SOURCE / "evaluate.py"
-    tree = ast.parse(path.read_text("utf-8"))
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("convert"):
-            assert node.module == "convert" and all(not alias.name.startswith("_") for alias in node.names)
-            assert {alias.name for alias in node.names} <= set(importlib.import_module("deepswap.convert").__all__)
+    for path in sorted((SOURCE / "evaluate").glob("*.py")):
+        tree = ast.parse(path.read_text("utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("convert"):
+                assert node.module == "convert" and all(not alias.name.startswith("_") for alias in node.names)
+                assert {alias.name for alias in node.names} <= set(importlib.import_module("deepswap.convert").__all__)
 
 
 def test_train_reports_progress_previews_and_stops_on_request(extracted_workspace, tmp_path):

@@ -12,7 +12,7 @@ from deepswap.convert.blend import fine_detail, paste_face, prepare_mask, region
 from deepswap.convert.color import histogram_transfer, match_color, reinhard_transfer
 from deepswap.convert.smoothing import LandmarkSmoother
 from deepswap.faces import warp_face
-from deepswap.train.data import face_region
+from deepswap.faces import face_region
 from deepswap.video import read_frames
 
 

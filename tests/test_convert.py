@@ -13,7 +13,8 @@ import pytest
 
 from deepswap import _io
 from deepswap.convert import Converter, ConvertOptions, FaceReplacer, ReplaceSettings, compose, convert
-from deepswap.evaluate import inner_face_box, sharpness
+from deepswap.evaluate import sharpness
+from deepswap.faces import inner_face_box
 from deepswap.errors import DeepswapError
 from deepswap.verify import verify_file
 from deepswap.video import probe_video, read_frames

@@ -18,11 +18,11 @@ from rich.console import Console
 
 from deepswap.errors import DeepswapError
 from deepswap.evaluate import (
-    HELD_OUT_FOOTAGE, PSNR_CAP, TRAINING_FOOTAGE, correlation, evaluate, identity_transfer, inner_face_box,
-    inside_picture, landmark_distance, landmark_jitter, masked_psnr, masked_ssim, measure_faces, mouth_open, sharpness,
-    watermark_visibility,
+    HELD_OUT_FOOTAGE, PSNR_CAP, TRAINING_FOOTAGE, Evaluation, correlation, evaluate, identity_transfer, inside_picture,
+    landmark_distance, landmark_jitter, masked_psnr, masked_ssim, measure_faces, mouth_open, report_rows, report_text,
+    sharpness, watermark_visibility,
 )
-from deepswap.faces import FaceAnalyzer, FaceSet, Identity, load_faceset
+from deepswap.faces import FaceAnalyzer, FaceSet, Identity, inner_face_box, load_faceset
 from deepswap.cli import print_report
 from deepswap.train import TrainOptions, train
 from deepswap.train.data import PersonFaces, TrainingStream
@@ -263,6 +263,13 @@ def test_cli_json_on_the_training_footage(trained_workspace):
     report = json.loads(result.stdout)
     assert report["footage"] == TRAINING_FOOTAGE and report["frames"] == 8
     assert {"identity", "reconstruction", "stability", "expression", "sharpness", "targets"} <= set(report)
+    evaluation = Evaluation.from_dict(report)
+    assert evaluation.to_dict() == report and list(evaluation.to_dict()) == list(report)
+    assert evaluation.model.iteration == report["model"]["iteration"]
+    text = report_text(report).splitlines()
+    assert text[0] == f"{trained_workspace}: lite model, iteration 4, 8 frames of {TRAINING_FOOTAGE}"
+    rows = report_rows(evaluation)
+    assert len(text) == len(rows) + 1 and all(line.startswith(row.metric) for line, row in zip(text[1:], rows))
 
 
 def test_clear_errors(extracted_workspace, trained_workspace, tmp_path):

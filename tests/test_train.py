@@ -22,12 +22,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from deepswap import _io
 from deepswap.errors import DeepswapError
-from deepswap.faces.align import canonical_landmarks
+from deepswap.faces import canonical_landmarks, face_region
 from deepswap.progress import ProgressEvent
 from deepswap.train import MODELS, TrainOptions, build_model, load_swapper, read_state, train
 from deepswap.train.config import COVERAGE
-from deepswap.train.critic import PatchCritic, critic_loss, generator_loss, inner_face_box
-from deepswap.train.data import FINISHING_AUGMENT, Augment, PersonFaces, TrainingStream, augment_face, face_region
+from deepswap.train.critic import PatchCritic, critic_loss, generator_loss, inner_face_slices
+from deepswap.train.data import FINISHING_AUGMENT, Augment, PersonFaces, TrainingStream, augment_face
 from deepswap.train.loss import LossWeights, focal_frequency_loss, reconstruction_loss, ssim_map
 from deepswap.train.trainer import FINAL_LR, FINISHING_SHARE, finishing, scheduled_lr
 from deepswap.workspace import Workspace, init_workspace
@@ -254,7 +254,7 @@ def test_focal_frequency_loss_is_zero_for_the_target_and_grows_with_blur(extract
 def test_the_inner_face_box_holds_the_mean_faces_brows_eyes_and_mouth_and_little_background():
     x, y, side = face_region(256, COVERAGE)
     for resolution in (32, 64, 128):
-        rows, columns = inner_face_box(resolution, COVERAGE)
+        rows, columns = inner_face_slices(resolution, COVERAGE)
         points = (canonical_landmarks(256)[17:68] - (x, y)) * resolution / side
         assert 0 <= columns.start < points[:, 0].min() and points[:, 0].max() < columns.stop <= resolution
         assert 0 <= rows.start < points[:, 1].min() and points[:, 1].max() < rows.stop <= resolution
@@ -266,7 +266,7 @@ def test_the_swap_critic_learns_to_tell_real_faces_from_soft_ones(extracted_work
     falls well below chance (2 ln 2) and it scores each real face above its blurred copy."""
     crops = [_io.read_image(path) for path in sorted((extracted_workspace / "b" / "faces").glob("*.png"))[:16]]
     x, y, side = face_region(crops[0].shape[0], COVERAGE)
-    rows, columns = inner_face_box(64, COVERAGE)
+    rows, columns = inner_face_slices(64, COVERAGE)
 
     def faces(sigma: float) -> torch.Tensor:
         regions = [cv2.resize(crop[y:y + side, x:x + side], (64, 64), interpolation=cv2.INTER_AREA) for crop in crops]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import glob
+import hashlib
 import io
 import json
 import os
@@ -138,6 +139,15 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
 
 def write_json(path: str | os.PathLike[str], data: Any) -> None:
     write_text(path, json.dumps(data, indent=1, sort_keys=False) + "\n")
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 of a file's content, as hex, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def write_image(path: str | os.PathLike[str], rgb: np.ndarray, params: Sequence[int] = (), durable: bool = True) -> None:

@@ -217,11 +217,9 @@ def _print_status(report: dict[str, Any]) -> None:
 
 def print_report(report: dict[str, Any], out: Console) -> None:
     """Render an ``evaluate`` report as a table: metric, value, target (✓/✗ where one is set)."""
-    from .evaluate import report_rows
+    from .evaluate import report_rows, report_title
 
-    model = report["model"]
-    table = Table(title=f"{escape(report['workspace'])}: {model['name']} model, iteration {model['iteration']}, "
-                        f"{report['frames']} frames of {report['footage']}")
+    table = Table(title=escape(report_title(report)))
     for column in ("metric", "value", "target"):
         table.add_column(column)
     for row in report_rows(report):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import DeepswapError
-from .train.state import read_state
+from .train import read_state
 from .workspace import PERSON_KEYS, Workspace, WorkspaceLike, as_workspace
 
 

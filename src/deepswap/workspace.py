@@ -30,7 +30,7 @@ from pydantic import AfterValidator, Field, TypeAdapter, model_validator
 from . import _io
 from ._schema import Count, StrictModel, inside, validate
 from .errors import DeepswapError
-from .faces.defaults import DEFAULT_FACE_SIZE, DEFAULT_THRESHOLD
+from .faces import DEFAULT_FACE_SIZE, DEFAULT_THRESHOLD
 from .filetypes import PHOTO_SUFFIXES
 from .lock import SHORT_WAIT_S, workspace_lock
 
@@ -256,9 +256,6 @@ class Workspace:
     def is_available(self, key: PersonKey, source: Source) -> bool:
         return self.local_path(key, source).exists()
 
-    def other(self, key: PersonKey) -> PersonKey:
-        return "b" if key == "a" else "a"
-
     @property
     def outputs_path(self) -> Path:
         return self.root / OUTPUTS_NAME
@@ -316,6 +313,11 @@ def as_workspace(workspace: WorkspaceLike) -> Workspace:
 def staging_path(download: Path) -> Path:
     """The hidden folder a download is staged (and resumed) in before it moves to ``download``."""
     return download.with_name(f".{download.stem}.partial")
+
+
+def other_person(key: PersonKey) -> PersonKey:
+    """The person who is not ``key``: b for a, a for b."""
+    return "b" if key == "a" else "a"
 
 
 def parse_person(key: str) -> PersonKey:

@@ -24,9 +24,9 @@ from ..train import Swapper, load_swapper
 from ..userconfig import signing_identity
 from ..video import Frame, in_background, prefetch, probe_video, read_frames, read_photos
 from ..video.writer import VideoWriter, write_image
-from ..workspace import CONFIG_NAME, PersonKey, Workspace, WorkspaceLike, as_workspace
+from ..workspace import CONFIG_NAME, PersonKey, Workspace, WorkspaceLike, as_workspace, other_person
 from .outputs import OutputPlan, plan_outputs
-from .options import ConvertOptions, Direction, ReplaceSettings
+from .options import ConvertOptions, Direction, ReplaceSettings, replaced_person
 from .replace import FaceReplacer, Located
 
 
@@ -73,9 +73,9 @@ class Converter:
 
     def replacer(self, direction: Direction = "a2b", settings: ReplaceSettings = ReplaceSettings()) -> FaceReplacer:
         """A fresh per-frame pipeline (its own tracking and smoothing) replacing a2b or b2a."""
-        replaced: PersonKey = "a" if direction == "a2b" else "b"
+        replaced = replaced_person(direction)
         return FaceReplacer(self.analyzer, IdentityTracker(self.identity(replaced), self.analyzer.encoder),
-                            self.swapper, self.workspace.other(replaced), settings)
+                            self.swapper, other_person(replaced), settings)
 
     def convert(self, input_path: str | Path, output: str | Path, options: ConvertOptions | None = None,
                 on_progress: ProgressCallback | None = None) -> ConvertReport:

@@ -17,6 +17,11 @@ BlendMode = Literal["feather", "seamless"]
 MAX_BATCH = 1024
 
 
+def replaced_person(direction: Direction) -> PersonKey:
+    """The person whose face a conversion replaces: a for a2b, b for b2a."""
+    return "a" if direction == "a2b" else "b"
+
+
 @dataclass(frozen=True)
 class ReplaceSettings:
     """How a generated face is fitted into the frame.
@@ -86,4 +91,4 @@ class ConvertOptions:
     @property
     def replaced(self) -> PersonKey:
         """The person whose face is replaced."""
-        return "a" if self.direction == "a2b" else "b"
+        return replaced_person(self.direction)

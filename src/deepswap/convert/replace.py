@@ -7,9 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..faces import Face, FaceAnalyzer, IdentityTracker, alignment_matrix, face_mask, transform_points, warp_face
+from ..faces import Face, FaceAnalyzer, IdentityTracker, alignment_matrix, face_mask, face_region, transform_points, warp_face
 from ..train import Swapper
-from ..train.data import face_region
 from ..video import Frame
 from .blend import paste_face, prepare_mask, region_window
 from .color import match_color

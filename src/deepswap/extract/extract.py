@@ -22,9 +22,8 @@ import numpy as np
 
 from .. import _io
 from ..errors import DeepswapError
-from ..faces import FaceAnalyzer, FaceSet, Identity, IdentityTracker, blur_score, dominant_identity, face_id
-from ..faces.faceset import MASKS
-from ..faces.defaults import DEFAULT_THRESHOLD
+from ..faces import (DEFAULT_THRESHOLD, MASKS, FaceAnalyzer, FaceSet, Identity, IdentityTracker, blur_score,
+                     dominant_identity, face_id)
 from ..progress import ProgressCallback, Reporter
 from ..video import Frame, list_photos, prefetch, probe_video, read_frames
 from ..workspace import PersonKey, Source, Workspace, WorkspaceLike, as_workspace

@@ -35,8 +35,8 @@ deletes moves to ``removed`` on the next run and is not extracted again (``--for
 A source with ``complete`` true is skipped on re-runs; an unfinished one resumes after
 ``last_frame``.
 
-The names below are imported when first used, so ``faces.defaults`` (read by the workspace) needs
-no OpenCV or dlib.
+The names below are imported when first used, so the defaults the workspace reads
+(``DEFAULT_FACE_SIZE``, ``DEFAULT_THRESHOLD``) need no OpenCV or dlib.
 """
 
 from __future__ import annotations
@@ -44,11 +44,12 @@ from __future__ import annotations
 from .._lazy import export_lazily
 
 _EXPORTS = {
-    "align": ("MEAN_FACE", "alignment_matrix", "canonical_landmarks", "invert", "transform_points", "umeyama",
-              "unwarp_face", "warp_face"),
+    "align": ("FIT_POINTS", "INNER_FACE", "MEAN_FACE", "alignment_matrix", "canonical_landmarks", "face_region",
+              "inner_face_box", "invert", "transform_points", "umeyama", "unwarp_face", "warp_face"),
     "analyzer": ("Face", "FaceAnalyzer", "blur_score"),
+    "defaults": ("DEFAULT_FACE_SIZE", "DEFAULT_THRESHOLD"),
     "detect": ("Detection", "FaceDetector"),
-    "faceset": ("FaceSet", "face_id", "load_faceset"),
+    "faceset": ("MASKS", "FaceSet", "face_id", "load_faceset"),
     "identity": ("Identity", "IdentityEncoder", "IdentityTracker", "cosine_distance", "dominant_identity"),
     "landmarks": ("LandmarkPredictor",),
     "mask": ("face_hull", "face_mask"),

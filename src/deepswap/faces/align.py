@@ -12,6 +12,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .mask import face_hull
+
 MEAN_FACE = np.array([
     [-0.804, 0.047], [-0.786, 0.271], [-0.759, 0.494], [-0.727, 0.717], [-0.669, 0.928], [-0.561, 1.118],
     [-0.405, 1.273], [-0.219, 1.385], [0.0, 1.423], [0.219, 1.385], [0.405, 1.273], [0.561, 1.118],
@@ -28,6 +30,7 @@ MEAN_FACE = np.array([
     [0.0, 0.918], [-0.083, 0.909],  # mouth 48–67
 ], dtype=np.float64)
 FIT_POINTS = slice(17, 48)
+INNER_FACE = slice(17, 68)  # brows, nose, eyes and mouth: the face without the jaw line
 # The crop is a square of CROP_SIDE eye-corner distances centred at CROP_CENTRE of the mean face:
 # from 1.3 above the eyes (the hairline is at about 1.15) to 1.7 below (the chin is at 1.42).
 CROP_SIDE = 3.0
@@ -56,6 +59,25 @@ def umeyama(source: np.ndarray, target: np.ndarray) -> np.ndarray:
 def canonical_landmarks(size: int) -> np.ndarray:
     """Where the mean face's 68 points fall in a ``size``×``size`` aligned crop."""
     return (MEAN_FACE - CROP_CENTRE) / CROP_SIDE * size + size / 2
+
+
+def face_region(face_size: int, coverage: float) -> tuple[int, int, int]:
+    """(x, y, side) of the square that the models see in an aligned crop: ``coverage`` of the side,
+    centred on the mean face's mask outline (brows raised onto the forehead, down to the chin),
+    moved inside the crop if it would leave it."""
+    outline = face_hull(canonical_landmarks(face_size)).reshape(-1, 2)
+    centre = (outline.min(axis=0) + outline.max(axis=0)) / 2
+    side = int(round(face_size * coverage))
+    x, y = (int(round(np.clip(c - side / 2, 0, face_size - side))) for c in centre)
+    return x, y, side
+
+
+def inner_face_box(landmarks: np.ndarray, margin: float = 0.0) -> np.ndarray:
+    """[x0, y0, x1, y1] (integers) of the box spanned by the brows, eyes, nose and mouth of 68-point
+    landmarks, ``margin`` pixels wider on every side: the part of the face whose detail a swap must
+    keep (no background, no jaw line)."""
+    points = np.asarray(landmarks, np.float64)[INNER_FACE]
+    return np.concatenate([np.floor(points.min(axis=0) - margin), np.ceil(points.max(axis=0) + margin)]).astype(int)
 
 
 def alignment_matrix(landmarks: np.ndarray, size: int) -> np.ndarray:

@@ -17,7 +17,8 @@ from .._lazy import export_lazily
 
 _API = {"MODELS": "models", "ModelSpec": "models", "SwapModel": "models", "build_model": "models",
         "TrainConfig": "config", "TrainOptions": "config", "load_model": "checkpoint", "read_state": "state",
-        "Swapper": "swapper", "load_swapper": "swapper", "TrainResult": "trainer", "train": "trainer"}
+        "Swapper": "swapper", "load_swapper": "swapper", "TrainResult": "trainer", "train": "trainer",
+        "ssim_map": "loss"}
 __all__ = sorted(_API)
 
 export_lazily(__name__, _API)

@@ -18,7 +18,6 @@ naming the file, and training does not start (so it is never overwritten).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -39,19 +38,11 @@ OPTIMIZER_HYPERPARAMETERS = ("lr", "betas", "eps", "weight_decay", "amsgrad")
 LOAD_ATTEMPTS = 3
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while chunk := file.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _load_tensors(folder: Path, state: dict[str, Any], role: str, device: torch.device | str) -> dict[str, torch.Tensor]:
     record = state["files"][role]
     path = file_path(folder, state, role)
     try:
-        intact = path.stat().st_size == record["bytes"] and _sha256(path) == record["sha256"]
+        intact = path.stat().st_size == record["bytes"] and _io.sha256_file(path) == record["sha256"]
     except FileNotFoundError:
         raise DeepswapError(f"{path}: checkpoint file missing; {_advice(folder)}") from None
     if not intact:
@@ -153,7 +144,7 @@ def _optimizer_tensors(model: nn.Module, optimizer: torch.optim.Optimizer) -> di
 
 
 def _record(path: Path) -> dict[str, Any]:
-    return {"name": path.name, "sha256": _sha256(path), "bytes": path.stat().st_size}
+    return {"name": path.name, "sha256": _io.sha256_file(path), "bytes": path.stat().st_size}
 
 
 def save_checkpoint(folder: str | Path, model: SwapModel, optimizer: torch.optim.Optimizer, iteration: int,

@@ -17,10 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..faces.align import canonical_landmarks
-from .data import face_region
+from ..faces import canonical_landmarks, face_region, inner_face_box
 
-INNER_FACE = slice(17, 68)  # brows, nose, eyes and mouth of the 68 landmarks
 MARGIN = 0.05  # of the side, around the mean face's inner face
 
 
@@ -41,15 +39,14 @@ class PatchCritic(nn.Module):
         return self.layers(faces * 2 - 1)
 
 
-def inner_face_box(resolution: int, coverage: float) -> tuple[slice, slice]:
+def inner_face_slices(resolution: int, coverage: float) -> tuple[slice, slice]:
     """(rows, columns) of the inner face — brows to mouth, plus ``MARGIN`` — in the model's
     ``resolution``-px face square, from the mean face."""
     crop = 256  # any aligned crop size: the box is scaled to the model's square
     x, y, side = face_region(crop, coverage)
-    points = (canonical_landmarks(crop)[INNER_FACE] - (x, y)) * resolution / side
-    low = np.clip(np.floor(points.min(axis=0) - MARGIN * resolution), 0, resolution).astype(int)
-    high = np.clip(np.ceil(points.max(axis=0) + MARGIN * resolution), 0, resolution).astype(int)
-    return slice(int(low[1]), int(high[1])), slice(int(low[0]), int(high[0]))
+    points = (canonical_landmarks(crop) - (x, y)) * resolution / side
+    x0, y0, x1, y1 = np.clip(inner_face_box(points, MARGIN * resolution), 0, resolution)
+    return slice(int(y0), int(y1)), slice(int(x0), int(x1))
 
 
 def generator_loss(critic: nn.Module, drawn: torch.Tensor) -> torch.Tensor:

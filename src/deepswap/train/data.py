@@ -40,9 +40,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .. import _io
 from ..errors import DeepswapError
-from ..faces import FaceSet
-from ..faces.align import canonical_landmarks
-from ..faces.mask import face_hull
+from ..faces import FaceSet, face_region
 from ..workspace import PersonKey, Workspace
 
 EYES = (slice(36, 42), slice(42, 48))
@@ -68,17 +66,6 @@ class Augment:
 
 REGION_CACHE_BYTES = 512 << 20  # face regions a stream keeps in memory (the trainer shares this among its data workers)
 FINISHING_AUGMENT = Augment(rotation=0.0, zoom=0.0, shift=0.0, warp=0.0)  # the finishing stage: flips and colour only
-
-
-def face_region(face_size: int, coverage: float) -> tuple[int, int, int]:
-    """(x, y, side) of the square that the models see in an aligned crop: ``coverage`` of the side,
-    centred on the mean face's mask outline (brows raised onto the forehead, down to the chin),
-    moved inside the crop if it would leave it."""
-    outline = face_hull(canonical_landmarks(face_size)).reshape(-1, 2)
-    centre = (outline.min(axis=0) + outline.max(axis=0)) / 2
-    side = int(round(face_size * coverage))
-    x, y = (int(round(np.clip(c - side / 2, 0, face_size - side))) for c in centre)
-    return x, y, side
 
 
 class PersonFaces:

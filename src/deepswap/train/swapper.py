@@ -7,10 +7,10 @@ import numpy as np
 import torch
 
 from ..errors import DeepswapError
+from ..faces import face_region
 from ..workspace import WorkspaceLike, as_workspace, parse_person
 from . import checkpoint
 from .config import TrainConfig
-from .data import face_region
 from .models import SwapModel
 from .runtime import native_bf16
 

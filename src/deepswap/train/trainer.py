@@ -36,11 +36,11 @@ from torch.nn.parallel import DistributedDataParallel
 from .. import _io
 from ..errors import DeepswapError
 from ..progress import ProgressCallback, Reporter
-from ..workspace import PERSON_KEYS, WorkspaceLike, as_workspace
+from ..workspace import PERSON_KEYS, WorkspaceLike, as_workspace, other_person
 from ..writers import writes_workspace
 from . import checkpoint, report
 from .config import COVERAGE, TrainConfig, TrainOptions
-from .critic import PatchCritic, critic_loss, generator_loss, inner_face_box
+from .critic import PatchCritic, critic_loss, generator_loss, inner_face_slices
 from .data import FINISHING_AUGMENT, REGION_CACHE_BYTES, PersonFaces, TrainingStream, make_loader, preview_faces
 from .loss import LossWeights, reconstruction_loss
 from .models import ModelSpec, SwapModel, build_model, model_spec
@@ -141,12 +141,11 @@ def render_preview(model: SwapModel, faces: dict[str, np.ndarray], runtime: Runt
     output resolution; the model sees them shrunk to its input resolution)."""
     rows = []
     for key in PERSON_KEYS:
-        other = "b" if key == "a" else "a"
         inputs = _faces_tensor(faces[key], runtime)
         if model.output_resolution != model.resolution:
             inputs = torch.nn.functional.interpolate(inputs, size=model.resolution, mode="area")
         with runtime.autocast():
-            rows += [faces[key], _uint8_images(model.swap(inputs, key)[0]), _uint8_images(model.swap(inputs, other)[0])]
+            rows += [faces[key], _uint8_images(model.swap(inputs, key)[0]), _uint8_images(model.swap(inputs, other_person(key))[0])]
     return report.preview_grid(rows, tile=max(128, model.output_resolution))
 
 
@@ -242,7 +241,7 @@ class TrainStep:
     own decoder (under DDP and ``torch.compile`` when asked); with ``judge`` also the swap critic's
     part. Returns the detached losses of A and B."""
 
-    def __init__(self, trainee: Trainee, runtime: Runtime, compile: bool) -> None:
+    def __init__(self, trainee: Trainee, runtime: Runtime, compile_model: bool) -> None:
         self.trainee, self.runtime = trainee, runtime
         self.engine: torch.nn.Module = trainee.net
         self.critic_engine = trainee.critic
@@ -251,10 +250,10 @@ class TrainStep:
             self.engine = DistributedDataParallel(trainee.net, device_ids=device_ids)
             if trainee.critic is not None:
                 self.critic_engine = DistributedDataParallel(trainee.critic, device_ids=device_ids)
-        if compile:
+        if compile_model:
             self.engine = torch.compile(self.engine)
         self.weights = LossWeights(ssim=trainee.spec.ssim_weight, frequency=trainee.spec.frequency_weight)
-        self.inner_face = inner_face_box(trainee.net.output_resolution, trainee.config.coverage)
+        self.inner_face = inner_face_slices(trainee.net.output_resolution, trainee.config.coverage)
 
     def __call__(self, data: dict[str, torch.Tensor], learning_rate: float, judge: bool) -> torch.Tensor:
         optimizer = self.trainee.optimizer

@@ -1,0 +1,158 @@
+"""The metrics of ``deepswap evaluate``: pure functions over arrays, each usable on its own (see the
+package docstring for what each measures)."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import torch
+
+from ..faces import FIT_POINTS, transform_points, umeyama
+from ..provenance.watermark import Watermarker, flat_area_visibility
+from ..train import ssim_map
+
+PSNR_CAP = 100.0  # dB: what identical faces score
+EYE_CORNERS = (36, 45)
+INNER_LIPS = ((61, 67), (62, 66), (63, 65))
+NOSE_BRIDGE, CHIN = 27, 8
+VISIBILITY_ID = "00000000"  # any output id: how visible the mark is does not depend on it
+EDGE_MARGIN = 0.2  # eye-corner distances: how far inside the picture a face's landmarks must lie to count as whole
+
+
+def identity_transfer(embeddings: np.ndarray, centre_a: np.ndarray, centre_b: np.ndarray) -> dict[str, float]:
+    """Identity of swapped faces from their unit embeddings (N×D; a NaN row is a face not found in
+    the output, which counts as not transferred): ``transfer``, the share closer (cosine) to B's
+    centre than to A's, and the mean cosine similarity to each centre over the faces found."""
+    embeddings = np.asarray(embeddings, np.float64).reshape(-1, len(centre_b))
+    found = embeddings[np.isfinite(embeddings).all(axis=1)]
+    similarity_a, similarity_b = found @ np.asarray(centre_a, np.float64), found @ np.asarray(centre_b, np.float64)
+    return {"transfer": float((similarity_b > similarity_a).sum() / len(embeddings)) if len(embeddings) else math.nan,
+            "similarity_b": finite_mean(similarity_b), "similarity_a": finite_mean(similarity_a)}
+
+
+def _weights(mask: np.ndarray) -> np.ndarray:
+    mask = np.asarray(mask)
+    return mask.astype(np.float64) / 255 if mask.dtype == np.uint8 else mask.astype(np.float64)
+
+
+def masked_ssim(image: np.ndarray, reference: np.ndarray, mask: np.ndarray) -> float:
+    """SSIM of two H×W×3 uint8 images (Gaussian window 11, σ 1.5, the training loss's), averaged
+    over the pixels of ``mask`` (H×W, uint8 0..255 or float 0..1, used as weights)."""
+    def tensor(array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(array, np.float32) / 255).permute(2, 0, 1)[None]
+
+    values = ssim_map(tensor(image), tensor(reference))[0].mean(dim=0).double().numpy()
+    weights = _weights(mask)
+    return float((values * weights).sum() / weights.sum()) if weights.sum() > 0 else math.nan
+
+
+def masked_psnr(image: np.ndarray, reference: np.ndarray, mask: np.ndarray) -> float:
+    """PSNR in dB of two H×W×3 uint8 images over the pixels of ``mask``; identical faces score PSNR_CAP."""
+    weights = _weights(mask)
+    if weights.sum() <= 0:
+        return math.nan
+    error = ((np.asarray(image, np.float64) - np.asarray(reference, np.float64)) ** 2).mean(axis=2)
+    mse = float((error * weights).sum() / weights.sum())
+    return min(PSNR_CAP, 10 * math.log10(255 ** 2 / mse)) if mse > 0 else PSNR_CAP
+
+
+def eye_distance(landmarks: np.ndarray) -> np.ndarray:
+    """Distance between the outer eye corners of 68-point landmarks (…×68×2): the unit of face size here."""
+    landmarks = np.asarray(landmarks, np.float64)
+    return np.linalg.norm(landmarks[..., EYE_CORNERS[1], :] - landmarks[..., EYE_CORNERS[0], :], axis=-1)
+
+
+def landmark_jitter(landmarks: np.ndarray) -> float:
+    """How much a face's landmarks shake from frame to frame, in eye-corner distances.
+
+    ``landmarks`` is T×68×2 (frame pixels, a NaN row where there was no face). The shake at frame t
+    is the mean size of the second difference p[t+1] − 2·p[t] + p[t−1] over the 68 points, so a head
+    moving at a steady speed does not count; it is averaged over every run of three frames with a face.
+    A still face scores 0.
+    """
+    points = np.asarray(landmarks, np.float64)
+    if len(points) < 3:
+        return math.nan
+    acceleration = points[2:] - 2 * points[1:-1] + points[:-2]
+    shake = np.linalg.norm(acceleration, axis=-1).mean(axis=-1) / eye_distance(points[1:-1])
+    return finite_mean(shake)
+
+
+def landmark_distance(landmarks: np.ndarray, reference: np.ndarray) -> float:
+    """Mean distance between the landmarks of two faces (T×68×2 each, NaN rows skipped) after a
+    similarity transform of the rigid points (brows, nose, eyes) of each face onto the reference's,
+    in eye-corner distances of the reference: what the expression and head pose changed."""
+    landmarks, reference = np.asarray(landmarks, np.float64), np.asarray(reference, np.float64)
+    distances = []
+    for face, target in zip(landmarks, reference):
+        if np.isfinite(face).all() and np.isfinite(target).all():
+            aligned = transform_points(face, umeyama(face[FIT_POINTS], target[FIT_POINTS]))
+            distances.append(np.linalg.norm(aligned - target, axis=1).mean() / eye_distance(target))
+    return finite_mean(np.array(distances))
+
+
+def mouth_open(landmarks: np.ndarray) -> np.ndarray:
+    """Mouth-open ratio of 68-point landmarks (…×68×2): the inner-lip gap over the face height
+    (nose bridge to chin); 0 when closed, about 0.15 wide open."""
+    landmarks = np.asarray(landmarks, np.float64)
+    gap = np.mean([np.linalg.norm(landmarks[..., top, :] - landmarks[..., bottom, :], axis=-1)
+                   for top, bottom in INNER_LIPS], axis=0)
+    return gap / np.linalg.norm(landmarks[..., NOSE_BRIDGE, :] - landmarks[..., CHIN, :], axis=-1)
+
+
+def inside_picture(landmarks: np.ndarray, size: tuple[int, int], margin: float = EDGE_MARGIN) -> np.ndarray:
+    """Per face (…×68×2 landmarks, frame pixels), whether all 68 points lie inside a picture of
+    ``size`` (width, height), at least ``margin`` eye-corner distances from its edge; False for a NaN
+    face. (Of a face cut by the edge, the landmark model still puts the points beyond it just inside.)"""
+    points = np.asarray(landmarks, np.float64)
+    margin = (margin * eye_distance(points))[..., None, None]
+    with np.errstate(invalid="ignore"):
+        inside = (points >= margin) & (points < np.asarray(size, np.float64) - margin)
+    return inside.all(axis=(-2, -1))
+
+
+def correlation(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson correlation of two series over the entries finite in both; NaN with fewer than three
+    such entries or when either series is constant there."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    both = np.isfinite(x) & np.isfinite(y)
+    if both.sum() < 3:
+        return math.nan
+    x, y = x[both] - x[both].mean(), y[both] - y[both].mean()
+    scale = math.sqrt(float((x * x).sum() * (y * y).sum()))
+    return float((x * y).sum() / scale) if scale > 0 else math.nan
+
+
+def sharpness(image: np.ndarray, box: np.ndarray) -> float:
+    """Variance of the Laplacian (3×3) of the grey ``image`` inside ``box`` ([x0, y0, x1, y1], clipped
+    to the image): high for crisp eyes, lips and skin texture, low for a blur; NaN for an empty box."""
+    height, width = image.shape[:2]
+    x0, y0, x1, y1 = np.clip(np.asarray(box), 0, [width, height, width, height])
+    if x1 - x0 < 3 or y1 - y0 < 3:
+        return math.nan
+    patch = image[y0:y1, x0:x1]
+    grey = cv2.cvtColor(patch, cv2.COLOR_RGB2GRAY) if patch.ndim == 3 else patch
+    return float(cv2.Laplacian(grey.astype(np.float32), cv2.CV_32F)[1:-1, 1:-1].var())
+
+
+def watermark_visibility(output: np.ndarray) -> float:
+    """How much the watermark convert adds to an output frame (RGB) shows on its flat picture: the
+    std in grey levels of the luma change over its flat blocks (``flat_area_visibility``); NaN when
+    the frame has none."""
+    visibility = flat_area_visibility(output, Watermarker(VISIBILITY_ID).embed(output.copy()))
+    return math.nan if visibility is None else visibility
+
+
+def finite_mean(values: np.ndarray) -> float:
+    """The mean of the finite values (NaN when there is none)."""
+    values = np.asarray(values, np.float64)
+    values = values[np.isfinite(values)]
+    return float(values.mean()) if len(values) else math.nan
+
+
+def finite_max(values: np.ndarray) -> float:
+    """The largest finite value (NaN when there is none)."""
+    values = values[np.isfinite(values)]
+    return float(values.max()) if len(values) else math.nan

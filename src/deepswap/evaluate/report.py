@@ -1,0 +1,97 @@
+"""An ``evaluate`` report as text: the rows the CLI's table and the web UI show (``report_rows``), and
+the whole report as plain text (``report_text``, for scripts and benchmarks)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from .result import TARGETS, Evaluation
+
+MARKS = {True: " ✓", False: " ✗", None: ""}  # after a target met, missed, or not set (or no value)
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    """One line of an ``evaluate`` report as the CLI and the web UI show it; ``met`` is whether the
+    value reaches its target (None where there is no target or no value)."""
+
+    metric: str
+    value: str
+    target: str
+    met: bool | None = None
+
+
+def report_title(report: Evaluation | Mapping[str, Any]) -> str:
+    """What was evaluated, in a line: workspace, model, iteration, frames and footage."""
+    evaluation = _typed(report)
+    return (f"{evaluation.workspace}: {evaluation.model.name} model, iteration {evaluation.model.iteration}, "
+            f"{evaluation.frames} frames of {evaluation.footage}")
+
+
+def report_rows(report: Evaluation | Mapping[str, Any]) -> list[ReportRow]:
+    """The report's figures, in order, as text: metric, value, target (``report``: an evaluation or
+    the JSON-ready report ``evaluate`` returns)."""
+    evaluation = _typed(report)
+    identity, stability, expression = evaluation.identity, evaluation.stability, evaluation.expression
+    sharpness = evaluation.sharpness
+
+    def row(metric: str, value: str, fallback: str, target: str | None = None) -> ReportRow:
+        if target is None:
+            return ReportRow(metric, value, fallback)
+        return ReportRow(metric, value, TARGETS[target].text, TARGETS[target].met(evaluation))
+
+    rows = [
+        row("identity transfer A→B", _percent(identity.transfer), "", "identity.transfer"),
+        row("  cosine similarity to B", _number(identity.similarity_b, ".2f"), "higher", "identity.similarity_b"),
+        row("  cosine similarity to A", _number(identity.similarity_a, ".2f"), "lower", "identity.similarity_a"),
+        row("  untouched input (control)", _percent(identity.input_transfer), "≈ 0 %"),
+        row("  faces found in the output", f"{evaluation.faces_found_in_output}/{evaluation.faces_swapped}", "all"),
+    ]
+    for key, scores in evaluation.reconstruction.items():
+        pair = f"{key.upper()}→{key.upper()}"
+        target = f"reconstruction.{key}.ssim"
+        rows.append(row(f"{pair} SSIM, {scores.faces} {scores.split}", _number(scores.ssim), "higher",
+                        target if target in TARGETS else None))
+        rows.append(row(f"{pair} PSNR", _number(scores.psnr, ".1f", " dB"), "higher"))
+    rows += [
+        row("jitter output / input", f"{_number(stability.jitter_ratio, '.2f')} ({_number(stability.output_jitter, '.4f')} / "
+            f"{_number(stability.input_jitter, '.4f')})", "", "stability.jitter_ratio"),
+        row("landmark distance (eye widths)", _number(expression.landmark_distance), "lower"),
+        row("mouth-open correlation", _number(expression.mouth_open_correlation, ".2f") + _cut_faces(expression.faces_cut_by_edge),
+            "near 1", "expression.mouth_open_correlation"),
+        row("sharpness output / input (inner face)", f"{_number(sharpness.ratio, '.2f')} "
+            f"({_number(sharpness.output, '.0f')} / {_number(sharpness.input, '.0f')})", "", "sharpness.ratio"),
+        row("watermark on flat picture (std added)", _number(evaluation.watermark.flat_area_std, ".2f", " grey levels"),
+            "lower", "watermark.flat_area_std"),
+    ]
+    return rows
+
+
+def report_text(report: Evaluation | Mapping[str, Any]) -> str:
+    """The title and the rows in aligned columns, ✓/✗ after a target met or missed."""
+    rows = report_rows(report)
+    metric_width, value_width = max(len(row.metric) for row in rows), max(len(row.value) for row in rows)
+    lines = [f"{row.metric:<{metric_width}}  {row.value:<{value_width}}  {row.target}{MARKS[row.met]}" for row in rows]
+    return "\n".join([report_title(report), *lines])
+
+
+def _typed(report: Evaluation | Mapping[str, Any]) -> Evaluation:
+    return report if isinstance(report, Evaluation) else Evaluation.from_dict(report)
+
+
+def _cut_faces(cut: int) -> str:
+    return f" ({cut} faces cut by the frame's edge left out)" if cut else ""
+
+
+def _known(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def _number(value: float | None, form: str = ".3f", unit: str = "") -> str:
+    return f"{value:{form}}{unit}" if _known(value) else "n/a"
+
+
+def _percent(value: float | None) -> str:
+    return f"{100 * value:.0f} %" if _known(value) else "n/a"
