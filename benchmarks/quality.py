@@ -38,7 +38,7 @@ from rich.console import Console
 from rich.table import Table
 
 from deepswap.convert import Converter, ReplaceSettings, swap_frames
-from deepswap.evaluate import evaluate, report_text
+from deepswap.evaluate import EvaluateOptions, evaluate, report_text
 from deepswap.extract import ExtractOptions, extract
 from deepswap.faces import DEFAULT_THRESHOLD, FaceAnalyzer, cosine_distance
 from deepswap.train import TrainOptions, read_state, train
@@ -199,7 +199,7 @@ def main() -> None:
         for clip in s1[args.clips_a:args.clips_a + args.eval_clips]:
             if not (held_out / clip.name).exists():
                 (held_out / clip.name).symlink_to(clip)
-        report = evaluate(root, clips=held_out, max_frames=75 * args.eval_clips, replace=settings)
+        report = evaluate(root, EvaluateOptions(clips=held_out, max_frames=75 * args.eval_clips), replace=settings)
         converter = Converter(root)
         if args.crops:
             args.crops.mkdir(parents=True, exist_ok=True)
@@ -209,7 +209,8 @@ def main() -> None:
             for footage in build_footage(args.footage):
                 if args.crops:
                     save_crops(converter, footage.path, settings, args.crops / f"{footage.name}.png")
-                scores = evaluate(root, clips=footage.path, max_frames=probe_video(footage.path).frames, replace=settings)
+                scores = evaluate(root, EvaluateOptions(clips=footage.path, max_frames=probe_video(footage.path).frames),
+                              replace=settings)
                 harder.append((footage.name, scores, other_face_check(converter, footage, settings)))
     training = state["training"]
     budget = {"model": state["model"], "device": device, "minutes_this_run": args.minutes,

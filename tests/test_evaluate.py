@@ -18,7 +18,8 @@ from rich.console import Console
 
 from deepswap.errors import DeepswapError
 from deepswap.evaluate import (
-    HELD_OUT_FOOTAGE, PSNR_CAP, TRAINING_FOOTAGE, Evaluation, correlation, evaluate, identity_transfer, inside_picture,
+    HELD_OUT_FOOTAGE, PSNR_CAP, TRAINING_FOOTAGE, EvaluateOptions, Evaluation, correlation, evaluate, identity_transfer,
+    inside_picture,
     landmark_distance, landmark_jitter, masked_psnr, masked_ssim, measure_faces, mouth_open, report_rows, report_text,
     sharpness, watermark_visibility,
 )
@@ -199,7 +200,7 @@ def test_evaluate_reports_every_metric_on_held_out_clips(trained_workspace, s1_c
     clips = tmp_path / "clips"
     clips.mkdir()
     (clips / s1_clips[3].name).symlink_to(s1_clips[3])
-    report = evaluate(trained_workspace, clips=clips, max_frames=30)
+    report = evaluate(trained_workspace, EvaluateOptions(clips=clips, max_frames=30))
     json.dumps(report, allow_nan=False)
     assert report["footage"] == HELD_OUT_FOOTAGE and report["frames"] == 30 and report["faces_swapped"] == 30
     for key in ("a", "b"):
@@ -248,7 +249,7 @@ def test_faces_cut_by_the_frames_edge_are_left_out_of_the_expression_figures(tra
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
-    report = evaluate(trained_workspace, clips=clip, max_frames=20)
+    report = evaluate(trained_workspace, EvaluateOptions(clips=clip, max_frames=20))
     assert report["faces_swapped"] == 20 and report["expression"]["faces_cut_by_edge"] == 3
     console = Console(record=True, width=160)
     print_report(report, console)
@@ -281,7 +282,7 @@ def test_clear_errors(extracted_workspace, trained_workspace, tmp_path):
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("no videos here")
     with pytest.raises(DeepswapError, match="empty: no videos"):
-        evaluate(trained_workspace, clips=tmp_path / "empty")
+        evaluate(trained_workspace, EvaluateOptions(clips=tmp_path / "empty"))
     command = Path(sys.executable).parent / "deepswap"
     result = subprocess.run([str(command), "evaluate", str(extracted_workspace)], capture_output=True, text=True)
     assert result.returncode == 1

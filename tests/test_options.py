@@ -17,6 +17,7 @@ from starlette.testclient import TestClient
 from deepswap.cli import app
 from deepswap.convert import ConvertOptions
 from deepswap.demo import DemoOptions
+from deepswap.evaluate import EvaluateOptions
 from deepswap.extract import ExtractOptions
 from deepswap.options import OptionError, declared
 from deepswap.train import TrainOptions
@@ -25,8 +26,8 @@ from deepswap.ui.options import ServeOptions
 from deepswap.workspace import init_workspace
 
 COMMANDS = {"convert": ConvertOptions, "train": TrainOptions, "extract": ExtractOptions, "ui": ServeOptions,
-            "demo": DemoOptions}
-PAGES = {"convert": ConvertOptions, "train": TrainOptions, "faces": ExtractOptions}
+            "demo": DemoOptions, "evaluate": EvaluateOptions}
+PAGES = {"convert": ConvertOptions, "train": TrainOptions, "faces": ExtractOptions, "evaluate": EvaluateOptions}
 
 
 @pytest.mark.parametrize("command, cls", COMMANDS.items())

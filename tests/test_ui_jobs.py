@@ -32,7 +32,7 @@ def finished(job: Job) -> Job:
 def test_a_job_crosses_to_the_worker_as_json_and_comes_back_whole(tmp_path: Path) -> None:
     """The worker's stdin carries JSON, not pickle: paths and every option dataclass come back equal
     (and are checked again when rebuilt); anything else is refused before a process starts."""
-    arguments = {"workspace": tmp_path / "ws", "clips": None, "max_frames": 30,
+    arguments = {"workspace": tmp_path / "ws", "evaluate": deepswap.EvaluateOptions(max_frames=30),
                  "options": deepswap.ConvertOptions(start=1.5, replace=deepswap.ReplaceSettings(detail=0.5, color="hist"),
                                                     sign_cert=tmp_path / "cert.pem", sign_key=tmp_path / "key.pem"),
                  "train": deepswap.TrainOptions(minutes=2, architecture={"width": 8, "resolution": 32}),

@@ -57,6 +57,7 @@ _API = {
     "Swapper": "train",
     "MODELS": "train",
     "evaluate": "evaluate",
+    "EvaluateOptions": "evaluate",
 }
 __all__ = sorted(_API)
 

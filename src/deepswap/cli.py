@@ -33,6 +33,7 @@ from rich.table import Table
 from .convert.options import ConvertOptions
 from .demo import DemoOptions
 from .errors import DeepswapError
+from .evaluate.options import EvaluateOptions
 from .extract.options import ExtractOptions
 from .options import OptionError
 from .train.config import TrainOptions
@@ -352,20 +353,20 @@ def convert(
 
 
 @app.command()
+@with_options(EvaluateOptions)
 def evaluate(
     workspace: Workspace,
-    clips: Annotated[Optional[Path], typer.Option("--clips", help="Videos of A not used for training (a folder or one video). Default: A's own footage (optimistic).")] = None,
+    options: EvaluateOptions,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
-    max_frames: Annotated[int, typer.Option("--max-frames", help="Frames of the clips to swap and score.")] = 150,
 ) -> None:
-    """Score the trained swap: identity transfer, reconstruction, jitter, expression, sharpness (see the README)."""
+    """Score the trained swap: identity transfer, reconstruction, jitter, expression, sharpness (see the docs' Evaluating page)."""
     from .evaluate import evaluate as run_evaluate
 
     if as_json:
-        print(json.dumps(run_evaluate(workspace, clips=clips, max_frames=max_frames), indent=1))
+        print(json.dumps(run_evaluate(workspace, options), indent=1))
         return
     with ProgressView() as view:
-        report = run_evaluate(workspace, clips=clips, max_frames=max_frames, on_progress=view)
+        report = run_evaluate(workspace, options, on_progress=view)
     print_report(report, console)
 
 

@@ -1,6 +1,6 @@
 """Evaluate: a trained workspace's swap quality in numbers, on footage it did not train on.
 
-    deepswap.evaluate("ws", clips="more_of_alice/")   # or: deepswap evaluate ws --clips more_of_alice/ [--json]
+    deepswap.evaluate("ws", EvaluateOptions(clips="more_of_alice/"))   # or: deepswap evaluate ws --clips more_of_alice/ [--json]
 
 The A→B swap runs through convert's own per-frame pipeline (``Converter.replacer``) on videos of A; the
 face is then found again in each output frame (near the input face's box) and measured the same way
@@ -25,16 +25,18 @@ Modules: ``metrics`` (the metrics), ``run`` (``evaluate``: swapping, measuring, 
 (``Evaluation``, the typed result, and its goals, ``TARGETS``), ``report`` (the report as rows of text).
 """
 
-from .metrics import (EDGE_MARGIN, PSNR_CAP, correlation, eye_distance, identity_transfer, inside_picture,
-                      landmark_distance, landmark_jitter, masked_psnr, masked_ssim, mouth_open, sharpness,
-                      watermark_visibility)
-from .report import ReportRow, report_rows, report_text, report_title
-from .result import TARGETS, Evaluation
-from .run import (HELD_OUT_FOOTAGE, MIXED_FOOTAGE, TRAINING_FOOTAGE, Clip, FaceMeasures, evaluate, find_footage,
-                  measure_face, measure_faces, reconstruction_scores, swap_and_measure)
+from __future__ import annotations
 
-__all__ = ["EDGE_MARGIN", "HELD_OUT_FOOTAGE", "MIXED_FOOTAGE", "PSNR_CAP", "TARGETS", "TRAINING_FOOTAGE", "Clip",
-           "Evaluation", "FaceMeasures", "ReportRow", "correlation", "evaluate", "eye_distance", "find_footage",
-           "identity_transfer", "inside_picture", "landmark_distance", "landmark_jitter", "masked_psnr", "masked_ssim",
-           "measure_face", "measure_faces", "mouth_open", "reconstruction_scores", "report_rows", "report_text",
-           "report_title", "sharpness", "swap_and_measure", "watermark_visibility"]
+from .._lazy import export_lazily
+
+_API = {"EDGE_MARGIN": "metrics", "PSNR_CAP": "metrics", "correlation": "metrics", "eye_distance": "metrics",
+        "identity_transfer": "metrics", "inside_picture": "metrics", "landmark_distance": "metrics",
+        "landmark_jitter": "metrics", "masked_psnr": "metrics", "masked_ssim": "metrics", "mouth_open": "metrics",
+        "sharpness": "metrics", "watermark_visibility": "metrics", "EvaluateOptions": "options",
+        "ReportRow": "report", "report_rows": "report", "report_text": "report", "report_title": "report",
+        "Evaluation": "result", "TARGETS": "result", "HELD_OUT_FOOTAGE": "run", "MIXED_FOOTAGE": "run",
+        "TRAINING_FOOTAGE": "run", "Clip": "run", "FaceMeasures": "run", "evaluate": "run", "find_footage": "run",
+        "measure_face": "run", "measure_faces": "run", "reconstruction_scores": "run", "swap_and_measure": "run"}
+__all__ = sorted(_API)
+
+export_lazily(__name__, _API)

@@ -20,6 +20,7 @@ from ..progress import ProgressCallback, Reporter
 from ..train import Swapper
 from ..video import Frame, read_frames
 from ..workspace import PERSON_KEYS, PersonKey, Workspace, WorkspaceLike, as_workspace
+from .options import EvaluateOptions
 from .metrics import (correlation, finite_max, finite_mean, identity_transfer, inside_picture, landmark_distance,
                       landmark_jitter, masked_psnr, masked_ssim, mouth_open, sharpness, watermark_visibility)
 from .result import (Evaluation, ExpressionScores, IdentityScores, ModelInfo, ReconstructionScores, SharpnessScores,
@@ -184,11 +185,11 @@ def _joined(sequences: list[np.ndarray]) -> np.ndarray:
     return np.concatenate([part for sequence in sequences for part in (sequence, gap)])
 
 
-def evaluate(workspace: WorkspaceLike, clips: str | Path | None = None, max_frames: int = 150,
+def evaluate(workspace: WorkspaceLike, options: EvaluateOptions = EvaluateOptions(),
              on_progress: ProgressCallback | None = None, replace: ReplaceSettings = ReplaceSettings()) -> dict[str, Any]:
-    """Score a trained workspace's swap (see the package docstring) on up to ``max_frames`` frames of
-    ``clips`` (videos of A not used for training; default: A's own footage, marked optimistic),
-    fitting the faces in as convert does with ``replace``.
+    """Score a trained workspace's swap (see the package docstring) on up to ``options.max_frames``
+    frames of ``options.clips`` (videos of A not used for training; default: A's own footage, marked
+    optimistic), fitting the faces in as convert does with ``replace``.
     Progress: one ``task`` counted in frames.
 
     Returns the JSON-ready report (``Evaluation.to_dict``; ``Evaluation.from_dict`` types it):
@@ -199,8 +200,7 @@ def evaluate(workspace: WorkspaceLike, clips: str | Path | None = None, max_fram
     """
     started = time.perf_counter()
     workspace = as_workspace(workspace)
-    if max_frames < 3:
-        raise DeepswapError(f"--max-frames must be ≥ 3, not {max_frames}")
+    clips, max_frames = options.clips, options.max_frames
     facesets = {key: load_faceset(workspace.faces_dir(key)) for key in PERSON_KEYS}
     for key, faceset in facesets.items():
         if not len(faceset):

@@ -190,7 +190,8 @@ def loss_history(workspace: Workspace) -> list[tuple[float, float, float]]:
     return [(row["iteration"], row["loss_a"], row["loss_b"]) for row in rows]
 
 
-OPTION_CLASSES = {"extract": deepswap.ExtractOptions, "train": deepswap.TrainOptions, "convert": deepswap.ConvertOptions}
+OPTION_CLASSES = {"extract": deepswap.ExtractOptions, "train": deepswap.TrainOptions, "convert": deepswap.ConvertOptions,
+                  "evaluate": deepswap.EvaluateOptions}
 
 
 def form_options(kind: str) -> list[Option]:
@@ -261,8 +262,8 @@ def run_convert(workspace: Path, input_path: Path, output: Path, options: Any,
             "swapped": report.swapped, "preview": options.preview is not None, "fps": report.fps}
 
 
-def run_evaluate(workspace: Path, clips: Path | None, max_frames: int, on_progress: ProgressCallback) -> dict[str, Any]:
-    return deepswap.evaluate(workspace, clips=clips, max_frames=max_frames, on_progress=on_progress)
+def run_evaluate(workspace: Path, options: Any, on_progress: ProgressCallback) -> dict[str, Any]:
+    return deepswap.evaluate(workspace, options, on_progress=on_progress)
 
 
 JOBS = {"fetch": run_fetch, "extract": run_extract, "train": run_train, "convert": run_convert,

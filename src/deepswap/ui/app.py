@@ -271,7 +271,7 @@ async def evaluate_page(request: Request) -> Response:
     job = ui.jobs.latest(context["folder"], "evaluate")
     report = job.result if job is not None and isinstance(job.result, dict) else None
     inputs = forms.convert_inputs(context["folder"], context["workspace"])
-    return render(request, "evaluate.html", **context, inputs_choices=[(key, label) for key, (label, _) in inputs.items()],
+    return render(request, "evaluate.html", **context, fields=forms.form_fields("evaluate"), inputs_choices=[(key, label) for key, (label, _) in inputs.items()],
                   report=report, rows=actions.evaluation_rows(report) if report else [],
                   has_model=actions.saved_model(context["workspace"])["model"] is not None)
 

@@ -223,9 +223,8 @@ def evaluate_job(folder: Path, workspace: Workspace, form: FormData) -> tuple[st
     inputs = convert_inputs(folder, workspace)
     if chosen and chosen not in inputs:
         raise DeepswapError("choose clips of A from the list")
-    clips = inputs[chosen][1] if chosen else None
-    return "evaluating the model", "evaluate", {
-        "workspace": folder, "clips": clips, "max_frames": number(form, "max_frames", int, "frames") or 150}
+    options = read_options("evaluate", form, clips=inputs[chosen][1] if chosen else None)
+    return "evaluating the model", "evaluate", {"workspace": folder, "options": options}
 
 
 JOB_BUILDERS: dict[str, JobBuilder] = {"fetch": fetch_job, "extract": extract_job, "train": train_job,

@@ -41,7 +41,7 @@ class Busy(DeepswapError):
     """The workspace already has a job running."""
 
 
-OPTION_KINDS = ("ConvertOptions", "ExtractOptions", "ReplaceSettings", "TrainOptions")  # the dataclasses a job may carry
+OPTION_KINDS = ("ConvertOptions", "EvaluateOptions", "ExtractOptions", "ReplaceSettings", "TrainOptions")  # the dataclasses a job may carry
 
 
 def encode_job(action: str, arguments: dict[str, Any]) -> bytes:
