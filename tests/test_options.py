@@ -28,6 +28,7 @@ from deepswap.workspace import init_workspace
 COMMANDS = {"convert": ConvertOptions, "train": TrainOptions, "extract": ExtractOptions, "ui": ServeOptions,
             "demo": DemoOptions, "evaluate": EvaluateOptions}
 PAGES = {"convert": ConvertOptions, "train": TrainOptions, "faces": ExtractOptions, "evaluate": EvaluateOptions}
+SETTLED_BY_THE_PAGE = {"minutes", "iterations", "clips"}  # train's "Train for" number and unit, evaluate's list of clips
 
 
 @pytest.mark.parametrize("command, cls", COMMANDS.items())
@@ -59,11 +60,10 @@ def test_the_web_forms_offer_each_declared_option_as_declared(page: str, cls: ty
     init_workspace(tmp_path / "ws", "alice", "bob")
     text = TestClient(create_app(tmp_path), base_url="http://127.0.0.1:7860").get(f"/w/ws/{page}").text
     controls = _form_controls(text)
-    budget = {"minutes", "iterations"}  # the train form's "Train for" number and its unit
     for found in declared(cls):
         spec = found.declared
-        if not spec.form or found.name in budget:
-            assert found.name not in controls or found.name in budget, found.name
+        if not spec.form or found.name in SETTLED_BY_THE_PAGE:
+            assert found.name not in controls or found.name in SETTLED_BY_THE_PAGE, found.name
             continue
         tag = controls[found.name]
         assert f'title="{spec.help}"' in html.unescape(text) and spec.form_label in html.unescape(text), found.name
