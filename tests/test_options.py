@@ -20,14 +20,16 @@ from deepswap.demo import DemoOptions
 from deepswap.evaluate import EvaluateOptions
 from deepswap.extract import ExtractOptions
 from deepswap.options import OptionError, declared
+from deepswap.sources import AddOptions
 from deepswap.train import TrainOptions
 from deepswap.ui import create_app
 from deepswap.ui.options import ServeOptions
 from deepswap.workspace import init_workspace
 
 COMMANDS = {"convert": ConvertOptions, "train": TrainOptions, "extract": ExtractOptions, "ui": ServeOptions,
-            "demo": DemoOptions, "evaluate": EvaluateOptions}
-PAGES = {"convert": ConvertOptions, "train": TrainOptions, "faces": ExtractOptions, "evaluate": EvaluateOptions}
+            "demo": DemoOptions, "evaluate": EvaluateOptions, "add": AddOptions}
+PAGES = {"convert": ConvertOptions, "train": TrainOptions, "faces": ExtractOptions, "evaluate": EvaluateOptions,
+         "sources": AddOptions}
 SETTLED_BY_THE_PAGE = {"minutes", "iterations", "clips"}  # train's "Train for" number and unit, evaluate's list of clips
 
 

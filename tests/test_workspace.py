@@ -109,11 +109,11 @@ def test_add_stores_a_reference_photo_inside_the_workspace(ws: Path, photos: lis
     ("empty-folder", "folder holds no photos"),
     ("bad-video", "not a readable video"),
     ("person-c", "person must be 'a' or 'b'"),
-    ("negative-start", "--start must be a number of seconds ≥ 0"),
-    ("nan-start", "--start must be"),
-    ("zero-duration", "--duration must be a number of seconds > 0"),
-    ("start-past-end", "--start 5 s is past the end of the video (3.0 s)"),
-    ("range-on-photos", "--start/--duration apply to videos, not photos"),
+    ("negative-start", "start must be ≥ 0 (seconds)"),
+    ("nan-start", "start must be"),
+    ("zero-duration", "duration must be > 0 (seconds)"),
+    ("start-past-end", "start 5 s is past the end of the video (3.0 s)"),
+    ("range-on-photos", "start and duration apply to videos, not photos"),
     ("bad-reference", "reference must be a readable photo"),
 ])
 def test_add_refuses_bad_input_and_changes_nothing(ws: Path, tmp_path: Path, s1_clips: list[Path],
@@ -191,6 +191,8 @@ def test_cli_init_add_status(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Cap
     assert code == 0 and "nothing new" in out
     code, out, _ = run_cli(monkeypatch, capsys, "add", root, "b", str(photos[0].parent), "--reference", str(photos[1]))
     assert code == 0 and "added photos" in out and "reference photo" in out
+    code, _, err = run_cli(monkeypatch, capsys, "add", root, "b", str(photos[0].parent), "--start", "1")
+    assert code == 1 and "--start and --duration apply to videos, not photos" in err  # the CLI's own words
 
     code, out, _ = run_cli(monkeypatch, capsys, "status", root, "--json")
     report = json.loads(out)

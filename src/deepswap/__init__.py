@@ -27,6 +27,7 @@ _API = {
     "Workspace": "workspace",
     "init_workspace": "workspace",
     "add_sources": "sources",
+    "AddOptions": "sources",
     "workspace_status": "status",
     "fetch_sources": "sources",
     "read_frames": "video",

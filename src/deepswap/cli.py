@@ -36,6 +36,7 @@ from .errors import DeepswapError
 from .evaluate.options import EvaluateOptions
 from .extract.options import ExtractOptions
 from .options import OptionError
+from .sources.options import AddOptions
 from .train.config import TrainOptions
 from .ui.options import ServeOptions
 
@@ -52,8 +53,6 @@ _debug = {"on": False}
 
 Workspace = Annotated[Path, typer.Argument(help="Workspace folder.", show_default=False)]
 Person = Annotated[str, typer.Argument(help="Person: a or b.", show_default=False)]
-Start = Annotated[Optional[float], typer.Option("--start", help="Start time in seconds.")]
-Duration = Annotated[Optional[float], typer.Option("--duration", help="Duration in seconds.")]
 
 
 def with_options(cls: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -245,23 +244,23 @@ def init(
 
 
 @app.command()
+@with_options(AddOptions)
 def add(
     workspace: Workspace,
     person: Person,
     sources: Annotated[list[str], typer.Argument(help="URLs, video files or photo folders.", show_default=False)],
-    start: Start = None,
-    duration: Duration = None,
-    reference: Annotated[Optional[Path], typer.Option("--reference", help="A photo of this person, to keep only their face.")] = None,
+    options: AddOptions,
 ) -> None:
     """Record footage of a person (URLs, local videos, photo folders)."""
     from .sources import add_sources
 
-    added = add_sources(workspace, person, sources, start=start, duration=duration, reference=reference)
+    added = add_sources(workspace, person, sources, start=options.start, duration=options.duration,
+                        reference=options.reference)
     for source in added:
         console.print(f"added {source.kind} [bold]{escape(source.uri)}[/] to {person}")
     if sources and not added:
         console.print(f"nothing new: {person} already has these sources")
-    if reference:
+    if options.reference:
         console.print(f"stored reference photo for {person}")
 
 

@@ -1,26 +1,14 @@
-"""Footage in: recording sources (``add_sources``), downloading URL sources and reading frames from any source kind."""
+"""Footage in: recording sources (``add_sources``, with ``AddOptions``), downloading URL sources
+(``fetch_sources``) and reading frames from any source kind (``source_frames``). The names below
+are imported when first used.
+"""
 
 from __future__ import annotations
 
-from typing import Iterator
+from .._lazy import export_lazily
 
-from ..errors import DeepswapError
-from ..video import Frame, read_frames, read_photos
-from ..workspace import PersonKey, Source, Workspace
-from .add import add_sources, classify_source
-from .fetch import FetchResult, fetch_sources
+_API = {"AddOptions": "options", "add_sources": "add", "classify_source": "add", "FetchResult": "fetch",
+        "fetch_sources": "fetch", "source_frames": "frames"}
+__all__ = sorted(_API)
 
-
-def source_frames(workspace: Workspace, key: PersonKey, source: Source, fps: float | None = None) -> Iterator[Frame]:
-    """Stream the frames of one recorded source (honouring its start/duration; URLs must be fetched)."""
-    path = workspace.local_path(key, source)
-    if not path.exists():
-        hint = "run `deepswap fetch` first" if source.kind == "url" else "it was moved or deleted"
-        raise DeepswapError(f"{source.uri}: footage not available ({hint})")
-    if source.kind == "photos":
-        return read_photos(path)
-    start, duration = workspace.local_span(key, source)
-    return read_frames(path, fps=fps, start=start, duration=duration)
-
-
-__all__ = ["FetchResult", "add_sources", "classify_source", "fetch_sources", "source_frames"]
+export_lazily(__name__, _API)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 from .. import _io
 from ..errors import DeepswapError
+from ..options import OptionError, declaration
 from ..filetypes import PHOTO_SUFFIXES, VIDEO_SUFFIXES
 from ..video import probe_video
 from ..workspace import Source, SourceKind, WorkspaceLike, as_workspace, parse_person
 from ..writers import writes_workspace
+from .options import AddOptions
 
 
 def classify_source(uri: str) -> SourceKind:
@@ -49,19 +50,18 @@ def add_sources(
     workspace = as_workspace(workspace)
     workspace.reload()
     key = parse_person(person)
-    if start is not None and not 0 <= start < math.inf:
-        raise DeepswapError(f"--start must be a number of seconds ≥ 0, not {start}")
-    if duration is not None and not 0 < duration < math.inf:
-        raise DeepswapError(f"--duration must be a number of seconds > 0, not {duration}")
+    AddOptions(start=start, duration=duration)
     new_sources = []
     for uri in uris:
         kind = classify_source(uri)
         if kind == "photos" and (start is not None or duration is not None):
-            raise DeepswapError(f"{uri}: --start/--duration apply to videos, not photos; add photos separately")
+            raise OptionError(f"{uri}: {{}} and {{}} apply to videos, not photos; add photos separately",
+                              declaration(AddOptions, "start"), declaration(AddOptions, "duration"))
         if kind == "video":
             length = probe_video(uri).duration
             if start is not None and length and start >= length:
-                raise DeepswapError(f"{uri}: --start {start:g} s is past the end of the video ({length:.1f} s)")
+                raise OptionError(f"{uri}: {{}} {start:g} s is past the end of the video ({length:.1f} s)",
+                                  declaration(AddOptions, "start"))
         source = Source(uri=uri if kind == "url" else str(Path(uri).resolve()), kind=kind, start=start, duration=duration)
         if all(s.id != source.id for s in workspace.persons[key].sources + new_sources):
             new_sources.append(source)

@@ -190,7 +190,7 @@ def loss_history(workspace: Workspace) -> list[tuple[float, float, float]]:
     return [(row["iteration"], row["loss_a"], row["loss_b"]) for row in rows]
 
 
-OPTION_CLASSES = {"extract": deepswap.ExtractOptions, "train": deepswap.TrainOptions, "convert": deepswap.ConvertOptions,
+OPTION_CLASSES = {"add": deepswap.AddOptions, "extract": deepswap.ExtractOptions, "train": deepswap.TrainOptions, "convert": deepswap.ConvertOptions,
                   "evaluate": deepswap.EvaluateOptions}
 
 

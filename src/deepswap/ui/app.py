@@ -88,7 +88,7 @@ async def workspace_home(request: Request) -> Response:
 async def sources_page(request: Request) -> Response:
     context = workspace_context(request, "sources")
     report = actions.status(context["folder"])
-    return render(request, "sources.html", **context, report=report,
+    return render(request, "sources.html", **context, fields=forms.form_fields("add"), report=report,
                   pending=sum(not s["available"] for p in report["persons"].values() for s in p["sources"]
                               if s["kind"] == "url"))
 
@@ -99,11 +99,11 @@ async def add_urls(request: Request) -> Response:
     urls = text(form, "urls").split()
     if not urls:
         return message("paste one or more URLs first")
-    person, start, duration = person_of(form), number(form, "start"), number(form, "duration")
+    person, span = person_of(form), forms.read_options("add", form)
     ui_of(request).jobs.check_idle(context["folder"])
     for url in urls:
         await run_in_threadpool(check_web_url, url, request.app.state.allow_private_urls)
-    await run_in_threadpool(actions.add_urls, context["folder"], person, urls, start, duration)
+    await run_in_threadpool(actions.add_urls, context["folder"], person, urls, span.start, span.duration)
     return reload_page()
 
 
@@ -112,7 +112,7 @@ async def add_files(request: Request) -> Response:
     context = workspace_context(request, "sources")
     form = await request.form()
     person = person_of(form)
-    start, duration = number(form, "start"), number(form, "duration")
+    span = forms.read_options("add", form)
     ui_of(request).jobs.check_idle(context["folder"])
     uploads = uploaded(form, "files", actions.VIDEO_SUFFIXES | actions.PHOTO_SUFFIXES)
     if not uploads:
@@ -128,7 +128,7 @@ async def add_files(request: Request) -> Response:
             sources.append(album)
             for upload in photos:
                 await store(request, upload, context["folder"], person, album.name)
-        await run_in_threadpool(actions.add_files, context["folder"], person, sources, start, duration)
+        await run_in_threadpool(actions.add_files, context["folder"], person, sources, span.start, span.duration)
     except DeepswapError:
         for source in sources:
             shutil.rmtree(source, ignore_errors=True) if source.is_dir() else source.unlink(missing_ok=True)
