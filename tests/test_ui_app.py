@@ -53,7 +53,7 @@ def test_bad_form_values_get_one_line_answers(client: TestClient, tmp_path: Path
     answers = {
         ("/new", ("folder", "../up")): "folder name",
         ("/new", ("folder", "ws")): "already exists",
-        ("/w/ws/run/train", ("amount", "ten")): "'ten' is not a number",
+        ("/w/ws/run/train", ("amount", "ten")): "“Train for” must be a number, not 'ten'",
         ("/w/ws/run/train", ("architecture", "width")): "not name=value",
         ("/w/ws/run/convert", ("input", "a:7")): "choose a video to convert",
         ("/w/ws/run/extract", ("fps", "-1")): "“Frames per second” must be &gt; 0, not -1.0",

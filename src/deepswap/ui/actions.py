@@ -21,11 +21,11 @@ from deepswap import _io
 from deepswap._io import unused_path
 from deepswap.errors import DeepswapError
 from deepswap.filetypes import PHOTO_SUFFIXES, VIDEO_SUFFIXES
-from deepswap.options import Option, OptionError, build, declared
+from deepswap.options import Declared, Option, OptionError, build, declared
 from deepswap.progress import ProgressCallback
 from deepswap.workspace import CONFIG_NAME, PERSON_KEYS, PersonKey, Workspace
 
-__all__ = ["PERSON_KEYS", "PHOTO_SUFFIXES", "VIDEO_SUFFIXES", "Option", "OptionError", "PersonKey", "Workspace",
+__all__ = ["PERSON_KEYS", "PHOTO_SUFFIXES", "VIDEO_SUFFIXES", "Declared", "Option", "OptionError", "PersonKey", "Workspace",
            "unused_path"]  # besides the calls below
 
 THUMBNAIL_SIZE = 112

@@ -347,7 +347,7 @@ async def serve_file(request: Request) -> Response:
 async def deepswap_error(request: Request, error: Exception) -> Response:
     """A user error: one line in the message area (forms) or on an error page (pages); an option is
     named by its label on the form."""
-    said = error.said(lambda option: f"“{option.form_label}”") if isinstance(error, actions.OptionError) else str(error)
+    said = error.said(forms.said_in_form) if isinstance(error, actions.OptionError) else str(error)
     if request.method == "GET":
         return render(request, "error.html", status_code=400, error=said)
     return message(said)

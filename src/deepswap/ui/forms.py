@@ -17,7 +17,7 @@ from starlette.requests import Request
 
 from ..errors import DeepswapError
 from . import actions, site
-from .actions import Option, OptionError, PersonKey, Workspace
+from .actions import Declared, Option, PersonKey, Workspace
 from .security import safe_name
 
 PREVIEW_FRAMES = 4
@@ -85,12 +85,13 @@ def _value(found: Option, raw: str, form: FormData) -> Any:
     if typing.get_origin(found.kind) is collections.abc.Mapping:
         return architecture_of(raw)
     if found.kind in (int, float):
-        try:
-            return found.kind(raw)
-        except ValueError:
-            whole = "whole " if found.kind is int else ""
-            raise OptionError(f"{{}} must be a {whole}number, not {raw!r}", found.declared) from None
+        return number(form, found.name, found.kind, said_in_form(found.declared))
     return raw
+
+
+def said_in_form(option: Declared) -> str:
+    """How the web form names an option (in an error): its label, quoted."""
+    return f"“{option.form_label}”"
 
 
 def text(form: FormData, key: str) -> str:
@@ -99,14 +100,14 @@ def text(form: FormData, key: str) -> str:
 
 
 def number(form: FormData, key: str, kind: type = float, label: str | None = None) -> Any:
-    """A number field: None when empty, a one-line error when it is not a number."""
+    """A number field: None when empty, a one-line error (naming ``label``) when it is not a number."""
     value = text(form, key)
     if not value:
         return None
     try:
         return kind(value)
     except ValueError:
-        raise DeepswapError(f"{label or key}: {value!r} is not a {'whole ' if kind is int else ''}number") from None
+        raise DeepswapError(f"{label or key} must be a {'whole ' if kind is int else ''}number, not {value!r}") from None
 
 
 def person_of(form: FormData | dict[str, Any], key: str = "person") -> PersonKey:
@@ -198,8 +199,8 @@ def train_job(folder: Path, workspace: Workspace, form: FormData) -> tuple[str, 
     amount = text(form, "amount")
     if budget in ("minutes", "iterations") and not amount:
         raise DeepswapError(f"how many {budget}? fill in the number, or choose 'until stopped'")
-    options = read_options("train", form, minutes=number(form, "amount", float, "minutes") if budget == "minutes" else None,
-                           iterations=number(form, "amount", int, "iterations") if budget == "iterations" else None)
+    options = read_options("train", form, minutes=number(form, "amount", float, "“Train for”") if budget == "minutes" else None,
+                           iterations=number(form, "amount", int, "“Train for”") if budget == "iterations" else None)
     return "training", "train", {"workspace": folder, "options": options}
 
 
