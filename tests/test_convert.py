@@ -320,3 +320,17 @@ def test_cli_force_replaces_an_existing_output(trained_workspace, s1_clips, tmp_
     assert refused.returncode == 1 and "exists; pass --force" in refused.stderr and out.read_bytes() == b"keep"
     assert subprocess.run([*args, "--force"], capture_output=True, text=True).returncode == 0
     assert verify_file(out).synthetic
+
+
+def test_an_unnamed_output_gets_a_new_name_in_its_folder(tmp_path: Path, s1_clips: list[Path]) -> None:
+    from deepswap.convert.outputs import default_output
+
+    folder, clip = tmp_path / "outputs", s1_clips[0]
+    first = default_output(folder, clip, gif=False, preview=False)
+    assert first == folder / f"{clip.stem}_swapped.mp4" and folder.is_dir()
+    first.write_bytes(b"taken")
+    assert default_output(folder, clip, gif=False, preview=False).name == f"{clip.stem}_swapped-2.mp4"
+    preview = default_output(folder, clip, gif=False, preview=True)
+    assert preview == folder / "previews" / clip.stem and preview.parent.is_dir() and not preview.exists()
+    assert default_output(folder, Path("face.png"), gif=False, preview=False).name == "face_swapped.png"
+    assert default_output(folder, Path("face.png"), gif=True, preview=False, stem="x").name == "x_swapped.gif"
