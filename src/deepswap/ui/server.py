@@ -19,6 +19,8 @@ from .connections import GuardedH11Protocol, raise_open_file_limit
 from .options import ServeOptions, is_loopback
 
 KEEP_ALIVE_SECONDS = 5
+BACKLOG = 128  # connections waiting to be accepted, and accepted in one go (uvicorn's default, 2048, accepts past a
+               # 1,024-file limit before the connection cap can close any)
 
 
 class UIServer:
@@ -48,7 +50,7 @@ class UIServer:
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             self.socket.bind((host, options.port))
-            self.socket.listen(128)  # connections wait in the backlog until uvicorn runs
+            self.socket.listen(BACKLOG)  # connections wait in the backlog until uvicorn runs
         except OSError as error:
             self.socket.close()
             raise DeepswapError(f"{host}:{options.port}: cannot listen there ({error.strerror})") from None
@@ -65,7 +67,7 @@ class UIServer:
         """Serve until Ctrl-C, SIGTERM or SIGHUP; then stop every running job the way Ctrl-C would and wait for it."""
         raise_open_file_limit()
         config = uvicorn.Config(self.app, log_level="warning", timeout_graceful_shutdown=5, http=GuardedH11Protocol,
-                                timeout_keep_alive=KEEP_ALIVE_SECONDS)
+                                timeout_keep_alive=KEEP_ALIVE_SECONDS, backlog=BACKLOG)
         server = uvicorn.Server(config)
 
         def hang_up(signum: int, frame: FrameType | None) -> None:
