@@ -32,6 +32,8 @@ RENDERERS = {"cli.py"}  # the only modules that may draw on the terminal (and, l
     (lambda: ConvertOptions(scale=0.5, width=100), "give scale or width, not both"),
     (lambda: ConvertOptions(batch_size=0), "batch_size must be 1..1024, not 0"),
     (lambda: ConvertOptions(crf=60), "crf must be 0..51, not 60"),
+    (lambda: ConvertOptions(crf="18"), "crf must be a whole number, not '18'"),
+    (lambda: ConvertOptions(gif=1), "gif must be true or false, not 1"),
     (lambda: ConvertOptions(preview=0), "preview must be ≥ 1, not 0"),
     (lambda: ReplaceSettings(color="sepia"), "color must be reinhard, hist or none, not 'sepia'"),
     (lambda: ReplaceSettings(blend="magic"), "blend must be feather or seamless, not 'magic'"),

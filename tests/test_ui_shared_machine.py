@@ -26,6 +26,7 @@ from deepswap import _io
 from deepswap.lock import HOLDER_NAME, workspace_lock
 from deepswap.ui import create_app
 from deepswap.ui.connections import HEADER_TIMEOUT_SECONDS, MAX_CONNECTIONS
+from deepswap.ui.options import UISettings
 from deepswap.ui.security import BODY_GRACE_SECONDS, SECURITY_HEADERS
 from deepswap.workspace import Workspace, init_workspace
 
@@ -93,6 +94,16 @@ def test_no_token_is_only_for_loopback(tmp_path: Path) -> None:
         assert server.token is None and server.request("GET", "/", signed_in=False)[0] == 200
 
 
+def test_a_bad_setting_is_named_in_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "config.toml").write_text('[settings]\nui_uploads_quota_gib = "lots"\n')
+    run = subprocess.run([sys.executable, "-c", "from deepswap.cli import main; main()", "ui", str(tmp_path), "--port", "0"],
+                         capture_output=True, text=True, timeout=60, env={**os.environ, "DEEPSWAP_CONFIG_DIR": str(config)})
+    assert run.returncode == 1 and run.stderr.count("\n") == 1
+    assert "config.toml: settings ui_uploads_quota_gib must be a number, not 'lots'" in " ".join(run.stderr.split())
+
+
 def test_the_url_field_takes_only_public_web_urls(home: Path, s1_clips: list[Path]) -> None:
     local_video = home / "clip.mp4"
     shutil.copy(s1_clips[0], local_video)
@@ -113,7 +124,7 @@ def test_the_url_field_takes_only_public_web_urls(home: Path, s1_clips: list[Pat
 
 
 def test_the_owner_may_allow_private_urls(home: Path) -> None:
-    client = TestClient(create_app(home, allow_private_urls=True), base_url="http://127.0.0.1:7860")
+    client = TestClient(create_app(home, settings=UISettings(ui_allow_private_urls=True)), base_url="http://127.0.0.1:7860")
     token = client.get("/w/ws/sources").text.split('"X-CSRF-Token": "')[1].split('"')[0]
     answer = client.post("/w/ws/sources/urls", data={"person": "a", "urls": "http://10.1.2.3/x.mp4"},
                          headers={"X-CSRF-Token": token})

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import types
 import typing
 from dataclasses import dataclass
@@ -159,6 +160,8 @@ def check(instance: Any) -> None:
         if value is None:
             continue
         spec = found.declared
+        if not _of_kind(value, found.kind):
+            raise OptionError(f"{{}} must be {_KIND_WORDS[found.kind]}, not {value!r}", spec)
         if spec.choices and value not in spec.choices:
             raise OptionError(f"{{}} must be {spec.range_text}, not {value!r}", spec)
         if spec.minimum is None and spec.maximum is None:
@@ -168,6 +171,18 @@ def check(instance: Any) -> None:
         if too_low or too_high or not math.isfinite(value):
             meaning = f" ({spec.meaning})" if spec.meaning else ""
             raise OptionError(f"{{}} must be {spec.range_text}{meaning}, not {value}", spec)
+
+
+_KIND_WORDS = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}
+
+
+def _of_kind(value: Any, kind: Any) -> bool:
+    """Whether ``value`` is of a simple option type (any other type is the option object's to check)."""
+    if kind not in _KIND_WORDS:
+        return True
+    if isinstance(value, bool) or kind is bool:
+        return isinstance(value, bool) and kind is bool
+    return isinstance(value, {int: numbers.Integral, float: numbers.Real, str: str}[kind])
 
 
 def _number(value: float | None) -> str:

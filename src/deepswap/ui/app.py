@@ -33,8 +33,9 @@ from starlette.templating import Jinja2Templates
 from ..errors import DeepswapError
 from . import actions, forms
 from .actions import Workspace
-from .forms import DEFAULT_UPLOADS_QUOTA_GIB, PREVIEW_FRAMES, number, person_of, store, text, uploaded, uploads_dir
+from .forms import PREVIEW_FRAMES, number, person_of, store, text, uploaded, uploads_dir
 from .jobs import JobManager
+from .options import UISettings
 from .security import LOOPBACK_HOSTS, NAME_PATTERN, BodyTooLarge, BodyTooSlow, Guard, check_web_url, inside, safe_name, too_slow
 from .site import (UI, Site, format_quantity, format_seconds, job_panel, message, mtime_of, reload_page, render,
                    shown_path, ui_of, workspace_context)
@@ -102,7 +103,7 @@ async def add_urls(request: Request) -> Response:
     person, span = person_of(form), forms.read_options("add", form)
     ui_of(request).jobs.check_idle(context["folder"])
     for url in urls:
-        await run_in_threadpool(check_web_url, url, request.app.state.allow_private_urls)
+        await run_in_threadpool(check_web_url, url, request.app.state.settings.ui_allow_private_urls)
     await run_in_threadpool(actions.add_urls, context["folder"], person, urls, span.start, span.duration)
     return reload_page()
 
@@ -369,14 +370,12 @@ async def body_too_slow(request: Request, error: Exception) -> Response:
 
 
 def create_app(root: str | Path, *, access_token: str | None = None, max_upload_bytes: int = MAX_UPLOAD_BYTES,
-               jobs: JobManager | None = None, allow_private_urls: bool = False,
-               uploads_quota_bytes: int = DEFAULT_UPLOADS_QUOTA_GIB * 2 ** 30,
+               jobs: JobManager | None = None, settings: UISettings = UISettings(),
                local_host: str | None = "127.0.0.1") -> Starlette:
     """The web UI over ROOT. ``access_token`` (``UIServer`` always sets one unless told not to) is
     then needed by every request. ``local_host``: the loopback address served, when it is one; then
     only requests naming this machine are answered (no page elsewhere reaches us by DNS rebinding).
-    ``allow_private_urls``: the URL field may name loopback and private addresses.
-    ``uploads_quota_bytes``: what each workspace's ``uploads/`` folder may hold."""
+    ``settings``: the owner's (private URLs allowed, the uploads quota)."""
     root = Path(root).resolve()
     if not root.is_dir():
         raise DeepswapError(f"{root}: no such folder")
@@ -422,8 +421,7 @@ def create_app(root: str | Path, *, access_token: str | None = None, max_upload_
                             BodyTooSlow: body_too_slow})
     app.state.ui = UI(Site(root), manager, templates, csrf_token)
     app.state.max_body = max_upload_bytes
-    app.state.allow_private_urls = allow_private_urls
-    app.state.uploads_quota = uploads_quota_bytes
+    app.state.settings = settings
     return app
 
 

@@ -21,7 +21,6 @@ from .actions import Declared, Option, PersonKey, Workspace
 from .security import safe_name
 
 PREVIEW_FRAMES = 4
-DEFAULT_UPLOADS_QUOTA_GIB = 20
 
 JobBuilder = Callable[[Path, Workspace, FormData], tuple[str, str, dict[str, Any]]]
 
@@ -149,7 +148,7 @@ async def store(request: Request, upload: UploadFile, workspace: Path, *parts: s
     says. Refused when it would take the ``uploads/`` folder past its quota."""
     uploads = uploads_dir(workspace)
     folder = uploads_dir(workspace, *parts)
-    quota = request.app.state.uploads_quota
+    quota = request.app.state.settings.uploads_quota_bytes
     used = await run_in_threadpool(_folder_bytes, uploads)
     if used + (upload.size or 0) > quota:
         raise DeepswapError(f"{upload.filename}: the uploads folder {uploads} would pass its quota of "

@@ -1,5 +1,5 @@
-"""What `deepswap ui` can be told, each option declared once (see ``deepswap.options``), and what
-counts as a loopback address. Imports nothing heavy."""
+"""What `deepswap ui` can be told and the web UI's settings, each declared once (see
+``deepswap.options``), and what counts as a loopback address. Imports nothing heavy."""
 
 from __future__ import annotations
 
@@ -33,3 +33,20 @@ class ServeOptions:
         check(self)
         if self.no_token and not is_loopback(self.host):
             raise OptionError(f"{{}} is only for a loopback address, not {self.host}", declaration(ServeOptions, "no_token"))
+
+
+@dataclass(frozen=True)
+class UISettings:
+    """The web UI's keys in the ``[settings]`` table of the user's ``config.toml``."""
+
+    ui_allow_private_urls: bool = option(False, cli=False, form=False,
+                                         help="The URL field may fetch from loopback and private networks (say, a NAS).")
+    ui_uploads_quota_gib: float = option(20.0, minimum=0, above=True, meaning="GiB", cli=False, form=False,
+                                         help="What each workspace's uploads/ folder may hold, in GiB.")
+
+    def __post_init__(self) -> None:
+        check(self)
+
+    @property
+    def uploads_quota_bytes(self) -> int:
+        return int(self.ui_uploads_quota_gib * 2 ** 30)

@@ -4,6 +4,7 @@ uvicorn with timeouts and connection limits until Ctrl-C, SIGTERM or SIGHUP (a c
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import signal
 import socket
@@ -13,37 +14,38 @@ from types import FrameType
 import uvicorn
 
 from ..errors import DeepswapError
-from ..userconfig import user_settings
-from .app import DEFAULT_UPLOADS_QUOTA_GIB, create_app
+from ..options import OptionError
+from ..userconfig import settings_file, user_settings
+from .app import create_app
 from .connections import GuardedH11Protocol, raise_open_file_limit
-from .options import ServeOptions, is_loopback
+from .options import ServeOptions, UISettings, is_loopback
 
 KEEP_ALIVE_SECONDS = 5
 BACKLOG = 128  # connections waiting to be accepted, and accepted in one go (uvicorn's default, 2048, accepts past a
                # 1,024-file limit before the connection cap can close any)
 
 
+def ui_settings() -> UISettings:
+    """The web UI's settings from the user's ``config.toml`` (the defaults where it sets none)."""
+    declared_names = {item.name for item in dataclasses.fields(UISettings)}
+    given = {key: value for key, value in user_settings().items() if key in declared_names}
+    try:
+        return UISettings(**given)
+    except OptionError as error:
+        raise DeepswapError(f"{settings_file()}: settings {error}") from None
+
+
 class UIServer:
     """The web UI over ROOT, bound to ``options.host:options.port`` (port 0: any free port), needing
     the access token printed in the URL unless ``options.no_token``.
 
-    Two keys of the ``[settings]`` of the user's ``config.toml`` apply: ``ui_allow_private_urls``
-    (true: the URL field may fetch from loopback and private networks) and ``ui_uploads_quota_gib``
-    (what a workspace's ``uploads/`` folder may hold)."""
+    The web UI's keys of the ``[settings]`` of the user's ``config.toml`` apply (``UISettings``)."""
 
     def __init__(self, root: str | Path, options: ServeOptions = ServeOptions()) -> None:
         self.root = Path(root)
         self.host = host = options.host
         self.token = None if options.no_token else secrets.token_urlsafe(24)
-        settings = user_settings()
-        allow_private = settings.get("ui_allow_private_urls", False)
-        quota = settings.get("ui_uploads_quota_gib", DEFAULT_UPLOADS_QUOTA_GIB)
-        if not isinstance(allow_private, bool):
-            raise DeepswapError(f"settings ui_allow_private_urls must be true or false, not {allow_private!r}")
-        if isinstance(quota, bool) or not isinstance(quota, (int, float)) or not quota > 0:
-            raise DeepswapError(f"settings ui_uploads_quota_gib must be a number of GiB > 0, not {quota!r}")
-        self.app = create_app(self.root, access_token=self.token, allow_private_urls=allow_private,
-                              uploads_quota_bytes=int(quota * 2 ** 30),
+        self.app = create_app(self.root, access_token=self.token, settings=ui_settings(),
                               local_host=host if is_loopback(host) else None)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.socket = socket.socket(family, socket.SOCK_STREAM)
