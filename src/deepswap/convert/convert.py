@@ -16,6 +16,7 @@ from typing import Callable, Iterable
 import cv2
 import numpy as np
 
+from .. import _io
 from ..errors import DeepswapError
 from ..faces import FaceAnalyzer, Identity, IdentityTracker, load_faceset
 from ..progress import ProgressCallback, Reporter
@@ -106,9 +107,11 @@ class Converter:
         else:
             _convert_video(input_path, plan, options, replacer, label, report, reporter)
         report.seconds = time.perf_counter() - started
-        kept = self.workspace.record_output(output, {"input": str(input_path.resolve()), "direction": options.direction,
-                                                     "frames": report.frames, "swapped": report.swapped,
-                                                     "output_id": report.output_id})
+        record = {"input": str(input_path.resolve()), "direction": options.direction, "frames": report.frames,
+                  "swapped": report.swapped, "output_id": report.output_id}
+        if plan.target.is_file():
+            record["sha256"] = _io.sha256_file(plan.target)
+        kept = self.workspace.record_output(output, record)
         if kept is not None:
             reporter.note(f"{self.workspace.outputs_path} was damaged; kept it as {kept} and started a new list")
         for path in report.files:
