@@ -104,3 +104,20 @@ def test_photos_in_a_batch(trained_workspace, photos, tmp_path, kind):
     assert {item.state for item in first.items} == {"done"}
     second = convert_batch(trained_workspace, inputs, tmp_path / "out")
     assert {item.state for item in second.items} == {"skipped"}
+
+
+def test_extract_goes_on_past_a_bad_source_and_exits_1(s1_clips, tmp_path):
+    from deepswap.sources import add_sources
+    from deepswap.workspace import init_workspace
+
+    root = tmp_path / "ws"
+    init_workspace(root, "s1", "other")
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(s1_clips[0].read_bytes())
+    add_sources(root, "a", [str(broken), str(s1_clips[1])])
+    broken.write_bytes(b"not a video" * 100)  # damaged after it was added
+    result = subprocess.run([str(COMMAND), "extract", str(root), "--person", "a", "--fps", "5"],
+                            capture_output=True, text=True)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "failed:" in result.stderr and "broken.mp4" in result.stderr
+    assert len(list((root / "a" / "faces").glob("*.png"))) == 15, "the good source's faces are kept"

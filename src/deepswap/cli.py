@@ -291,7 +291,7 @@ def status(workspace: Workspace, as_json: Annotated[bool, typer.Option("--json",
 @app.command()
 @with_options(ExtractOptions)
 def extract(workspace: Workspace, options: ExtractOptions) -> None:
-    """Find, identify and align the faces of each person in their footage (resumable)."""
+    """Find, identify and align the faces of each person in their footage (resumable; exit 1 if a source failed, the others are kept)."""
     from .extract import extract as extract_faces
     from .workspace import Workspace as LoadedWorkspace
 
@@ -299,6 +299,11 @@ def extract(workspace: Workspace, options: ExtractOptions) -> None:
     with ProgressView() as view:
         reports = extract_faces(loaded, options, view)
     _print_extract_summary(loaded, reports)  # type: ignore[arg-type]
+    failed = [reason for report in reports.values() for reason in report.failed.values()]
+    for reason in failed:
+        err_console.print(f"[red]failed:[/] {escape(reason)}", highlight=False, soft_wrap=True)
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command()
