@@ -121,3 +121,28 @@ def test_extract_goes_on_past_a_bad_source_and_exits_1(s1_clips, tmp_path):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "failed:" in result.stderr and "broken.mp4" in result.stderr
     assert len(list((root / "a" / "faces").glob("*.png"))) == 15, "the good source's faces are kept"
+
+
+def test_the_convert_page_takes_several_files_and_converts_them_as_a_batch(trained_workspace, s1_clips, tmp_path):
+    import re
+    import shutil
+
+    from starlette.testclient import TestClient
+
+    from deepswap.ui import create_app
+
+    shutil.copytree(trained_workspace, tmp_path / "ws")
+    client = TestClient(create_app(tmp_path), base_url="http://127.0.0.1:7860")
+    client.headers["X-CSRF-Token"] = re.search(r'"X-CSRF-Token": "([^"]+)"', client.get("/").text).group(1)
+    sent = client.post("/w/ws/convert/upload", files=[("file", ("one.mp4", s1_clips[0].read_bytes(), "video/mp4")),
+                                                      ("file", ("two.mp4", s1_clips[1].read_bytes(), "video/mp4"))])
+    assert sent.status_code == 204 and sent.headers["HX-Redirect"].endswith("input=uploads:all")
+    assert "all 2 uploaded files" in client.get("/w/ws/convert").text
+    started = client.post("/w/ws/run/convert", data={"input": "uploads:all", "duration": "0.2", "mode": "full"})
+    assert started.status_code == 204
+    job = client.app.state.ui.jobs.latest(tmp_path / "ws", "convert")
+    deadline = time.monotonic() + 120
+    while job.active and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert job.error is None and job.result["summary"].startswith("2 done, 0 skipped, 0 failed")
+    assert sorted(path.name for path in (tmp_path / "ws" / "outputs").iterdir()) == ["one_swapped.mp4", "two_swapped.mp4"]

@@ -35,6 +35,7 @@ class BatchItem:
     output: Path
     state: ItemState
     frames: int = 0
+    swapped: int = 0
     seconds: float = 0.0
     reason: str = ""
 
@@ -168,7 +169,8 @@ def convert_batch(workspace: WorkspaceLike, inputs: Iterable[str | Path], folder
             report.items.append(BatchItem(input_path, output, "failed", reason=str(error)))
             reporter.note(f"failed: {error}")
             continue
-        report.items.append(BatchItem(input_path, output, "done", done.frames, time.perf_counter() - started))
+        report.items.append(BatchItem(input_path, output, "done", done.frames, done.swapped,
+                                      time.perf_counter() - started))
     return report
 
 
