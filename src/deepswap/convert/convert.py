@@ -8,10 +8,11 @@ model, which run batched in the calling thread.
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import cv2
 import numpy as np
@@ -23,9 +24,10 @@ from ..progress import ProgressCallback, Reporter
 from ..provenance import new_output_id
 from ..train import Swapper, load_swapper
 from ..userconfig import signing_identity
-from ..video import Frame, in_background, prefetch, probe_video, read_frames, read_photos
+from ..video import Frame, VideoInfo, in_background, join_videos, prefetch, probe_video, read_frames, read_photos
 from ..video.writer import VideoWriter, write_image
 from ..workspace import CONFIG_NAME, PersonKey, Workspace, WorkspaceLike, as_workspace, other_person
+from .chunks import Chunk, convert_chunk, fingerprint, frame_total, open_chunks, part_counts, part_path, plan_chunks
 from .outputs import OutputPlan, plan_outputs
 from .options import ConvertOptions, Direction, ReplaceSettings, replaced_person
 from .replace import FaceReplacer, Located
@@ -102,8 +104,12 @@ class Converter:
         label = {"replaced_person": self.workspace.persons[options.replaced].name, "output_id": report.output_id,
                  "model": self.swapper.name, "signing": signing}
         started = time.perf_counter()
+        info = probe_video(input_path) if plan.kind != "photos" else None
+        chunks = plan_chunks(input_path, info, options) if info is not None and plan.kind == "video" else None
         if plan.kind == "photos":
             _convert_photos(input_path, plan, options, replacer, label, report)
+        elif chunks:
+            self._convert_in_chunks(input_path, plan.target, chunks, info, options, label, report, reporter)
         else:
             _convert_video(input_path, plan, options, replacer, label, report, reporter)
         report.seconds = time.perf_counter() - started
@@ -117,6 +123,37 @@ class Converter:
         for path in report.files:
             reporter.file(path, "output")
         return report
+
+    def _convert_in_chunks(self, input_path: Path, target: Path, chunks: list[Chunk], info: VideoInfo,
+                           options: ConvertOptions, label: dict[str, Any], report: ConvertReport,
+                           reporter: Reporter) -> None:
+        """Convert the chunks not finished before, then join them into ``target`` (see ``chunks``)."""
+        folder, report.output_id = open_chunks(
+            target, fingerprint(input_path, self.swapper.name, self.swapper.iteration, options), report.output_id)
+        label = {**label, "output_id": report.output_id}
+        parts = [part_path(folder, chunk) for chunk in chunks]
+        finished = [part_counts(part) for part in parts]
+        for counts in filter(None, finished):
+            report.frames += counts["frames"]
+            report.swapped += counts["swapped"]
+        reporter.task(f"convert {input_path.name}", total=frame_total(chunks, info), unit="frames", done=report.frames)
+
+        def counted(swapped: bool) -> None:
+            report.count(swapped)
+            reporter.advance()
+
+        size = output_size(info.width, info.height, options)
+        for chunk, part, counts in zip(chunks, parts, finished):
+            if counts is None:
+                convert_chunk(input_path, chunk, part, self.replacer(options.direction, options.replace), info, size,
+                              options, label, counted)
+        report.passed_through = report.frames - report.swapped
+        join_videos(parts, target, fps=info.fps, output_id=report.output_id, replaced_person=label["replaced_person"],
+                    audio_source=input_path if info.has_audio else None, audio_start=options.start or 0.0,
+                    audio_duration=options.duration, model=label["model"], source=input_path, signing=label["signing"])
+        shutil.rmtree(folder)
+        report.files.append(target)
+        reporter.finish()
 
 
 def convert(workspace: WorkspaceLike, input_path: str | Path, output: str | Path, options: ConvertOptions | None = None,

@@ -71,6 +71,10 @@ class ConvertOptions:
     preview: int | None = option(None, minimum=1, form=False,
                                  help="Write only N frames' before/after PNGs into the OUTPUT folder.")
     batch_size: int = option(16, minimum=1, maximum=MAX_BATCH, help="Faces per model call.")
+    chunk_seconds: float = option(60.0, minimum=0, meaning="seconds", label="Chunk length (s)",
+                                  help="Convert a video longer than twice this in chunks of about this many seconds, cut at "
+                                       "keyframes and kept until joined: a stopped run redoes only unfinished chunks. "
+                                       "0: always in one pass.")
     sign_cert: Path | None = option(None, form=False,
                                     help="Sign the Content Credentials with this certificate chain (PEM, signing certificate "
                                          "first). Default: settings sign_cert, else your self-made one.")
