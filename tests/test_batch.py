@@ -146,3 +146,15 @@ def test_the_convert_page_takes_several_files_and_converts_them_as_a_batch(train
         time.sleep(0.2)
     assert job.error is None and job.result["summary"].startswith("2 done, 0 skipped, 0 failed")
     assert sorted(path.name for path in (tmp_path / "ws" / "outputs").iterdir()) == ["one_swapped.mp4", "two_swapped.mp4"]
+
+
+def test_a_batch_in_two_worker_processes(trained_workspace, s1_clips, tmp_path):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video" * 100)
+    events = []
+    report = convert_batch(trained_workspace, [s1_clips[0], broken, s1_clips[1]], tmp_path / "out",
+                           ConvertOptions(duration=0.4, workers=2), events.append)
+    assert [item.state for item in report.items] == ["done", "failed", "done"] and "broken.mp4" in report.failed[0].reason
+    assert report.frames == 20 and all(verify_file(item.output).synthetic for item in report.items[::2])
+    assert {event.task for event in events if event.kind == "task"} >= {f"convert {s1_clips[0].name}",
+                                                                       f"convert {s1_clips[1].name}"}

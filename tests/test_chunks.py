@@ -14,7 +14,7 @@ from deepswap.progress import ProgressEvent
 from deepswap.verify import verify_file
 from deepswap.video import probe_video, read_frames
 
-CHUNKED = ConvertOptions(chunk_seconds=1.0)  # a 3 s GRID clip: three chunks, cut at keyframes (every 0.48 s)
+CHUNKED = ConvertOptions(chunk_seconds=1.0, workers=1)  # a 3 s GRID clip: three chunks, cut at keyframes (every 0.48 s)
 
 
 def frame_times(path: Path) -> list[float]:
@@ -85,3 +85,41 @@ def test_a_stopped_run_redoes_only_unfinished_chunks(trained_workspace, s1_clips
     assert started.done == 24, "the first chunk's frames were done before"
     assert sum(event.kind == "progress" for event in events) == 75 - 24
     assert report.frames == 75 and probe_video(out).frames == 75 and verify_file(out).synthetic
+
+
+def worker_processes(parent: int) -> list[int]:
+    """The pool's worker processes of a process (spawned children running multiprocessing's spawn_main)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == parent and b"spawn_main" in command:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_chunk_is_redone(trained_workspace, s1_clips, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out.mp4"
+    command = [str(Path(sys.executable).parent / "deepswap"), "convert", str(trained_workspace), str(s1_clips[5]),
+               "-o", str(out), "--chunk-seconds", "0.5", "--workers", "2"]
+    running = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(chunk_folder(out).glob(".part_*")) and running.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)  # until a worker is writing a part
+    victims = worker_processes(running.pid)
+    assert victims, "the workers run in processes of their own"
+    os.kill(victims[0], signal.SIGKILL)
+    _, stderr = running.communicate(timeout=180)
+    assert running.returncode == 0, stderr
+    assert probe_video(out).frames == 75 and frame_times(out) == [k / 25 for k in range(75)]
+    assert verify_file(out).synthetic and not chunk_folder(out).exists()

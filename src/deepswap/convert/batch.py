@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterable, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Literal, Sequence
 
 from .. import _io
 from ..errors import DeepswapError
@@ -22,6 +22,9 @@ from ..filetypes import PHOTO_SUFFIXES, VIDEO_SUFFIXES
 from ..progress import ProgressCallback, Reporter
 from ..workspace import WorkspaceLike
 from .options import ConvertOptions
+
+if TYPE_CHECKING:
+    from .convert import ConvertReport
 
 ItemState = Literal["done", "skipped", "failed"]
 
@@ -42,9 +45,10 @@ class BatchItem:
 
 @dataclass
 class BatchReport:
-    """Every input of a batch and what became of it, in order."""
+    """Every input of a batch and what became of it, in order; ``seconds``: the run's wall time."""
 
     items: list[BatchItem] = field(default_factory=list)
+    seconds: float = 0.0
 
     def count(self, state: ItemState) -> int:
         return sum(item.state == state for item in self.items)
@@ -60,8 +64,8 @@ class BatchReport:
 
     @property
     def fps(self) -> float:
-        seconds = sum(item.seconds for item in self.items if item.state == "done")
-        return self.frames / seconds if seconds else 0.0
+        """Frames converted per second of the run (all workers together)."""
+        return self.frames / self.seconds if self.seconds else 0.0
 
     def summary(self) -> str:
         """One line: done, skipped, failed and the rate."""
@@ -141,9 +145,11 @@ def is_whole(output: Path, record: dict[str, Any]) -> bool:
 def convert_batch(workspace: WorkspaceLike, inputs: Iterable[str | Path], folder: str | Path,
                   options: ConvertOptions | None = None, on_progress: ProgressCallback | None = None) -> BatchReport:
     """Convert every input (files, folders, globs: see ``expand_inputs``) into ``folder``, loading
-    the model once; finished outputs are skipped, a failed input is noted and the rest go on.
+    the model once per process (``options.workers`` processes convert inputs side by side); finished
+    outputs are skipped, a failed input is noted and the rest go on.
     Progress: each input's own events, and a ``note`` per input skipped or failed."""
     from .convert import Converter
+    from .workers import InputTask, default_workers, run_inputs
 
     options = options or ConvertOptions()
     folder = Path(folder)
@@ -151,27 +157,38 @@ def convert_batch(workspace: WorkspaceLike, inputs: Iterable[str | Path], folder
     if not expanded:
         raise DeepswapError("no inputs to convert")
     folder.mkdir(parents=True, exist_ok=True)
-    converter = Converter(workspace)
+    started = time.perf_counter()
+    converter = Converter(workspace)  # here too: a workspace without a model is one error, before any worker starts
     recorded = {Path(entry["path"]): entry for entry in converter.workspace.outputs()}
     reporter = Reporter("convert", on_progress)
-    report = BatchReport()
+    items: dict[Path, BatchItem] = {}
+    todo: list[InputTask] = []
     for input_path, output in batch_outputs(expanded, folder, options).items():
         earlier = recorded.get(output.resolve())
         ours = converted_before(earlier, input_path, options)
         if ours and not options.force and is_whole(output, earlier):  # type: ignore[arg-type]
-            report.items.append(BatchItem(input_path, output, "skipped"))
+            items[input_path] = BatchItem(input_path, output, "skipped")
             reporter.note(f"{input_path}: converted before → {output}; skipped")
-            continue
-        started = time.perf_counter()
-        try:  # an earlier, damaged output of this same convert is replaced; anything else only with force
-            done = converter.convert(input_path, output, replace(options, force=True) if ours else options, on_progress)
+        else:  # an earlier, damaged output of this same convert is replaced; anything else only with force
+            todo.append(InputTask(input_path, output, replace(options, force=True) if ours else options))
+
+    def settle(task: InputTask, result: ConvertReport | DeepswapError) -> None:
+        if isinstance(result, DeepswapError):
+            items[task.input_path] = BatchItem(task.input_path, task.output, "failed", reason=str(result))
+            reporter.note(f"failed: {result}")
+        else:
+            items[task.input_path] = BatchItem(task.input_path, task.output, "done", result.frames, result.swapped,
+                                               result.seconds)
+
+    workers = min(options.workers or default_workers(len(todo)), len(todo))
+    if workers > 1:
+        run_inputs(converter.workspace.root, todo, workers, on_progress, settle)
+    for task in todo if workers <= 1 else ():
+        try:
+            settle(task, converter.convert(task.input_path, task.output, task.options, on_progress))
         except DeepswapError as error:
-            report.items.append(BatchItem(input_path, output, "failed", reason=str(error)))
-            reporter.note(f"failed: {error}")
-            continue
-        report.items.append(BatchItem(input_path, output, "done", done.frames, done.swapped,
-                                      time.perf_counter() - started))
-    return report
+            settle(task, error)
+    return BatchReport([items[path] for path in expanded], time.perf_counter() - started)
 
 
 def _videos_in(folder: Path) -> list[Path]:

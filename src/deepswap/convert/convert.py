@@ -29,6 +29,7 @@ from ..video.writer import VideoWriter, write_image
 from ..workspace import CONFIG_NAME, PersonKey, Workspace, WorkspaceLike, as_workspace, other_person
 from .chunks import Chunk, convert_chunk, fingerprint, frame_total, open_chunks, part_counts, part_path, plan_chunks
 from .outputs import OutputPlan, plan_outputs
+from .workers import ChunkTask, default_workers, run_chunks
 from .options import ConvertOptions, Direction, ReplaceSettings, replaced_person
 from .replace import FaceReplacer, Located
 
@@ -133,20 +134,20 @@ class Converter:
         label = {**label, "output_id": report.output_id}
         parts = [part_path(folder, chunk) for chunk in chunks]
         finished = [part_counts(part) for part in parts]
-        for counts in filter(None, finished):
-            report.frames += counts["frames"]
-            report.swapped += counts["swapped"]
-        reporter.task(f"convert {input_path.name}", total=frame_total(chunks, info), unit="frames", done=report.frames)
-
-        def counted(swapped: bool) -> None:
-            report.count(swapped)
-            reporter.advance()
-
+        reporter.task(f"convert {input_path.name}", total=frame_total(chunks, info), unit="frames",
+                      done=sum(counts["frames"] for counts in finished if counts))
         size = output_size(info.width, info.height, options)
-        for chunk, part, counts in zip(chunks, parts, finished):
-            if counts is None:
-                convert_chunk(input_path, chunk, part, self.replacer(options.direction, options.replace), info, size,
-                              options, label, counted)
+        tasks = [ChunkTask(input_path, chunk, part, info, size, options, label)
+                 for chunk, part, counts in zip(chunks, parts, finished) if counts is None]
+        workers = min(options.workers or default_workers(len(tasks)), len(tasks))
+        if workers > 1:
+            run_chunks(self.workspace.root, tasks, workers, reporter.advance)
+        for task in tasks if workers <= 1 else ():
+            convert_chunk(input_path, task.chunk, task.part, self.replacer(options.direction, options.replace), info,
+                          size, options, label, lambda swapped: reporter.advance())
+        for counts in map(part_counts, parts):
+            report.frames += counts["frames"]  # type: ignore[index]
+            report.swapped += counts["swapped"]  # type: ignore[index]
         report.passed_through = report.frames - report.swapped
         join_videos(parts, target, fps=info.fps, output_id=report.output_id, replaced_person=label["replaced_person"],
                     audio_source=input_path if info.has_audio else None, audio_start=options.start or 0.0,

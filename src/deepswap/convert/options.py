@@ -75,6 +75,9 @@ class ConvertOptions:
                                   help="Convert a video longer than twice this in chunks of about this many seconds, cut at "
                                        "keyframes and kept until joined: a stopped run redoes only unfinished chunks. "
                                        "0: always in one pass.")
+    workers: int | None = option(None, minimum=1, maximum=256, form=False,
+                                 help="Local processes converting the chunks of a long video, or a batch's inputs, side by "
+                                      "side; each loads the model (about 1.5 GiB). Default: one per core, as memory allows.")
     sign_cert: Path | None = option(None, form=False,
                                     help="Sign the Content Credentials with this certificate chain (PEM, signing certificate "
                                          "first). Default: settings sign_cert, else your self-made one.")
