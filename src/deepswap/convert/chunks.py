@@ -93,7 +93,7 @@ def fingerprint(input_path: Path, model: str, iteration: int, options: ConvertOp
     """What the parts depend on: the input file (path, size, time), the model and every option that
     changes a frame (not ``force`` nor how the work is spread)."""
     stat = input_path.stat()
-    shaping = asdict(replace(options, force=False, sign_cert=None, sign_key=None, tsa_url=None))
+    shaping = asdict(replace(options, force=False, sign_cert=None, sign_key=None, tsa_url=None, workers=None, ray=None))
     return {"input": str(input_path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
             "model": model, "iteration": iteration, "options": json.loads(json.dumps(shaping, default=str))}
 

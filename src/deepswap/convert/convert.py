@@ -27,6 +27,7 @@ from ..userconfig import signing_identity
 from ..video import Frame, VideoInfo, in_background, join_videos, prefetch, probe_video, read_frames, read_photos
 from ..video.writer import VideoWriter, write_image
 from ..workspace import CONFIG_NAME, PersonKey, Workspace, WorkspaceLike, as_workspace, other_person
+from .cluster import SwapKit, run_chunks_on_ray
 from .chunks import Chunk, convert_chunk, fingerprint, frame_total, open_chunks, part_counts, part_path, plan_chunks
 from .outputs import OutputPlan, plan_outputs
 from .workers import ChunkTask, default_workers, run_chunks
@@ -139,12 +140,7 @@ class Converter:
         size = output_size(info.width, info.height, options)
         tasks = [ChunkTask(input_path, chunk, part, info, size, options, label)
                  for chunk, part, counts in zip(chunks, parts, finished) if counts is None]
-        workers = min(options.workers or default_workers(len(tasks)), len(tasks))
-        if workers > 1:
-            run_chunks(self.workspace.root, tasks, workers, reporter.advance)
-        for task in tasks if workers <= 1 else ():
-            convert_chunk(input_path, task.chunk, task.part, self.replacer(options.direction, options.replace), info,
-                          size, options, label, lambda swapped: reporter.advance())
+        self._run_chunk_tasks(tasks, options, reporter)
         for counts in map(part_counts, parts):
             report.frames += counts["frames"]  # type: ignore[index]
             report.swapped += counts["swapped"]  # type: ignore[index]
@@ -155,6 +151,20 @@ class Converter:
         shutil.rmtree(folder)
         report.files.append(target)
         reporter.finish()
+
+    def _run_chunk_tasks(self, tasks: list[ChunkTask], options: ConvertOptions, reporter: Reporter) -> None:
+        """Convert chunks on the Ray cluster (``options.ray``), in worker processes, or here one after another."""
+        if options.ray:
+            kit = SwapKit.of(self.swapper, self.identity(options.replaced), options.replaced, self.workspace.face_size)
+            run_chunks_on_ray(options.ray, kit, tasks, reporter.advance)
+            return
+        workers = min(options.workers or default_workers(len(tasks)), len(tasks))
+        if workers > 1:
+            run_chunks(self.workspace.root, tasks, workers, reporter.advance)
+            return
+        for task in tasks:
+            convert_chunk(task.input_path, task.chunk, task.part, self.replacer(options.direction, options.replace),
+                          task.info, task.size, options, task.label, lambda swapped: reporter.advance())
 
 
 def convert(workspace: WorkspaceLike, input_path: str | Path, output: str | Path, options: ConvertOptions | None = None,
