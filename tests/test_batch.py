@@ -17,7 +17,7 @@ from deepswap.convert.batch import batch_outputs
 from deepswap.verify import verify_file
 from deepswap.video import probe_video
 
-SHORT = ConvertOptions(duration=0.4)
+SHORT = ConvertOptions(duration=0.4, workers=1)  # in this process: worker processes have a test of their own
 COMMAND = Path(sys.executable).parent / "deepswap"
 
 
@@ -65,7 +65,7 @@ def test_inputs_are_files_folders_and_globs_and_outputs_never_collide(s1_clips, 
 def test_cli_batch_summary_exit_code_and_resume_after_a_kill(trained_workspace, s1_clips, tmp_path):
     out = tmp_path / "out"
     clips = [str(clip) for clip in s1_clips[:3]]
-    args = [str(COMMAND), "convert", str(trained_workspace), *clips, "-o", str(out), "--duration", "1.2"]
+    args = [str(COMMAND), "convert", str(trained_workspace), *clips, "-o", str(out), "--duration", "1.2", "--workers", "1"]
     running = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 120
     while not recorded_outputs(trained_workspace, out) and running.poll() is None and time.monotonic() < deadline:
@@ -100,9 +100,9 @@ def test_photos_in_a_batch(trained_workspace, photos, tmp_path, kind):
     for photo in photos:
         (folder / photo.name).write_bytes(photo.read_bytes())
     inputs = sorted(folder.iterdir()) if kind == "photo" else [folder]
-    first = convert_batch(trained_workspace, inputs, tmp_path / "out")
+    first = convert_batch(trained_workspace, inputs, tmp_path / "out", ConvertOptions(workers=1))
     assert {item.state for item in first.items} == {"done"}
-    second = convert_batch(trained_workspace, inputs, tmp_path / "out")
+    second = convert_batch(trained_workspace, inputs, tmp_path / "out", ConvertOptions(workers=1))
     assert {item.state for item in second.items} == {"skipped"}
 
 

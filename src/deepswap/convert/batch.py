@@ -180,7 +180,8 @@ def convert_batch(workspace: WorkspaceLike, inputs: Iterable[str | Path], folder
             items[task.input_path] = BatchItem(task.input_path, task.output, "done", result.frames, result.swapped,
                                                result.seconds)
 
-    workers = min(options.workers or default_workers(len(todo)), len(todo))
+    # On a Ray cluster the inputs go one after another from here, each long one's chunks to the cluster.
+    workers = 1 if options.ray else min(options.workers or default_workers(len(todo)), len(todo))
     if workers > 1:
         run_inputs(converter.workspace.root, todo, workers, on_progress, settle)
     for task in todo if workers <= 1 else ():

@@ -154,6 +154,8 @@ class Converter:
 
     def _run_chunk_tasks(self, tasks: list[ChunkTask], options: ConvertOptions, reporter: Reporter) -> None:
         """Convert chunks on the Ray cluster (``options.ray``), in worker processes, or here one after another."""
+        if not tasks:
+            return
         if options.ray:
             kit = SwapKit.of(self.swapper, self.identity(options.replaced), options.replaced, self.workspace.face_size)
             run_chunks_on_ray(options.ray, kit, tasks, reporter.advance)

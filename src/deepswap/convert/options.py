@@ -77,7 +77,7 @@ class ConvertOptions:
                                        "0: always in one pass.")
     workers: int | None = option(None, minimum=1, maximum=256, form=False,
                                  help="Local processes converting the chunks of a long video, or a batch's inputs, side by "
-                                      "side; each loads the model (about 1.5 GiB). Default: one per core, as memory allows.")
+                                      "side; each takes about 2 GiB at 720p. Default: one per core, as memory allows.")
     ray: str | None = option(None, form=False, meaning="a Ray cluster address",
                              help="Convert the chunks of a long video on the Ray cluster at this address ('auto': the "
                                   "cluster this machine belongs to; 'local': start one here). Needs the cluster extra.")
