@@ -130,3 +130,14 @@ def test_a_worker_killed_mid_chunk_is_redone(trained_workspace, s1_clips, tmp_pa
     assert running.returncode == 0, stderr
     assert probe_video(out).frames == 75 and frame_times(out) == [k / 25 for k in range(75)]
     assert verify_file(out).synthetic and not chunk_folder(out).exists()
+
+
+def test_a_folder_in_the_way_of_the_chunks_is_never_deleted(trained_workspace, s1_clips, tmp_path):
+    from deepswap.errors import DeepswapError
+
+    out = tmp_path / "out.mp4"
+    chunk_folder(out).mkdir()
+    (chunk_folder(out) / "notes.txt").write_text("mine")
+    with pytest.raises(DeepswapError, match=r"\.out\.mp4\.chunks: holds files that are not chunks of a convert \(notes.txt\)"):
+        convert(trained_workspace, s1_clips[5], out, CHUNKED)
+    assert (chunk_folder(out) / "notes.txt").read_text() == "mine" and not out.exists()

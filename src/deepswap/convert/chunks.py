@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 from dataclasses import asdict, dataclass, replace
 from itertools import takewhile
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from .. import _io
-from ..progress import Reporter
+from ..errors import DeepswapError
 from ..video import Frame, VideoInfo, in_background, keyframe_times, prefetch, read_frames
 from ..video.writer import VideoWriter
 from .options import ConvertOptions
@@ -29,6 +30,7 @@ from .replace import FaceReplacer, Located
 
 LEAD_FRAMES = 8
 MANIFEST = "manifest.json"
+CHUNK_FILE = re.compile(r"manifest\.json|part_\d{5}\.(mp4|json)|\..*\.part\.(mp4|json)")  # ours, and their temporaries
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,11 @@ def open_chunks(target: Path, fingerprint: dict[str, Any], output_id: str) -> tu
         for path in _io.stale_temporaries(folder.iterdir()):
             path.unlink(missing_ok=True)
         return folder, earlier["output_id"]
+    if folder.is_dir():
+        foreign = [path.name for path in folder.iterdir() if not CHUNK_FILE.fullmatch(path.name)]
+        if foreign:
+            raise DeepswapError(f"{folder}: holds files that are not chunks of a convert ({', '.join(sorted(foreign)[:3])}); "
+                                "move them, or write the output elsewhere")
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     _io.write_json(manifest, {"fingerprint": fingerprint, "output_id": output_id})
