@@ -345,7 +345,7 @@ def train(workspace: Workspace, options: TrainOptions) -> None:
 def convert(
     workspace: Workspace,
     inputs: Annotated[list[Path], typer.Argument(
-        metavar="INPUT...", show_default=False,
+        metavar="INPUT", show_default=False,
         help="Videos, photos or photo folders of the person to replace; several inputs, a glob or a folder of videos "
              "make a batch into the folder OUTPUT, which a re-run resumes.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Output file (.mp4), photo or folder (a batch's: a folder).",
