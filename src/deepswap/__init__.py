@@ -49,6 +49,8 @@ _API = {
     "remove_faces": "extract",
     "convert": "convert",
     "Converter": "convert",
+    "convert_batch": "convert",
+    "BatchReport": "convert",
     "ConvertOptions": "convert",
     "ReplaceSettings": "convert",
     "run_demo": "demo",

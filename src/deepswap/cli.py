@@ -290,7 +290,7 @@ def status(workspace: Workspace, as_json: Annotated[bool, typer.Option("--json",
 @app.command()
 @with_options(ExtractOptions)
 def extract(workspace: Workspace, options: ExtractOptions) -> None:
-    """Find, identify and align the faces of each person in their footage (resumable)."""
+    """Find, identify and align the faces of each person in their footage (resumable; exit 1 if a source failed, the others are kept)."""
     from .extract import extract as extract_faces
     from .workspace import Workspace as LoadedWorkspace
 
@@ -298,6 +298,11 @@ def extract(workspace: Workspace, options: ExtractOptions) -> None:
     with ProgressView() as view:
         reports = extract_faces(loaded, options, view)
     _print_extract_summary(loaded, reports)  # type: ignore[arg-type]
+    failed = [reason for report in reports.values() for reason in report.failed.values()]
+    for reason in failed:
+        err_console.print(f"[red]failed:[/] {escape(reason)}", highlight=False, soft_wrap=True)
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -338,15 +343,32 @@ def train(workspace: Workspace, options: TrainOptions) -> None:
 @with_options(ConvertOptions)
 def convert(
     workspace: Workspace,
-    input_path: Annotated[Path, typer.Argument(metavar="INPUT", help="Video, photo or photo folder of the person to replace.", show_default=False)],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Output file (.mp4), photo or folder.", show_default=False)],
+    inputs: Annotated[list[Path], typer.Argument(
+        metavar="INPUT", show_default=False,
+        help="Videos, photos or photo folders of the person to replace; several inputs, a glob or a folder of videos "
+             "make a batch into the folder OUTPUT, which a re-run resumes.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output file (.mp4), photo or folder (a batch's: a folder).",
+                                         show_default=False)],
     options: ConvertOptions,
 ) -> None:
-    """Swap the face through a video (with its audio), a photo or a photo folder. The output is labelled synthetic."""
-    from .convert import convert as run_convert
+    """Swap the face through a video (with its audio), a photo or a photo folder, or a batch of them. The output is labelled synthetic.
 
+    A batch skips outputs finished before, goes on past an input that fails and exits 1 if any failed.
+    """
+    from .convert import convert as run_convert
+    from .convert.batch import convert_batch, is_batch
+
+    if is_batch(inputs, output):
+        with ProgressView() as view:
+            batch = convert_batch(workspace, inputs, output, options, view)
+        for item in batch.failed:
+            err_console.print(f"[red]failed:[/] {escape(item.reason)}", highlight=False, soft_wrap=True)
+        err_console.print(f"{batch.summary()} → {escape(str(output))}", highlight=False, soft_wrap=True)
+        if batch.failed:
+            raise typer.Exit(1)
+        return
     with ProgressView() as view:
-        report = run_convert(workspace, input_path, output, options, view)
+        report = run_convert(workspace, inputs[0], output, options, view)
     err_console.print(f"{report.frames} frames: {report.swapped} swapped, {report.passed_through} passed through "
                       f"({report.fps:.1f} frames/s) → {escape(str(output))}", highlight=False, soft_wrap=True)
 

@@ -9,7 +9,8 @@ from .._lazy import export_lazily
 
 _API = {"ConvertOptions": "options", "ReplaceSettings": "options", "Direction": "options", "ConvertReport": "convert",
         "Converter": "convert", "compose": "convert", "convert": "convert", "output_size": "convert",
-        "swap_frames": "convert", "FaceReplacer": "replace", "Located": "replace"}
+        "swap_frames": "convert", "FaceReplacer": "replace", "Located": "replace", "BatchItem": "batch",
+        "BatchReport": "batch", "convert_batch": "batch", "expand_inputs": "batch"}
 __all__ = sorted(_API)
 
 export_lazily(__name__, _API)

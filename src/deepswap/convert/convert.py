@@ -8,24 +8,29 @@ model, which run batched in the calling thread.
 
 from __future__ import annotations
 
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import cv2
 import numpy as np
 
+from .. import _io
 from ..errors import DeepswapError
 from ..faces import FaceAnalyzer, Identity, IdentityTracker, load_faceset
 from ..progress import ProgressCallback, Reporter
 from ..provenance import new_output_id
 from ..train import Swapper, load_swapper
 from ..userconfig import signing_identity
-from ..video import Frame, in_background, prefetch, probe_video, read_frames, read_photos
+from ..video import Frame, VideoInfo, in_background, join_videos, prefetch, probe_video, read_frames, read_photos
 from ..video.writer import VideoWriter, write_image
 from ..workspace import CONFIG_NAME, PersonKey, Workspace, WorkspaceLike, as_workspace, other_person
+from .cluster import SwapKit, run_chunks_on_ray
+from .chunks import Chunk, convert_chunk, fingerprint, frame_total, open_chunks, part_counts, part_path, plan_chunks
 from .outputs import OutputPlan, plan_outputs
+from .workers import ChunkTask, default_workers, run_chunks
 from .options import ConvertOptions, Direction, ReplaceSettings, replaced_person
 from .replace import FaceReplacer, Located
 
@@ -101,19 +106,67 @@ class Converter:
         label = {"replaced_person": self.workspace.persons[options.replaced].name, "output_id": report.output_id,
                  "model": self.swapper.name, "signing": signing}
         started = time.perf_counter()
+        info = probe_video(input_path) if plan.kind != "photos" else None
+        chunks = plan_chunks(input_path, info, options) if info is not None and plan.kind == "video" else None
         if plan.kind == "photos":
             _convert_photos(input_path, plan, options, replacer, label, report)
+        elif chunks:
+            self._convert_in_chunks(input_path, plan.target, chunks, info, options, label, report, reporter)
         else:
             _convert_video(input_path, plan, options, replacer, label, report, reporter)
         report.seconds = time.perf_counter() - started
-        kept = self.workspace.record_output(output, {"input": str(input_path.resolve()), "direction": options.direction,
-                                                     "frames": report.frames, "swapped": report.swapped,
-                                                     "output_id": report.output_id})
+        record = {"input": str(input_path.resolve()), "direction": options.direction, "frames": report.frames,
+                  "swapped": report.swapped, "output_id": report.output_id}
+        if plan.target.is_file():
+            record["sha256"] = _io.sha256_file(plan.target)
+        kept = self.workspace.record_output(output, record)
         if kept is not None:
             reporter.note(f"{self.workspace.outputs_path} was damaged; kept it as {kept} and started a new list")
         for path in report.files:
             reporter.file(path, "output")
         return report
+
+    def _convert_in_chunks(self, input_path: Path, target: Path, chunks: list[Chunk], info: VideoInfo,
+                           options: ConvertOptions, label: dict[str, Any], report: ConvertReport,
+                           reporter: Reporter) -> None:
+        """Convert the chunks not finished before, then join them into ``target`` (see ``chunks``)."""
+        folder, report.output_id = open_chunks(
+            target, fingerprint(input_path, self.swapper.name, self.swapper.iteration, options), report.output_id)
+        label = {**label, "output_id": report.output_id}
+        parts = [part_path(folder, chunk) for chunk in chunks]
+        finished = [part_counts(part) for part in parts]
+        reporter.task(f"convert {input_path.name}", total=frame_total(chunks, info), unit="frames",
+                      done=sum(counts["frames"] for counts in finished if counts))
+        size = output_size(info.width, info.height, options)
+        tasks = [ChunkTask(input_path, chunk, part, info, size, options, label)
+                 for chunk, part, counts in zip(chunks, parts, finished) if counts is None]
+        self._run_chunk_tasks(tasks, options, reporter)
+        for counts in map(part_counts, parts):
+            report.frames += counts["frames"]  # type: ignore[index]
+            report.swapped += counts["swapped"]  # type: ignore[index]
+        report.passed_through = report.frames - report.swapped
+        join_videos(parts, target, fps=info.fps, output_id=report.output_id, replaced_person=label["replaced_person"],
+                    audio_source=input_path if info.has_audio else None, audio_start=options.start or 0.0,
+                    audio_duration=options.duration, model=label["model"], source=input_path, signing=label["signing"])
+        shutil.rmtree(folder)
+        report.files.append(target)
+        reporter.finish()
+
+    def _run_chunk_tasks(self, tasks: list[ChunkTask], options: ConvertOptions, reporter: Reporter) -> None:
+        """Convert chunks on the Ray cluster (``options.ray``), in worker processes, or here one after another."""
+        if not tasks:
+            return
+        if options.ray:
+            kit = SwapKit.of(self.swapper, self.identity(options.replaced), options.replaced, self.workspace.face_size)
+            run_chunks_on_ray(options.ray, kit, tasks, reporter.advance)
+            return
+        workers = min(options.workers or default_workers(len(tasks)), len(tasks))
+        if workers > 1:
+            run_chunks(self.workspace.root, tasks, workers, reporter.advance)
+            return
+        for task in tasks:
+            convert_chunk(task.input_path, task.chunk, task.part, self.replacer(options.direction, options.replace),
+                          task.info, task.size, options, task.label, lambda swapped: reporter.advance())
 
 
 def convert(workspace: WorkspaceLike, input_path: str | Path, output: str | Path, options: ConvertOptions | None = None,

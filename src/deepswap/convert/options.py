@@ -71,6 +71,16 @@ class ConvertOptions:
     preview: int | None = option(None, minimum=1, form=False,
                                  help="Write only N frames' before/after PNGs into the OUTPUT folder.")
     batch_size: int = option(16, minimum=1, maximum=MAX_BATCH, help="Faces per model call.")
+    chunk_seconds: float = option(60.0, minimum=0, meaning="seconds", label="Chunk length (s)",
+                                  help="Convert a video longer than twice this in chunks of about this many seconds, cut at "
+                                       "keyframes and kept until joined: a stopped run redoes only unfinished chunks. "
+                                       "0: always in one pass.")
+    workers: int | None = option(None, minimum=1, maximum=256, form=False,
+                                 help="Local processes converting the chunks of a long video, or a batch's inputs, side by "
+                                      "side; each takes about 2 GiB at 720p. Default: one per core, as memory allows.")
+    ray: str | None = option(None, form=False, meaning="a Ray cluster address",
+                             help="Convert the chunks of a long video on the Ray cluster at this address ('auto': the "
+                                  "cluster this machine belongs to; 'local': start one here). Needs the cluster extra.")
     sign_cert: Path | None = option(None, form=False,
                                     help="Sign the Content Credentials with this certificate chain (PEM, signing certificate "
                                          "first). Default: settings sign_cert, else your self-made one.")

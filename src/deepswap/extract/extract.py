@@ -41,7 +41,8 @@ STEPS = ("setup", "decode", "detect", "identity", "landmarks", "align", "write")
 @dataclass
 class PersonReport:
     """What one extract run did for one person. ``times`` are seconds spent per step (``setup``:
-    loading earlier results and settling the identity, which may sample the footage)."""
+    loading earlier results and settling the identity, which may sample the footage); ``failed``:
+    the sources that failed (uri → the one-line reason), which a re-run tries again."""
 
     person: PersonKey
     faces: int = 0
@@ -53,6 +54,7 @@ class PersonReport:
     sources: dict[str, dict[str, Any]] = field(default_factory=dict)
     times: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STEPS, 0.0))
     notes: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
 
 
 @writes_workspace("extract")
@@ -61,7 +63,8 @@ def extract(workspace: WorkspaceLike, options: ExtractOptions | None = None,
     """Extract the aligned faces of the person(s) in ``options`` from their sources; returns a report per person.
 
     Finished sources are skipped and interrupted ones resumed. Missing URL downloads are fetched
-    first (a failed one is noted and skipped). Each source is a ``task`` counted in frames.
+    first (a failed one is noted and skipped). A source that fails is noted and listed in its
+    person's report (``failed``); the others are still extracted. Each source is a ``task`` counted in frames.
     """
     workspace = as_workspace(workspace)
     options = options or ExtractOptions()
@@ -123,7 +126,11 @@ class _PersonExtraction:
         todo = [source for source in sources if self._needs_work(source)]
         try:
             for source in todo:
-                self._extract_source(source, tracker)
+                try:
+                    self._extract_source(source, tracker)
+                except DeepswapError as error:  # the other sources are still extracted; a re-run retries this one
+                    self.report.failed[source.uri] = str(error)
+                    self._note(f"failed: {error}")
         finally:
             self._flush()
             self._writer.shutdown()

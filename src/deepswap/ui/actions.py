@@ -262,9 +262,18 @@ def run_convert(workspace: Path, input_path: Path, output: Path, options: Any,
             "swapped": report.swapped, "preview": options.preview is not None, "fps": report.fps}
 
 
+def run_convert_batch(workspace: Path, inputs: list[Path], folder: Path, options: Any,
+                      on_progress: ProgressCallback) -> dict[str, Any]:
+    report = deepswap.convert_batch(workspace, inputs, folder, options, on_progress=on_progress)
+    kept = [item for item in report.items if item.state != "failed"]
+    return {"output": str(folder), "files": [str(item.output) for item in kept], "frames": report.frames,
+            "swapped": sum(item.swapped for item in kept), "preview": False, "fps": report.fps,
+            "summary": report.summary(), "failed": [item.reason for item in report.failed]}
+
+
 def run_evaluate(workspace: Path, options: Any, on_progress: ProgressCallback) -> dict[str, Any]:
     return deepswap.evaluate(workspace, options, on_progress=on_progress)
 
 
 JOBS = {"fetch": run_fetch, "extract": run_extract, "train": run_train, "convert": run_convert,
-        "evaluate": run_evaluate}
+        "convert_batch": run_convert_batch, "evaluate": run_evaluate}

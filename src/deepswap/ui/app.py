@@ -221,10 +221,17 @@ async def convert_page(request: Request) -> Response:
                        for output, _, url in outputs if url is not None), None)
     if result is not None and result["url"] is not None:
         result["video"] = Path(result["url"]).suffix.lower() in actions.VIDEO_SUFFIXES
-    return render(request, "convert.html", **context, fields=forms.form_fields("convert"), inputs_choices=[(key, label) for key, (label, _) in inputs.items()],
+    return render(request, "convert.html", **context, fields=forms.form_fields("convert"), inputs_choices=_convert_choices(folder, inputs),
                   chosen=request.query_params.get("input") or context["last"].get("input"),
                   previews=[url for url in previews if url], result=result, outputs=outputs, preview_frames=PREVIEW_FRAMES,
                   has_model=actions.saved_model(workspace)["model"] is not None)
+
+
+def _convert_choices(folder: Path, inputs: dict[str, tuple[str, Path]]) -> list[tuple[str, str]]:
+    """The Convert page's inputs: every upload at once (a batch) when there are several, then each input."""
+    uploads = len(forms.convert_uploads(folder))
+    every = [(forms.ALL_UPLOADS, f"all {uploads} uploaded files (a batch into outputs/)")] if uploads > 1 else []
+    return every + [(key, label) for key, (label, _) in inputs.items()]
 
 
 async def upload_convert_input(request: Request) -> Response:
@@ -233,8 +240,9 @@ async def upload_convert_input(request: Request) -> Response:
     uploads = uploaded(form, "file", actions.VIDEO_SUFFIXES | actions.PHOTO_SUFFIXES)
     if not uploads:
         return message("choose a video or photo first")
-    stored = await store(request, uploads[0], context["folder"], "convert")
-    return reload_page(f"/w/{context['name']}/convert?input=upload:{stored.name}")
+    stored = [await store(request, upload, context["folder"], "convert") for upload in uploads]
+    chosen = forms.ALL_UPLOADS if len(stored) > 1 else f"upload:{stored[0].name}"
+    return reload_page(f"/w/{context['name']}/convert?input={chosen}")
 
 
 async def verify_page(request: Request) -> Response:

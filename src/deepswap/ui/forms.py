@@ -168,14 +168,23 @@ def uploads_dir(folder: Path, *parts: str) -> Path:
     return folder.joinpath("uploads", *parts)
 
 
+ALL_UPLOADS = "uploads:all"
+
+
+def convert_uploads(folder: Path) -> list[Path]:
+    """The videos and photos uploaded to the Convert page, newest first."""
+    upload_dir = folder / "uploads" / "convert"
+    if not upload_dir.is_dir():
+        return []
+    return sorted((path for path in upload_dir.iterdir() if path.suffix in actions.VIDEO_SUFFIXES | actions.PHOTO_SUFFIXES),
+                  key=lambda p: -p.stat().st_mtime)
+
+
 def convert_inputs(folder: Path, workspace: Workspace) -> dict[str, tuple[str, Path]]:
     """The videos convert can take: uploads first, then each person's footage (key → label, path)."""
     choices: dict[str, tuple[str, Path]] = {}
-    upload_dir = folder / "uploads" / "convert"
-    if upload_dir.is_dir():
-        for path in sorted(upload_dir.iterdir(), key=lambda p: -p.stat().st_mtime):
-            if path.suffix in actions.VIDEO_SUFFIXES | actions.PHOTO_SUFFIXES:
-                choices[f"upload:{path.name}"] = (f"uploaded: {path.name}", path)
+    for path in convert_uploads(folder):
+        choices[f"upload:{path.name}"] = (f"uploaded: {path.name}", path)
     for key, paths in actions.convertible_videos(workspace).items():
         for index, path in enumerate(paths):
             choices[f"{key}:{index}"] = (f"{workspace.persons[key].name} ({key.upper()}): {path.name}", path)
@@ -206,6 +215,10 @@ def train_job(folder: Path, workspace: Workspace, form: FormData) -> tuple[str, 
 def convert_job(folder: Path, workspace: Workspace, form: FormData) -> tuple[str, str, dict[str, Any]]:
     inputs = convert_inputs(folder, workspace)
     chosen = text(form, "input")
+    if chosen == ALL_UPLOADS and form.get("mode") != "preview":
+        uploads = convert_uploads(folder)
+        return f"converting {len(uploads)} uploaded files", "convert_batch", {
+            "workspace": folder, "inputs": uploads, "folder": folder / "outputs", "options": read_options("convert", form)}
     if chosen not in inputs:
         raise DeepswapError("choose a video to convert (or upload one)")
     source = inputs[chosen][1]

@@ -122,6 +122,20 @@ def read_frames(
         container.close()
 
 
+def keyframe_times(path: str | Path) -> list[float]:
+    """The times (seconds from the first frame) of a video's keyframes, where decoding can start:
+    read from the container's packets, without decoding."""
+    path = Path(path)
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        origin = stream.start_time or 0
+        try:
+            return sorted(float((packet.pts - origin) * stream.time_base) for packet in container.demux(stream)
+                          if packet.is_keyframe and packet.pts is not None)
+        except av.FFmpegError as exc:
+            raise DeepswapError(f"{path}: video is corrupt or truncated ({exc.strerror})") from None
+
+
 def _frame_rate(stream: av.video.VideoStream) -> Fraction:
     """The stream's frame rate (FFmpeg's best guess, which copes with odd average rates)."""
     return Fraction(stream.guessed_rate or stream.average_rate or 25)

@@ -12,7 +12,7 @@ from contextlib import ExitStack
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 import av
 import cv2
@@ -323,6 +323,61 @@ class _AudioTrack:
             yield from (p for p in self._input.demux(stream) if p.pts is not None)
         except av.FFmpegError as error:
             raise DeepswapError(f"{self.source}: audio is corrupt or truncated ({error.__class__.__name__})") from None
+
+
+def join_videos(parts: Sequence[Path], path: str | Path, *, fps: float | Fraction, output_id: str,
+                replaced_person: str | None = None, audio_source: str | Path | None = None, audio_start: float = 0.0,
+                audio_duration: float | None = None, model: str | None = None, source: str | Path | None = None,
+                signing: SigningIdentity | None = None) -> int:
+    """Join videos that ``VideoWriter`` wrote for one output (its chunks, watermarked with
+    ``output_id``) into ``path`` without re-encoding: their packets one after another, timed as
+    one video at ``fps``; the audio of a source range muxed once (as ``VideoWriter`` does), the
+    label, and Content Credentials signed once. Returns the frames joined. The file appears only
+    when complete."""
+    path = Path(path)
+    claim = Claim(output_id, path.name, model, Path(source) if source is not None else None)
+    with _io.temp_path(path) as tmp, ExitStack() as opened:
+        inputs = [opened.enter_context(av.open(str(part))) for part in parts]
+        _check_joinable(inputs, parts)
+        output = opened.enter_context(av.open(str(tmp), "w", options={"movflags": "+faststart"}))
+        output.metadata.update(provenance_metadata(replaced_person, output_id))
+        stream = output.add_stream_from_template(inputs[0].streams.video[0])
+        audio = None
+        if audio_source is not None:
+            audio = _AudioTrack(output, Path(audio_source), audio_start, audio_duration, path.suffix.lower())
+            opened.callback(audio.close)
+        frames = 0
+        for container in inputs:
+            part = container.streams.video[0]
+            offset = round(frames / Fraction(fps) / part.time_base)  # this part's start, in its own time base
+            for packet in container.demux(part):
+                if packet.dts is None:  # the demuxer's empty packet at the end
+                    continue
+                packet.pts += offset
+                packet.dts += offset
+                packet.stream = stream
+                output.mux(packet)
+                frames += 1
+            if audio is not None:
+                audio.write_until(frames / Fraction(fps))
+        if audio is not None:
+            audio.finish(frames / Fraction(fps))
+        output.close()
+        with _io.atomic_path(path) as signed:
+            sign(tmp, signed, claim, signing or userconfig.signing_identity())
+    return frames
+
+
+def _check_joinable(inputs: Sequence[av.container.InputContainer], parts: Sequence[Path]) -> None:
+    """Every part must be encoded like the first (codec, size, parameters) to be joined without re-encoding."""
+    if not inputs:
+        raise DeepswapError("no videos to join")
+    first = inputs[0].streams.video[0].codec_context
+    for container, part in zip(inputs, parts):
+        codec = container.streams.video[0].codec_context
+        if (codec.name, codec.width, codec.height, codec.extradata) != (first.name, first.width, first.height,
+                                                                      first.extradata):
+            raise DeepswapError(f"{part}: encoded unlike {parts[0].name}; cannot join them without re-encoding")
 
 
 def _open_audio(source: Path) -> av.container.InputContainer:

@@ -1,0 +1,130 @@
+"""Converting a long video's chunks on a Ray cluster (the ``cluster`` extra: ``pip install "deepswap[cluster]"``).
+
+No file system is shared with the cluster: the model (a ``SwapKit``, on the CPU) and the input
+video go into Ray's object store once, each chunk is a Ray task that converts its chunk into a
+part on the worker's own disk and returns the part's bytes, and the driver writes the parts into
+the chunk folder, where the join (``chunks``) finds them as it finds local ones. Each task asks
+for one CPU, and one GPU when the cluster has GPUs. A task whose worker dies is retried on
+another worker (Ray's ``max_retries``); a chunk that fails for a reason of its own (bad input) is
+not, and stops the run with its one-line error. Progress: the frames of each chunk as it returns.
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Sequence
+
+from .. import _io
+from ..errors import DeepswapError
+from ..faces import FaceAnalyzer, Identity, IdentityTracker
+from ..workspace import PersonKey, other_person
+from .chunks import Chunk, convert_chunk, part_counts, record_part
+from .options import ConvertOptions, ReplaceSettings
+from .replace import FaceReplacer
+
+if TYPE_CHECKING:
+    from ..train import Swapper
+    from ..video import VideoInfo
+    from .workers import ChunkTask
+
+RETRIES = 2
+
+
+@dataclass(frozen=True)
+class SwapKit:
+    """What a worker without the workspace needs to replace ``replaced``'s face: the model (on the
+    CPU, moved to a GPU where the worker has one), the identity to replace and the crop size."""
+
+    swapper: Swapper
+    identity: Identity
+    replaced: PersonKey
+    face_size: int
+
+    @classmethod
+    def of(cls, swapper: Swapper, identity: Identity, replaced: PersonKey, face_size: int) -> SwapKit:
+        """A kit from a loaded model (copied to the CPU, so that any worker can load it)."""
+        from ..train import Swapper as SwapperClass
+
+        if swapper.device.type != "cpu":
+            import torch
+
+            swapper = SwapperClass(copy.deepcopy(swapper.model).cpu(), swapper.coverage, torch.device("cpu"),
+                                   swapper.iteration, swapper.batch_size)
+        return cls(swapper, identity, replaced, face_size)
+
+    def replacer(self, settings: ReplaceSettings) -> FaceReplacer:
+        """A per-frame pipeline on this worker (its GPU when it has one)."""
+        import torch
+
+        from ..train import Swapper as SwapperClass
+
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        swapper = SwapperClass(self.swapper.model, self.swapper.coverage, device, self.swapper.iteration,
+                               self.swapper.batch_size)
+        analyzer = FaceAnalyzer(face_size=self.face_size)
+        return FaceReplacer(analyzer, IdentityTracker(self.identity, analyzer.encoder), swapper,
+                            other_person(self.replaced), settings)
+
+
+def connect(address: str) -> Any:
+    """Ray, connected to the cluster at ``address`` ('auto': the one this machine belongs to;
+    'local': a new one on this machine), or to the one this process has already joined."""
+    try:
+        import ray
+    except ImportError:
+        raise DeepswapError('--ray needs the cluster extra: pip install "deepswap[cluster]"') from None
+    if not ray.is_initialized():
+        try:
+            ray.init(address=None if address == "local" else address, include_dashboard=False,
+                     log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as error:
+            raise DeepswapError(f"--ray {address}: cannot join the Ray cluster ({error})") from None
+    return ray
+
+
+def run_chunks_on_ray(address: str, kit: SwapKit, tasks: Sequence[ChunkTask], on_frames: Callable[[int], None]) -> None:
+    """Convert the chunk tasks on the Ray cluster at ``address``, writing each part where the task says."""
+    ray = connect(address)
+    gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+    remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=RETRIES)(_convert_remote_chunk)
+    kit_ref = ray.put(kit)
+    videos = {path: ray.put(path.read_bytes()) for path in {task.input_path for task in tasks}}
+    pending = {remote.remote(kit_ref, videos[task.input_path], task.input_path.suffix, task.chunk, task.info,
+                             task.size, task.options, _without_signing(task.label)): task for task in tasks}
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        task = pending.pop(ready[0])
+        try:
+            data, counts = ray.get(ready[0])
+        except ray.exceptions.RayTaskError as error:
+            cause = getattr(error, "cause", None)
+            raise DeepswapError(str(cause) if isinstance(cause, DeepswapError) else f"{task.input_path}: a Ray task "
+                                f"failed ({' '.join(str(cause or error).split())[:300]})") from None
+        except ray.exceptions.RayError as error:
+            raise DeepswapError(f"{task.input_path}: Ray gave up on chunk {task.chunk.index} "
+                                f"after {RETRIES} retries ({type(error).__name__})") from None
+        _io.write_bytes(task.part, data)
+        record_part(task.part, counts["frames"], counts["swapped"])
+        on_frames(counts["frames"])
+
+
+def _without_signing(label: dict[str, Any]) -> dict[str, Any]:
+    """The label without the user's signing key, which stays on this machine: the parts a worker
+    writes are signed with the worker's own key and only the joined file carries the user's."""
+    return {key: value for key, value in label.items() if key != "signing"}
+
+
+def _convert_remote_chunk(kit: SwapKit, video: bytes, suffix: str, chunk: Chunk, info: VideoInfo,
+                          size: tuple[int, int], options: ConvertOptions,
+                          label: dict[str, Any]) -> tuple[bytes, dict[str, int]]:
+    """A Ray task: convert one chunk of a video handed over as bytes; returns the part and its counts."""
+    with tempfile.TemporaryDirectory(prefix="deepswap-chunk-") as folder:
+        source = Path(folder) / f"input{suffix}"
+        source.write_bytes(video)
+        part = Path(folder) / "part.mp4"
+        convert_chunk(source, chunk, part, kit.replacer(options.replace), info, size,
+                      replace(options, workers=1, ray=None), label, lambda swapped: None)
+        return part.read_bytes(), part_counts(part)  # type: ignore[return-value]
