@@ -291,18 +291,14 @@ def status(workspace: Workspace, as_json: Annotated[bool, typer.Option("--json",
 @with_options(ExtractOptions)
 def extract(workspace: Workspace, options: ExtractOptions) -> None:
     """Find, identify and align the faces of each person in their footage (resumable; exit 1 if a source failed, the others are kept)."""
-    from .extract import extract as extract_faces
+    from .extract import check_failed, extract as extract_faces
     from .workspace import Workspace as LoadedWorkspace
 
     loaded = LoadedWorkspace.open(workspace)
     with ProgressView() as view:
         reports = extract_faces(loaded, options, view)
     _print_extract_summary(loaded, reports)  # type: ignore[arg-type]
-    failed = [reason for report in reports.values() for reason in report.failed.values()]
-    for reason in failed:
-        err_console.print(f"[red]failed:[/] {escape(reason)}", highlight=False, soft_wrap=True)
-    if failed:
-        raise typer.Exit(1)
+    check_failed(reports)  # type: ignore[arg-type]
 
 
 @app.command()

@@ -57,6 +57,13 @@ class PersonReport:
     failed: dict[str, str] = field(default_factory=dict)
 
 
+def check_failed(reports: dict[PersonKey, PersonReport]) -> None:
+    """Raise one ``DeepswapError`` naming every source that failed (once the others were extracted)."""
+    reasons = [reason for report in reports.values() for reason in report.failed.values()]
+    if reasons:
+        raise DeepswapError("; ".join(reasons))
+
+
 @writes_workspace("extract")
 def extract(workspace: WorkspaceLike, options: ExtractOptions | None = None,
             on_progress: ProgressCallback | None = None) -> dict[PersonKey, PersonReport]:
@@ -130,7 +137,6 @@ class _PersonExtraction:
                     self._extract_source(source, tracker)
                 except DeepswapError as error:  # the other sources are still extracted; a re-run retries this one
                     self.report.failed[source.uri] = str(error)
-                    self._note(f"failed: {error}")
         finally:
             self._flush()
             self._writer.shutdown()

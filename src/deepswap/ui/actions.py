@@ -244,7 +244,10 @@ def run_fetch(workspace: Path, on_progress: ProgressCallback) -> dict[str, Any]:
 
 
 def run_extract(workspace: Path, options: Any, on_progress: ProgressCallback) -> dict[str, Any]:
+    from deepswap.extract import check_failed
+
     reports = deepswap.extract(workspace, options, on_progress=on_progress)
+    check_failed(reports)  # the job fails with the line the CLI prints; what was extracted is kept
     return {key: {"faces": report.faces, "new_faces": report.new_faces, "frames": report.frames}
             for key, report in reports.items()}
 
