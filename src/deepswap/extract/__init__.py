@@ -10,8 +10,8 @@ from __future__ import annotations
 from .._lazy import export_lazily
 
 _API = {"ExtractOptions": "options", "PersonReport": "extract", "check_failed": "extract", "extract": "extract",
-        "reference_identity": "extract", "SheetOrder": "sheet", "contact_sheet": "sheet", "faces_summary": "sheet", "parse_selection": "sheet",
-        "pick_faces": "sheet", "remove_faces": "sheet"}
+        "reference_identity": "extract", "SheetOrder": "sheet", "contact_sheet": "sheet", "faces_summary": "sheet",
+        "parse_selection": "sheet", "pick_faces": "sheet", "remove_faces": "sheet"}
 __all__ = sorted(_API)
 
 export_lazily(__name__, _API)
