@@ -91,6 +91,7 @@ JOINT_ROUNDS = 2  # each grid of a small frame is embedded twice, correcting wha
 MAX_CHANGE = 8.0  # grey levels, any pixel
 MIN_PSNR_DB = 40.5
 Z_THRESHOLD = 8.0
+MIN_WINDOW_ENERGY = 0.5  # signature energy a window must hold to be scored: one full-weight chip of one frame
 FLAT_BLOCK = 16
 FLAT_STD = 2.0
 PIXEL_WINDOW = 9  # pixels: the window of the pixel-scale flatness measure
@@ -666,7 +667,7 @@ def _scan(readings: list[_Reading]) -> tuple[float, np.ndarray, tuple[float, flo
             top, left = np.arange(_WINDOW_STEPS - h + 1), np.arange(_WINDOW_STEPS - w + 1)
             sums = [reading.window_sums(top, left, h, w) for reading in readings]
             s, e = sum(score for score, _ in sums), sum(energy for _, energy in sums)
-            z = np.where(e > 0, s / np.sqrt(np.maximum(e, 1e-12)), 0.0)
+            z = np.where(e >= MIN_WINDOW_ENERGY, s / np.sqrt(np.maximum(e, MIN_WINDOW_ENERGY)), 0.0)
             i, j = np.unravel_index(int(np.argmax(z)), z.shape)
             if z[i, j] > best[0]:
                 best = (float(z[i, j]), (int(top[i]), int(left[j]), int(top[i]) + h, int(left[j]) + w))
@@ -678,7 +679,7 @@ def _scan(readings: list[_Reading]) -> tuple[float, np.ndarray, tuple[float, flo
 
 def _table(values: np.ndarray) -> np.ndarray:
     out = np.zeros((values.shape[0] + 1, values.shape[1] + 1), np.float64)
-    out[1:, 1:] = values.cumsum(0).cumsum(1)
+    out[1:, 1:] = values.cumsum(0, dtype=np.float64).cumsum(1)
     return out
 
 
