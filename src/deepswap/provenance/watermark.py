@@ -7,14 +7,15 @@ Design (dither modulation on a frame-relative chip grid, placed by a just-notice
   There are two densities (:class:`ChipGrid`): the coarse grid (48 rows), whose large chips survive
   the most, and the fine grid (128 rows), used where the coarse one would carry too little — a
   small busy picture in a large, mostly flat frame (a small face on a plain wall) spans few coarse
-  chips but many fine ones. Frames under 384 lines (``SMALL_FRAME_BELOW``) are marked on two
-  other grids together (``JOINT``): halved by a scaler that blurs (swscale's bilinear, a 4-pixel
+  chips but many fine ones. Whole frames under 384 lines (``SMALL_FRAME_BELOW``) are marked on
+  two other grids together (``JOINT``): halved by a scaler that blurs (swscale's bilinear, a 4-pixel
   tent) and re-encoded at crf 28, their coarse chips are 3 pixels across, and the blur's crosstalk
   between neighbouring chips and the encoder's loss leave too little of the mark. There it goes on
   a grid of 24 rows, whose 12-pixel chips keep their means through such a blur, and on a 48-row
   grid with a smaller lattice step (7 grey levels), so that both fit within the PSNR cap; each is
-  embedded twice, correcting what the other moved. Other frames are marked on the coarse or the
-  fine grid. The decoder reads every grid, and the two of ``JOINT`` also together.
+  embedded twice, correcting what the other moved. Other frames, and marks on a region (whose
+  fewer chips the two would share), are marked on the coarse or the fine grid. The decoder reads
+  every grid, and the two of ``JOINT`` also together.
 * Every chip carries one bit and a keyed dither d in [0, 1). Each run of chips (raster order) holds
   every bit in a keyed order, so any sizeable region carries the whole payload. On the coarse grid
   the bits are the 48 payload bits, once each per run. The other grids' chips are fewer or noisier:
@@ -466,7 +467,7 @@ class Watermarker:
         """Watermark an RGB uint8 frame in place (and return it); ``region``: box (x0, y0, x1, y1),
         an H×W mask (0..1 float or 0..255 uint8) or None for the whole frame. The frame is marked on
         the coarse grid, or on the fine one when the area offers fewer than ``FINE_BELOW`` full-weight
-        chips of the coarse grid and the frame is tall enough for fine chips; frames under
+        chips of the coarse grid and the frame is tall enough for fine chips; whole frames under
         ``SMALL_FRAME_BELOW`` lines carry the grids of ``JOINT``."""
         if frame_rgb.dtype != np.uint8 or frame_rgb.ndim != 3 or frame_rgb.shape[2] != 3:
             raise ValueError("embed expects an H×W×3 uint8 RGB frame")
@@ -479,7 +480,7 @@ class Watermarker:
             return frame_rgb
         if host.capacity < FINE_BELOW and height >= FINE.embed_from * FINE.rows:
             hosts = [_host(FINE, luma, veto, region)]
-        elif height < SMALL_FRAME_BELOW:
+        elif height < SMALL_FRAME_BELOW and region is None:
             hosts = [_host(grid, luma, veto, region) for grid in JOINT] * JOINT_ROUNDS
         else:
             hosts = [host]
