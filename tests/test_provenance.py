@@ -310,7 +310,7 @@ SCALERS = {
 def test_half_size_copy_made_by_any_common_scaler_is_confirmed(written_frames: list[np.ndarray], tmp_path: Path,
                                                                 scaler: str, crf: int) -> None:
     """Issue 35: a 360×288 output halved the way common tools do it and re-encoded is still confirmed
-    (before, at crf 28, swscale's bilinear, which blurs over 4 pixels, left z 4.9-5.8 on these clips).
+    (before, at crf 28, swscale's bilinear, which blurs over 4 pixels, left z 5.8 and 5.2 on these clips).
     At crf 23 its id is read right too; at crf 28 not yet on every clip (docs/watermark.md)."""
     size = (written_frames[0].shape[1] // 2, written_frames[0].shape[0] // 2)
     small = [SCALERS[scaler](frame, size) for frame in written_frames]

@@ -3,19 +3,19 @@
 Design (dither modulation on a frame-relative chip grid, placed by a just-noticeable-difference mask):
 
 * The frame is divided into a grid of ``rows`` × ``cols`` cells ("chips"), ``cols`` following the
-  aspect ratio, so the grid scales with the picture and survives resizing without any search.
-  There are two densities (:class:`ChipGrid`): the coarse grid (48 rows), whose large chips survive
-  the most, and the fine grid (128 rows), used where the coarse one would carry too little — a
-  small busy picture in a large, mostly flat frame (a small face on a plain wall) spans few coarse
-  chips but many fine ones. Whole frames under 384 lines (``SMALL_FRAME_BELOW``) are marked on
-  two other grids together (``JOINT``): halved by a scaler that blurs (swscale's bilinear, a 4-pixel
+  aspect ratio, so the grid scales with the picture and survives resizing without any search. Two
+  densities (:class:`ChipGrid`) serve most frames: the coarse grid (48 rows), whose large chips
+  survive the most, and the fine grid (128 rows), used where the coarse one would carry too little —
+  a small busy picture in a large, mostly flat frame (a small face on a plain wall) spans few coarse
+  chips but many fine ones. Whole frames under 384 lines (``SMALL_FRAME_BELOW``) are marked on two
+  other grids together (``JOINT``): halved by a scaler that blurs (swscale's bilinear, a 4-pixel
   tent) and re-encoded at crf 28, their coarse chips are 3 pixels across, and the blur's crosstalk
-  between neighbouring chips and the encoder's loss leave too little of the mark. There it goes on
-  a grid of 24 rows, whose 12-pixel chips keep their means through such a blur, and on a 48-row
-  grid with a smaller lattice step (7 grey levels), so that both fit within the PSNR cap; each is
-  embedded twice, correcting what the other moved. Other frames, and marks on a region (whose
-  fewer chips the two would share), are marked on the coarse or the fine grid. The decoder reads
-  every grid, and the two of ``JOINT`` also together.
+  between neighbouring chips and the encoder's loss leave too little of the mark. There it goes on a
+  grid of 24 rows, whose 12-pixel chips keep their means through such a blur, and on a 48-row grid
+  with a smaller lattice step (7 grey levels), so that both fit within the PSNR cap; each is
+  embedded twice, correcting what the other moved. Other frames, and marks on a region (whose fewer
+  chips the two would share), are marked on the coarse or the fine grid. The decoder reads every
+  grid, and the two of ``JOINT`` also together.
 * Every chip carries one bit and a keyed dither d in [0, 1). Each run of chips (raster order) holds
   every bit in a keyed order, so any sizeable region carries the whole payload. On the coarse grid
   the bits are the 48 payload bits, once each per run. The other grids' chips are fewer or noisier:
@@ -112,7 +112,7 @@ class ChipGrid:
     """One density of the frame-relative chip grid: ``rows`` rows of square-ish chips, each run of
     chips holding the signature bits ``signature_copies`` times and the id bits once. Frames are
     marked on it when its chips are at least ``embed_from`` pixels across and read when at least
-    ``read_from`` (a halved frame)."""
+    ``read_from`` (a halved frame); ``step`` is the spacing of its chips' lattice, grey levels."""
 
     key: str
     rows: int
