@@ -183,6 +183,12 @@ def _message_bits(bits: np.ndarray) -> np.ndarray:
     return np.concatenate([bits, padding]).reshape(GOLAY_BLOCKS, GOLAY_MESSAGE)
 
 
+def _block_words(block: int) -> int:
+    """How many messages a Golay block of the id can hold: its message bits past the id are the
+    zero padding, so the last block (8 id bits) is one of 256 codewords, not 4096."""
+    return 2 ** min(GOLAY_MESSAGE, ID_BITS - block * GOLAY_MESSAGE)
+
+
 def _encode(grid: ChipGrid, payload: np.ndarray) -> np.ndarray:
     """The bits a grid's chips carry (``grid.symbols`` of them) for a 48-bit payload."""
     if not grid.coded:
@@ -193,12 +199,14 @@ def _encode(grid: ChipGrid, payload: np.ndarray) -> np.ndarray:
 
 def _decode(grid: ChipGrid, soft: np.ndarray) -> np.ndarray:
     """The 48-bit payload from the symbols' soft values (positive: 0): each Golay block is decoded
-    to the codeword that correlates best with it (maximum likelihood)."""
+    to the codeword that correlates best with it (maximum likelihood), among those its padding
+    allows (:func:`_block_words`)."""
     hard = (soft < 0).astype(np.uint8)
     if not grid.coded:
         return hard
     signs = 1 - 2.0 * _golay_codewords()
-    messages = np.argmax(soft[SIGNATURE_BITS:].reshape(GOLAY_BLOCKS, GOLAY_LENGTH) @ signs.T, axis=1)
+    blocks = soft[SIGNATURE_BITS:].reshape(GOLAY_BLOCKS, GOLAY_LENGTH)
+    messages = np.array([np.argmax(signs[:_block_words(k)] @ block) for k, block in enumerate(blocks)])
     id_bits = (messages[:, None] >> np.arange(GOLAY_MESSAGE)) & 1
     return np.concatenate([hard[:SIGNATURE_BITS], id_bits.ravel()[:ID_BITS]]).astype(np.uint8)
 
@@ -213,8 +221,9 @@ def _id_margin(grid: ChipGrid, soft: np.ndarray, variance: np.ndarray) -> float:
         return float(np.min(np.abs(soft[:ID_BITS]) / np.sqrt(np.maximum(variance[:ID_BITS], 1e-12))))
     signs = 1 - 2.0 * _golay_codewords()
     margins = []
-    for block, noise in zip(soft.reshape(GOLAY_BLOCKS, GOLAY_LENGTH), variance.reshape(GOLAY_BLOCKS, GOLAY_LENGTH)):
-        correlation = signs @ block
+    for k, (block, noise) in enumerate(zip(soft.reshape(GOLAY_BLOCKS, GOLAY_LENGTH),
+                                           variance.reshape(GOLAY_BLOCKS, GOLAY_LENGTH))):
+        correlation = signs[:_block_words(k)] @ block
         best, second = np.argpartition(-correlation, 1)[:2]
         differ = signs[best] != signs[second]
         spread = 2 * math.sqrt(max(float(noise[differ].sum()), 1e-12))
@@ -720,8 +729,8 @@ class _Reading:
 
 def _scan(readings: list[_Reading]) -> tuple[float, np.ndarray, tuple[float, float, float, float], float]:
     """Max signature z over windows of the frame, the readings' scores and energies summed (one
-    grid, or grids that carry the same symbols); the payload decoded inside the best window, and
-    the id's margin there (:func:`_id_margin`)."""
+    grid, or grids that carry the same symbols); the payload decoded inside the best window or the whole
+    frame, whichever reads the id more clearly, and the id's margin there (:func:`_id_margin`)."""
     best = (-np.inf, (0, 0, _WINDOW_STEPS, _WINDOW_STEPS))
     for fh in _WINDOW_FRACTIONS:
         for fw in _WINDOW_FRACTIONS:
@@ -734,13 +743,17 @@ def _scan(readings: list[_Reading]) -> tuple[float, np.ndarray, tuple[float, flo
             if z[i, j] > best[0]:
                 best = (float(z[i, j]), (int(top[i]), int(left[j]), int(top[i]) + h, int(left[j]) + w))
     z, box = best
-    weights = [reading.reliability(box) for reading in readings]
-    soft = sum(weight * reading.soft(box) for weight, reading in zip(weights, readings))
-    variance = sum(weight * weight * reading.noise(box) for weight, reading in zip(weights, readings))
     grid = readings[0].grid
+    margin, bits = -np.inf, np.zeros(PAYLOAD_BITS, np.uint8)
+    for where in dict.fromkeys([box, (0, 0, _WINDOW_STEPS, _WINDOW_STEPS)]):
+        weights = [reading.reliability(where) for reading in readings]
+        soft = sum(weight * reading.soft(where) for weight, reading in zip(weights, readings))
+        variance = sum(weight * weight * reading.noise(where) for weight, reading in zip(weights, readings))
+        clearness = _id_margin(grid, soft, variance)
+        if clearness > margin:
+            margin, bits = clearness, _decode(grid, soft)
     y0, x0, y1, x1 = box
-    window = (x0 / _WINDOW_STEPS, y0 / _WINDOW_STEPS, x1 / _WINDOW_STEPS, y1 / _WINDOW_STEPS)
-    return z, _decode(grid, soft), window, _id_margin(grid, soft, variance)
+    return z, bits, (x0 / _WINDOW_STEPS, y0 / _WINDOW_STEPS, x1 / _WINDOW_STEPS, y1 / _WINDOW_STEPS), margin
 
 
 def _table(values: np.ndarray) -> np.ndarray:
