@@ -6,8 +6,9 @@ Visibility is the standard deviation of the luma change the mark adds on flat pi
 (``flat_area_visibility``, goal ≤ 0.3 grey levels): on perfectly flat grey frames, on the blue screen
 behind the GRID speakers, and over every flat 16×16 block of the frames (std ≤ 2 before marking).
 Each clip is written the way convert writes it (every frame watermarked, H.264 crf 18, through
-VideoWriter), then attacked; the table gives the worst bit accuracy (48 payload bits) and the
-worst detection z over the clips. Marks cover the whole frame or only a region: the tight face
+VideoWriter), then attacked; the table gives the worst bit accuracy (48 payload bits), the
+worst detection z over the clips, and how many inputs were confirmed with the right id, confirmed
+with the id reported unreadable, and confirmed with a wrong id (the goal: none). Marks cover the whole frame or only a region: the tight face
 box, or the head (face + hair). Smaller copies are made at the output's own size (360×288 GRID,
 640×360 with a small face in a corner, 1920×1080) by each scaler users' tools use — libswscale's
 bilinear, bicubic and area (PyAV's ``reformat``, ffmpeg's ``-sws_flags``), OpenCV's INTER_LINEAR,
@@ -171,7 +172,7 @@ def robustness(clips: list[Path], folder: Path, regions: dict[str, Region] = REG
     it, and print the worst bits right and z per attack over the clips."""
     bits = Watermarker(OUTPUT_ID).bits
     for name, region in regions.items():
-        worst: dict[str, tuple[float, float, int, int]] = {}
+        worst: dict[str, tuple[float, float, int, int, int, int]] = {}
         lowest_psnr, flat, screen = np.inf, [], []
         for clip in clips:
             original = [framing(frame) for frame in frames_of(clip)] if framing else frames_of(clip)
@@ -192,14 +193,17 @@ def robustness(clips: list[Path], folder: Path, regions: dict[str, Region] = REG
             for attack, make in attacks(folder, original[0].shape[0]).items():
                 for inputs in make(written):
                     result = detect_watermark(inputs)
-                    accuracy, z, found, tried = worst.get(attack, (1.0, np.inf, 0, 0))
+                    accuracy, z, right, unreadable, wrong, tried = worst.get(attack, (1.0, np.inf, 0, 0, 0, 0))
                     worst[attack] = (min(accuracy, float(np.mean(result.bits == bits))), min(z, result.confidence),
-                                     found + (result.found and result.output_id == OUTPUT_ID), tried + 1)
+                                     right + (result.found and result.output_id == OUTPUT_ID),
+                                     unreadable + result.id_unreadable,
+                                     wrong + (result.found and result.output_id not in (OUTPUT_ID, None)), tried + 1)
         print(f"\n{name}: {len(clips)} clips, PSNR ≥ {lowest_psnr:.1f} dB inside the marked area; std added on flat "
               f"picture (goal ≤ 0.3): blue screen ≤ {_largest(screen)}, any flat 16×16 block of the area ≤ {_largest(flat)} grey levels")
-        print(f"  {'attack':36s} {'bits right (worst)':>19s} {'z (worst)':>10s} {'detected, right id':>19s}")
-        for attack, (accuracy, z, found, tried) in worst.items():
-            print(f"  {attack:36s} {100 * accuracy:18.1f}% {z:10.1f} {found:>12d} of {tried}")
+        print(f"  {'attack':36s} {'bits right (worst)':>19s} {'z (worst)':>10s} {'detected, right id':>19s} "
+              f"{'id unreadable':>14s} {'wrong id':>9s}")
+        for attack, (accuracy, z, right, unreadable, wrong, tried) in worst.items():
+            print(f"  {attack:36s} {100 * accuracy:18.1f}% {z:10.1f} {right:>12d} of {tried} {unreadable:>14d} {wrong:>9d}")
 
 
 def _largest(values: list[float | None]) -> str:
