@@ -6,10 +6,15 @@ Visibility is the standard deviation of the luma change the mark adds on flat pi
 (``flat_area_visibility``, goal ≤ 0.3 grey levels): on perfectly flat grey frames, on the blue screen
 behind the GRID speakers, and over every flat 16×16 block of the frames (std ≤ 2 before marking).
 Each clip is written the way convert writes it (every frame watermarked, H.264 crf 18, through
-VideoWriter), then attacked; the table gives the worst bit accuracy (48 payload bits) and the
-worst detection z over the clips. Marks cover the whole frame or only a region: the tight face
-box, or the head (face + hair). Unmarked clips, photos and noise give the false-positive z
-(threshold Z_THRESHOLD). Cost is per 1280×720 frame (a GRID clip upscaled), wall clock and CPU time
+VideoWriter), then attacked; the table gives the worst bit accuracy (48 payload bits), the
+worst detection z over the clips, and how many inputs were confirmed with the right id, confirmed
+with the id reported unreadable, and confirmed with a wrong id (the goal: none). Marks cover the whole frame or only a region: the tight face
+box, or the head (face + hair). Smaller copies are made at the output's own size (360×288 GRID,
+640×360 with a small face in a corner, 1920×1080) by each scaler users' tools use — libswscale's
+bilinear, bicubic and area (PyAV's ``reformat``, ffmpeg's ``-sws_flags``), OpenCV's INTER_LINEAR,
+INTER_AREA and INTER_CUBIC, Pillow's default — at half size, and at quarter size where the copy
+keeps at least 240 lines, each then re-encoded at crf 23 and at crf 28. Unmarked clips, photos and noise give the false-positive z
+(threshold Z_THRESHOLD). Cost is per 360×288 and per 1280×720 frame (a GRID clip upscaled), wall clock and CPU time
 (the CPU time is the steadier figure on a shared machine).
 The same visibility and robustness figures, whole frame, on the harder footage of ``footage.py``
 (720p zoom/pan/roll, a small face in a corner of a wall, two people, a cut), built into ``--footage``.
@@ -28,6 +33,7 @@ from typing import Callable
 import av
 import cv2
 import numpy as np
+from PIL import Image
 
 from deepswap.provenance import Watermarker, WatermarkDetector, detect_watermark
 from deepswap.provenance.watermark import Z_THRESHOLD, Region, flat_area_visibility
@@ -69,8 +75,34 @@ def encode(frames: Frames, crf: int, folder: Path) -> Frames:
     return frames_of(path)
 
 
-def half(frames: Frames) -> Frames:
-    return [cv2.resize(f, (f.shape[1] // 2, f.shape[0] // 2), interpolation=cv2.INTER_AREA) for f in frames]
+def swscale(interpolation: str) -> Callable[[np.ndarray, tuple[int, int]], np.ndarray]:
+    """libswscale, as PyAV's ``VideoFrame.reformat`` and ffmpeg's ``-sws_flags`` use it."""
+    def resize(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
+        return video_frame.reformat(*size, interpolation=interpolation).to_ndarray()
+    return resize
+
+
+def opencv(interpolation: int) -> Callable[[np.ndarray, tuple[int, int]], np.ndarray]:
+    return lambda frame, size: cv2.resize(frame, size, interpolation=interpolation)
+
+
+def pillow(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Pillow's default ``Image.resize`` (bicubic, with its support widened as it shrinks)."""
+    return np.asarray(Image.fromarray(frame).resize(size))
+
+
+SCALERS = {
+    "swscale bilinear": swscale("BILINEAR"), "swscale bicubic": swscale("BICUBIC"), "swscale area": swscale("AREA"),
+    "OpenCV linear": opencv(cv2.INTER_LINEAR), "OpenCV area": opencv(cv2.INTER_AREA),
+    "OpenCV cubic": opencv(cv2.INTER_CUBIC), "Pillow default": pillow,
+}
+QUARTER_FROM = 4 * 240  # lines: a quarter-size copy is tried where it keeps at least 240
+
+
+def shrink(frames: Frames, scaler: str, factor: int) -> Frames:
+    height, width = frames[0].shape[:2]
+    return [SCALERS[scaler](frame, (width // factor, height // factor)) for frame in frames]
 
 
 def jpeg(frame: np.ndarray, quality: int = 75) -> np.ndarray:
@@ -78,20 +110,26 @@ def jpeg(frame: np.ndarray, quality: int = 75) -> np.ndarray:
     return cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
-def attacks(folder: Path) -> dict[str, Callable[[Frames], list[Frames]]]:
-    """Each attack turns the written frames into one or more inputs for the detector."""
-    return {
+def attacks(folder: Path, height: int) -> dict[str, Callable[[Frames], list[Frames]]]:
+    """Each attack turns the written frames into one or more inputs for the detector: re-encoding,
+    trimming, single frames, and smaller copies made by each scaler (half size, and quarter size
+    where the frame keeps at least 240 lines) then re-encoded."""
+    table: dict[str, Callable[[Frames], list[Frames]]] = {
         "as written (crf 18)": lambda f: [f],
         "H.264 crf 23": lambda f: [encode(f, 23, folder)],
         "H.264 crf 28": lambda f: [encode(f, 28, folder)],
-        "half size": lambda f: [half(f)],
-        "half size + crf 23": lambda f: [encode(half(f), 23, folder)],
-        "half size + crf 28": lambda f: [encode(half(f), 28, folder)],
         "2-s windows + crf 23": lambda f: [encode(f[s: s + 50], 23, folder) for s in range(0, len(f) - 49, 12)],
         "2-s windows + crf 28": lambda f: [encode(f[s: s + 50], 28, folder) for s in range(0, len(f) - 49, 12)],
         "one frame, JPEG q75": lambda f: [[jpeg(frame)] for frame in f[::15]],
         "one frame, crf 28": lambda f: [[frame] for frame in encode(f, 28, folder)[::15]],
     }
+    factors = (2, 4) if height >= QUARTER_FROM else (2,)
+    for factor in factors:
+        for scaler in SCALERS:
+            for crf in (23, 28):
+                name = f"{'half' if factor == 2 else 'quarter'}, {scaler} + crf {crf}"
+                table[name] = lambda f, scaler=scaler, factor=factor, crf=crf: [encode(shrink(f, scaler, factor), crf, folder)]
+    return table
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -114,13 +152,30 @@ def _crop(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     return image[y0:y1, x0:x1]
 
 
-def robustness(clips: list[Path], folder: Path, regions: dict[str, Region] = REGIONS) -> None:
+def small_corner(frame: np.ndarray) -> np.ndarray:
+    """A 360×288 GRID frame at 40 % size in the top-left corner of a 640×360 frame of its own
+    studio wall, enlarged: a small face on a plain wall."""
+    canvas = cv2.resize(frame[4:52, 4:52], (640, 360), interpolation=cv2.INTER_CUBIC)
+    small = cv2.resize(frame, None, fx=0.4, fy=0.4, interpolation=cv2.INTER_AREA)
+    canvas[16:16 + small.shape[0], 16:16 + small.shape[1]] = small
+    return canvas
+
+
+def full_hd(frame: np.ndarray) -> np.ndarray:
+    """A GRID frame cropped to 16:9 and enlarged to 1920×1080: tall enough for a quarter-size copy."""
+    return cv2.resize(frame[43:245], (1920, 1080), interpolation=cv2.INTER_CUBIC)
+
+
+def robustness(clips: list[Path], folder: Path, regions: dict[str, Region] = REGIONS,
+               framing: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+    """Mark each clip as convert writes it (``framing``: how its frames are laid out first), attack
+    it, and print the worst bits right and z per attack over the clips."""
     bits = Watermarker(OUTPUT_ID).bits
     for name, region in regions.items():
-        worst: dict[str, tuple[float, float, int, int]] = {}
+        worst: dict[str, tuple[float, float, int, int, int, int]] = {}
         lowest_psnr, flat, screen = np.inf, [], []
         for clip in clips:
-            original = frames_of(clip)
+            original = [framing(frame) for frame in frames_of(clip)] if framing else frames_of(clip)
             marked = folder / "marked.mp4"
             with VideoWriter(marked, 25, output_id=OUTPUT_ID) as writer:
                 for frame in original:
@@ -135,17 +190,20 @@ def robustness(clips: list[Path], folder: Path, regions: dict[str, Region] = REG
                 if frame.shape[:2] == GRID_SIZE:
                     screen += [flat_area_visibility(_crop(frame, box), _crop(marked_frame, box)) for box in BLUE_SCREEN]
             written = frames_of(marked)
-            for attack, make in attacks(folder).items():
+            for attack, make in attacks(folder, original[0].shape[0]).items():
                 for inputs in make(written):
                     result = detect_watermark(inputs)
-                    accuracy, z, found, tried = worst.get(attack, (1.0, np.inf, 0, 0))
+                    accuracy, z, right, unreadable, wrong, tried = worst.get(attack, (1.0, np.inf, 0, 0, 0, 0))
                     worst[attack] = (min(accuracy, float(np.mean(result.bits == bits))), min(z, result.confidence),
-                                     found + (result.found and result.output_id == OUTPUT_ID), tried + 1)
+                                     right + (result.found and result.output_id == OUTPUT_ID),
+                                     unreadable + result.id_unreadable,
+                                     wrong + (result.found and result.output_id not in (OUTPUT_ID, None)), tried + 1)
         print(f"\n{name}: {len(clips)} clips, PSNR ≥ {lowest_psnr:.1f} dB inside the marked area; std added on flat "
               f"picture (goal ≤ 0.3): blue screen ≤ {_largest(screen)}, any flat 16×16 block of the area ≤ {_largest(flat)} grey levels")
-        print(f"  {'attack':24s} {'bits right (worst)':>19s} {'z (worst)':>10s} {'detected, right id':>19s}")
-        for attack, (accuracy, z, found, tried) in worst.items():
-            print(f"  {attack:24s} {100 * accuracy:18.1f}% {z:10.1f} {found:>12d} of {tried}")
+        print(f"  {'attack':36s} {'bits right (worst)':>19s} {'z (worst)':>10s} {'detected, right id':>19s} "
+              f"{'id unreadable':>14s} {'wrong id':>9s}")
+        for attack, (accuracy, z, right, unreadable, wrong, tried) in worst.items():
+            print(f"  {attack:36s} {100 * accuracy:18.1f}% {z:10.1f} {right:>12d} of {tried} {unreadable:>14d} {wrong:>9d}")
 
 
 def _largest(values: list[float | None]) -> str:
@@ -169,8 +227,13 @@ def false_positives(negatives: list[Path], folder: Path) -> None:
 
 
 def cost(clip: Path) -> None:
-    frames = [cv2.resize(f, (1280, 720), interpolation=cv2.INTER_CUBIC) for f in frames_of(clip, duration=1.2)]
+    small = frames_of(clip, duration=1.2)
+    frames = [cv2.resize(f, (1280, 720), interpolation=cv2.INTER_CUBIC) for f in small]
     watermarker = Watermarker(OUTPUT_ID)
+    cpu = time.process_time()
+    for frame in small:
+        watermarker.embed(frame)
+    print(f"\ncost per 360×288 frame: embed CPU {1000 * (time.process_time() - cpu) / len(small):.2f} ms")
     face = (320, 210, 800, 700)
     print("\ncost per 1280×720 frame:")
     for threads in (1, cv2.getNumberOfCPUs()):
@@ -209,6 +272,8 @@ def main() -> None:
         cost(clips[0])
         flat_grey()
         robustness(clips, Path(tmp))
+        robustness(clips, Path(tmp), {"640×360, a small face in a corner (whole frame)": None}, small_corner)
+        robustness(clips[:1], Path(tmp), {"1920×1080, a GRID clip enlarged (whole frame)": None}, full_hd)
         if not args.no_footage:
             harder = [footage.path for footage in build_footage(args.footage)]
             robustness(harder, Path(tmp), {"whole frame, harder footage (zoom_pan_roll, small_corner, two_people, cut)": None})

@@ -9,13 +9,14 @@ import av
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 from typer.testing import CliRunner
 
 from deepswap.cli import app
 from deepswap.errors import DeepswapError
 from deepswap.provenance import (LABEL, Watermarker, detect_watermark, new_output_id, parse_label,
                                  provenance_label, read_label)
-from deepswap.provenance.watermark import (FINE, Z_THRESHOLD, WatermarkResult, _decode, _encode, _golay_codewords,
+from deepswap.provenance.watermark import (FINE, ID_MARGIN, Z_THRESHOLD, WatermarkResult, _decode, _encode, _golay_codewords,
                                            flat_area_visibility, pixel_texture)
 from deepswap.verify import verify_file
 from deepswap.video import VideoWriter, read_frames, write_image
@@ -67,6 +68,13 @@ def decoded(frames: list[np.ndarray]) -> WatermarkResult:
     result = detect_watermark(frames)
     assert result.found and result.output_id == OUTPUT_ID
     assert np.array_equal(result.bits, Watermarker(OUTPUT_ID).bits)
+    return result
+
+
+def confirmed_never_wrong(result: WatermarkResult) -> WatermarkResult:
+    """Confirmed, and its id either read right or reported unreadable: never a wrong id."""
+    assert result.found and result.output_id in (OUTPUT_ID, None)
+    assert result.output_id is not None or result.id_confidence < ID_MARGIN
     return result
 
 
@@ -201,8 +209,14 @@ WALL_ATTACKS = {
 @pytest.mark.parametrize("attack", WALL_ATTACKS)
 def test_small_face_on_a_plain_wall_carries_the_whole_mark(wall_written: Path, tmp_path: Path, attack: str) -> None:
     """Only ~5 % of the frame is busy enough to carry the mark: the fine grid carries it, and the
-    Golay-coded id still decodes bit for bit after each attack of issue 14."""
-    decoded(WALL_ATTACKS[attack](wall_written, tmp_path))
+    Golay-coded id still decodes bit for bit after each attack of issue 14 but crf 28, after which
+    its weakest code block is read too close to its runner-up (under ``ID_MARGIN`` noise std) for
+    the reader to vouch for it: the id may then be reported unreadable, never wrong (issue 35)."""
+    frames = WALL_ATTACKS[attack](wall_written, tmp_path)
+    if "crf 28" in attack:
+        confirmed_never_wrong(detect_watermark(frames))
+    else:
+        decoded(frames)
 
 
 def test_fine_grid_id_code_corrects_3_wrong_bits_per_block() -> None:
@@ -285,6 +299,39 @@ def test_survives_half_size_downscale_and_reencode(written_frames: list[np.ndarr
     assert decoded(images(encode(small, tmp_path / "half.mp4", 23))).confidence >= STRONG_Z
 
 
+def swscale(interpolation: str):
+    """libswscale with one of its scalers, as PyAV's ``reformat`` and ffmpeg's ``-sws_flags`` use it."""
+    return lambda frame, size: av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(
+        *size, interpolation=interpolation).to_ndarray()
+
+
+def opencv(interpolation: int):
+    return lambda frame, size: cv2.resize(frame, size, interpolation=interpolation)
+
+
+SCALERS = {
+    "swscale bilinear": swscale("BILINEAR"), "swscale bicubic": swscale("BICUBIC"), "swscale area": swscale("AREA"),
+    "OpenCV linear": opencv(cv2.INTER_LINEAR), "OpenCV area": opencv(cv2.INTER_AREA),
+    "OpenCV cubic": opencv(cv2.INTER_CUBIC),
+    "Pillow default": lambda frame, size: np.asarray(Image.fromarray(frame).resize(size)),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("crf", [23, 28])
+@pytest.mark.parametrize("scaler", SCALERS)
+def test_half_size_copy_made_by_any_common_scaler_is_confirmed(written_frames: list[np.ndarray], tmp_path: Path,
+                                                                scaler: str, crf: int) -> None:
+    """Issue 35: a 360×288 output halved the way common tools do it and re-encoded is still confirmed
+    (before, at crf 28, swscale's bilinear, which blurs over 4 pixels, left z 5.8 and 5.2 on these clips).
+    At crf 23 its id is read right too; at crf 28 not yet on every clip (docs/watermark.md)."""
+    size = (written_frames[0].shape[1] // 2, written_frames[0].shape[0] // 2)
+    small = [SCALERS[scaler](frame, size) for frame in written_frames]
+    result = confirmed_never_wrong(detect_watermark(images(encode(small, tmp_path / "half.mp4", crf))))
+    if crf == 23:
+        assert result.output_id == OUTPUT_ID
+
+
 @pytest.mark.parametrize("start", [0.0, 0.6, 1.0])
 def test_survives_trimming_to_2_seconds(written: Path, tmp_path: Path, start: float) -> None:
     window = images(written, start=start, duration=2.0)
@@ -348,7 +395,10 @@ def test_images_carry_label_and_watermark(original: list[np.ndarray], tmp_path: 
     assert write_image(path, original[0], replaced_person="s1", output_id=OUTPUT_ID) == OUTPUT_ID
     report = verify_file(path)
     assert report.synthetic and report.label.output_id == OUTPUT_ID
-    assert report.watermark.found and report.watermark.output_id == OUTPUT_ID
+    if suffix == ".gif":  # a 256-colour palette: confirmed (z 13), its id read too close to the next to vouch for
+        confirmed_never_wrong(report.watermark)
+    else:
+        assert report.watermark.found and report.watermark.output_id == OUTPUT_ID
 
 
 def test_verify_command_exit_codes(marked: Path, s1_clips: list[Path], tmp_path: Path) -> None:

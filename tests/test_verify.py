@@ -18,9 +18,11 @@ from typer.testing import CliRunner
 from deepswap.cli import app
 from deepswap.errors import DeepswapError
 from deepswap.provenance import provenance_metadata
-from deepswap.provenance.credentials import Claim, sign
+from deepswap.provenance.credentials import Claim, CredentialsReport, sign
+from deepswap.provenance.metadata import ProvenanceLabel
+from deepswap.provenance.watermark import WatermarkResult
 from deepswap.userconfig import signing_identity
-from deepswap.verify import LABEL_ONLY, MAX_PIXELS, verify_file
+from deepswap.verify import LABEL_ONLY, MAX_PIXELS, VerifyReport, verify_file
 from deepswap.video import VideoWriter, read_frames
 from test_provenance import encode
 
@@ -82,6 +84,18 @@ def test_a_label_id_that_differs_from_the_watermark_is_flagged(marked: Path, tmp
     assert report.id_mismatches == (f"label id {OTHER_ID} differs from the watermark's id {OUTPUT_ID}",)
     result = run_verify(relabelled)
     assert result.exit_code == 0 and "ids differ" in result.output and f"label id {OTHER_ID} differs" in result.output
+
+
+def test_a_confirmed_mark_whose_id_is_not_read_clearly_says_so_and_names_no_id() -> None:
+    """Issue 35: a heavily shrunk and re-encoded output is confirmed, but its id is not clearly read:
+    verify says "id unreadable", never a guessed id, and does not call the label's id a mismatch."""
+    mark = WatermarkResult(True, 9.4, None, np.zeros(48, np.uint8), 75, (0, 0, 1, 1), id_confidence=0.4)
+    label = ProvenanceLabel(version="1", date="2026-01-01", replaced_person="s1", output_id=OTHER_ID)
+    report = VerifyReport(Path("copy.mp4"), label, mark, CredentialsReport(present=False))
+    assert report.synthetic and report.exit_code == 0 and report.id_mismatches == ()
+    assert "watermark confirmed, id unreadable" in report.verdict
+    assert "id unreadable" in report.summary() and OTHER_ID not in report.summary().split("label:")[0]
+    assert report.to_dict()["watermark"]["output_id"] is None
 
 
 def test_a_manifest_id_that_differs_from_the_watermark_is_flagged(marked: Path, tmp_path: Path) -> None:

@@ -10,7 +10,8 @@ Three pieces of evidence, reported apart because they prove different things:
   the file's bytes by a hash, so any change to the file breaks the binding, and re-encoding or
   stripping the metadata removes it.
 
-An output id on the label or in the manifest that differs from the watermark's is flagged. A
+An output id on the label or in the manifest that differs from the watermark's is flagged; a confirmed
+watermark whose id is not clearly read says "id unreadable", never a guessed id. A
 damaged file gives what could be read of it; a file whose pictures could not be read at all, or
 that is not an image or video, gives exit code 2 — never 1, which means "read, and not confirmed".
 """
@@ -31,7 +32,7 @@ from PIL import Image, ImageSequence
 from .errors import DeepswapError
 from .provenance.credentials import CredentialsReport, read_credentials
 from .provenance.metadata import ProvenanceLabel, read_container_label, read_image_label
-from .provenance.watermark import WatermarkDetector, WatermarkResult
+from .provenance.watermark import ID_MARGIN, WatermarkDetector, WatermarkResult
 from .video.reader import read_frames
 
 MAX_FRAMES = 250
@@ -76,7 +77,7 @@ class VerifyReport:
         claimed = [(name, output_id) for name, output_id in
                    (("label", self.label.output_id if self.label else None),
                     ("Content Credentials", self.credentials.output_id)) if output_id]
-        if self.watermark.found:
+        if self.watermark.output_id:
             return tuple(f"{name} id {output_id} differs from the watermark's id {self.watermark.output_id}"
                          for name, output_id in claimed if output_id != self.watermark.output_id)
         if len(claimed) == 2 and claimed[0][1] != claimed[1][1]:
@@ -87,7 +88,7 @@ class VerifyReport:
     def verdict(self) -> str:
         """One phrase: what the evidence adds up to."""
         if self.synthetic:
-            verdict = f"SYNTHETIC (deepswap output: watermark confirmed, id {self.watermark.output_id})"
+            verdict = f"SYNTHETIC (deepswap output: watermark confirmed, id {self.watermark.output_id or 'unreadable'})"
         elif self.watermark.frames == 0:
             verdict = "could not be checked: no picture could be decoded"
             if self.label:
@@ -123,6 +124,7 @@ class VerifyReport:
             "exit_code": self.exit_code,
             "synthetic": self.synthetic,
             "watermark": {"found": mark.found, "confidence": round(mark.confidence, 3), "output_id": mark.output_id,
+                          "id_confidence": round(mark.id_confidence, 3),
                           "frames": mark.frames, "false_alarm_bound": mark.false_alarm_bound},
             "label": None if label is None else {"version": label.version, "date": label.date,
                                                  "replaced_person": label.replaced_person,
@@ -138,8 +140,13 @@ def _describe_watermark(mark: WatermarkResult) -> str:
         return "not checked (no picture could be decoded)"
     if mark.found:
         chance = max(mark.false_alarm_bound, 1e-12)
+        if mark.output_id is None:
+            read = (f"id unreadable (its weakest code block is decoded {mark.id_confidence:.1f} noise std clear, "
+                    f"under {ID_MARGIN:.1f})")
+        else:
+            read = f"id {mark.output_id}"
         return (f"found, confidence z = {mark.confidence:.1f} (false-alarm chance < {chance:.0e}), "
-                f"id {mark.output_id}, {mark.frames} frame(s) checked")
+                f"{read}, {mark.frames} frame(s) checked")
     return f"not found (z = {mark.confidence:.1f}, {mark.frames} frame(s) checked)"
 
 

@@ -3,23 +3,31 @@
 Design (dither modulation on a frame-relative chip grid, placed by a just-noticeable-difference mask):
 
 * The frame is divided into a grid of ``rows`` × ``cols`` cells ("chips"), ``cols`` following the
-  aspect ratio, so the grid scales with the picture and survives resizing without any search.
-  There are two densities (:class:`ChipGrid`): the coarse grid (48 rows), whose large chips survive
-  the most, and the fine grid (128 rows), used where the coarse one would carry too little — a
-  small busy picture in a large, mostly flat frame (a small face on a plain wall) spans few coarse
-  chips but many fine ones. A frame is marked on one of them; the decoder reads both.
+  aspect ratio, so the grid scales with the picture and survives resizing without any search. Two
+  densities (:class:`ChipGrid`) serve most frames: the coarse grid (48 rows), whose large chips
+  survive the most, and the fine grid (128 rows), used where the coarse one would carry too little —
+  a small busy picture in a large, mostly flat frame (a small face on a plain wall) spans few coarse
+  chips but many fine ones. Whole frames under 384 lines (``SMALL_FRAME_BELOW``) are marked on two
+  other grids together (``JOINT``): halved by a scaler that blurs (swscale's bilinear, a 4-pixel
+  tent) and re-encoded at crf 28, their coarse chips are 3 pixels across, and the blur's crosstalk
+  between neighbouring chips and the encoder's loss leave too little of the mark. There it goes on a
+  grid of 24 rows, whose 12-pixel chips keep their means through such a blur, and on a 48-row grid
+  with a smaller lattice step (7 grey levels), so that both fit within the PSNR cap; each is
+  embedded twice, correcting what the other moved. Other frames, and marks on a region (whose fewer
+  chips the two would share), are marked on the coarse or the fine grid. The decoder reads every
+  grid, and the two of ``JOINT`` also together.
 * Every chip carries one bit and a keyed dither d in [0, 1). Each run of chips (raster order) holds
   every bit in a keyed order, so any sizeable region carries the whole payload. On the coarse grid
-  the bits are the 48 payload bits, once each per run. The fine grid's chips are fewer and noisier:
+  the bits are the 48 payload bits, once each per run. The other grids' chips are fewer or noisier:
   there the 32 id bits go as three extended Golay codewords ([24, 12, 8], each decoded to the
   codeword its soft readings match best, which corrects what a bit-by-bit reading gets wrong), and
-  the 16 signature bits, which detection rests on, five times per run.
+  the 16 signature bits, which detection rests on, four or five times per run.
 * What is measured per chip is its *residual*: the chip's mean luma minus the mean of its 8
   neighbours (exact area means with fractional pixel edges, so a resized frame measures the same).
 * Embedding is informed quantisation (dither modulation): each chip's residual is moved to the
-  nearest point of its bit's lattice ``STEP · (k + d + bit/2)``. The picture does not interfere with
-  the reading (whatever the residual was, it ends on the lattice), so busy picture, which carries
-  the mark, is no noise to it.
+  nearest point of its bit's lattice ``step · (k + d + bit/2)`` (``STEP``, or the grid's own). The
+  picture does not interfere with the reading (whatever the residual was, it ends on the lattice),
+  so busy picture, which carries the mark, is no noise to it.
 * Where the change goes is a JND mask computed from the picture: texture masking (the contrast of
   the fine detail around each point — the std of the high-passed luma — above a floor, so flat
   picture gets exactly nothing), eroded so that it does not bleed from an edge into a flat
@@ -31,14 +39,27 @@ Design (dither modulation on a frame-relative chip grid, placed by a just-notice
   of the way. The embedder runs the decoder's own measurement on the marked picture (at analysis
   resolution) and corrects, a few times. No pixel changes by more than ``MAX_CHANGE`` grey
   levels, and the total change is capped at PSNR ≥ ``MIN_PSNR_DB``.
-* The decoder reads each chip as a phasor ``exp(2πi · residual / STEP)``, weighted by its own
+* The decoder reads each chip as a phasor ``exp(2πi · residual / step)``, weighted by its own
   estimate of the chip's texture gain (flat chips carry nothing and weigh nothing), and sums over
   frames, for each grid. A bit's soft value is the sum of ``Re(phasor · exp(-2πi d))`` over its chips.
 * Detection correlates the known signature bits: ``z = Σ Re(P · exp(-2πi (d + bit/2))) / sqrt(Σ |P|² / 2)``
   over the signature chips. Under "no watermark" the keyed dithers are uniform and independent of
   the picture, so each term is |P| cos(uniform), sub-Gaussian with variance proxy |P|²/2, and
   P(z > t) ≤ exp(-t²/2) for any picture. The scan over grids, candidate regions and grid widths is
-  covered by a union bound (:func:`false_alarm_bound`).
+  covered by a union bound (:func:`false_alarm_bound`). The joint grids are also scanned together:
+  their scores and energies summed (a sum of the same terms), the id decoded from their soft values
+  summed, each weighted by its grid's score per unit of energy in the window.
+* The id is only reported when it is read clearly (``ID_MARGIN``): in the decoding window, each
+  code block's chosen word must beat its runner-up (a Golay block's next-best codeword; an uncoded
+  id bit's other value) by at least ``ID_MARGIN`` times the std the noise gives that difference.
+  The noise is measured across the lattice: a chip's phasor turned to its dither carries its bit on
+  the real axis and only noise on the imaginary one, so the window's imaginary parts give the noise
+  per unit of squared magnitude. A confirmed mark whose id falls short says "id unreadable" rather
+  than a guess. Over 308 confirmed, attacked copies (half size by 7 scalers at crf 23 and 28,
+  single frames of crf-28 re-encodes, two embedder variants) the 43 wrongly decoded ids had
+  margins ≤ 0.76 (a first estimate of the noise, fitted on the signature chips alone, let one
+  through at 1.17); ``ID_MARGIN`` is 1.2. The id is taken from whichever confirmed grid (or pair)
+  reads it most clearly.
 
 Visibility is measured by :func:`flat_area_visibility`: the std of the luma change over flat picture.
 Marks made before this design (deepswap-watermark-v1, spread spectrum) are not read.
@@ -77,9 +98,13 @@ MAX_GAIN = 5.0  # before luminance masking
 EDGE_EROSION = 3  # analysis samples the gain is kept back from flat picture
 FULL_WEIGHT_GAIN = 1.0  # chips with at least this gain count fully in the decoder
 FINE_BELOW = 200.0  # full-weight chips of the coarse grid below which a frame is marked on the fine grid
+SMALL_FRAME_BELOW = 384  # lines: halved, such a frame has coarse chips under 4 pixels
+JOINT_ROUNDS = 2  # each grid of a small frame is embedded twice, correcting what the other moved
 MAX_CHANGE = 8.0  # grey levels, any pixel
 MIN_PSNR_DB = 40.5
 Z_THRESHOLD = 8.0
+ID_MARGIN = 1.2  # a code block's decoding margin, in its estimated noise std, below which the id is unreadable
+MIN_WINDOW_ENERGY = 0.5  # signature energy a window must hold to be scored: one full-weight chip of one frame
 FLAT_BLOCK = 16
 FLAT_STD = 2.0
 PIXEL_WINDOW = 9  # pixels: the window of the pixel-scale flatness measure
@@ -99,7 +124,7 @@ class ChipGrid:
     """One density of the frame-relative chip grid: ``rows`` rows of square-ish chips, each run of
     chips holding the signature bits ``signature_copies`` times and the id bits once. Frames are
     marked on it when its chips are at least ``embed_from`` pixels across and read when at least
-    ``read_from`` (a halved frame)."""
+    ``read_from`` (a halved frame); ``step`` is the spacing of its chips' lattice, grey levels."""
 
     key: str
     rows: int
@@ -107,6 +132,7 @@ class ChipGrid:
     coded: bool
     embed_from: float
     read_from: float
+    step: float = STEP
 
     def shape(self, height: int, width: int) -> tuple[int, int]:
         """(rows, cols) of the grid on a frame of this size."""
@@ -120,7 +146,10 @@ class ChipGrid:
 
 COARSE = ChipGrid("", 48, 1, False, 0.0, 0.0)  # the key of the first design: its marks read the same
 FINE = ChipGrid("fine:", 128, 5, True, 3.0, 1.5)
-GRIDS = (COARSE, FINE)
+LARGE_CHIPS = ChipGrid("large:", 24, 4, True, 0.0, 0.0)
+CODED = ChipGrid("coded:", 48, 5, True, 0.0, 0.0, 7.0)
+GRIDS = (COARSE, FINE, LARGE_CHIPS, CODED)
+JOINT = (LARGE_CHIPS, CODED)  # embedded together on small frames, read together too
 
 
 def new_output_id() -> str:
@@ -156,6 +185,12 @@ def _message_bits(bits: np.ndarray) -> np.ndarray:
     return np.concatenate([bits, padding]).reshape(GOLAY_BLOCKS, GOLAY_MESSAGE)
 
 
+def _block_words(block: int) -> int:
+    """How many messages a Golay block of the id can hold: its message bits past the id are the
+    zero padding, so the last block (8 id bits) is one of 256 codewords, not 4096."""
+    return 2 ** min(GOLAY_MESSAGE, ID_BITS - block * GOLAY_MESSAGE)
+
+
 def _encode(grid: ChipGrid, payload: np.ndarray) -> np.ndarray:
     """The bits a grid's chips carry (``grid.symbols`` of them) for a 48-bit payload."""
     if not grid.coded:
@@ -166,14 +201,36 @@ def _encode(grid: ChipGrid, payload: np.ndarray) -> np.ndarray:
 
 def _decode(grid: ChipGrid, soft: np.ndarray) -> np.ndarray:
     """The 48-bit payload from the symbols' soft values (positive: 0): each Golay block is decoded
-    to the codeword that correlates best with it (maximum likelihood)."""
+    to the codeword that correlates best with it (maximum likelihood), among those its padding
+    allows (:func:`_block_words`)."""
     hard = (soft < 0).astype(np.uint8)
     if not grid.coded:
         return hard
     signs = 1 - 2.0 * _golay_codewords()
-    messages = np.argmax(soft[SIGNATURE_BITS:].reshape(GOLAY_BLOCKS, GOLAY_LENGTH) @ signs.T, axis=1)
+    blocks = soft[SIGNATURE_BITS:].reshape(GOLAY_BLOCKS, GOLAY_LENGTH)
+    messages = np.array([np.argmax(signs[:_block_words(k)] @ block) for k, block in enumerate(blocks)])
     id_bits = (messages[:, None] >> np.arange(GOLAY_MESSAGE)) & 1
     return np.concatenate([hard[:SIGNATURE_BITS], id_bits.ravel()[:ID_BITS]]).astype(np.uint8)
+
+
+def _id_margin(grid: ChipGrid, soft: np.ndarray, variance: np.ndarray) -> float:
+    """How clearly the id was decoded: the smallest margin over its code blocks between the decoded
+    word and the runner-up, in the std the noise gives that difference (``variance``: per symbol, the
+    noise variance of its soft value). An uncoded id's blocks are its bits; a Golay block's
+    runner-up is the codeword that correlates next best."""
+    soft, variance = soft[SIGNATURE_BITS:], variance[SIGNATURE_BITS:]
+    if not grid.coded:
+        return float(np.min(np.abs(soft[:ID_BITS]) / np.sqrt(np.maximum(variance[:ID_BITS], 1e-12))))
+    signs = 1 - 2.0 * _golay_codewords()
+    margins = []
+    for k, (block, noise) in enumerate(zip(soft.reshape(GOLAY_BLOCKS, GOLAY_LENGTH),
+                                           variance.reshape(GOLAY_BLOCKS, GOLAY_LENGTH))):
+        correlation = signs[:_block_words(k)] @ block
+        best, second = np.argpartition(-correlation, 1)[:2]
+        differ = signs[best] != signs[second]
+        spread = 2 * math.sqrt(max(float(noise[differ].sum()), 1e-12))
+        margins.append((correlation[best] - correlation[second]) / spread)
+    return float(min(margins))
 
 
 _SIGNATURE_SIGNS = 1 - 2.0 * _payload("0" * (ID_BITS // 4))[:SIGNATURE_BITS]
@@ -313,6 +370,11 @@ def _analyse(small: np.ndarray) -> _Analysis:
     return _Analysis(_residual(_block_means(small)), _block_means(gain), gain)
 
 
+def _chip_residual(picture: np.ndarray, rows: int, cols: int) -> np.ndarray:
+    """Per chip of a rows × cols grid, the residual the decoder measures in a picture."""
+    return _residual(_block_means(_analysis_image(_integral(picture), rows, cols)))
+
+
 def _spread(chip_values: np.ndarray) -> np.ndarray:
     """Chip values as a picture at analysis resolution (each chip's samples carry its value)."""
     rows, cols = chip_values.shape
@@ -421,15 +483,15 @@ class Watermarker:
         self.bits = _payload(output_id)
         self._symbols = {grid: _encode(grid, self.bits) for grid in GRIDS}
 
-    def chip_amplitudes(self, host: _Host, frame_size: tuple[int, int]) -> np.ndarray:
-        """Per chip, the amplitude (in units of the gain map) that moves its residual onto the
+    def chip_amplitudes(self, host: _Host, residual: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
+        """Per chip, the amplitude (in units of the gain map) that moves its ``residual`` onto the
         nearest lattice point of its bit, within ±MAX_AMPLITUDE; found by reading back the change
         the way the decoder does."""
-        rows, cols = host.analysis.residual.shape
+        rows, cols = residual.shape
         bit_of_chip, dither = _layout(host.grid, cols)
         offset = dither + 0.5 * self._symbols[host.grid][bit_of_chip]
-        residual = host.analysis.residual
-        wanted = STEP * (np.round(residual / STEP - offset) + offset) - residual
+        step = host.grid.step
+        wanted = step * (np.round(residual / step - offset) + offset) - residual
         usable = host.area.chips * (host.chip_gain > 0)
         per_unit = _own_response(*frame_size, rows, cols) * np.maximum(host.chip_gain, 1e-3)
         round_trip = _round_trip(*frame_size, rows, cols)
@@ -445,7 +507,8 @@ class Watermarker:
         """Watermark an RGB uint8 frame in place (and return it); ``region``: box (x0, y0, x1, y1),
         an H×W mask (0..1 float or 0..255 uint8) or None for the whole frame. The frame is marked on
         the coarse grid, or on the fine one when the area offers fewer than ``FINE_BELOW`` full-weight
-        chips of the coarse grid and the frame is tall enough for fine chips."""
+        chips of the coarse grid and the frame is tall enough for fine chips; whole frames under
+        ``SMALL_FRAME_BELOW`` lines carry the grids of ``JOINT``."""
         if frame_rgb.dtype != np.uint8 or frame_rgb.ndim != 3 or frame_rgb.shape[2] != 3:
             raise ValueError("embed expects an H×W×3 uint8 RGB frame")
         height, width = frame_rgb.shape[:2]
@@ -456,13 +519,22 @@ class Watermarker:
         if area.pixels == 0:
             return frame_rgb
         if host.capacity < FINE_BELOW and height >= FINE.embed_from * FINE.rows:
-            host = _host(FINE, luma, veto, region)
-        amplitude = self.chip_amplitudes(host, (height, width))
-        marks = _spread(amplitude) * host.analysis.gain
-        marks = cv2.resize(marks, veto.shape[::-1], interpolation=cv2.INTER_LINEAR) * veto
-        pattern = _to_frame(marks, height, width)[area.rows, area.cols]
-        if area.weight is not None:
-            pattern *= area.weight
+            hosts = [_host(FINE, luma, veto, region)]
+        elif height < SMALL_FRAME_BELOW and region is None:
+            hosts = [_host(grid, luma, veto, region) for grid in JOINT] * JOINT_ROUNDS
+        else:
+            hosts = [host]
+        marked = luma.astype(np.float32)
+        for index, each in enumerate(hosts):
+            residual = each.analysis.residual if index == 0 else _chip_residual(marked, *each.analysis.residual.shape)
+            amplitude = self.chip_amplitudes(each, residual, (height, width))
+            marks = _spread(amplitude) * each.analysis.gain
+            marks = cv2.resize(marks, veto.shape[::-1], interpolation=cv2.INTER_LINEAR) * veto
+            change = _to_frame(marks, height, width)[area.rows, area.cols]
+            if area.weight is not None:
+                change *= area.weight
+            marked[area.rows, area.cols] += change
+        pattern = marked[area.rows, area.cols] - luma[area.rows, area.cols]
         np.clip(pattern, -MAX_CHANGE, MAX_CHANGE, out=pattern)
         rms = math.sqrt(cv2.norm(pattern, cv2.NORM_L2SQR) / area.pixels)
         limit = 255.0 / 10 ** (MIN_PSNR_DB / 20)
@@ -504,7 +576,10 @@ def flat_area_visibility(original: np.ndarray, marked: np.ndarray, block: int = 
 
 @dataclass(frozen=True)
 class WatermarkResult:
-    """What the detector found. ``confidence`` is the signature z-score (≈ N(0, 1) without a mark)."""
+    """What the detector found. ``confidence`` is the signature z-score (≈ N(0, 1) without a mark).
+    ``id_confidence``: the id's smallest code-block margin in noise std (:func:`_id_margin`);
+    ``output_id`` is None when the mark is not found, and also when it is found but its id is not
+    read clearly (``id_confidence`` under ``ID_MARGIN``): an unreadable id, never a guessed one."""
 
     found: bool
     confidence: float
@@ -512,6 +587,12 @@ class WatermarkResult:
     bits: np.ndarray
     frames: int
     region: tuple[float, float, float, float]
+    id_confidence: float = 0.0
+
+    @property
+    def id_unreadable(self) -> bool:
+        """The mark is confirmed but its output id could not be read with confidence."""
+        return self.found and self.output_id is None
 
     @property
     def false_alarm_bound(self) -> float:
@@ -523,7 +604,7 @@ def _window_count() -> int:
     positions = sum(
         (_WINDOW_STEPS - round(h * _WINDOW_STEPS) + 1) * (_WINDOW_STEPS - round(w * _WINDOW_STEPS) + 1)
         for h in _WINDOW_FRACTIONS for w in _WINDOW_FRACTIONS)
-    return 3 * len(GRIDS) * positions
+    return 3 * (len(GRIDS) + 1) * positions
 
 
 def false_alarm_bound(z: float) -> float:
@@ -562,54 +643,125 @@ class WatermarkDetector:
                 else:
                     continue
                 total = self._sums.setdefault((grid, candidate), np.zeros(residual.shape, np.complex64))
-                angle = residual * np.float32(2 * np.pi / STEP)
+                angle = residual * np.float32(2 * np.pi / grid.step)
                 total.real += weight * np.cos(angle)
                 total.imag += weight * np.sin(angle)
         self.frames += 1
 
     def result(self) -> WatermarkResult:
-        """Best-scoring grid, grid width and region; ``found`` when z clears ``Z_THRESHOLD``."""
+        """Best-scoring grid (or pair of grids read together), grid width and region; ``found``
+        when z clears ``Z_THRESHOLD``."""
         if not self._sums:
             return WatermarkResult(False, 0.0, None, np.zeros(PAYLOAD_BITS, np.uint8), 0, (0, 0, 1, 1))
-        best = max((_scan(grid, total) for (grid, _), total in self._sums.items()), key=lambda found: found[0])
-        z, bits, box = best
+        readings = {key: _Reading.of(key[0], total) for key, total in self._sums.items()}
+        candidates = [[reading] for reading in readings.values()]
+        for width_offset in (-1, 0, 1):
+            pair = [readings.get((grid, grid.shape(*self._shape)[1] + width_offset)) for grid in JOINT]
+            if all(pair):
+                candidates.append(pair)
+        scans = [_scan(candidate) for candidate in candidates]
+        z, bits, box, margin = max(scans, key=lambda found: found[0])
         found = z >= Z_THRESHOLD
-        return WatermarkResult(found, z, _output_id(bits) if found else None, bits, self.frames, box)
+        if found:  # the id is read from whichever confirmed grid (or pair) reads it most clearly
+            _, bits, _, margin = max((each for each in scans if each[0] >= Z_THRESHOLD), key=lambda found: found[3])
+        output_id = _output_id(bits) if found and margin >= ID_MARGIN else None
+        return WatermarkResult(found, z, output_id, bits, self.frames, box, margin)
 
 
-def _scan(grid: ChipGrid, total: np.ndarray) -> tuple[float, np.ndarray, tuple[float, float, float, float]]:
-    """Max signature z over windows of the chip grid; decoded bits inside the best window."""
-    rows, cols = total.shape
-    bit_of_chip, dither = _layout(grid, cols)
-    aligned = (total * np.exp(-2j * np.pi * dither)).real
-    score = _table(_signature_signs(grid)[bit_of_chip] * aligned)
-    energy = _table((bit_of_chip < SIGNATURE_BITS) * np.abs(total) ** 2 / 2)
+@dataclass(frozen=True)
+class _Reading:
+    """One grid's accumulated phasors, aligned to its dithers: summed-area tables of the signature
+    score and energy, for the scan's windows."""
 
-    best = (-np.inf, (0, 0, rows, cols))
+    grid: ChipGrid
+    bit_of_chip: np.ndarray
+    aligned: np.ndarray
+    quadrature: np.ndarray
+    magnitude: np.ndarray
+    score: np.ndarray
+    energy: np.ndarray
+
+    @classmethod
+    def of(cls, grid: ChipGrid, total: np.ndarray) -> _Reading:
+        bit_of_chip, dither = _layout(grid, total.shape[1])
+        rotated = total * np.exp(-2j * np.pi * dither)
+        aligned, magnitude = rotated.real, np.abs(total)
+        score = _table(_signature_signs(grid)[bit_of_chip] * aligned)
+        energy = _table((bit_of_chip < SIGNATURE_BITS) * magnitude ** 2 / 2)
+        return cls(grid, bit_of_chip, aligned, rotated.imag, magnitude, score, energy)
+
+    def edges(self, steps: np.ndarray, axis: int) -> np.ndarray:
+        """Chip index of each window edge given in 1/``_WINDOW_STEPS`` of the frame."""
+        return steps * self.aligned.shape[axis] // _WINDOW_STEPS
+
+    def window_sums(self, top: np.ndarray, left: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """Signature score and energy of every window of ``height`` × ``width`` steps (top × left)."""
+        t, b = self.edges(top, 0)[:, None], self.edges(top + height, 0)[:, None]
+        l, r = self.edges(left, 1)[None], self.edges(left + width, 1)[None]
+        return _box_sum(self.score, t, b, l, r), _box_sum(self.energy, t, b, l, r)
+
+    def reliability(self, box: tuple[int, int, int, int]) -> float:
+        """How much this grid's readings say inside a window: its signature score per unit of energy
+        (never 0, so that a single reading still decodes)."""
+        y0, x0, y1, x1 = box
+        score, energy = self.window_sums(np.array([y0]), np.array([x0]), y1 - y0, x1 - x0)
+        return max(float(score[0, 0] / max(energy[0, 0], 1e-12)), 1e-6)
+
+    def soft(self, box: tuple[int, int, int, int]) -> np.ndarray:
+        """Per symbol, the sum of its chips' aligned readings inside a window (top, left, bottom, right in steps)."""
+        bits, values, _ = self._inside(box)
+        return np.bincount(bits, weights=values, minlength=self.grid.symbols)
+
+    def noise(self, box: tuple[int, int, int, int]) -> np.ndarray:
+        """Per symbol, the noise variance of its soft value inside a window: a chip's phasor, turned
+        to its lattice, carries its bit along the real axis and only noise across it, so the window's
+        quadrature readings (any bit) give the noise per unit of squared magnitude, and a symbol's
+        variance is that times its chips' squared magnitudes."""
+        bits, _, magnitude = self._inside(box)
+        y0, x0, y1, x1 = (self.edges(np.array(edge), axis) for edge, axis in zip(box, (0, 1, 0, 1)))
+        across = self.quadrature[y0:y1, x0:x1].ravel()
+        power = magnitude * magnitude
+        per_unit = float((across * across).sum()) / max(float(power.sum()), 1e-12)
+        return per_unit * np.bincount(bits, weights=power, minlength=self.grid.symbols)
+
+    def _inside(self, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        y0, x0, y1, x1 = (self.edges(np.array(edge), axis) for edge, axis in zip(box, (0, 1, 0, 1)))
+        window = (slice(y0, y1), slice(x0, x1))
+        return self.bit_of_chip[window].ravel(), self.aligned[window].ravel(), self.magnitude[window].ravel()
+
+
+def _scan(readings: list[_Reading]) -> tuple[float, np.ndarray, tuple[float, float, float, float], float]:
+    """Max signature z over windows of the frame, the readings' scores and energies summed (one
+    grid, or grids that carry the same symbols); the payload decoded inside the best window or the whole
+    frame, whichever reads the id more clearly, and the id's margin there (:func:`_id_margin`)."""
+    best = (-np.inf, (0, 0, _WINDOW_STEPS, _WINDOW_STEPS))
     for fh in _WINDOW_FRACTIONS:
         for fw in _WINDOW_FRACTIONS:
             h, w = round(fh * _WINDOW_STEPS), round(fw * _WINDOW_STEPS)
-            top = np.arange(_WINDOW_STEPS - h + 1) * rows // _WINDOW_STEPS
-            bottom = np.minimum((np.arange(_WINDOW_STEPS - h + 1) + h) * rows // _WINDOW_STEPS, rows)
-            left = np.arange(_WINDOW_STEPS - w + 1) * cols // _WINDOW_STEPS
-            right = np.minimum((np.arange(_WINDOW_STEPS - w + 1) + w) * cols // _WINDOW_STEPS, cols)
-            t, b = top[:, None], bottom[:, None]
-            s = _box_sum(score, t, b, left[None], right[None])
-            e = _box_sum(energy, t, b, left[None], right[None])
-            z = np.where(e > 0, s / np.sqrt(np.maximum(e, 1e-12)), 0.0)
+            top, left = np.arange(_WINDOW_STEPS - h + 1), np.arange(_WINDOW_STEPS - w + 1)
+            sums = [reading.window_sums(top, left, h, w) for reading in readings]
+            s, e = sum(score for score, _ in sums), sum(energy for _, energy in sums)
+            z = np.where(e >= MIN_WINDOW_ENERGY, s / np.sqrt(np.maximum(e, MIN_WINDOW_ENERGY)), 0.0)
             i, j = np.unravel_index(int(np.argmax(z)), z.shape)
             if z[i, j] > best[0]:
-                best = (float(z[i, j]), (int(top[i]), int(left[j]), int(bottom[i]), int(right[j])))
-    z, (y0, x0, y1, x1) = best
-    window = np.zeros((rows, cols), bool)
-    window[y0:y1, x0:x1] = True
-    bits = _decode(grid, np.bincount(bit_of_chip[window], weights=aligned[window], minlength=grid.symbols))
-    return z, bits, (x0 / cols, y0 / rows, x1 / cols, y1 / rows)
+                best = (float(z[i, j]), (int(top[i]), int(left[j]), int(top[i]) + h, int(left[j]) + w))
+    z, box = best
+    grid = readings[0].grid
+    margin, bits = -np.inf, np.zeros(PAYLOAD_BITS, np.uint8)
+    for where in dict.fromkeys([box, (0, 0, _WINDOW_STEPS, _WINDOW_STEPS)]):
+        weights = [reading.reliability(where) for reading in readings]
+        soft = sum(weight * reading.soft(where) for weight, reading in zip(weights, readings))
+        variance = sum(weight * weight * reading.noise(where) for weight, reading in zip(weights, readings))
+        clearness = _id_margin(grid, soft, variance)
+        if clearness > margin:
+            margin, bits = clearness, _decode(grid, soft)
+    y0, x0, y1, x1 = box
+    return z, bits, (x0 / _WINDOW_STEPS, y0 / _WINDOW_STEPS, x1 / _WINDOW_STEPS, y1 / _WINDOW_STEPS), margin
 
 
 def _table(values: np.ndarray) -> np.ndarray:
     out = np.zeros((values.shape[0] + 1, values.shape[1] + 1), np.float64)
-    out[1:, 1:] = values.cumsum(0).cumsum(1)
+    out[1:, 1:] = values.cumsum(0, dtype=np.float64).cumsum(1)
     return out
 
 
