@@ -333,4 +333,4 @@ def test_an_unnamed_output_gets_a_new_name_in_its_folder(tmp_path: Path, s1_clip
     preview = default_output(folder, clip, gif=False, preview=True)
     assert preview == folder / "previews" / clip.stem and preview.parent.is_dir() and not preview.exists()
     assert default_output(folder, Path("face.png"), gif=False, preview=False).name == "face_swapped.png"
-    assert default_output(folder, Path("face.png"), gif=True, preview=False, stem="x").name == "x_swapped.gif"
+    assert default_output(folder, Path("face.png"), gif=True, preview=False, stem="x").name == "x_swapped.png"

@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING, Any, Iterable, Literal, Sequence
 
 from .. import _io
 from ..errors import DeepswapError
-from ..filetypes import PHOTO_SUFFIXES, VIDEO_SUFFIXES
+from ..filetypes import VIDEO_SUFFIXES
 from ..progress import ProgressCallback, Reporter
 from ..workspace import WorkspaceLike
 from .options import ConvertOptions
+from .outputs import output_suffix
 
 if TYPE_CHECKING:
     from .convert import ConvertReport
@@ -116,16 +117,8 @@ def batch_outputs(inputs: Sequence[Path], folder: Path, options: ConvertOptions)
             number += 1
             name = f"{stem}_{number}_swapped"
         taken.add(name)
-        names[path] = folder / (name + _output_suffix(path, options))
+        names[path] = folder / (name + output_suffix(path, gif=options.gif, preview=options.preview is not None))
     return names
-
-
-def _output_suffix(path: Path, options: ConvertOptions) -> str:
-    if options.preview is not None or path.is_dir():
-        return ""
-    if path.suffix.lower() in PHOTO_SUFFIXES:
-        return path.suffix.lower()
-    return ".gif" if options.gif else ".mp4"
 
 
 def converted_before(record: dict[str, Any] | None, input_path: Path, options: ConvertOptions) -> bool:

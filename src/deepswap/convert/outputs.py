@@ -45,16 +45,24 @@ class OutputPlan:
 
 def default_output(folder: Path, input_path: Path, *, gif: bool, preview: bool, stem: str | None = None) -> Path:
     """Where a convert of ``input_path`` writes into ``folder`` when no output is named, never onto
-    an existing file: ``previews/STEM`` for a preview, else ``STEM_swapped`` with the input photo's
-    suffix, ``.gif`` or ``.mp4`` (``stem``: the input's own unless given). Its folder is made."""
+    an existing file: ``previews/STEM`` for a preview, else ``STEM_swapped`` with ``output_suffix``
+    (``stem``: the input's own unless given). Its folder is made."""
     stem = stem or input_path.stem
     if preview:
         (folder / "previews").mkdir(parents=True, exist_ok=True)
         return _io.unused_path(folder / "previews", stem)
     folder.mkdir(parents=True, exist_ok=True)
-    photo = input_path.suffix.lower() in PHOTO_SUFFIXES
-    suffix = ".gif" if gif else input_path.suffix.lower() if photo else ".mp4"
-    return _io.unused_path(folder, f"{stem}_swapped{suffix}")
+    return _io.unused_path(folder, f"{stem}_swapped{output_suffix(input_path, gif=gif, preview=False)}")
+
+
+def output_suffix(input_path: Path, *, gif: bool, preview: bool) -> str:
+    """The suffix of what a convert of ``input_path`` writes: none for a photo folder or preview
+    PNGs (a folder), the photo's own for a photo, else ``.gif`` or ``.mp4``."""
+    if preview or input_path.is_dir():
+        return ""
+    if input_path.suffix.lower() in PHOTO_SUFFIXES:
+        return input_path.suffix.lower()
+    return ".gif" if gif else ".mp4"
 
 
 def plan_outputs(input_path: Path, output: Path, *, gif: bool, preview: bool, force: bool) -> OutputPlan:
