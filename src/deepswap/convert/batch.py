@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import glob
 import time
-from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Literal, Sequence
@@ -22,7 +21,7 @@ from ..filetypes import VIDEO_SUFFIXES
 from ..progress import ProgressCallback, Reporter
 from ..workspace import WorkspaceLike
 from .options import ConvertOptions
-from .outputs import output_suffix
+from .outputs import distinct_names, output_suffix
 
 if TYPE_CHECKING:
     from .convert import ConvertReport
@@ -107,18 +106,11 @@ def batch_outputs(inputs: Sequence[Path], folder: Path, options: ConvertOptions)
     """Each input's output in ``folder``: ``STEM_swapped`` with ``.mp4`` (``.gif``), the photo's
     suffix, or no suffix for a photo folder or ``--preview``; a stem shared by several inputs is
     prefixed with the input's folder name (then numbered, if that is shared too)."""
-    stems = Counter(path.stem for path in inputs)
-    names: dict[Path, Path] = {}
-    taken: set[str] = set()
-    for path in inputs:
-        stem = path.stem if stems[path.stem] == 1 else f"{path.parent.name}_{path.stem}"
-        name, number = f"{stem}_swapped", 1
-        while name in taken:
-            number += 1
-            name = f"{stem}_{number}_swapped"
-        taken.add(name)
-        names[path] = folder / (name + output_suffix(path, gif=options.gif, preview=options.preview is not None))
-    return names
+    distinct = distinct_names(inputs, lambda path: f"{path.parent.name}_{path.stem}",
+                              lambda stem, number: f"{stem}_{number}_swapped" if number else f"{stem}_swapped")
+    preview = options.preview is not None
+    return {path: folder / (name + output_suffix(path, gif=options.gif, preview=preview))
+            for path, name in zip(inputs, distinct)}
 
 
 def converted_before(record: dict[str, Any] | None, input_path: Path, options: ConvertOptions) -> bool:

@@ -14,7 +14,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal, Sequence
 
 from .. import _io
 from ..errors import DeepswapError
@@ -77,6 +77,25 @@ def plan_outputs(input_path: Path, output: Path, *, gif: bool, preview: bool, fo
     return OutputPlan("video", target)
 
 
+def distinct_names(paths: Sequence[Path], shared_stem: Callable[[Path], str],
+                   name: Callable[[str, int | None], str]) -> list[str]:
+    """A different name for each of ``paths``: ``name(stem, None)`` from its stem, or from
+    ``shared_stem(path)`` where several paths share a stem, then numbered (``name(stem, 2)``, …)
+    while that name is taken."""
+    stems = Counter(path.stem for path in paths)
+    taken: set[str] = set()
+    names = []
+    for path in paths:
+        stem = path.stem if stems[path.stem] == 1 else shared_stem(path)
+        candidate, number = name(stem, None), 1
+        while candidate in taken:
+            number += 1
+            candidate = name(stem, number)
+        taken.add(candidate)
+        names.append(candidate)
+    return names
+
+
 def _plan_photos(input_path: Path, output: Path, force: bool) -> OutputPlan:
     photos = list_photos(input_path)
     if not photos:
@@ -90,17 +109,9 @@ def _plan_photos(input_path: Path, output: Path, force: bool) -> OutputPlan:
         raise DeepswapError(f"{output}: is a file; a photo folder converts into a folder")
     if output.is_dir() and os.path.samefile(output, input_path):
         raise DeepswapError(f"{output}: is the input folder; write the photos to another folder")
-    stems = Counter(photo.stem for photo in photos)
-    names: dict[str, Path] = {}
-    taken: set[str] = set()
-    for photo in photos:
-        stem = photo.stem if stems[photo.stem] == 1 else f"{photo.stem}_{photo.suffix.lstrip('.').lower()}"
-        name, number = f"{stem}.png", 1
-        while name in taken:
-            number += 1
-            name = f"{stem}_{number}.png"
-        taken.add(name)
-        names[photo.name] = output / name
+    distinct = distinct_names(photos, lambda photo: f"{photo.stem}_{photo.suffix.lstrip('.').lower()}",
+                              lambda stem, number: f"{stem}_{number}.png" if number else f"{stem}.png")
+    names = {photo.name: output / name for photo, name in zip(photos, distinct)}
     for target in names.values():
         _check_file(target, input_path, force)
     return OutputPlan("photos", output, names)
