@@ -590,11 +590,6 @@ class WatermarkResult:
     id_confidence: float = 0.0
 
     @property
-    def id_unreadable(self) -> bool:
-        """The mark is confirmed but its output id could not be read with confidence."""
-        return self.found and self.output_id is None
-
-    @property
     def false_alarm_bound(self) -> float:
         """Upper bound on the chance an unmarked input scores this high (union over the scan)."""
         return false_alarm_bound(self.confidence)
