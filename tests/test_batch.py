@@ -62,6 +62,7 @@ def test_inputs_are_files_folders_and_globs_and_outputs_never_collide(s1_clips, 
     assert len(set(names)) == len(names)
 
 
+@pytest.mark.slow
 def test_cli_batch_summary_exit_code_and_resume_after_a_kill(trained_workspace, s1_clips, tmp_path):
     out = tmp_path / "out"
     clips = [str(clip) for clip in s1_clips[:3]]

@@ -17,6 +17,7 @@ from deepswap.verify import verify_file
 from deepswap.video import probe_video
 
 ray = pytest.importorskip("ray", reason='Ray is not installed (pip install "deepswap[cluster]")')
+pytestmark = pytest.mark.slow  # starting a local cluster and its workers: about 20 s
 
 
 @pytest.fixture(scope="module", autouse=True)
