@@ -153,13 +153,18 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 def write_image(path: str | os.PathLike[str], rgb: np.ndarray, params: Sequence[int] = (), durable: bool = True) -> None:
     """Write an RGB (or single-channel) uint8 image; the format follows the suffix (``params``: OpenCV's
     encoder flags, e.g. PNG compression; ``durable``: see ``atomic_path``)."""
+    write_bytes(path, encode_image(rgb, Path(path).suffix or ".png", params, str(path)), durable)
+
+
+def encode_image(rgb: np.ndarray, suffix: str = ".png", params: Sequence[int] = (), name: str = "image") -> bytes:
+    """An RGB (or single-channel) uint8 image encoded as a ``suffix`` file's bytes (``name``: for the error)."""
     import cv2
 
     image = rgb if rgb.ndim == 2 else cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-    ok, encoded = cv2.imencode(Path(path).suffix or ".png", image, list(params))
+    ok, encoded = cv2.imencode(suffix, image, list(params))
     if not ok:
-        raise OSError(f"{path}: could not encode image")
-    write_bytes(path, encoded.tobytes(), durable)
+        raise OSError(f"{name}: could not encode image")
+    return encoded.tobytes()
 
 
 def check_image_size(path: str | os.PathLike[str], data: bytes | None = None) -> None:

@@ -32,9 +32,10 @@ class Declared:
     ``name``: the field's (set by ``declared``); ``flag``: the command line's name (default
     ``--field-name``); ``label``: the web form's (default: the field name in words); ``minimum``
     / ``maximum`` (``above``: the value must be greater than ``minimum``); ``choices``; ``meaning``:
-    what a number is, said in a range error ("a fraction of the face"); ``cli`` / ``form``: whether
-    the command line / the web form offer it (an option in neither is the library's alone, but still
-    checked)."""
+    what a number is, said in a range error ("a fraction of the face"); ``bare``: the value of a
+    text option given on the command line without one (``--ray`` alone: "auto"), as in click's
+    options with an optional value; ``cli`` / ``form``: whether the command line / the web form
+    offer it (an option in neither is the library's alone, but still checked)."""
 
     help: str
     flag: str = ""
@@ -44,6 +45,7 @@ class Declared:
     maximum: float | None = None
     above: bool = False
     meaning: str = ""
+    bare: str | None = None
     cli: bool = True
     form: bool = True
     name: str = ""

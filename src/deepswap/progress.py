@@ -103,6 +103,11 @@ class Reporter:
         """A line of text for the user."""
         self._emit("note", task=self._task, message=message)
 
+    def relay(self, event: ProgressEvent) -> None:
+        """Pass on an event another reporter made (a worker process's, for its own task)."""
+        if self._send is not None:
+            self._send(event)
+
     def file(self, path: str | Path, message: str) -> None:
         """A file worth looking at was written."""
         self._emit("file", task=self._task, path=Path(path), message=message)

@@ -6,7 +6,8 @@ part on the worker's own disk and returns the part's bytes, and the driver write
 the chunk folder, where the join (``chunks``) finds them as it finds local ones. Each task asks
 for one CPU, and one GPU when the cluster has GPUs. A task whose worker dies is retried on
 another worker (Ray's ``max_retries``); a chunk that fails for a reason of its own (bad input) is
-not, and stops the run with its one-line error. Progress: the frames of each chunk as it returns.
+not, and stops the run with its one-line error. Progress: each frame as a task writes it (see
+``deepswap.parallel``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from .. import _io
 from ..errors import DeepswapError
 from ..faces import FaceAnalyzer, Identity, IdentityTracker
+from ..parallel import connect, run_on_ray
 from ..workspace import PersonKey, other_person
 from .chunks import Chunk, convert_chunk, part_counts, record_part
 from .options import ConvertOptions, ReplaceSettings
@@ -29,8 +31,6 @@ if TYPE_CHECKING:
     from ..train import Swapper
     from ..video import VideoInfo
     from .workers import ChunkTask
-
-RETRIES = 2
 
 
 @dataclass(frozen=True)
@@ -69,46 +69,24 @@ class SwapKit:
                             other_person(self.replaced), settings)
 
 
-def connect(address: str) -> Any:
-    """Ray, connected to the cluster at ``address`` ('auto': the one this machine belongs to;
-    'local': a new one on this machine), or to the one this process has already joined."""
-    try:
-        import ray
-    except ImportError:
-        raise DeepswapError('--ray needs the cluster extra: pip install "deepswap[cluster]"') from None
-    if not ray.is_initialized():
-        try:
-            ray.init(address=None if address == "local" else address, include_dashboard=False,
-                     log_to_driver=False)
-        except (ConnectionError, RuntimeError, ValueError) as error:
-            raise DeepswapError(f"--ray {address}: cannot join the Ray cluster ({error})") from None
-    return ray
-
-
-def run_chunks_on_ray(address: str, kit: SwapKit, tasks: Sequence[ChunkTask], on_frames: Callable[[int], None]) -> None:
-    """Convert the chunk tasks on the Ray cluster at ``address``, writing each part where the task says."""
+def run_chunks_on_ray(address: str, kit: SwapKit, tasks: Sequence[ChunkTask], on_frame: Callable[[int], None]) -> None:
+    """Convert the chunk tasks on the Ray cluster at ``address``, writing each part where the task
+    says; ``on_frame(1)`` per frame a task writes, as it writes it."""
     ray = connect(address)
-    gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
-    remote = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=RETRIES)(_convert_remote_chunk)
     kit_ref = ray.put(kit)
     videos = {path: ray.put(path.read_bytes()) for path in {task.input_path for task in tasks}}
-    pending = {remote.remote(kit_ref, videos[task.input_path], task.input_path.suffix, task.chunk, task.info,
-                             task.size, task.options, _without_signing(task.label)): task for task in tasks}
-    while pending:
-        ready, _ = ray.wait(list(pending), num_returns=1)
-        task = pending.pop(ready[0])
-        try:
-            data, counts = ray.get(ready[0])
-        except ray.exceptions.RayTaskError as error:
-            cause = getattr(error, "cause", None)
-            raise DeepswapError(str(cause) if isinstance(cause, DeepswapError) else f"{task.input_path}: a Ray task "
-                                f"failed ({' '.join(str(cause or error).split())[:300]})") from None
-        except ray.exceptions.RayError as error:
-            raise DeepswapError(f"{task.input_path}: Ray gave up on chunk {task.chunk.index} "
-                                f"after {RETRIES} retries ({type(error).__name__})") from None
+    calls = [(task, (kit_ref, videos[task.input_path], task.input_path.suffix, task.chunk, task.info, task.size,
+                     task.options, _without_signing(task.label))) for task in tasks]
+
+    def write_part(task: ChunkTask, result: tuple[bytes, dict[str, int]] | DeepswapError) -> None:
+        if isinstance(result, DeepswapError):
+            raise result
+        data, counts = result
         _io.write_bytes(task.part, data)
         record_part(task.part, counts["frames"], counts["swapped"])
-        on_frames(counts["frames"])
+
+    run_on_ray(ray, _convert_remote_chunk, calls, on_frame, write_part,
+               lambda task: f"{task.input_path} (chunk {task.chunk.index})")
 
 
 def _without_signing(label: dict[str, Any]) -> dict[str, Any]:
@@ -119,12 +97,13 @@ def _without_signing(label: dict[str, Any]) -> dict[str, Any]:
 
 def _convert_remote_chunk(kit: SwapKit, video: bytes, suffix: str, chunk: Chunk, info: VideoInfo,
                           size: tuple[int, int], options: ConvertOptions,
-                          label: dict[str, Any]) -> tuple[bytes, dict[str, int]]:
-    """A Ray task: convert one chunk of a video handed over as bytes; returns the part and its counts."""
+                          label: dict[str, Any], messages: Any) -> tuple[bytes, dict[str, int]]:
+    """A Ray task: convert one chunk of a video handed over as bytes, putting a 1 on ``messages``
+    per frame written; returns the part and its counts."""
     with tempfile.TemporaryDirectory(prefix="deepswap-chunk-") as folder:
         source = Path(folder) / f"input{suffix}"
         source.write_bytes(video)
         part = Path(folder) / "part.mp4"
         convert_chunk(source, chunk, part, kit.replacer(options.replace), info, size,
-                      replace(options, workers=1, ray=None), label, lambda swapped: None)
+                      replace(options, workers=1, ray=None), label, lambda swapped: messages.put(1))
         return part.read_bytes(), part_counts(part)  # type: ignore[return-value]

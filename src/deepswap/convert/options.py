@@ -78,9 +78,10 @@ class ConvertOptions:
     workers: int | None = option(None, minimum=1, maximum=256, form=False,
                                  help="Local processes converting the chunks of a long video, or a batch's inputs, side by "
                                       "side; each takes about 2 GiB at 720p. Default: one per core, as memory allows.")
-    ray: str | None = option(None, form=False, meaning="a Ray cluster address",
-                             help="Convert the chunks of a long video on the Ray cluster at this address ('auto': the "
-                                  "cluster this machine belongs to; 'local': start one here). Needs the cluster extra.")
+    ray: str | None = option(None, form=False, bare="auto", meaning="a Ray cluster address",
+                             help="Convert the chunks of a long video, or a batch's inputs, on the Ray cluster at this "
+                                  "address ('auto', or the option alone: the cluster this machine belongs to, else a new "
+                                  "one here; 'local': a new one here). Needs the cluster extra.")
     sign_cert: Path | None = option(None, form=False,
                                     help="Sign the Content Credentials with this certificate chain (PEM, signing certificate "
                                          "first). Default: settings sign_cert, else your self-made one.")

@@ -15,7 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import cv2
 import numpy as np
@@ -106,7 +106,8 @@ def extract(workspace: WorkspaceLike, options: ExtractOptions | None = None,
 
 
 class _PersonExtraction:
-    """Extraction of one person's sources into their faces folder."""
+    """Extraction of one person's sources into their faces folder (the only writer of that folder
+    and its alignments.json: sources extracted by workers are merged here)."""
 
     def __init__(self, workspace: Workspace, key: PersonKey, analyzer: FaceAnalyzer, options: ExtractOptions,
                  reporter: Reporter) -> None:
@@ -114,34 +115,34 @@ class _PersonExtraction:
         self.key = key
         self.name = workspace.persons[key].name
         self.analyzer = analyzer
-        self.fps = options.fps
+        self.options = options
         self.reporter = reporter
         self.folder = workspace.faces_dir(key)
         self.report = PersonReport(key)
-        self.force = options.force
-        self.identity_every = options.identity_every
         self.faceset = FaceSet.empty(self.folder, workspace.face_size)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="deepswap-write")
         self._pending: list[Future[None]] = []
         self._saved_at = time.monotonic()
 
     def run(self) -> PersonReport:
-        with self._timed("setup"):
+        with timed(self.report.times, "setup"):
             identity = self._open()
-        tracker = IdentityTracker(identity, self.analyzer.encoder, recheck_every=self.identity_every)
         sources = self.workspace.persons[self.key].sources
         todo = [source for source in sources if self._needs_work(source)]
+        for source in todo:
+            self._delete_unrecorded(source.id)
         try:
-            for source in todo:
-                try:
-                    self._extract_source(source, tracker)
-                except DeepswapError as error:  # the other sources are still extracted; a re-run retries this one
-                    self.report.failed[source.uri] = str(error)
+            workers = self._workers(todo)
+            if self.options.ray or workers > 1:
+                from .workers import extract_elsewhere
+
+                extract_elsewhere(self, todo, identity, workers)
+            else:
+                self._extract_here(todo, identity)
         finally:
             self._flush()
             self._writer.shutdown()
             self.faceset.save()
-        self.report.embedded = tracker.embedded
         self.report.faces = len(self.faceset)
         self.report.sources = {s.id: dict(self.faceset.sources[s.id]) for s in sources if s.id in self.faceset.sources}
         if self.report.faces == 0:
@@ -149,6 +150,27 @@ class _PersonExtraction:
                                 "add footage that shows the face clearly" + ("" if identity.origin == "footage"
                                                                              else " or check the --reference photo"))
         return self.report
+
+    def _workers(self, todo: list[Source]) -> int:
+        """Worker processes for ``todo``: ``--workers``, else as many as fit the machine and as
+        the footage pays the start of (``workers.default_workers``)."""
+        if self.options.workers is not None or len(todo) < 2:
+            return min(self.options.workers or 1, max(1, len(todo)))
+        from .workers import default_workers
+
+        frames = sum(self.frame_estimate(source) or 0 for source in todo)
+        return default_workers(len(todo), frames)
+
+    def _extract_here(self, todo: list[Source], identity: Identity) -> None:
+        """Extract ``todo`` in this process, one source after another."""
+        tracker = IdentityTracker(identity, self.analyzer.encoder, recheck_every=self.options.identity_every)
+        scan = FrameScan(self.name, self.analyzer, tracker, self.report, self.reporter, self._note)
+        for source in todo:
+            try:
+                self._extract_source(source, scan)
+            except DeepswapError as error:  # the other sources are still extracted; a re-run retries this one
+                self.report.failed[source.uri] = str(error)
+        self.report.embedded += tracker.embedded
 
     def _open(self) -> Identity:
         """Load the earlier extraction and settle the identity to keep.
@@ -160,7 +182,7 @@ class _PersonExtraction:
         reference = self.workspace.reference_path(self.key)
         digest = hashlib.sha1(reference.read_bytes()).hexdigest() if reference and reference.is_file() else None
         wanted = {"origin": "reference" if reference else "footage", "reference_sha1": digest, "threshold": threshold}
-        earlier = None if self.force else FaceSet.load(self.folder)
+        earlier = None if self.options.force else FaceSet.load(self.folder)
         if earlier is not None and earlier.face_size != self.workspace.face_size:
             self._note(f"face size changed from {earlier.face_size} to {self.workspace.face_size}: extracting again")
             earlier = None
@@ -209,111 +231,76 @@ class _PersonExtraction:
             self._note(f"{source.uri}: footage not available ({hint}); skipped")
             return False
         state = self.faceset.sources.get(source.id)
-        if state is not None and state["complete"] and state.get("fps") == self._fps(source):
+        if state is not None and state["complete"] and state.get("fps") == self.fps(source):
             self.reporter.note(f"{self.key}: {_short(source.uri)} done before ({state['faces']} faces)")
             return False
         return True
 
-    def _fps(self, source: Source) -> float | None:
-        return None if source.kind == "photos" else self.fps
+    def fps(self, source: Source) -> float | None:
+        """The frame rate ``source`` is sampled at (None: every frame; photos are all taken)."""
+        return None if source.kind == "photos" else self.options.fps
 
-    def _extract_source(self, source: Source, tracker: IdentityTracker) -> None:
-        fps = self._fps(source)
+    def frame_estimate(self, source: Source) -> int | None:
+        return _frame_estimate(self.workspace, self.key, source, self.fps(source))
+
+    def source_state(self, source: Source) -> dict[str, Any]:
+        """The extraction state of ``source`` in alignments.json (a fresh one when it has none at
+        this frame rate), its face count recounted."""
         state = self.faceset.sources.get(source.id)
-        if state is None or state.get("fps") != fps:
+        if state is None or state.get("fps") != self.fps(source):
             state = {"uri": source.uri, "complete": False, "frames": 0, "faces": 0, "skipped_no_face": 0,
-                     "skipped_other_person": 0, "fps": fps, "last_frame": -1}
+                     "skipped_other_person": 0, "fps": self.fps(source), "last_frame": -1}
             self.faceset.sources[source.id] = state
         state["faces"] = sum(1 for record in self.faceset.faces.values() if record["source"] == source.id)
-        self._delete_unrecorded(source.id)
-        done = set(self.faceset.faces) | set(self.faceset.removed)
-        self.reporter.task(f"{self.key}: {_short(source.uri)}", total=_frame_estimate(self.workspace, self.key, source, fps),
-                           unit="frames", done=state["frames"])
-        tracker.reset()
-        for frame in self._timed_frames(source, fps):
-            if frame.index <= state["last_frame"]:
-                continue
-            name = face_id(source.id, frame.index)
-            if name not in done:
-                if source.kind == "photos":
-                    tracker.reset()
-                outcome, record, images = self._extract_frame(frame, tracker)
-                if record is not None:  # written before it is recorded: a listed face always has its files
-                    self._write(name, *images)
-                    self.faceset.faces[name] = {"source": source.id, **record}
-                state[outcome] += 1
-                self.report.new_faces += outcome == "faces"
-                self.report.skipped_no_face += outcome == "skipped_no_face"
-                self.report.skipped_other_person += outcome == "skipped_other_person"
-            state["frames"] += 1
-            state["last_frame"] = frame.index
-            self.reporter.update(state["frames"], values={
-                "faces": state["faces"], "skipped": state["skipped_no_face"] + state["skipped_other_person"]})
+        return state
+
+    def known_faces(self, source: Source) -> set[str]:
+        """The faces of ``source`` extracted or removed before (a resumed extraction skips them)."""
+        prefix = f"{source.id}_"
+        return {name for name in (*self.faceset.faces, *self.faceset.removed) if name.startswith(prefix)}
+
+    def task_name(self, source: Source) -> str:
+        return f"{self.key}: {_short(source.uri)}"
+
+    def _extract_source(self, source: Source, scan: FrameScan) -> None:
+        state = self.source_state(source)
+        self.reporter.task(self.task_name(source), total=self.frame_estimate(source), unit="frames",
+                           done=state["frames"])
+
+        def record(name: str, record: dict[str, Any], crop: np.ndarray, mask: np.ndarray) -> None:
+            self._write(name, crop, mask)  # written before it is recorded: a listed face always has its files
+            self.faceset.faces[name] = {"source": source.id, **record}
+
+        def save_now_and_then() -> None:
             if time.monotonic() - self._saved_at > SAVE_EVERY_S:
                 self._flush()
                 self.faceset.save()
                 self._saved_at = time.monotonic()
-        state["complete"] = True
-        self.reporter.finish()
-        if state["faces"] == 0:
-            self._note(f"{source.uri}: no faces of {self.name} in {state['frames']} frames "
-                       f"({state['skipped_no_face']} without any face)")
 
-    def _timed_frames(self, source: Source, fps: float | None) -> Iterator[Frame]:
-        """The source's frames, decoded ahead on a thread; ``decode`` times the waits for them.
-        Unreadable photos are reported and skipped."""
-        frames = prefetch(_source_frames(self.workspace, self.key, source, fps))
-        while True:
-            with self._timed("decode"):
-                frame = next(frames, None)
-            if frame is None:
-                return
-            if frame.image.size == 0:
-                self._note(f"{frame.name}: not a readable image; skipped (fix or remove it)")
-                continue
-            yield frame
+        start, duration = self.workspace.local_span(self.key, source)
+        frames = source_frames(self.workspace.local_path(self.key, source), source, start, duration, self.fps(source))
+        scan.source(source, frames, state, self.known_faces(source), record, save_now_and_then)
 
-    def _extract_frame(self, frame: Frame, tracker: IdentityTracker
-                       ) -> tuple[str, dict[str, Any] | None, tuple[np.ndarray, np.ndarray] | None]:
-        """Find the person in one frame: the outcome (the counter to raise: ``faces``,
-        ``skipped_no_face`` or ``skipped_other_person``), and the face's record, crop and mask."""
-        self.report.frames += 1
-        with self._timed("detect"):
-            detections = self.analyzer.detect(frame.image)
-        if not detections:
-            tracker.reset()
-            return "skipped_no_face", None, None
-        with self._timed("identity"):
-            detection, distance = tracker.select(frame.image, detections)
-        if detection is None:
-            return "skipped_other_person", None, None
-        with self._timed("landmarks"):
-            face = self.analyzer.describe(frame.image, detection)
-        with self._timed("align"):
-            crop, mask = face.crop(frame.image), face.mask()
-            blur = blur_score(crop)
-        record = {
-            "frame": frame.index, "time": round(frame.time, 4),
-            "box": np.round(face.box.astype(np.float64), 2).tolist(), "score": round(face.score, 4),
-            "landmarks": np.round(face.landmarks.astype(np.float64), 2).tolist(),
-            "matrix": np.round(face.matrix, 6).tolist(), "identity_distance": round(distance, 4), "blur": round(blur, 2),
-        }
-        if frame.name:
-            record["name"] = frame.name
-        return "faces", record, (crop, mask)
-
-    @contextmanager
-    def _timed(self, step: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.report.times[step] += time.perf_counter() - start
+    def merge(self, source: Source, result: SourceResult) -> None:
+        """Write a source extracted elsewhere (a worker's ``result``) into the faces folder and
+        alignments.json, as if it had been extracted here."""
+        for name, record, crop, mask in result.faces:
+            _io.write_bytes(self.faceset.mask_path(name), mask, durable=False)
+            _io.write_bytes(self.faceset.crop_path(name), crop, durable=False)
+            self.faceset.faces[name] = {"source": source.id, **record}
+        self.faceset.sources[source.id] = result.state
+        self.faceset.save()
+        for name in ("frames", "new_faces", "skipped_no_face", "skipped_other_person", "embedded"):
+            setattr(self.report, name, getattr(self.report, name) + getattr(result.report, name))
+        for step, seconds in result.report.times.items():
+            self.report.times[step] += seconds
+        for message in result.report.notes:
+            self._note(message)
 
     # files
     def _write(self, name: str, crop: np.ndarray, mask: np.ndarray) -> None:
         """Encode and write a crop and its mask on the writer thread (PNG, fast compression)."""
-        with self._timed("write"):
+        with timed(self.report.times, "write"):
             if len(self._pending) > 32:
                 self._pending.pop(0).result()
         self._pending.append(self._writer.submit(_write_pngs, self.faceset.crop_path(name), crop,
@@ -321,7 +308,7 @@ class _PersonExtraction:
 
     def _flush(self) -> None:
         """Wait until every crop handed to the writer is on disk (before alignments.json names it)."""
-        with self._timed("write"):
+        with timed(self.report.times, "write"):
             while self._pending:
                 self._pending.pop(0).result()
 
@@ -335,6 +322,115 @@ class _PersonExtraction:
     def _note(self, message: str) -> None:
         self.report.notes.append(message)
         self.reporter.note(f"{self.key}: {message}")
+
+
+@dataclass
+class SourceResult:
+    """A source extracted by a worker: its state for alignments.json, its new faces (name, record,
+    crop PNG, mask PNG) and the counts, step times and notes of its extraction (``report``)."""
+
+    state: dict[str, Any]
+    faces: list[tuple[str, dict[str, Any], bytes, bytes]]
+    report: PersonReport
+
+
+class FrameScan:
+    """One source's frames after another through the face pipeline, keeping the person's face in
+    each: here (``_PersonExtraction``) and in workers alike. Counts and step times go to ``report``;
+    a face found goes to ``on_face(name, record, crop, mask)``."""
+
+    def __init__(self, name: str, analyzer: FaceAnalyzer, tracker: IdentityTracker, report: PersonReport,
+                 reporter: Reporter, note: Callable[[str], None]) -> None:
+        self.name = name
+        self.analyzer = analyzer
+        self.tracker = tracker
+        self.report = report
+        self.reporter = reporter
+        self.note = note
+
+    def source(self, source: Source, frames: Iterator[Frame], state: dict[str, Any], known: set[str],
+               on_face: Callable[[str, dict[str, Any], np.ndarray, np.ndarray], None],
+               on_frame: Callable[[], None] = lambda: None) -> None:
+        """Scan the frames of ``source`` after ``state['last_frame']``, skipping ``known`` faces;
+        ``state`` is kept up to date (``complete`` at the end), progress reported per frame."""
+        self.tracker.reset()
+        for frame in self._timed(frames):
+            if frame.index <= state["last_frame"]:
+                continue
+            name = face_id(source.id, frame.index)
+            if name not in known:
+                if source.kind == "photos":
+                    self.tracker.reset()
+                outcome, record, images = self._extract_frame(frame)
+                if record is not None:
+                    on_face(name, record, *images)  # type: ignore[misc]
+                state[outcome] += 1
+                self.report.new_faces += outcome == "faces"
+                self.report.skipped_no_face += outcome == "skipped_no_face"
+                self.report.skipped_other_person += outcome == "skipped_other_person"
+            state["frames"] += 1
+            state["last_frame"] = frame.index
+            self.reporter.update(state["frames"], values={
+                "faces": state["faces"], "skipped": state["skipped_no_face"] + state["skipped_other_person"]})
+            on_frame()
+        state["complete"] = True
+        self.reporter.finish()
+        if state["faces"] == 0:
+            self.note(f"{source.uri}: no faces of {self.name} in {state['frames']} frames "
+                      f"({state['skipped_no_face']} without any face)")
+
+    def _timed(self, frames: Iterator[Frame]) -> Iterator[Frame]:
+        """The frames, decoded ahead on a thread; ``decode`` times the waits for them. Unreadable
+        photos are reported and skipped."""
+        ahead = prefetch(frames)
+        while True:
+            with timed(self.report.times, "decode"):
+                frame = next(ahead, None)
+            if frame is None:
+                return
+            if frame.image.size == 0:
+                self.note(f"{frame.name}: not a readable image; skipped (fix or remove it)")
+                continue
+            yield frame
+
+    def _extract_frame(self, frame: Frame) -> tuple[str, dict[str, Any] | None, tuple[np.ndarray, np.ndarray] | None]:
+        """Find the person in one frame: the outcome (the counter to raise: ``faces``,
+        ``skipped_no_face`` or ``skipped_other_person``), and the face's record, crop and mask."""
+        self.report.frames += 1
+        times = self.report.times
+        with timed(times, "detect"):
+            detections = self.analyzer.detect(frame.image)
+        if not detections:
+            self.tracker.reset()
+            return "skipped_no_face", None, None
+        with timed(times, "identity"):
+            detection, distance = self.tracker.select(frame.image, detections)
+        if detection is None:
+            return "skipped_other_person", None, None
+        with timed(times, "landmarks"):
+            face = self.analyzer.describe(frame.image, detection)
+        with timed(times, "align"):
+            crop, mask = face.crop(frame.image), face.mask()
+            blur = blur_score(crop)
+        record = {
+            "frame": frame.index, "time": round(frame.time, 4),
+            "box": np.round(face.box.astype(np.float64), 2).tolist(), "score": round(face.score, 4),
+            "landmarks": np.round(face.landmarks.astype(np.float64), 2).tolist(),
+            "matrix": np.round(face.matrix, 6).tolist(), "identity_distance": round(distance, 4), "blur": round(blur, 2),
+        }
+        if frame.name:
+            record["name"] = frame.name
+        return "faces", record, (crop, mask)
+
+
+@contextmanager
+def timed(times: dict[str, float], step: str) -> Iterator[None]:
+    """Add the seconds the block takes to ``times[step]``."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        times[step] += time.perf_counter() - start
 
 
 def _write_pngs(crop_path: Path, crop: np.ndarray, mask_path: Path, mask: np.ndarray) -> None:
@@ -363,16 +459,16 @@ def reference_identity(path: Path, analyzer: FaceAnalyzer, threshold: float = DE
     return Identity(analyzer.embed(image, detections[0]), threshold, "reference")
 
 
-def _source_frames(workspace: Workspace, key: PersonKey, source: Source, fps: float | None) -> Iterator[Frame]:
-    """Frames of a source; photos are read one by one so an unreadable one is yielded empty, not fatal."""
-    if source.kind != "photos":
-        from ..sources import source_frames
-
-        yield from source_frames(workspace, key, source, fps)
-        return
-    path = workspace.local_path(key, source)
+def source_frames(path: Path, source: Source, start: float | None, duration: float | None,
+                  fps: float | None) -> Iterator[Frame]:
+    """The frames of a source read from ``path`` (its span: ``start``, ``duration``); photos are
+    read one by one so that an unreadable one is yielded empty, not fatal."""
     if not path.exists():
-        raise DeepswapError(f"{source.uri}: footage not available (it was moved or deleted)")
+        hint = "run `deepswap fetch` first" if source.kind == "url" else "it was moved or deleted"
+        raise DeepswapError(f"{source.uri}: footage not available ({hint})")
+    if source.kind != "photos":
+        yield from read_frames(path, fps=fps, start=start, duration=duration)
+        return
     for index, photo in enumerate(list_photos(path)):
         image = _io.read_image(photo)
         yield Frame(index=index, time=0.0, image=np.zeros((0, 0, 3), np.uint8) if image is None else image, name=photo.name)
