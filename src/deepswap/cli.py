@@ -62,6 +62,8 @@ def with_options(cls: type) -> Callable[[Callable[..., Any]], Callable[..., Any]
     from .options import build, declared
 
     offered = [found for found in declared(cls) if found.declared.cli]
+    _BARE_VALUES.update({found.declared.cli_name: found.declared.bare for found in offered
+                         if found.declared.bare is not None})
 
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
         signature = inspect.signature(command, eval_str=True)
@@ -80,6 +82,17 @@ def with_options(cls: type) -> Callable[[Callable[..., Any]], Callable[..., Any]
         return run
 
     return decorate
+
+
+_BARE_VALUES: dict[str, str] = {}  # options that may be given without their value ("--ray" → "auto"): with_options
+
+
+def with_bare_values(args: list[str]) -> list[str]:
+    """The command line with the value an option takes when given alone (its declaration's
+    ``bare``) written out: ``--ray`` last, or before another option, becomes ``--ray=auto``; an
+    option followed by a value keeps it (click's options with an optional value read the same)."""
+    return [f"{arg}={_BARE_VALUES[arg]}" if arg in _BARE_VALUES and (index + 1 == len(args) or args[index + 1].startswith("-"))
+            else arg for index, arg in enumerate(args)]
 
 
 def _print_version(value: bool) -> None:
@@ -491,7 +504,7 @@ def main() -> None:
     """Entry point: run the CLI, turning user errors into one line on stderr (exit 1), and any
     other failure into one line naming a log of its traceback."""
     try:
-        app()
+        app(args=with_bare_values(sys.argv[1:]))
     except DeepswapError as error:
         said = error.said(lambda option: option.cli_name) if isinstance(error, OptionError) else str(error)
         err_console.print(f"[red]error:[/] {escape(said)}", highlight=False, soft_wrap=True)

@@ -241,7 +241,11 @@ class _PersonExtraction:
         return None if source.kind == "photos" else self.options.fps
 
     def frame_estimate(self, source: Source) -> int | None:
-        return _frame_estimate(self.workspace, self.key, source, self.fps(source))
+        """About how many frames ``source`` holds; None when unknown (an unreadable source fails when read)."""
+        try:
+            return _frame_estimate(self.workspace, self.key, source, self.fps(source))
+        except DeepswapError:
+            return None
 
     def source_state(self, source: Source) -> dict[str, Any]:
         """The extraction state of ``source`` in alignments.json (a fresh one when it has none at
