@@ -141,8 +141,7 @@ def connect(address: str) -> Any:
         raise DeepswapError('--ray needs the cluster extra: pip install "deepswap[cluster]"') from None
     if not ray.is_initialized():
         try:
-            ray.init(address=None if address == "local" else address, include_dashboard=False,
-                     log_to_driver=False)
+            ray.init(address=None if address == "auto" else address, include_dashboard=False, log_to_driver=False)
         except (ConnectionError, RuntimeError, ValueError) as error:
             raise DeepswapError(f"--ray {address}: cannot join the Ray cluster ({error})") from None
     return ray

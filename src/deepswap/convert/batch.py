@@ -12,8 +12,9 @@ from __future__ import annotations
 import glob
 import time
 from dataclasses import dataclass, field, replace
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, Sequence
 
 from .. import _io
 from ..errors import DeepswapError
@@ -24,7 +25,8 @@ from .options import ConvertOptions
 from .outputs import distinct_names, output_suffix
 
 if TYPE_CHECKING:
-    from .convert import ConvertReport
+    from .convert import Converter, ConvertReport
+    from .workers import InputTask
 
 ItemState = Literal["done", "skipped", "failed"]
 
@@ -130,8 +132,9 @@ def is_whole(output: Path, record: dict[str, Any]) -> bool:
 def convert_batch(workspace: WorkspaceLike, inputs: Iterable[str | Path], folder: str | Path,
                   options: ConvertOptions | None = None, on_progress: ProgressCallback | None = None) -> BatchReport:
     """Convert every input (files, folders, globs: see ``expand_inputs``) into ``folder``, loading
-    the model once per process (``options.workers`` processes convert inputs side by side); finished
-    outputs are skipped, a failed input is noted and the rest go on.
+    the model once per process (``options.workers`` processes convert inputs side by side, or the
+    Ray cluster at ``options.ray`` its videos); finished outputs are skipped, a failed input is noted
+    and the rest go on.
     Progress: each input's own events, and a ``note`` per input skipped or failed."""
     from .convert import Converter
     from .workers import InputTask, default_workers, run_inputs
@@ -165,7 +168,10 @@ def convert_batch(workspace: WorkspaceLike, inputs: Iterable[str | Path], folder
             items[task.input_path] = BatchItem(task.input_path, task.output, "done", result.frames, result.swapped,
                                                result.seconds)
 
-    # On a Ray cluster the inputs go one after another from here, each long one's chunks to the cluster.
+    if options.ray:  # the videos go to the cluster; the rest is converted here, one after another
+        videos = [task for task in todo if _runs_on_ray(task.input_path, options)]
+        _convert_on_ray(converter, videos, options.ray, on_progress, settle)
+        todo = [task for task in todo if task not in videos]
     workers = 1 if options.ray else min(options.workers or default_workers(len(todo)), len(todo))
     if workers > 1:
         run_inputs(converter.workspace.root, todo, workers, on_progress, settle)
@@ -175,6 +181,34 @@ def convert_batch(workspace: WorkspaceLike, inputs: Iterable[str | Path], folder
         except DeepswapError as error:
             settle(task, error)
     return BatchReport([items[path] for path in expanded], time.perf_counter() - started)
+
+
+def _runs_on_ray(input_path: Path, options: ConvertOptions) -> bool:
+    """Whether a batch input goes to the Ray cluster: a video converted to a video (``plan_chunks``)."""
+    return input_path.suffix.lower() in VIDEO_SUFFIXES and not options.gif and options.preview is None
+
+
+def _convert_on_ray(converter: Converter, tasks: list[InputTask], address: str, on_progress: ProgressCallback | None,
+                    settle: Callable[[InputTask, Any], None]) -> None:
+    """Convert a batch's videos on the Ray cluster at ``address``, as many at a time as it has CPUs:
+    each is one Ray task (a long one, one per chunk) that gets the input's bytes and returns the
+    converted video's; here it is joined with the audio, signed with the user's key and recorded
+    (``Converter.convert`` with ``ray``), as a video converted here is."""
+    from ..parallel import connect
+
+    if not tasks:
+        return
+    at_once = max(1, int(connect(address).cluster_resources().get("CPU", 1)))
+
+    def convert_one(task: InputTask) -> Any:
+        try:
+            return converter.convert(task.input_path, task.output, task.options, on_progress)
+        except DeepswapError as error:
+            return error
+
+    with ThreadPoolExecutor(at_once, thread_name_prefix="deepswap-ray-input") as pool:
+        for task, result in zip(tasks, pool.map(convert_one, tasks)):
+            settle(task, result)
 
 
 def _videos_in(folder: Path) -> list[Path]:

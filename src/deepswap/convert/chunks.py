@@ -46,12 +46,17 @@ class Chunk:
 
 def plan_chunks(input_path: Path, info: VideoInfo, options: ConvertOptions) -> list[Chunk] | None:
     """The chunks of a convert of ``input_path``, cut at keyframes about ``options.chunk_seconds``
-    apart; None when it runs in one pass (chunks off, too short for two chunks, a GIF or a preview)."""
+    apart; None when it runs in one pass (chunks off, too short for two chunks, a GIF or a
+    preview). On a Ray cluster a video is never converted here: what would be one pass is one chunk."""
     begin = options.start or 0.0
     end = begin + options.duration if options.duration is not None else info.duration
     seconds = options.chunk_seconds
-    if not seconds or options.gif or options.preview is not None or end - begin < 2 * seconds:
+    if options.gif or options.preview is not None:
         return None
+    last = end if options.duration is not None else math.inf  # to the end of the input, however long it really is
+    whole = [Chunk(0, begin, last, begin)] if options.ray else None
+    if not seconds or end - begin < 2 * seconds:
+        return whole
     frame = 1 / float(info.fps)
     keyframes = [time for time in keyframe_times(input_path) if begin + frame < time < end - frame]
     cuts: list[float] = []
@@ -60,9 +65,9 @@ def plan_chunks(input_path: Path, info: VideoInfo, options: ConvertOptions) -> l
         if nearest is not None and nearest > (cuts[-1] if cuts else begin):
             cuts.append(nearest)
     if not cuts:
-        return None
+        return whole
     starts = [begin, *cuts]
-    ends = [*cuts, end if options.duration is not None else math.inf]
+    ends = [*cuts, last]
     return [Chunk(index, start, stop, max(0.0, start - LEAD_FRAMES * frame))
             for index, (start, stop) in enumerate(zip(starts, ends))]
 
