@@ -47,6 +47,19 @@ def test_the_command_line_offers_each_declared_option_as_declared(command: str, 
         assert param.is_flag == (found.kind is bool), found.name
 
 
+def test_an_option_given_alone_takes_its_declared_bare_value(tmp_path: Path) -> None:
+    from deepswap.cli import with_bare_values
+
+    bare = {found.declared.cli_name: found for cls in COMMANDS.values() for found in declared(cls) if found.declared.bare}
+    assert set(bare) == {"--ray"} and all(found.kind is str and "alone" in found.declared.help for found in bare.values())
+    assert with_bare_values(["extract", "ws", "--ray"]) == ["extract", "ws", "--ray=auto"]
+    assert with_bare_values(["convert", "ws", "in.mp4", "--ray", "--workers", "2"])[3] == "--ray=auto"
+    assert with_bare_values(["convert", "ws", "in.mp4", "--ray", "10.0.0.1:6379"])[3:] == ["--ray", "10.0.0.1:6379"]
+    result = subprocess.run([str(Path(sys.executable).parent / "deepswap"), "extract", str(tmp_path / "none"), "--ray"],
+                            capture_output=True, text=True)
+    assert result.returncode != 0 and "requires an argument" not in result.stderr and str(tmp_path / "none") in result.stderr
+
+
 def _form_controls(page: str) -> dict[str, str]:
     """The form controls of a page: name → the tag (input or select with its options)."""
     controls = {}
