@@ -27,7 +27,6 @@ import av
 import cv2
 import numpy as np
 import torch
-from rich.console import Console
 
 from deepswap.convert import ConvertOptions, convert
 from deepswap.convert import FaceReplacer, ReplaceSettings
@@ -35,7 +34,7 @@ from deepswap.faces import FaceAnalyzer, IdentityTracker, load_faceset
 from deepswap.extract import ExtractOptions, extract
 from deepswap.provenance import new_output_id
 from deepswap.provenance.credentials import Claim, sign
-from deepswap.train import Swapper, build_model, load_swapper, train
+from deepswap.train import Swapper, TrainOptions, build_model, load_swapper, train
 from deepswap.userconfig import signing_identity
 from deepswap.video import read_frames
 from deepswap.video.writer import VideoWriter
@@ -77,8 +76,26 @@ def workspace_with_model(folder: Path, model: str, device: str) -> Path:
     add_sources(root, "a", [str(sorted((GRID / "s1").glob("*.mp4"))[0])])
     add_sources(root, "b", [str(GRID / "speakers" / "lrwp9a.mp4")])
     extract(root, ExtractOptions(fps=5))
-    train(root, model=model, iterations=1, batch_size=2, workers=0, console=Console(quiet=True))
+    train(root, TrainOptions(model=model, iterations=1, batch_size=2, workers=0))
     return root
+
+
+class TimedSwapper:
+    """A ``Swapper`` whose ``swap`` calls are timed (``seconds``); everything else is the swapper's."""
+
+    def __init__(self, swapper: Swapper, device: str) -> None:
+        self.swapper, self.device, self.seconds = swapper, device, 0.0
+
+    def __getattr__(self, name: str):
+        return getattr(self.swapper, name)
+
+    def swap(self, crops: np.ndarray, to: str):
+        began = time.perf_counter()
+        result = self.swapper.swap(crops, to)
+        if self.device == "cuda":
+            torch.cuda.synchronize()
+        self.seconds += time.perf_counter() - began
+        return result
 
 
 def stage_times(root: Path, clip: Path, device: str, frames: int) -> dict[str, float]:
@@ -86,31 +103,21 @@ def stage_times(root: Path, clip: Path, device: str, frames: int) -> dict[str, f
     swapper = load_swapper(root, device)
     analyzer = FaceAnalyzer(face_size=256)
     identity = load_faceset(root / "a" / "faces").identity()
-    model_seconds = 0.0
-
-    def timed_swap(crops: np.ndarray, to: str):
-        nonlocal model_seconds
-        began = time.perf_counter()
-        result = swapper.swap(crops, to)
-        if device == "cuda":
-            torch.cuda.synchronize()
-        model_seconds += time.perf_counter() - began
-        return result
-
-    replacer = FaceReplacer(analyzer, IdentityTracker(identity, analyzer.encoder), timed_swap, "b", ReplaceSettings())
+    timed = TimedSwapper(swapper, device)
+    replacer = FaceReplacer(analyzer, IdentityTracker(identity, analyzer.encoder), timed, "b", ReplaceSettings())
     began = time.perf_counter()
     decoded = [frame for _, frame in zip(range(frames), read_frames(clip))]
     decode = time.perf_counter() - began
     began = time.perf_counter()
     located = [replacer.locate(frame) for frame in decoded]
     locate = time.perf_counter() - began
-    timed_swap(np.zeros((1, 256, 256, 3), np.uint8), "b")  # warm-up
-    model_seconds = 0.0
+    timed.swap(np.zeros((1, 256, 256, 3), np.uint8), "b")  # warm-up
+    timed.seconds = 0.0
     began = time.perf_counter()
     rendered = []
     for start in range(0, len(decoded), 16):
         rendered += replacer.render([f.image for f in decoded[start:start + 16]], located[start:start + 16])
-    render = time.perf_counter() - began
+    render, model_seconds = time.perf_counter() - began, timed.seconds
     with tempfile.TemporaryDirectory() as scratch:
         began = time.perf_counter()
         with VideoWriter(Path(scratch) / "out.mp4", fps=25, preset="fast") as writer:
