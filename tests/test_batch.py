@@ -159,3 +159,30 @@ def test_a_batch_in_two_worker_processes(trained_workspace, s1_clips, tmp_path):
     assert report.frames == 20 and all(verify_file(item.output).synthetic for item in report.items[::2])
     assert {event.task for event in events if event.kind == "task"} >= {f"convert {s1_clips[0].name}",
                                                                        f"convert {s1_clips[1].name}"}
+
+
+def test_an_output_a_kill_left_unrecorded_is_converted_again_without_force(trained_workspace, s1_clips, tmp_path):
+    from deepswap.convert import convert
+    from deepswap.errors import DeepswapError
+    from deepswap.workspace import Workspace
+
+    out = tmp_path / "out"
+    convert_batch(trained_workspace, [s1_clips[0]], out, SHORT)
+    single = tmp_path / "single.mp4"
+    convert(trained_workspace, s1_clips[1], single, SHORT)
+    listing = trained_workspace / "outputs.json"
+    entries = json.loads(listing.read_text())
+    mine = {str((out / f"{s1_clips[0].stem}_swapped.mp4").resolve()), str(single.resolve())}
+    # What a kill between an output's rename and its record leaves: the file whole, and the entry
+    # the convert made before it began, which says only what it began
+    listing.write_text(json.dumps([{key: entry[key] for key in ("path", "input", "direction")} | {"pending": True}
+                                   if entry["path"] in mine else entry for entry in entries]))
+    assert not mine & {entry["path"] for entry in Workspace.open(trained_workspace).outputs()}, "begun is not finished"
+    again = convert_batch(trained_workspace, [s1_clips[0]], out, SHORT)
+    assert [item.state for item in again.items] == ["done"]
+    convert(trained_workspace, s1_clips[1], single, SHORT)  # no "exists; use --force"
+    finished = {entry["path"]: entry for entry in json.loads(listing.read_text()) if entry["path"] in mine}
+    assert len(finished) == 2 and all("sha256" in entry and not entry.get("pending") for entry in finished.values())
+    assert verify_file(single).synthetic
+    with pytest.raises(DeepswapError, match="force"):  # a file this convert did not begin is still never replaced
+        convert(trained_workspace, s1_clips[2], single, SHORT)

@@ -117,6 +117,7 @@ class _OutputRecord(StrictModel, extra="allow"):
     frames: Count | None = None
     swapped: Count | None = None
     output_id: Annotated[str, Field(pattern=r"^[0-9a-f]{1,64}$")] | None = None
+    pending: bool = False
 
 
 _OUTPUTS = TypeAdapter(list[_OutputRecord])
@@ -261,7 +262,8 @@ class Workspace:
         return self.root / OUTPUTS_NAME
 
     def record_output(self, path: str | Path, info: dict[str, Any]) -> Path | None:
-        """Append an output file (written by convert) to the workspace's list of outputs.
+        """Append an output file (written by convert) to the workspace's list of outputs, in place
+        of an earlier entry for the same path (``pending`` in ``info``: begun, not finished yet).
 
         A damaged list is kept aside as ``outputs.json.damaged-<time>`` and a new one started; the
         kept file is returned (None when the list was sound), so the caller can tell the user.
@@ -273,7 +275,7 @@ class Workspace:
         try:
             with FileLock(self.root / f".{OUTPUTS_NAME}.lock", timeout=SHORT_WAIT_S):
                 try:
-                    outputs = self.outputs()
+                    outputs = self.outputs(unfinished=True)
                 except DeepswapError:
                     kept = self.outputs_path.with_name(f"{OUTPUTS_NAME}.damaged-{datetime.now():%Y%m%d-%H%M%S}")
                     self.outputs_path.replace(kept)
@@ -289,8 +291,9 @@ class Workspace:
                                 "complete") from None
         return kept
 
-    def outputs(self) -> list[dict[str, Any]]:
-        """What convert wrote, as recorded in outputs.json ([] if none); damaged → one-line error."""
+    def outputs(self, unfinished: bool = False) -> list[dict[str, Any]]:
+        """What convert wrote, as recorded in outputs.json ([] if none); damaged → one-line error.
+        ``unfinished``: also the outputs a convert began and did not record as finished (``pending``)."""
         path = self.outputs_path
         if not path.is_file():
             return []
@@ -299,7 +302,7 @@ class Workspace:
         except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             raise DeepswapError(f"{path}: damaged list of outputs ({exc})") from None
         validate(_OUTPUTS, data, path, "damaged list of outputs")
-        return data
+        return data if unfinished else [entry for entry in data if not entry.get("pending")]
 
 
 WorkspaceLike = Workspace | str | os.PathLike[str]

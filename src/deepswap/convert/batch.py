@@ -3,7 +3,9 @@
 Each input's output has a fixed name in the folder (``STEM_swapped.mp4``; inputs sharing a stem
 are told apart by their folder's name), so a second run finds what the first one finished: an
 output listed in the workspace's outputs.json for the same input and direction, and whole (its
-recorded SHA-256), is skipped; one so listed but damaged is converted again. One input that fails is reported with its one-line reason
+recorded SHA-256), is skipped; one so listed but damaged, or listed as begun (``pending``: the
+run was stopped before it recorded the output finished, even just after the file appeared), is
+converted again. One input that fails is reported with its one-line reason
 and the batch goes on; the ``BatchReport`` says what was done, skipped and failed.
 """
 
@@ -147,7 +149,7 @@ def convert_batch(workspace: WorkspaceLike, inputs: Iterable[str | Path], folder
     folder.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     converter = Converter(workspace)  # here too: a workspace without a model is one error, before any worker starts
-    recorded = {Path(entry["path"]): entry for entry in converter.workspace.outputs()}
+    recorded = {Path(entry["path"]): entry for entry in converter.workspace.outputs(unfinished=True)}
     reporter = Reporter("convert", on_progress)
     items: dict[Path, BatchItem] = {}
     todo: list[InputTask] = []

@@ -97,7 +97,7 @@ class Converter:
         if not (output.parent if output.parent != Path("") else Path(".")).is_dir():
             raise DeepswapError(f"{output}: the folder {output.parent} does not exist")
         plan = plan_outputs(input_path, output, gif=options.gif, preview=options.preview is not None,
-                            force=options.force)
+                            force=options.force or self.began_before(input_path, output, options))
         signing = signing_identity(options.sign_cert, options.sign_key, options.tsa_url,
                                    (self.workspace.root / CONFIG_NAME, self.workspace.settings))
         replacer = self.replacer(options.direction, options.replace)
@@ -108,6 +108,8 @@ class Converter:
         started = time.perf_counter()
         info = probe_video(input_path) if plan.kind != "photos" else None
         chunks = plan_chunks(input_path, info, options) if info is not None and plan.kind == "video" else None
+        record = {"input": str(input_path.resolve()), "direction": options.direction}
+        self._record(output, {**record, "pending": True}, reporter)  # a run stopped from here on leaves it ours
         if plan.kind == "photos":
             _convert_photos(input_path, plan, options, replacer, label, report)
         elif chunks:
@@ -115,16 +117,26 @@ class Converter:
         else:
             _convert_video(input_path, plan, options, replacer, label, report, reporter)
         report.seconds = time.perf_counter() - started
-        record = {"input": str(input_path.resolve()), "direction": options.direction, "frames": report.frames,
-                  "swapped": report.swapped, "output_id": report.output_id}
+        record.update(frames=report.frames, swapped=report.swapped, output_id=report.output_id)
         if plan.target.is_file():
             record["sha256"] = _io.sha256_file(plan.target)
-        kept = self.workspace.record_output(output, record)
-        if kept is not None:
-            reporter.note(f"{self.workspace.outputs_path} was damaged; kept it as {kept} and started a new list")
+        self._record(output, record, reporter)
         for path in report.files:
             reporter.file(path, "output")
         return report
+
+    def began_before(self, input_path: Path, output: Path, options: ConvertOptions) -> bool:
+        """Whether a convert of ``input_path`` in ``options``' direction began ``output`` and was
+        stopped before it recorded it finished (outputs.json holds its ``pending`` entry): what
+        stands there is its own unfinished work, replaced without ``force``."""
+        resolved = str(output.resolve())
+        return any(entry["path"] == resolved and entry.get("pending") and entry.get("input") == str(input_path.resolve())
+                   and entry.get("direction") == options.direction for entry in self.workspace.outputs(unfinished=True))
+
+    def _record(self, output: Path, record: dict[str, Any], reporter: Reporter) -> None:
+        kept = self.workspace.record_output(output, record)
+        if kept is not None:
+            reporter.note(f"{self.workspace.outputs_path} was damaged; kept it as {kept} and started a new list")
 
     def _convert_in_chunks(self, input_path: Path, target: Path, chunks: list[Chunk], info: VideoInfo,
                            options: ConvertOptions, label: dict[str, Any], report: ConvertReport,
