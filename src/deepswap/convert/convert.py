@@ -130,8 +130,12 @@ class Converter:
         stopped before it recorded it finished (outputs.json holds its ``pending`` entry): what
         stands there is its own unfinished work, replaced without ``force``."""
         resolved = str(output.resolve())
+        try:
+            entries = self.workspace.outputs(unfinished=True)
+        except DeepswapError:  # a damaged list is set aside when this output is recorded
+            return False
         return any(entry["path"] == resolved and entry.get("pending") and entry.get("input") == str(input_path.resolve())
-                   and entry.get("direction") == options.direction for entry in self.workspace.outputs(unfinished=True))
+                   and entry.get("direction") == options.direction for entry in entries)
 
     def _record(self, output: Path, record: dict[str, Any], reporter: Reporter) -> None:
         kept = self.workspace.record_output(output, record)
