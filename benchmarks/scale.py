@@ -1,8 +1,8 @@
 """Scaling out: extract of 8 GRID sources, a 60-second 720p video in chunks and a 20-shot batch,
 with 1 and 2 local worker processes and on a local 2-CPU Ray cluster.
 
-    python benchmarks/scale.py [--seconds 60] [--chunk-seconds 10] [--shots 20] [--sources 8] [--no-ray]
-                               [--runs extract,batch,long]
+    python benchmarks/scale.py [--seconds 60] [--chunk-seconds 10] [--shots 20] [--sources 8] [--footage DIR]
+                               [--no-ray] [--runs extract,batch,long]
 
 Prints frames/s of each run, the peak resident memory of the driver and of a worker process
 (an extract worker's after the extract runs, which come first), and the overhead of cutting and
@@ -78,9 +78,10 @@ def long_video(root: Path, folder: Path, video: Path, chunk: float, use_ray: boo
           f"({(seconds['1 worker'] - one_pass) / one_pass:+.1%}); the keyframe scan alone {scan:.2f} s", flush=True)
 
 
-def extract_sources(folder: Path, count: int, use_ray: bool) -> None:
-    """Extract every frame of ``count`` GRID clips, a person's sources, in one process, two workers and on Ray."""
-    clips = sorted((GRID / "s1").glob("*.mp4"))[:count]
+def extract_sources(folder: Path, footage: Path, count: int, use_ray: bool) -> None:
+    """Extract every frame of ``count`` clips of ``footage``, a person's sources, in one process,
+    two workers and on Ray."""
+    clips = sorted(path for path in footage.iterdir() if path.suffix in (".mp4", ".mpg"))[:count]
     runs = {"1 worker": ExtractOptions(person="a", workers=1), "2 workers": ExtractOptions(person="a", workers=2)}
     if use_ray:
         runs["local Ray cluster, 2 CPUs"] = ExtractOptions(person="a", ray="auto")
@@ -116,6 +117,7 @@ def main() -> None:
     parser.add_argument("--chunk-seconds", type=float, default=10.0)
     parser.add_argument("--shots", type=int, default=20)
     parser.add_argument("--sources", type=int, default=8)
+    parser.add_argument("--footage", type=Path, default=GRID / "s1", help="the clips extract takes its sources from")
     parser.add_argument("--no-ray", action="store_true")
     parser.add_argument("--runs", default="extract,batch,long")
     arguments = parser.parse_args()
@@ -128,7 +130,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="deepswap-scale-") as scratch:
         folder = Path(scratch)
         if "extract" in runs:
-            extract_sources(folder, arguments.sources, use_ray)
+            extract_sources(folder, arguments.footage, arguments.sources, use_ray)
         root = workspace_with_model(folder)
         if "batch" in runs:
             batch(root, folder, arguments.shots, use_ray)

@@ -4,11 +4,11 @@ Convert (a long video's chunks, a batch's inputs) and extract (a person's source
 tasks here; what a task is and does is theirs, how tasks are spread, retried and heard from is this.
 
 Local (``run_in_processes``): a spawn-context process pool. Each worker process builds its state
-once (``Job.start``: a model, a face pipeline) and runs tasks with it (``Job.run``); Torch's
-threads are shared out so that N workers do not oversubscribe the cores. A task sends messages
-(progress events, frame counts) that reach ``on_message`` in this process. A worker that dies
-(killed, out of memory) breaks the pool; the unfinished tasks then go to a fresh pool, up to
-``RETRIES`` times.
+once (``Job.start``: a model, a face pipeline) and runs tasks with it (``Job.run``); PyTorch's
+and OpenCV's threads are shared out so that N workers do not oversubscribe the cores. A task
+sends messages (progress events, frame counts) that reach ``on_message`` in this process. A
+worker that dies (killed, out of memory) breaks the pool; the unfinished tasks then go to a fresh
+pool, up to ``RETRIES`` times.
 
 Ray (``connect``, ``run_on_ray``; the ``cluster`` extra): one Ray task per task, each asking for
 one CPU and, when the cluster has GPUs, one GPU. Nothing is assumed shared: what a task needs
@@ -120,9 +120,11 @@ def _relay(messages: Any, on_message: Send) -> None:
 
 
 def _start_worker(job: Job, messages: Any, threads: int) -> None:
+    import cv2
     import torch
 
     torch.set_num_threads(threads)
+    cv2.setNumThreads(threads)  # the face detector runs on OpenCV's own pool
     _worker["job"] = job
     _worker["state"] = job.start(*job.start_args)
     _worker["send"] = messages.put
