@@ -34,9 +34,10 @@ if TYPE_CHECKING:
 
 # Peak resident memory of an extract worker (0.6 GiB measured by benchmarks/scale.py), rounded up.
 MEMORY_PER_WORKER_GIB = 1.0
-# A worker process takes a few seconds to start (imports, models): about what one extracts
-# 100 frames in. Below this many frames of footage per worker, fewer workers finish sooner.
-FRAMES_PER_WORKER = 300
+# Measured by benchmarks/scale.py on 2 cores (8 and 32 GRID clips): 2 workers get going about 11 s
+# later than one process (spawning, imports, models) and then extract about 1.5 times as fast, so
+# they finish first above about 1,400 frames; below this many frames per worker, fewer finish sooner.
+FRAMES_PER_WORKER = 700
 
 
 @dataclass(frozen=True)
