@@ -22,8 +22,9 @@ COMMAND = Path(sys.executable).parent / "deepswap"
 
 
 def recorded_outputs(workspace: Path, folder: Path) -> list[dict]:
+    """The outputs in ``folder`` that outputs.json lists as finished (not those only begun)."""
     entries = json.loads((workspace / "outputs.json").read_text()) if (workspace / "outputs.json").is_file() else []
-    return [entry for entry in entries if Path(entry["path"]).parent == folder.resolve()]
+    return [entry for entry in entries if Path(entry["path"]).parent == folder.resolve() and not entry.get("pending")]
 
 
 def test_a_batch_goes_on_past_a_bad_input_and_a_rerun_skips_what_is_done(trained_workspace, s1_clips, tmp_path):
