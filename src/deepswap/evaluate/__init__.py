@@ -43,7 +43,8 @@ _API = {"EDGE_MARGIN": "metrics", "PSNR_CAP": "metrics", "correlation": "metrics
         "sharpness": "metrics", "watermark_visibility": "metrics", "EvaluateOptions": "options",
         "ReportRow": "report", "coverage_lines": "report", "blinks_followed": "metrics", "closed_eyes": "metrics",
         "eye_openness": "metrics", "hair_added": "metrics", "jaw_band": "metrics", "occluder_kept": "metrics",
-        "widest_mouth_ratio": "metrics", "occluder_masks": "run", "report_rows": "report", "report_text": "report", "report_title": "report",
+        "widest_mouth_ratio": "metrics", "occluder_masks": "run",
+        "report_rows": "report", "report_text": "report", "report_title": "report",
         "Evaluation": "result", "TARGETS": "result", "HELD_OUT_FOOTAGE": "run", "MIXED_FOOTAGE": "run",
         "TRAINING_FOOTAGE": "run", "Clip": "run", "FaceMeasures": "run", "evaluate": "run", "find_footage": "run",
         "measure_face": "run", "measure_faces": "run", "reconstruction_scores": "run", "swap_and_measure": "run"}
