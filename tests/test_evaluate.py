@@ -16,11 +16,13 @@ import numpy as np
 import pytest
 from rich.console import Console
 
+import deepswap
+
 from deepswap.errors import DeepswapError
 from deepswap.evaluate import (
     HELD_OUT_FOOTAGE, PSNR_CAP, TRAINING_FOOTAGE, EvaluateOptions, Evaluation, blinks_followed, closed_eyes, correlation,
     evaluate, eye_openness, hair_added, identity_transfer, inside_picture, jaw_band, landmark_distance, landmark_jitter,
-    masked_psnr, masked_ssim, measure_faces, mouth_open, occluder_kept, report_rows, report_text, sharpness,
+    masked_psnr, masked_ssim, measure_faces, mouth_open, occluder_kept, occluder_masks, report_rows, report_text, sharpness,
     watermark_visibility, widest_mouth_ratio,
 )
 from deepswap.faces import FaceAnalyzer, FaceSet, Identity, inner_face_box, load_faceset
@@ -345,6 +347,15 @@ def test_clear_errors(extracted_workspace, trained_workspace, tmp_path):
     (tmp_path / "empty" / "notes.txt").write_text("no videos here")
     with pytest.raises(DeepswapError, match="empty: no videos"):
         evaluate(trained_workspace, EvaluateOptions(clips=tmp_path / "empty"))
+    clips = tmp_path / "occluded"
+    clips.mkdir()
+    (clips / "clip.mp4").symlink_to(next((Path(deepswap.__file__).parent / "data" / "grid" / "s1").glob("*.mp4")))
+    np.savez(clips / "clip.occluder.npz", masks=np.zeros((75, 100, 100), bool))
+    with pytest.raises(DeepswapError, match=r"clip.occluder.npz: occluder masks of shape \(75, 100, 100\)"):
+        occluder_masks(clips / "clip.mp4")
+    (clips / "clip.occluder.npz").write_bytes(b"not a numpy file")
+    with pytest.raises(DeepswapError, match="clip.occluder.npz: unreadable occluder masks"):
+        occluder_masks(clips / "clip.mp4")
     command = Path(sys.executable).parent / "deepswap"
     result = subprocess.run([str(command), "evaluate", str(extracted_workspace)], capture_output=True, text=True)
     assert result.returncode == 1

@@ -19,7 +19,7 @@ from ..faces import FaceAnalyzer, FaceSet, inner_face_box, load_faceset
 from ..filetypes import VIDEO_SUFFIXES
 from ..progress import ProgressCallback, Reporter
 from ..train import Swapper
-from ..video import Frame, read_frames
+from ..video import Frame, probe_video, read_frames
 from ..workspace import PERSON_KEYS, PersonKey, Workspace, WorkspaceLike, as_workspace
 from .options import EvaluateOptions
 from .metrics import (blinks_followed, correlation, eye_openness, finite_max, finite_mean, hair_added, identity_transfer,
@@ -142,15 +142,20 @@ class ClipMeasures:
 
 
 def occluder_masks(clip: Path) -> np.ndarray | None:
-    """The clip's occluder masks (T×H×W bool) from its sidecar ``<clip>.occluder.npz``, if it has one."""
+    """The clip's occluder masks (T×H×W bool, frames of the clip's size) from its sidecar
+    ``<clip>.occluder.npz``, if it has one."""
     sidecar = clip.with_name(clip.stem + OCCLUDER_SIDECAR)
     if not sidecar.is_file():
         return None
     try:
         with np.load(sidecar, allow_pickle=False) as stored:
-            return np.asarray(stored["masks"], bool)
+            masks = np.asarray(stored["masks"], bool)
     except (OSError, ValueError, KeyError) as error:
         raise DeepswapError(f"{sidecar}: unreadable occluder masks ({error})") from None
+    info = probe_video(clip)
+    if masks.ndim != 3 or masks.shape[1:] != (info.height, info.width):
+        raise DeepswapError(f"{sidecar}: occluder masks of shape {masks.shape}, not frames × {info.height} × {info.width}")
+    return masks
 
 
 class ClipRecorder:
