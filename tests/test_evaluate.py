@@ -18,6 +18,7 @@ from rich.console import Console
 
 import deepswap
 
+from deepswap.coverage import coverage_between, faceset_landmarks
 from deepswap.errors import DeepswapError
 from deepswap.evaluate import (
     HELD_OUT_FOOTAGE, PSNR_CAP, TRAINING_FOOTAGE, EvaluateOptions, Evaluation, blinks_followed, closed_eyes, correlation,
@@ -298,6 +299,16 @@ def test_evaluate_reports_every_metric_on_held_out_clips(trained_workspace, s1_c
     assert "sharpness output / input" in printed and "≥ 0.6" in printed
     assert "watermark on flat picture" in printed
     assert "occluder kept, mean of 30 frames" in printed and "blinks followed" in printed and "hair added" in printed
+    # What B's faces do not cover is listed after the figures (here: a B cut down to closed mouths).
+    landmarks, ids = faceset_landmarks(load_faceset(trained_workspace / "a" / "faces"))
+    closed = mouth_open(landmarks) < 0.025
+    report["coverage"] = coverage_between(landmarks, ids, landmarks[closed], [i for i, c in zip(ids, closed) if c],
+                                          "lrwp9a").to_dict()
+    console = Console(record=True, width=200)
+    print_report(report, console)
+    printed = console.export_text()
+    assert "not covered by B's faces" in printed and "add footage of lrwp9a with the mouth wide open" in printed
+    assert "mouth wide open: " in report_text(report)
 
 
 def test_faces_cut_by_the_frames_edge_are_left_out_of_the_expression_figures(trained_workspace, unseen_frames, tmp_path):
