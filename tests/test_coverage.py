@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 import deepswap
-from deepswap.coverage import TOLERANCES, coverage_between, describe_faces, faceset_landmarks
+from deepswap.coverage import MOST_BOOST, TOLERANCES, coverage_between, describe_faces, expression_weights, faceset_landmarks
 from deepswap.faces import load_faceset
 from deepswap.faces.expression import GENERIC_HEAD, POSE_POINTS, eye_openness, head_pose, mouth_open
 from deepswap.train import TrainOptions, train
+from deepswap.train.data import PersonFaces, TrainingStream
 from deepswap.workspace import Workspace
 
 
@@ -104,9 +105,38 @@ def test_train_says_before_training_what_b_s_faces_do_not_cover(extracted_worksp
     faceset.remove([face for face, value in zip(ids, mouth_open(landmarks)) if value >= 0.03])
     faceset.save()
     notes: list[str] = []
-    train(root, TrainOptions(model="lite", iterations=1, batch_size=2, workers=0,
+    train(root, TrainOptions(model="lite", iterations=1, batch_size=2, workers=0, balance_expressions=True,
                              architecture={"resolution": 32, "width": 8, "latent": 32}),
           on_progress=lambda event: notes.append(event.message) if event.kind == "note" else None)
     coverage_notes = [note for note in notes if note.startswith("coverage:")]
     assert len(coverage_notes) == 1 and "mouth wide open" in coverage_notes[0]
     assert notes.index(coverage_notes[0]) < next(i for i, note in enumerate(notes) if note.startswith("training "))
+
+
+def test_balanced_sampling_weights_rare_expressions_up(faces):
+    landmarks, _ = faces["a"]
+    weights = expression_weights(landmarks)
+    assert weights.mean() == pytest.approx(1.0) and (weights > 0).all()
+    assert weights.max() <= MOST_BOOST * np.median(weights) + 1e-9
+    openness = eye_openness(landmarks) / np.median(eye_openness(landmarks))
+    shut, usual = openness < 0.6, np.abs(openness - 1) < 0.1
+    assert weights[shut].mean() > 1.5 * weights[usual].mean()
+    assert np.allclose(expression_weights(np.repeat(landmarks[:1], 10, axis=0)), 1.0)  # all alike: all as often
+
+
+def test_a_balanced_stream_draws_closed_eyes_more_often_and_stays_reproducible(extracted_workspace):
+    workspace = Workspace.open(extracted_workspace)
+    plain = {key: PersonFaces.load(workspace, key) for key in ("a", "b")}
+    balanced = {key: people.balanced() for key, people in plain.items()}
+    openness = eye_openness(plain["a"].landmarks)
+    shut = openness < 0.6 * np.median(openness)
+    assert shut.any()
+
+    def drawn(faces: dict[str, PersonFaces]) -> np.ndarray:
+        stream = TrainingStream(faces, 32, 0.8, seed=3)
+        return np.array([stream.face_index("a", n) for n in range(40 * len(faces["a"]))])
+
+    uniform, weighted = drawn(plain), drawn(balanced)
+    assert np.bincount(uniform, minlength=len(shut)).min() == 40  # every face once a pass
+    assert shut[weighted].mean() > 1.5 * shut[uniform].mean()
+    assert (drawn(balanced) == weighted).all()

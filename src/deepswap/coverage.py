@@ -31,6 +31,7 @@ AXES = ("yaw", "pitch", "mouth", "eyes", "brows")
 TOLERANCES = {"yaw": 12.0, "pitch": 10.0, "mouth": 0.04, "eyes": 0.25, "brows": 0.05}
 WORTH_TELLING = 0.01  # the share of A's faces a group needs before `train` mentions it
 EXAMPLES = 4  # A faces (with their nearest B face) kept per uncovered group
+MOST_BOOST = 4.0  # the most a rare face's sampling weight may exceed the median's (``expression_weights``)
 CHUNK = 256  # A faces compared with all of B's at once
 
 # (axis, direction) → what A's faces do, and the footage of B to add
@@ -184,6 +185,23 @@ def _reasons(uncovered: np.ndarray) -> set[tuple[int, int]]:
     """The (axis index, direction) pairs that the uncovered faces (their gaps) are put down to."""
     axes = np.abs(uncovered).argmax(axis=1)
     return {(int(axis), int(np.sign(row[axis]))) for axis, row in zip(axes, uncovered)}
+
+
+def expression_weights(landmarks: np.ndarray, tolerances: dict[str, float] = TOLERANCES, strength: float = 1.0,
+                       most: float = MOST_BOOST) -> np.ndarray:
+    """A sampling weight per face of one person (N×68×2 landmarks), mean 1, so that training sees rare
+    poses and expressions more often: each face's weight is 1 / (its number of alike faces —
+    within ``tolerances`` on every axis, itself included) ** ``strength``, at most ``most`` times the
+    median weight."""
+    descriptors = describe_faces(landmarks) / np.array([tolerances[axis] for axis in AXES])
+    descriptors = np.where(np.isfinite(descriptors), descriptors, 0.0)
+    alike = np.zeros(len(descriptors))
+    for start in range(0, len(descriptors), CHUNK):
+        difference = np.abs(descriptors[start:start + CHUNK, None, :] - descriptors[None, :, :]).max(axis=2)
+        alike[start:start + CHUNK] = (difference <= 1).sum(axis=1)
+    weights = alike ** -strength if len(alike) else alike
+    weights = np.minimum(weights, most * np.median(weights)) if len(weights) else weights
+    return weights / weights.mean() if len(weights) else weights
 
 
 def faceset_landmarks(faceset: FaceSet) -> tuple[np.ndarray, list[str]]:
