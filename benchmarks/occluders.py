@@ -34,8 +34,8 @@ def _coverage(shape: tuple[int, ...], polygons: list[np.ndarray], ellipses: list
     for polygon in polygons:
         cv2.fillPoly(big, [np.round(np.asarray(polygon) * SUPERSAMPLE).astype(np.int32)], 255)
     for centre, axes, angle in ellipses:
-        cv2.ellipse(big, tuple(int(round(c * SUPERSAMPLE)) for c in centre),
-                    tuple(int(round(a * SUPERSAMPLE)) for a in axes), angle, 0, 360, 255, -1)
+        cv2.ellipse(big, tuple(round(c * SUPERSAMPLE) for c in centre),
+                    tuple(round(a * SUPERSAMPLE) for a in axes), angle, 0, 360, 255, -1)
     return cv2.resize(big, (width, height), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
 
 
@@ -175,7 +175,7 @@ def mouth_interior(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
 
 def window_light(image: np.ndarray, strength: float = 0.55) -> np.ndarray:
     """Light from a window on the picture's left: warm and bright there, falling off to the right."""
-    height, width = image.shape[:2]
+    width = image.shape[1]
     fall = np.linspace(1 + strength * 0.5, 1 - strength * 0.6, width, dtype=np.float32)[None, :, None]
     warm = np.array([1.05, 1.0, 0.9], np.float32)
     return np.clip(image.astype(np.float32) * fall * warm, 0, 255).astype(np.uint8)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import deepswap
-from deepswap.coverage import MOST_BOOST, TOLERANCES, coverage_between, describe_faces, expression_weights, faceset_landmarks
+from deepswap.coverage import (MOST_BOOST, TOLERANCES, coverage_between, describe_faces, expression_weights,
+                               faceset_landmarks)
 from deepswap.faces import load_faceset
 from deepswap.faces.expression import GENERIC_HEAD, POSE_POINTS, eye_openness, head_pose, mouth_open
 from deepswap.train import TrainOptions, train
@@ -37,7 +38,7 @@ def projected_head(yaw: float, pitch: float) -> np.ndarray:
 
 @pytest.mark.parametrize(("yaw", "pitch"), [(0, 0), (25, 0), (-35, 0), (0, 15), (0, -20), (20, 10)])
 def test_head_pose_recovers_a_known_turn_and_tilt(yaw, pitch):
-    found_yaw, found_pitch, roll = head_pose(projected_head(yaw, pitch))
+    found_yaw, found_pitch, _ = head_pose(projected_head(yaw, pitch))
     assert found_yaw == pytest.approx(yaw, abs=3) and found_pitch == pytest.approx(pitch, abs=3)
 
 
