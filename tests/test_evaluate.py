@@ -16,12 +16,15 @@ import numpy as np
 import pytest
 from rich.console import Console
 
+import deepswap
+
+from deepswap.coverage import coverage_between, faceset_landmarks
 from deepswap.errors import DeepswapError
 from deepswap.evaluate import (
-    HELD_OUT_FOOTAGE, PSNR_CAP, TRAINING_FOOTAGE, EvaluateOptions, Evaluation, correlation, evaluate, identity_transfer,
-    inside_picture,
-    landmark_distance, landmark_jitter, masked_psnr, masked_ssim, measure_faces, mouth_open, report_rows, report_text,
-    sharpness, watermark_visibility,
+    HELD_OUT_FOOTAGE, PSNR_CAP, TRAINING_FOOTAGE, EvaluateOptions, Evaluation, blinks_followed, closed_eyes, correlation,
+    evaluate, eye_openness, hair_added, identity_transfer, inside_picture, jaw_band, landmark_distance, landmark_jitter,
+    masked_psnr, masked_ssim, measure_faces, mouth_open, occluder_kept, occluder_masks, report_rows, report_text, sharpness,
+    watermark_visibility, widest_mouth_ratio,
 )
 from deepswap.faces import FaceAnalyzer, FaceSet, Identity, inner_face_box, load_faceset
 from deepswap.cli import print_report
@@ -194,12 +197,66 @@ def test_watermark_visibility_of_real_frames_is_under_a_third_of_a_grey_level_an
     assert math.isnan(watermark_visibility(noise))
 
 
+def test_closed_eyes_of_a_real_blink_are_found_and_followed_only_when_the_output_blinks(analyzer, s1_clips):
+    frames = [frame.image for frame in islice(read_frames(s1_clips[0]), 60)]  # bbaf2n: s1 blinks at frames 43–45, 50–55
+    openness = eye_openness(measured_as_is(analyzer, frames[20:60]).landmarks)
+    closed = closed_eyes(openness)
+    assert closed[44 - 20] and closed[52 - 20] and not closed[0] and not closed[-1]
+    assert 2 <= closed.sum() <= 12
+    assert blinks_followed(openness, openness) == (1.0, closed.sum())
+    open_throughout = np.where(closed, np.median(openness), openness)
+    assert blinks_followed(openness, open_throughout) == (0.0, closed.sum())
+    assert correlation(openness, openness) == pytest.approx(1.0)
+    assert math.isnan(blinks_followed(openness[:20], openness[:20])[0])  # eyes open throughout: nothing to follow
+
+
+def test_widest_mouth_ratio_is_one_for_the_same_mouths_and_a_half_for_half_as_open(analyzer, unseen_frames):
+    openness = mouth_open(measured_as_is(analyzer, unseen_frames[::3]).landmarks)
+    assert widest_mouth_ratio(openness, openness) == pytest.approx(1.0)
+    assert widest_mouth_ratio(openness, openness / 2) == pytest.approx(0.5)
+    assert math.isnan(widest_mouth_ratio(np.zeros(5), openness[:5]))
+
+
+def test_an_occluder_on_a_real_frame_is_kept_when_left_and_lost_when_painted_over(analyzer, unseen_frames):
+    frame = unseen_frames[0]
+    landmarks = measured_as_is(analyzer, [frame]).landmarks[0]
+    occluder = np.zeros(frame.shape[:2], np.uint8)
+    centre = tuple(int(v) for v in landmarks[57])  # a microphone head over the lower lip and chin
+    cv2.ellipse(occluder, centre, (18, 22), 0, 0, 360, 1, -1)
+    occluded = frame.copy()
+    occluded[occluder > 0] = (55, 55, 60)
+    mask = occluder.astype(bool)
+    assert occluder_kept(occluded, occluded, mask) == 1.0
+    assert occluder_kept(occluded, frame, mask) < 0.02  # the face painted over it
+    shifted = np.clip(occluded.astype(np.int16) + 5, 0, 255).astype(np.uint8)
+    assert occluder_kept(occluded, shifted, mask) == 1.0  # within the tolerance: a blend's rounding
+    assert math.isnan(occluder_kept(occluded, frame, np.zeros_like(mask)))
+
+
+def test_a_dark_strand_along_the_jaw_registers_as_hair_and_shading_does_not(analyzer, unseen_frames):
+    frame = unseen_frames[0]
+    landmarks = measured_as_is(analyzer, [frame]).landmarks[0]
+    band = jaw_band(landmarks, frame.shape)
+    assert band.sum() > 200 and not band[int(landmarks[30, 1]), int(landmarks[30, 0])]  # along the jaw, not the nose
+    assert hair_added(frame, frame, landmarks) == 0.0
+    strand = frame.copy()
+    points = np.round(landmarks[2:7] + [(6, 0), (6, -2), (5, -3), (4, -4), (2, -5)]).astype(np.int32)
+    cv2.polylines(strand, [points], False, (35, 28, 22), 2)  # a strand of dark hair down the cheek
+    assert hair_added(frame, strand, landmarks) > 0.02
+    shaded = (frame * 0.85).astype(np.uint8)  # darker light on the whole face: not hair
+    assert hair_added(frame, shaded, landmarks) == 0.0
+    assert math.isnan(hair_added(frame, frame, np.full((68, 2), np.nan)))
+
+
 # The whole command.
 
 def test_evaluate_reports_every_metric_on_held_out_clips(trained_workspace, s1_clips, tmp_path):
     clips = tmp_path / "clips"
     clips.mkdir()
     (clips / s1_clips[3].name).symlink_to(s1_clips[3])
+    wall = np.zeros((75, 288, 360), bool)
+    wall[:, 10:40, 10:60] = True
+    np.savez_compressed(clips / f"{s1_clips[3].stem}.occluder.npz", masks=wall)
     report = evaluate(trained_workspace, EvaluateOptions(clips=clips, max_frames=30))
     json.dumps(report, allow_nan=False)
     assert report["footage"] == HELD_OUT_FOOTAGE and report["frames"] == 30 and report["faces_swapped"] == 30
@@ -225,7 +282,14 @@ def test_evaluate_reports_every_metric_on_held_out_clips(trained_workspace, s1_c
     assert math.isfinite(report["sharpness"]["ratio"]) and report["sharpness"]["ratio"] > 0
     assert set(report["targets"]) == {"identity.transfer", "identity.similarity_b", "identity.similarity_a",
                                       "reconstruction.b.ssim", "stability.jitter_ratio",
-                                      "expression.mouth_open_correlation", "sharpness.ratio", "watermark.flat_area_std"}
+                                      "expression.mouth_open_correlation", "expression.widest_mouth_ratio",
+                                      "expression.eye_open_correlation", "expression.blinks_followed",
+                                      "occluder.kept_mean", "occluder.kept_worst", "hair.added_mean",
+                                      "sharpness.ratio", "watermark.flat_area_std"}
+    # The sidecar's occluder sits on the studio wall (top left), which the swap never touches.
+    assert report["occluder"] == {"frames": 30, "kept_mean": 1.0, "kept_worst": 1.0}
+    assert 0 <= report["hair"]["added_mean"] <= report["hair"]["added_worst"] <= 1
+    assert report["coverage"]["faces_a"] > 40 and report["coverage"]["uncovered"] == 0
     assert report["targets"]["identity.transfer"]["met"] is (identity["transfer"] >= 0.9)
     assert 0 <= report["watermark"]["flat_area_std"] <= 0.3
     console = Console(record=True, width=120)
@@ -234,6 +298,17 @@ def test_evaluate_reports_every_metric_on_held_out_clips(trained_workspace, s1_c
     assert "identity transfer" in printed and "≥ 90 %" in printed and "held-out" in printed
     assert "sharpness output / input" in printed and "≥ 0.6" in printed
     assert "watermark on flat picture" in printed
+    assert "occluder kept, mean of 30 frames" in printed and "blinks followed" in printed and "hair added" in printed
+    # What B's faces do not cover is listed after the figures (here: a B cut down to closed mouths).
+    landmarks, ids = faceset_landmarks(load_faceset(trained_workspace / "a" / "faces"))
+    closed = mouth_open(landmarks) < 0.025
+    report["coverage"] = coverage_between(landmarks, ids, landmarks[closed], [i for i, c in zip(ids, closed) if c],
+                                          "lrwp9a").to_dict()
+    console = Console(record=True, width=200)
+    print_report(report, console)
+    printed = console.export_text()
+    assert "not covered by B's faces" in printed and "add footage of lrwp9a with the mouth wide open" in printed
+    assert "mouth wide open: " in report_text(report)
 
 
 def test_faces_cut_by_the_frames_edge_are_left_out_of_the_expression_figures(trained_workspace, unseen_frames, tmp_path):
@@ -283,6 +358,15 @@ def test_clear_errors(extracted_workspace, trained_workspace, tmp_path):
     (tmp_path / "empty" / "notes.txt").write_text("no videos here")
     with pytest.raises(DeepswapError, match="empty: no videos"):
         evaluate(trained_workspace, EvaluateOptions(clips=tmp_path / "empty"))
+    clips = tmp_path / "occluded"
+    clips.mkdir()
+    (clips / "clip.mp4").symlink_to(next((Path(deepswap.__file__).parent / "data" / "grid" / "s1").glob("*.mp4")))
+    np.savez(clips / "clip.occluder.npz", masks=np.zeros((75, 100, 100), bool))
+    with pytest.raises(DeepswapError, match=r"clip.occluder.npz: occluder masks of shape \(75, 100, 100\)"):
+        occluder_masks(clips / "clip.mp4")
+    (clips / "clip.occluder.npz").write_bytes(b"not a numpy file")
+    with pytest.raises(DeepswapError, match="clip.occluder.npz: unreadable occluder masks"):
+        occluder_masks(clips / "clip.mp4")
     command = Path(sys.executable).parent / "deepswap"
     result = subprocess.run([str(command), "evaluate", str(extracted_workspace)], capture_output=True, text=True)
     assert result.returncode == 1

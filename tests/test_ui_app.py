@@ -111,3 +111,25 @@ def test_a_root_that_is_one_workspace(tmp_path: Path) -> None:
     refused = client.post("/new", data={"folder": "other", "a": "x", "b": "y"}, headers={"X-CSRF-Token": token})
     assert refused.status_code == 403 and "one workspace" in refused.text
     assert not (tmp_path / "my swap" / "other").exists()
+
+
+def test_the_evaluate_page_shows_a_s_faces_b_does_not_cover_beside_the_nearest_of_b(
+        client: TestClient, tmp_path: Path, extracted_workspace: Path) -> None:
+    import shutil
+
+    from deepswap.coverage import faceset_landmarks
+    from deepswap.faces import load_faceset
+    from deepswap.faces.expression import mouth_open
+
+    shutil.copytree(extracted_workspace, tmp_path / "ws")
+    assert 'id="coverage"' not in client.get("/w/ws/evaluate").text  # lrwp9a's faces cover s1's
+    faceset = load_faceset(tmp_path / "ws" / "b" / "faces")
+    landmarks, ids = faceset_landmarks(faceset)
+    faceset.remove([face for face, value in zip(ids, mouth_open(landmarks)) if value >= 0.03])
+    faceset.save()
+    page = client.get("/w/ws/evaluate").text
+    assert 'id="coverage"' in page and "mouth wide open" in page and "Add footage of lrwp9a with the mouth wide open" in page
+    pairs = re.findall(r'<img src="(/files/ws/a/faces/[^"]+\.png)"[^>]*><img src="(/files/ws/b/faces/[^"]+\.png)"', page)
+    assert pairs
+    for a_url, b_url in pairs[:1]:
+        assert client.get(a_url).status_code == 200 and client.get(b_url).status_code == 200

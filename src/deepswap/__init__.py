@@ -61,6 +61,8 @@ _API = {
     "MODELS": "train",
     "evaluate": "evaluate",
     "EvaluateOptions": "evaluate",
+    "check_coverage": "coverage",
+    "Coverage": "coverage",
 }
 __all__ = sorted(_API)
 

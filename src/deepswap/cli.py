@@ -230,7 +230,7 @@ def _print_status(report: dict[str, Any]) -> None:
 
 def print_report(report: dict[str, Any], out: Console) -> None:
     """Render an ``evaluate`` report as a table: metric, value, target (✓/✗ where one is set)."""
-    from .evaluate import report_rows, report_title
+    from .evaluate import coverage_lines, report_rows, report_title
 
     table = Table(title=escape(report_title(report)))
     for column in ("metric", "value", "target"):
@@ -239,6 +239,11 @@ def print_report(report: dict[str, Any], out: Console) -> None:
         mark = {True: " [green]✓[/]", False: " [red]✗[/]", None: ""}[row.met]
         table.add_row(escape(row.metric), escape(row.value), escape(row.target) + mark)
     out.print(table)
+    coverage = coverage_lines(report)
+    if coverage:
+        out.print("[yellow]not covered by B's faces[/] (the model cannot draw what B's footage never shows):")
+        for line in coverage:
+            out.print(f"  {escape(line)}", highlight=False, soft_wrap=True)
 
 
 # The commands.

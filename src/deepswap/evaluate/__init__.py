@@ -16,6 +16,14 @@ as the input face. Every metric is a pure function over arrays, usable on its ow
   and closes with the input's, over the frames where the input face lies wholly inside the picture
   (``inside_picture``: of a face cut by the frame's edge, the landmarks beyond it are guesses, and
   with the chin out of the picture the mouth-open ratio has no measure);
+- eyes (``eye_openness``, ``closed_eyes``, ``blinks_followed``): whether the eyes open and close with
+  the input's (correlation) and the share of the input's closed-eye faces closed in the output too;
+  ``widest_mouth_ratio``: how wide the output's widest mouths open against the input's;
+- occluders (``occluder_kept``): on footage with a sidecar ``<clip>.occluder.npz`` (``masks``, T×H×W
+  bool: what is in front of the face), the share of those pixels the output keeps, mean and worst frame;
+- hair (``jaw_band``, ``hair_added``): the share of the input face's band along the jaw, inside its
+  outline, that the output made dark (strands of B's hair), mean and worst frame;
+- coverage (``deepswap.check_coverage``): which kinds of A's extracted faces B's do not cover;
 - sharpness (``faces.inner_face_box``, ``sharpness``): variance of the Laplacian inside the inner face
   box of the output frame over that of the input frame, per frame, averaged (1: as crisp as the footage);
 - watermark visibility (``watermark_visibility``): the std the watermark adds on the flat picture of
@@ -33,7 +41,10 @@ _API = {"EDGE_MARGIN": "metrics", "PSNR_CAP": "metrics", "correlation": "metrics
         "identity_transfer": "metrics", "inside_picture": "metrics", "landmark_distance": "metrics",
         "landmark_jitter": "metrics", "masked_psnr": "metrics", "masked_ssim": "metrics", "mouth_open": "metrics",
         "sharpness": "metrics", "watermark_visibility": "metrics", "EvaluateOptions": "options",
-        "ReportRow": "report", "report_rows": "report", "report_text": "report", "report_title": "report",
+        "ReportRow": "report", "coverage_lines": "report", "blinks_followed": "metrics", "closed_eyes": "metrics",
+        "eye_openness": "metrics", "hair_added": "metrics", "jaw_band": "metrics", "occluder_kept": "metrics",
+        "widest_mouth_ratio": "metrics", "occluder_masks": "run",
+        "report_rows": "report", "report_text": "report", "report_title": "report",
         "Evaluation": "result", "TARGETS": "result", "HELD_OUT_FOOTAGE": "run", "MIXED_FOOTAGE": "run",
         "TRAINING_FOOTAGE": "run", "Clip": "run", "FaceMeasures": "run", "evaluate": "run", "find_footage": "run",
         "measure_face": "run", "measure_faces": "run", "reconstruction_scores": "run", "swap_and_measure": "run"}

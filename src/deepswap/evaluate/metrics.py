@@ -10,13 +10,11 @@ import numpy as np
 import torch
 
 from ..faces import FIT_POINTS, transform_points, umeyama
+from ..faces.expression import eye_distance, eye_openness, mouth_open  # noqa: F401 (metrics of this module too)
 from ..provenance.watermark import Watermarker, flat_area_visibility
 from ..train import ssim_map
 
 PSNR_CAP = 100.0  # dB: what identical faces score
-EYE_CORNERS = (36, 45)
-INNER_LIPS = ((61, 67), (62, 66), (63, 65))
-NOSE_BRIDGE, CHIN = 27, 8
 VISIBILITY_ID = "00000000"  # any output id: how visible the mark is does not depend on it
 EDGE_MARGIN = 0.2  # eye-corner distances: how far inside the picture a face's landmarks must lie to count as whole
 
@@ -58,12 +56,6 @@ def masked_psnr(image: np.ndarray, reference: np.ndarray, mask: np.ndarray) -> f
     return min(PSNR_CAP, 10 * math.log10(255 ** 2 / mse)) if mse > 0 else PSNR_CAP
 
 
-def eye_distance(landmarks: np.ndarray) -> np.ndarray:
-    """Distance between the outer eye corners of 68-point landmarks (…×68×2): the unit of face size here."""
-    landmarks = np.asarray(landmarks, np.float64)
-    return np.linalg.norm(landmarks[..., EYE_CORNERS[1], :] - landmarks[..., EYE_CORNERS[0], :], axis=-1)
-
-
 def landmark_jitter(landmarks: np.ndarray) -> float:
     """How much a face's landmarks shake from frame to frame, in eye-corner distances.
 
@@ -91,15 +83,6 @@ def landmark_distance(landmarks: np.ndarray, reference: np.ndarray) -> float:
             aligned = transform_points(face, umeyama(face[FIT_POINTS], target[FIT_POINTS]))
             distances.append(np.linalg.norm(aligned - target, axis=1).mean() / eye_distance(target))
     return finite_mean(np.array(distances))
-
-
-def mouth_open(landmarks: np.ndarray) -> np.ndarray:
-    """Mouth-open ratio of 68-point landmarks (…×68×2): the inner-lip gap over the face height
-    (nose bridge to chin); 0 when closed, about 0.15 wide open."""
-    landmarks = np.asarray(landmarks, np.float64)
-    gap = np.mean([np.linalg.norm(landmarks[..., top, :] - landmarks[..., bottom, :], axis=-1)
-                   for top, bottom in INNER_LIPS], axis=0)
-    return gap / np.linalg.norm(landmarks[..., NOSE_BRIDGE, :] - landmarks[..., CHIN, :], axis=-1)
 
 
 def inside_picture(landmarks: np.ndarray, size: tuple[int, int], margin: float = EDGE_MARGIN) -> np.ndarray:
@@ -156,3 +139,82 @@ def finite_max(values: np.ndarray) -> float:
     """The largest finite value (NaN when there is none)."""
     values = values[np.isfinite(values)]
     return float(values.max()) if len(values) else math.nan
+
+
+OCCLUDER_TOLERANCE = 12  # grey levels, every channel: how far an occluder's pixel may move and count as kept
+CLOSED_EYES = 0.6  # eye openness, as a share of the clip's median, under which the eyes count as closed
+WIDEST_MOUTH = 90  # percentile: the "widest mouths" of a clip
+JAW_BAND = 0.3  # eye-corner distances inside the face outline along the jaw: where B's hair would fall
+HAIR_DARKER = 40  # grey levels: how much darker than both the input pixel and the skin an added strand is
+
+
+def occluder_kept(image: np.ndarray, output: np.ndarray, occluder: np.ndarray,
+                  tolerance: int = OCCLUDER_TOLERANCE) -> float:
+    """Share of the occluder's pixels (``occluder``: H×W bool, what is in front of the face) that the
+    output frame keeps: every channel within ``tolerance`` of the input frame's. NaN for an empty mask."""
+    occluder = np.asarray(occluder, bool)
+    if not occluder.any():
+        return math.nan
+    change = np.abs(output.astype(np.int16) - image.astype(np.int16)).max(axis=2)
+    return float((change[occluder] <= tolerance).mean())
+
+
+def closed_eyes(openness: np.ndarray, threshold: float = CLOSED_EYES) -> np.ndarray:
+    """Per face, whether the eyes are closed: ``eye_openness`` under ``threshold`` of its median over
+    the series (one person's faces; the openness of open eyes differs between people)."""
+    openness = np.asarray(openness, np.float64)
+    finite = openness[np.isfinite(openness)]
+    if not len(finite):
+        return np.zeros(openness.shape, bool)
+    with np.errstate(invalid="ignore"):
+        return openness < threshold * np.median(finite)
+
+
+def blinks_followed(input_openness: np.ndarray, output_openness: np.ndarray) -> tuple[float, int]:
+    """Of the input faces with closed eyes (``closed_eyes``), the share whose output face has closed
+    eyes too (each series judged against its own median), and how many closed-eye input faces there
+    were; NaN share when none."""
+    input_openness, output_openness = np.asarray(input_openness, np.float64), np.asarray(output_openness, np.float64)
+    closed = closed_eyes(input_openness) & np.isfinite(output_openness)
+    if not closed.any():
+        return math.nan, 0
+    return float(closed_eyes(output_openness)[closed].mean()), int(closed.sum())
+
+
+def widest_mouth_ratio(input_mouth: np.ndarray, output_mouth: np.ndarray, percentile: float = WIDEST_MOUTH) -> float:
+    """How wide the output's widest mouths open against the input's: the ``percentile`` of the
+    output's mouth-open ratios over the input's (1: as wide; NaN when the input's mouth never opens)."""
+    input_mouth, output_mouth = np.asarray(input_mouth, np.float64), np.asarray(output_mouth, np.float64)
+    both = np.isfinite(input_mouth) & np.isfinite(output_mouth)
+    if not both.any():
+        return math.nan
+    widest = float(np.percentile(input_mouth[both], percentile))
+    return float(np.percentile(output_mouth[both], percentile)) / widest if widest > 0 else math.nan
+
+
+def jaw_band(landmarks: np.ndarray, shape: tuple[int, ...], width: float = JAW_BAND) -> np.ndarray:
+    """H×W bool: the pixels inside the face outline (jaw line and brows of 68 landmarks) within
+    ``width`` eye-corner distances of the jaw line, cheeks and chin, where hair from the sides of
+    another face would land."""
+    points = np.asarray(landmarks, np.float64)
+    outline = np.zeros(shape[:2], np.uint8)
+    cv2.fillConvexPoly(outline, cv2.convexHull(np.round(points[:27]).astype(np.int32)), 1)
+    jaw = np.zeros(shape[:2], np.uint8)
+    thickness = max(1, round(2 * width * float(eye_distance(points))))
+    cv2.polylines(jaw, [np.round(points[:17]).astype(np.int32)], False, 1, thickness)
+    return (outline & jaw).astype(bool)
+
+
+def hair_added(image: np.ndarray, output: np.ndarray, landmarks: np.ndarray, darker: int = HAIR_DARKER) -> float:
+    """Share of the input face's ``jaw_band`` that the output made dark: its grey level at least
+    ``darker`` below both the input pixel and the band's median (the skin) — strands of hair, not
+    shading; 0 for an untouched frame, NaN without landmarks."""
+    if not np.isfinite(landmarks).all():
+        return math.nan
+    band = jaw_band(landmarks, image.shape)
+    if not band.any():
+        return math.nan
+    grey_in = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.int16)[band]
+    grey_out = cv2.cvtColor(output, cv2.COLOR_RGB2GRAY).astype(np.int16)[band]
+    skin = float(np.median(grey_in))
+    return float(((grey_out <= grey_in - darker) & (grey_out <= skin - darker)).mean())

@@ -61,12 +61,34 @@ def report_rows(report: Evaluation | Mapping[str, Any]) -> list[ReportRow]:
         row("landmark distance (eye widths)", _number(expression.landmark_distance), "lower"),
         row("mouth-open correlation", _number(expression.mouth_open_correlation, ".2f") + _cut_faces(expression.faces_cut_by_edge),
             "near 1", "expression.mouth_open_correlation"),
+        row("  widest mouths output / input (90th pct)", _number(expression.widest_mouth_ratio, ".2f"), "near 1",
+            "expression.widest_mouth_ratio"),
+        row("eye-openness correlation", _number(expression.eye_open_correlation, ".2f"), "near 1",
+            "expression.eye_open_correlation"),
+        row(f"  blinks followed ({expression.closed_eye_faces} closed-eye faces)", _percent(expression.blinks_followed),
+            "", "expression.blinks_followed"),
         row("sharpness output / input (inner face)", f"{_number(sharpness.ratio, '.2f')} "
             f"({_number(sharpness.output, '.0f')} / {_number(sharpness.input, '.0f')})", "", "sharpness.ratio"),
         row("watermark on flat picture (std added)", _number(evaluation.watermark.flat_area_std, ".2f", " grey levels"),
             "lower", "watermark.flat_area_std"),
+        row("hair added along the jaw (mean, worst)", f"{_percent(evaluation.hair.added_mean, '.1f')}, "
+            f"{_percent(evaluation.hair.added_worst, '.1f')}", "", "hair.added_mean"),
     ]
+    occluder = evaluation.occluder
+    if occluder.frames:
+        rows += [row(f"occluder kept, mean of {occluder.frames} frames", _percent(occluder.kept_mean), "",
+                     "occluder.kept_mean"),
+                 row("  worst frame", _percent(occluder.kept_worst), "", "occluder.kept_worst")]
     return rows
+
+
+def coverage_lines(report: Evaluation | Mapping[str, Any]) -> list[str]:
+    """The coverage check's groups of A's faces that B's faces do not cover, one line each with the advice."""
+    coverage = _typed(report).coverage
+    if not coverage:
+        return []
+    return [f"{group['reason']}: {group['faces']} of A's {coverage['faces_a']} faces — {group['advice']}"
+            for group in coverage["groups"]]
 
 
 def report_text(report: Evaluation | Mapping[str, Any]) -> str:
@@ -74,6 +96,9 @@ def report_text(report: Evaluation | Mapping[str, Any]) -> str:
     rows = report_rows(report)
     metric_width, value_width = max(len(row.metric) for row in rows), max(len(row.value) for row in rows)
     lines = [f"{row.metric:<{metric_width}}  {row.value:<{value_width}}  {row.target}{MARKS[row.met]}" for row in rows]
+    coverage = coverage_lines(report)
+    if coverage:
+        lines += ["not covered by B's faces:", *(f"  {line}" for line in coverage)]
     return "\n".join([report_title(report), *lines])
 
 
@@ -93,5 +118,5 @@ def _number(value: float | None, form: str = ".3f", unit: str = "") -> str:
     return f"{value:{form}}{unit}" if _known(value) else "n/a"
 
 
-def _percent(value: float | None) -> str:
-    return f"{100 * value:.0f} %" if _known(value) else "n/a"
+def _percent(value: float | None, form: str = ".0f") -> str:
+    return f"{100 * value:{form}} %" if _known(value) else "n/a"

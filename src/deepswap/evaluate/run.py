@@ -13,18 +13,20 @@ from typing import Any
 import numpy as np
 
 from ..convert import Converter, ReplaceSettings, swap_frames
+from ..coverage import check_coverage
 from ..errors import DeepswapError
 from ..faces import FaceAnalyzer, FaceSet, inner_face_box, load_faceset
 from ..filetypes import VIDEO_SUFFIXES
 from ..progress import ProgressCallback, Reporter
 from ..train import Swapper
-from ..video import Frame, read_frames
+from ..video import Frame, probe_video, read_frames
 from ..workspace import PERSON_KEYS, PersonKey, Workspace, WorkspaceLike, as_workspace
 from .options import EvaluateOptions
-from .metrics import (correlation, finite_max, finite_mean, identity_transfer, inside_picture, landmark_distance,
-                      landmark_jitter, masked_psnr, masked_ssim, mouth_open, sharpness, watermark_visibility)
-from .result import (Evaluation, ExpressionScores, IdentityScores, ModelInfo, ReconstructionScores, SharpnessScores,
-                     StabilityScores, WatermarkScores)
+from .metrics import (blinks_followed, correlation, eye_openness, finite_max, finite_mean, hair_added, identity_transfer,
+                      inside_picture, landmark_distance, landmark_jitter, masked_psnr, masked_ssim, mouth_open,
+                      occluder_kept, sharpness, watermark_visibility, widest_mouth_ratio)
+from .result import (Evaluation, ExpressionScores, HairScores, IdentityScores, ModelInfo, OccluderScores,
+                     ReconstructionScores, SharpnessScores, StabilityScores, WatermarkScores)
 
 HELD_OUT_FOOTAGE = "held-out clips"
 TRAINING_FOOTAGE = "training footage (optimistic)"
@@ -122,6 +124,9 @@ def find_footage(workspace: Workspace, clips: str | Path | None) -> tuple[list[C
     return [Clip(video) for video in videos], MIXED_FOOTAGE if seen else HELD_OUT_FOOTAGE
 
 
+OCCLUDER_SIDECAR = ".occluder.npz"  # next to a clip: ``masks``, T×H×W bool, what is in front of the face per frame
+
+
 @dataclass
 class ClipMeasures:
     """One clip's frames: where A was found and swapped, and the input and output faces measured."""
@@ -132,14 +137,62 @@ class ClipMeasures:
     sharpness: np.ndarray  # T×2: input and output frame inside the input face's inner box (NaN: no face)
     whole: np.ndarray  # T: the input face lies wholly inside the picture
     watermark_visibility: np.ndarray
+    occluder_kept: np.ndarray  # T: share of the occluder's pixels kept (NaN: no occluder in the frame)
+    hair_added: np.ndarray  # T: share of the input face's jaw band the output made dark (NaN: no face)
+
+
+def occluder_masks(clip: Path) -> np.ndarray | None:
+    """The clip's occluder masks (T×H×W bool, frames of the clip's size) from its sidecar
+    ``<clip>.occluder.npz``, if it has one."""
+    sidecar = clip.with_name(clip.stem + OCCLUDER_SIDECAR)
+    if not sidecar.is_file():
+        return None
+    try:
+        with np.load(sidecar, allow_pickle=False) as stored:
+            masks = np.asarray(stored["masks"], bool)
+    except (OSError, ValueError, KeyError) as error:
+        raise DeepswapError(f"{sidecar}: unreadable occluder masks ({error})") from None
+    info = probe_video(clip)
+    if masks.ndim != 3 or masks.shape[1:] != (info.height, info.width):
+        raise DeepswapError(f"{sidecar}: occluder masks of shape {masks.shape}, not frames × {info.height} × {info.width}")
+    return masks
+
+
+class ClipRecorder:
+    """Measures each frame of one clip as the swap goes (``record``) and gathers them (``measures``)."""
+
+    def __init__(self, analyzer: FaceAnalyzer, occluders: np.ndarray | None) -> None:
+        self.analyzer, self.occluders = analyzer, occluders
+        self.found: list[bool] = []
+        self.input_faces: list[tuple[np.ndarray, np.ndarray]] = []
+        self.output_faces: list[tuple[np.ndarray, np.ndarray]] = []
+        self.rows: list[tuple[float, ...]] = []  # sharpness in, out, whole, visibility, occluder kept, hair added
+
+    def record(self, frame: Frame, swapped: np.ndarray, where: Any) -> None:
+        self.found.append(where is not None)
+        self.input_faces.append(measure_face(self.analyzer, frame.image, where.face.box) if where else _no_face())
+        self.output_faces.append(measure_face(self.analyzer, swapped, where.face.box) if where else _no_face())
+        landmarks = self.input_faces[-1][0]
+        whole = float(inside_picture(landmarks, (frame.image.shape[1], frame.image.shape[0])))
+        box = inner_face_box(landmarks) if np.isfinite(landmarks).all() else None
+        sharp = (sharpness(frame.image, box), sharpness(swapped, box)) if box is not None else (math.nan, math.nan)
+        occluder = self.occluders[frame.index] if self.occluders is not None and frame.index < len(self.occluders) else None
+        kept = occluder_kept(frame.image, swapped, occluder) if occluder is not None else math.nan
+        self.rows.append((*sharp, whole, watermark_visibility(swapped) if where else math.nan, kept,
+                          hair_added(frame.image, swapped, landmarks)))
+
+    def measures(self) -> ClipMeasures:
+        rows = np.array(self.rows, np.float64).reshape(-1, 6)
+        return ClipMeasures(np.array(self.found), _stacked(self.input_faces), _stacked(self.output_faces), rows[:, :2],
+                            rows[:, 2] > 0, rows[:, 3], rows[:, 4], rows[:, 5])
 
 
 def swap_and_measure(converter: Converter, clips: list[Clip], max_frames: int, reporter: Reporter,
                      settings: ReplaceSettings = ReplaceSettings()) -> list[ClipMeasures]:
     """Swap A→B through up to ``max_frames`` frames of the clips with convert's per-frame pipeline
     (fitting faces in with ``settings``), in runs of consecutive frames (at least MIN_RUN per clip),
-    and measure the input and the output face of every frame where A was found."""
-    analyzer = converter.analyzer
+    and measure the input and the output face of every frame where A was found (and, for a clip
+    with occluder masks, how much of the occluder the output keeps)."""
     replacer = converter.replacer("a2b", settings)
     per_clip = max(MIN_RUN, math.ceil(max_frames / len(clips)))
     reporter.task("evaluate A→B", total=max_frames, unit="frames")
@@ -148,32 +201,18 @@ def swap_and_measure(converter: Converter, clips: list[Clip], max_frames: int, r
     for clip in clips:
         if frames_left <= 0:
             break
-        found: list[bool] = []
-        input_faces: list[tuple[np.ndarray, np.ndarray]] = []
-        output_faces: list[tuple[np.ndarray, np.ndarray]] = []
-        sharpness_pairs: list[tuple[float, float]] = []
-        visibility: list[float] = []
-        whole: list[bool] = []
+        recorder = ClipRecorder(converter.analyzer, occluder_masks(clip.path))
 
-        def on_frame(frame: Frame, swapped: np.ndarray, where: Any) -> None:
-            found.append(where is not None)
-            visibility.append(watermark_visibility(swapped) if where else math.nan)
-            input_faces.append(measure_face(analyzer, frame.image, where.face.box) if where else _no_face())
-            output_faces.append(measure_face(analyzer, swapped, where.face.box) if where else _no_face())
-            landmarks = input_faces[-1][0]
-            whole.append(bool(inside_picture(landmarks, (frame.image.shape[1], frame.image.shape[0]))))
-            box = inner_face_box(landmarks) if np.isfinite(landmarks).all() else None
-            sharpness_pairs.append((sharpness(frame.image, box), sharpness(swapped, box)) if box is not None
-                                   else (math.nan, math.nan))
+        def on_frame(frame: Frame, swapped: np.ndarray, where: Any, recorder: ClipRecorder = recorder) -> None:
+            recorder.record(frame, swapped, where)
             reporter.advance()
 
         replacer.reset()
         frames = islice(read_frames(clip.path, start=clip.start), min(per_clip, frames_left))
         swap_frames(frames, replacer, converter.swapper.batch_size, on_frame)
-        frames_left -= len(found)
-        if found:
-            measured.append(ClipMeasures(np.array(found), _stacked(input_faces), _stacked(output_faces),
-                                         np.array(sharpness_pairs, np.float64), np.array(whole), np.array(visibility)))
+        frames_left -= len(recorder.found)
+        if recorder.found:
+            measured.append(recorder.measures())
     reporter.update(max_frames - frames_left, total=max_frames - frames_left)
     reporter.finish()
     return measured
@@ -232,6 +271,8 @@ def evaluate(workspace: WorkspaceLike, options: EvaluateOptions = EvaluateOption
         sharpness=sharpness_scores(np.concatenate([clip.sharpness for clip in measured])[swapped]),
         watermark=WatermarkScores(finite_max(np.concatenate([clip.watermark_visibility for clip in measured]))),
         seconds=time.perf_counter() - started,
+        occluder=occluder_scores(measured), hair=hair_scores(measured, swapped),
+        coverage=check_coverage(workspace).to_dict(),
     ).to_dict()
 
 
@@ -244,11 +285,29 @@ def stability_scores(measured: list[ClipMeasures]) -> StabilityScores:
 
 def expression_scores(inputs: FaceMeasures, outputs: FaceMeasures, swapped: np.ndarray,
                       whole: np.ndarray) -> ExpressionScores:
-    """Landmark distance and mouth-open correlation of output against input over the faces wholly
-    inside the picture (``whole``), and how many swapped faces the frame's edge cut."""
+    """Over the faces wholly inside the picture (``whole``), output against input: landmark distance,
+    mouth-open correlation and the widest mouths' ratio, eye-openness correlation and the blinks
+    followed; and how many swapped faces the frame's edge cut."""
     cut = int((swapped & ~whole & np.isfinite(inputs.landmarks).all(axis=(1, 2))).sum())
-    return ExpressionScores(landmark_distance(outputs.landmarks[whole], inputs.landmarks[whole]),
-                            correlation(mouth_open(inputs.landmarks[whole]), mouth_open(outputs.landmarks[whole])), cut)
+    face_in, face_out = inputs.landmarks[whole], outputs.landmarks[whole]
+    mouth_in, mouth_out = mouth_open(face_in), mouth_open(face_out)
+    eyes_in, eyes_out = eye_openness(face_in), eye_openness(face_out)
+    followed, closed = blinks_followed(eyes_in, eyes_out)
+    return ExpressionScores(landmark_distance(face_out, face_in), correlation(mouth_in, mouth_out), cut,
+                            widest_mouth_ratio(mouth_in, mouth_out), correlation(eyes_in, eyes_out), followed, closed)
+
+
+def occluder_scores(measured: list[ClipMeasures]) -> OccluderScores:
+    """How much of the occluders the output kept: mean and worst frame over the frames with one."""
+    kept = np.concatenate([clip.occluder_kept for clip in measured])
+    finite = kept[np.isfinite(kept)]
+    return OccluderScores(int(len(finite)), finite_mean(finite), float(finite.min()) if len(finite) else math.nan)
+
+
+def hair_scores(measured: list[ClipMeasures], swapped: np.ndarray) -> HairScores:
+    """Dark pixels the swap added along the jaw: mean and worst frame over the swapped faces."""
+    added = np.concatenate([clip.hair_added for clip in measured])[swapped]
+    return HairScores(finite_mean(added), finite_max(added))
 
 
 def sharpness_scores(pairs: np.ndarray) -> SharpnessScores:

@@ -39,6 +39,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .. import _io
+from ..coverage import expression_weights
 from ..errors import DeepswapError
 from ..faces import FaceSet, face_region
 from ..workspace import PersonKey, Workspace
@@ -72,10 +73,11 @@ class PersonFaces:
     """The faces of one person that can be trained on: listed in alignments.json, crop on disk, not
     held out for evaluation (``FaceSet.holdout_ids``)."""
 
-    def __init__(self, faceset: FaceSet, ids: list[str], landmarks: np.ndarray) -> None:
+    def __init__(self, faceset: FaceSet, ids: list[str], landmarks: np.ndarray, weights: np.ndarray | None = None) -> None:
         self.faceset = faceset
         self.ids = ids
         self.landmarks = landmarks  # N×68×2, crop coordinates
+        self.weights = weights  # N sampling weights (None: every face as often)
         self.face_size = faceset.face_size
 
     @classmethod
@@ -98,6 +100,11 @@ class PersonFaces:
         if len(self) < world_size:
             raise DeepswapError(f"{self.faceset.folder}: {len(self)} faces cannot be shared among {world_size} processes")
         return PersonFaces(self.faceset, self.ids[rank::world_size], self.landmarks[rank::world_size])
+
+    def balanced(self) -> "PersonFaces":
+        """These faces, drawn with ``coverage.expression_weights``: rare poses and expressions (closed
+        eyes, a wide-open mouth, raised brows, a turned head) more often, at most 4× the usual."""
+        return PersonFaces(self.faceset, self.ids, self.landmarks, expression_weights(self.landmarks))
 
     def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """The RGB crop and mask of face ``index`` (a missing mask counts as all face)."""
@@ -190,7 +197,8 @@ def augment_face(image: np.ndarray, mask: np.ndarray, features: np.ndarray, rng:
 
 class TrainingStream(Dataset):
     """An endless, reproducible stream of augmented pairs: item ``n`` holds face ``n`` of A and of B
-    (each person's faces in a fresh random order every pass), as uint8 arrays CHW/HW."""
+    (each person's faces in a fresh random order every pass, or, for faces with ``weights``, a pass
+    as long drawn by those weights), as uint8 arrays CHW/HW."""
 
     def __init__(self, faces: dict[str, PersonFaces], resolution: int, coverage: float, seed: int,
                  augment: Augment | None = None, output_resolution: int | None = None,
@@ -213,7 +221,9 @@ class TrainingStream(Dataset):
         if (key, epoch) not in self._orders:
             if len(self._orders) > 8:
                 self._orders.clear()
-            self._orders[key, epoch] = np.random.default_rng([self.seed, ord(key), epoch]).permutation(count)
+            rng, weights = np.random.default_rng([self.seed, ord(key), epoch]), self.faces[key].weights
+            self._orders[key, epoch] = (rng.permutation(count) if weights is None
+                                        else rng.choice(count, count, p=weights / weights.sum()))
         return int(self._orders[key, epoch][n % count])
 
     def region(self, key: str, index: int) -> tuple[np.ndarray, np.ndarray]:

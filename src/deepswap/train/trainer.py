@@ -34,6 +34,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from .. import _io
+from ..coverage import WORTH_TELLING, coverage_between
 from ..errors import DeepswapError
 from ..progress import ProgressCallback, Reporter
 from ..workspace import PERSON_KEYS, WorkspaceLike, as_workspace, other_person
@@ -435,6 +436,14 @@ def announce(reporter: Reporter, trainee: Trainee, runtime: Runtime, faces: dict
     reporter.task(f"train {name}", total=end, unit="iterations", done=trainee.start)
 
 
+def coverage_note(reporter: Reporter, faces: dict[str, PersonFaces], name_b: str) -> None:
+    """A few lines, before training starts, on the kinds of A's faces that B's faces do not cover
+    (landmarks only: quick); nothing when they cover all but a few."""
+    coverage = coverage_between(faces["a"].landmarks, faces["a"].ids, faces["b"].landmarks, faces["b"].ids, name_b)
+    if coverage.lines(WORTH_TELLING):
+        reporter.note(coverage.summary(WORTH_TELLING) + "\n  (B's model cannot draw what B's faces never show)")
+
+
 def nan_note(iteration: int, loss: float, state: dict[str, Any] | None) -> str:
     """What to tell the user when the loss stopped being finite."""
     kept = f"the last good checkpoint (iteration {state['iteration']}) is kept" if state else "no checkpoint was written"
@@ -473,6 +482,8 @@ def train(workspace: WorkspaceLike, options: TrainOptions | None = None, on_prog
     # The data: each process trains on its own share of each person's faces.
     all_faces = {key: PersonFaces.load(workspace, key) for key in PERSON_KEYS}
     faces = {key: all_faces[key].shard(runtime.rank, runtime.world_size) for key in PERSON_KEYS}
+    if options.balance_expressions:
+        faces = {key: people.balanced() for key, people in faces.items()}
     trainee = resume_or_build(folder, options, runtime)
     start, end = trainee.start, options.iterations
     if end is not None and start >= end:
@@ -485,6 +496,7 @@ def train(workspace: WorkspaceLike, options: TrainOptions | None = None, on_prog
                    for key in PERSON_KEYS}
     records = Records(folder, trainee, runtime, reporter, preview_set)
     if runtime.main:
+        coverage_note(reporter, all_faces, workspace.persons["b"].name)
         announce(reporter, trainee, runtime, all_faces, end)
     workers = options.workers
     if workers is None:

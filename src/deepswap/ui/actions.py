@@ -236,6 +236,32 @@ def evaluation_rows(report: dict[str, Any]) -> list[Any]:
     return report_rows(report)
 
 
+@dataclass(frozen=True)
+class CoverageGroup:
+    """One kind of A's faces that B's faces do not cover: the line to show, the advice, and a few
+    examples as (A's face crop, the nearest B face's crop)."""
+
+    line: str
+    advice: str
+    examples: list[tuple[Path, Path]]
+
+
+def coverage_groups(folder: Path) -> list[CoverageGroup]:
+    """The coverage check of a workspace's extracted faces (``deepswap.check_coverage``; landmarks
+    only, quick), as groups with example crops; none before both people's faces are extracted."""
+    from deepswap.coverage import EXAMPLES
+
+    try:
+        coverage = deepswap.check_coverage(folder)
+    except DeepswapError:
+        return []
+    faces = {key: folder / key / "faces" for key in PERSON_KEYS}
+    return [CoverageGroup(group.line(coverage.faces_a), group.advice(coverage.name_b),
+                          [(faces["a"] / f"{a}.png", faces["b"] / f"{b}.png")
+                           for a, b in zip(group.faces[:EXAMPLES], group.nearest[:EXAMPLES])])
+            for group in coverage.groups]
+
+
 # Long steps (in a job's child process): each takes on_progress and returns plain data
 
 def run_fetch(workspace: Path, on_progress: ProgressCallback) -> dict[str, Any]:

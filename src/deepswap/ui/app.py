@@ -280,8 +280,10 @@ async def evaluate_page(request: Request) -> Response:
     job = ui.jobs.latest(context["folder"], "evaluate")
     report = job.result if job is not None and isinstance(job.result, dict) else None
     inputs = forms.convert_inputs(context["folder"], context["workspace"])
+    groups = await run_in_threadpool(actions.coverage_groups, context["folder"])
+    coverage = [(group, [(ui.site.file_url(a), ui.site.file_url(b)) for a, b in group.examples]) for group in groups]
     return render(request, "evaluate.html", **context, fields=forms.form_fields("evaluate"), inputs_choices=[(key, label) for key, (label, _) in inputs.items()],
-                  report=report, rows=actions.evaluation_rows(report) if report else [],
+                  report=report, rows=actions.evaluation_rows(report) if report else [], coverage=coverage,
                   has_model=actions.saved_model(context["workspace"])["model"] is not None)
 
 
