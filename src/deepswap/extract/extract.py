@@ -338,19 +338,18 @@ class SourceResult:
     report: PersonReport
 
 
+@dataclass
 class FrameScan:
     """One source's frames after another through the face pipeline, keeping the person's face in
     each: here (``_PersonExtraction``) and in workers alike. Counts and step times go to ``report``;
     a face found goes to ``on_face(name, record, crop, mask)``."""
 
-    def __init__(self, name: str, analyzer: FaceAnalyzer, tracker: IdentityTracker, report: PersonReport,
-                 reporter: Reporter, note: Callable[[str], None]) -> None:
-        self.name = name
-        self.analyzer = analyzer
-        self.tracker = tracker
-        self.report = report
-        self.reporter = reporter
-        self.note = note
+    name: str
+    analyzer: FaceAnalyzer
+    tracker: IdentityTracker
+    report: PersonReport
+    reporter: Reporter
+    note: Callable[[str], None]
 
     def source(self, source: Source, frames: Iterator[Frame], state: dict[str, Any], known: set[str],
                on_face: Callable[[str, dict[str, Any], np.ndarray, np.ndarray], None],
