@@ -124,7 +124,9 @@ class ChipGrid:
     """One density of the frame-relative chip grid: ``rows`` rows of square-ish chips, each run of
     chips holding the signature bits ``signature_copies`` times and the id bits once. Frames are
     marked on it when its chips are at least ``embed_from`` pixels across and read when at least
-    ``read_from`` (a halved frame); ``step`` is the spacing of its chips' lattice, grey levels."""
+    ``read_from`` (a halved frame); ``step`` is the spacing of its chips' lattice, grey levels. With
+    ``aimed_at_half_size`` the embedder places its chips' residuals where a half-size copy made by
+    the harshest common scaler (:func:`_bilinear_half`) measures them, not where the frame itself does."""
 
     key: str
     rows: int
@@ -133,6 +135,7 @@ class ChipGrid:
     embed_from: float
     read_from: float
     step: float = STEP
+    aimed_at_half_size: bool = False
 
     def shape(self, height: int, width: int) -> tuple[int, int]:
         """(rows, cols) of the grid on a frame of this size."""
@@ -146,7 +149,7 @@ class ChipGrid:
 
 COARSE = ChipGrid("", 48, 1, False, 0.0, 0.0)  # the key of the first design: its marks read the same
 FINE = ChipGrid("fine:", 128, 5, True, 3.0, 1.5)
-LARGE_CHIPS = ChipGrid("large:", 24, 4, True, 0.0, 0.0)
+LARGE_CHIPS = ChipGrid("large:", 24, 4, True, 0.0, 0.0, aimed_at_half_size=True)
 CODED = ChipGrid("coded:", 48, 5, True, 0.0, 0.0, 7.0)
 GRIDS = (COARSE, FINE, LARGE_CHIPS, CODED)
 JOINT = (LARGE_CHIPS, CODED)  # embedded together on small frames, read together too
@@ -375,6 +378,17 @@ def _chip_residual(picture: np.ndarray, rows: int, cols: int) -> np.ndarray:
     return _residual(_block_means(_analysis_image(_integral(picture), rows, cols)))
 
 
+_HALVING_BLUR = np.array([0.25, 0.5, 0.25], np.float32)
+
+
+def _bilinear_half(picture: np.ndarray) -> np.ndarray:
+    """A picture halved the way swscale's default (bilinear) scaler halves it: a 4-pixel tent
+    ([1, 3, 3, 1] / 8, which mixes each chip with its neighbours), as a [1, 2, 1] / 4 blur then
+    2 × 2 means."""
+    blurred = cv2.sepFilter2D(picture.astype(np.float32), -1, _HALVING_BLUR, _HALVING_BLUR, borderType=cv2.BORDER_REFLECT)
+    return cv2.resize(blurred, (picture.shape[1] // 2, picture.shape[0] // 2), interpolation=cv2.INTER_AREA)
+
+
 def _spread(chip_values: np.ndarray) -> np.ndarray:
     """Chip values as a picture at analysis resolution (each chip's samples carry its value)."""
     rows, cols = chip_values.shape
@@ -526,7 +540,11 @@ class Watermarker:
             hosts = [host]
         marked = luma.astype(np.float32)
         for index, each in enumerate(hosts):
-            residual = each.analysis.residual if index == 0 else _chip_residual(marked, *each.analysis.residual.shape)
+            chips = each.analysis.residual.shape
+            if each.grid.aimed_at_half_size:
+                residual = _chip_residual(_bilinear_half(marked), *chips)
+            else:
+                residual = each.analysis.residual if index == 0 else _chip_residual(marked, *chips)
             amplitude = self.chip_amplitudes(each, residual, (height, width))
             marks = _spread(amplitude) * each.analysis.gain
             marks = cv2.resize(marks, veto.shape[::-1], interpolation=cv2.INTER_LINEAR) * veto
