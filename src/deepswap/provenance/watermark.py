@@ -239,10 +239,19 @@ def _id_margin(grid: ChipGrid, soft: np.ndarray, variance: np.ndarray) -> float:
 _SIGNATURE_SIGNS = 1 - 2.0 * _payload("0" * (ID_BITS // 4))[:SIGNATURE_BITS]
 
 
-@lru_cache(maxsize=4)
-def _signature_signs(grid: ChipGrid) -> np.ndarray:
-    """Per symbol of the grid: the sign its reading has under the signature (0 for the id's)."""
-    return np.concatenate([_SIGNATURE_SIGNS, np.zeros(grid.symbols - SIGNATURE_BITS)]).astype(np.float32)
+@lru_cache(maxsize=8)
+def _known_signs(grid: ChipGrid) -> np.ndarray:
+    """Per symbol of the grid: the sign its reading has whatever the id, 0 where it depends on the
+    id. Known are the signature's symbols and, on coded grids, the 4 symbols of the last Golay block
+    that its zero padding keeps 0 in every codeword (its messages have degree < 8, so its cyclic
+    part has no terms x¹⁹…x²²): detection scores them with the signature."""
+    signs = np.zeros(grid.symbols, np.float32)
+    signs[:SIGNATURE_BITS] = _SIGNATURE_SIGNS
+    if grid.coded:
+        last = GOLAY_BLOCKS - 1
+        always_zero = _golay_codewords()[:_block_words(last)].max(axis=0) == 0
+        signs[SIGNATURE_BITS + last * GOLAY_LENGTH:][always_zero] = 1.0
+    return signs
 
 
 def _output_id(bits: np.ndarray) -> str:
@@ -699,8 +708,9 @@ class _Reading:
         bit_of_chip, dither = _layout(grid, total.shape[1])
         rotated = total * np.exp(-2j * np.pi * dither)
         aligned, magnitude = rotated.real, np.abs(total)
-        score = _table(_signature_signs(grid)[bit_of_chip] * aligned)
-        energy = _table((bit_of_chip < SIGNATURE_BITS) * magnitude ** 2 / 2)
+        known = _known_signs(grid)[bit_of_chip]
+        score = _table(known * aligned)
+        energy = _table((known != 0) * magnitude ** 2 / 2)
         return cls(grid, bit_of_chip, aligned, rotated.imag, magnitude, score, energy)
 
     def edges(self, steps: np.ndarray, axis: int) -> np.ndarray:
@@ -729,13 +739,20 @@ class _Reading:
         """Per symbol, the noise variance of its soft value inside a window: a chip's phasor, turned
         to its lattice, carries its bit along the real axis and only noise across it, so the window's
         quadrature readings (any bit) give the noise per unit of squared magnitude, and a symbol's
-        variance is that times its chips' squared magnitudes."""
+        variance is that times its chips' squared magnitudes. On a coded grid each Golay block's own
+        chips are measured too and the larger figure kept: the loss is not spread evenly over the
+        picture, and a block whose chips lost more must not be judged by the window's average."""
         bits, _, magnitude = self._inside(box)
         y0, x0, y1, x1 = (self.edges(np.array(edge), axis) for edge, axis in zip(box, (0, 1, 0, 1)))
         across = self.quadrature[y0:y1, x0:x1].ravel()
-        power = magnitude * magnitude
-        per_unit = float((across * across).sum()) / max(float(power.sum()), 1e-12)
-        return per_unit * np.bincount(bits, weights=power, minlength=self.grid.symbols)
+        power = np.bincount(bits, weights=magnitude * magnitude, minlength=self.grid.symbols)
+        spread = np.bincount(bits, weights=across * across, minlength=self.grid.symbols)
+        per_unit = np.full(self.grid.symbols, spread.sum() / max(power.sum(), 1e-12))
+        if self.grid.coded:
+            blocks = per_unit[SIGNATURE_BITS:].reshape(GOLAY_BLOCKS, GOLAY_LENGTH)
+            own = spread[SIGNATURE_BITS:].reshape(blocks.shape).sum(1) / np.maximum(power[SIGNATURE_BITS:].reshape(blocks.shape).sum(1), 1e-12)
+            np.maximum(blocks, own[:, None], out=blocks)
+        return per_unit * power
 
     def _inside(self, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         y0, x0, y1, x1 = (self.edges(np.array(edge), axis) for edge, axis in zip(box, (0, 1, 0, 1)))
