@@ -302,7 +302,7 @@ def _interleaved_symbols(order: np.ndarray, signature_chips: int) -> np.ndarray:
     block of the id, and not the signature, falls mostly on flat picture (one block of a keyed
     shuffle of 24-row runs held 30 % less texture than another on a GRID frame); which symbol of
     its kind a slot carries is keyed."""
-    runs, run = order.shape
+    run = order.shape[1]
     slot = np.arange(run)
     signature_slots = (slot + 1) * signature_chips // run > slot * signature_chips // run
     kinds = np.where(signature_slots, -1, np.cumsum(~signature_slots) % GOLAY_BLOCKS)
