@@ -196,7 +196,7 @@ def robustness(clips: list[Path], folder: Path, regions: dict[str, Region] = REG
                     accuracy, z, right, unreadable, wrong, tried = worst.get(attack, (1.0, np.inf, 0, 0, 0, 0))
                     worst[attack] = (min(accuracy, float(np.mean(result.bits == bits))), min(z, result.confidence),
                                      right + (result.found and result.output_id == OUTPUT_ID),
-                                     unreadable + result.id_unreadable,
+                                     unreadable + (result.found and result.output_id is None),
                                      wrong + (result.found and result.output_id not in (OUTPUT_ID, None)), tried + 1)
         print(f"\n{name}: {len(clips)} clips, PSNR ≥ {lowest_psnr:.1f} dB inside the marked area; std added on flat "
               f"picture (goal ≤ 0.3): blue screen ≤ {_largest(screen)}, any flat 16×16 block of the area ≤ {_largest(flat)} grey levels")

@@ -332,6 +332,18 @@ def test_half_size_copy_made_by_any_common_scaler_is_confirmed(written_frames: l
         assert result.output_id == OUTPUT_ID
 
 
+@pytest.mark.parametrize("index", [0, 37])
+def test_single_frame_halved_by_swscale_default_keeps_its_id(original: list[np.ndarray], index: int) -> None:
+    """Issue 35: one marked 360×288 frame, halved by swscale's default scaler (bilinear: a 4-pixel
+    tent that mixes neighbouring chips) and saved as JPEG q75, is confirmed with its id read. The
+    24-row grid is placed where such a copy measures it; placed at full size, these two frames'
+    ids were unreadable (margins 0.65 and 0.94 against ``ID_MARGIN`` 1.2)."""
+    frame = Watermarker(OUTPUT_ID).embed(original[index].copy())
+    small = SCALERS["swscale bilinear"](frame, (frame.shape[1] // 2, frame.shape[0] // 2))
+    result = detect_watermark([jpeg(small, 75)])
+    assert result.found and result.output_id == OUTPUT_ID
+
+
 @pytest.mark.parametrize("start", [0.0, 0.6, 1.0])
 def test_survives_trimming_to_2_seconds(written: Path, tmp_path: Path, start: float) -> None:
     window = images(written, start=start, duration=2.0)

@@ -13,9 +13,15 @@ Design (dither modulation on a frame-relative chip grid, placed by a just-notice
   between neighbouring chips and the encoder's loss leave too little of the mark. There it goes on a
   grid of 24 rows, whose 12-pixel chips keep their means through such a blur, and on a 48-row grid
   with a smaller lattice step (7 grey levels), so that both fit within the PSNR cap; each is
-  embedded twice, correcting what the other moved. Other frames, and marks on a region (whose fewer
+  embedded twice, correcting what the other moved. The 24-row grid is placed where a half-size
+  copy by that scaler measures it (``aimed_at_half_size``), carries the signature three times per
+  run rather than four (more chips for the id, which half size + crf 28 left unreadable on most
+  copies), and, like the 48-row one, deals its run's slots evenly (``interleaved``: signature
+  slots spread along the run, id slots dealt to the three Golay blocks in turn), where a keyed
+  shuffle could leave one block mostly on flat picture. Marks made before (``FIRST_JOINT``) are
+  read as before. Other frames, and marks on a region (whose fewer
   chips the two would share), are marked on the coarse or the fine grid. The decoder reads every
-  grid, and the two of ``JOINT`` also together.
+  grid, and each pair of ``READ_TOGETHER`` also together.
 * Every chip carries one bit and a keyed dither d in [0, 1). Each run of chips (raster order) holds
   every bit in a keyed order, so any sizeable region carries the whole payload. On the coarse grid
   the bits are the 48 payload bits, once each per run. The other grids' chips are fewer or noisier:
@@ -42,7 +48,8 @@ Design (dither modulation on a frame-relative chip grid, placed by a just-notice
 * The decoder reads each chip as a phasor ``exp(2πi · residual / step)``, weighted by its own
   estimate of the chip's texture gain (flat chips carry nothing and weigh nothing), and sums over
   frames, for each grid. A bit's soft value is the sum of ``Re(phasor · exp(-2πi d))`` over its chips.
-* Detection correlates the known signature bits: ``z = Σ Re(P · exp(-2πi (d + bit/2))) / sqrt(Σ |P|² / 2)``
+* Detection correlates the known symbols (the signature bits, and on coded grids the 4 symbols of
+  the last Golay block that its zero padding keeps 0): ``z = Σ Re(P · exp(-2πi (d + bit/2))) / sqrt(Σ |P|² / 2)``
   over the signature chips. Under "no watermark" the keyed dithers are uniform and independent of
   the picture, so each term is |P| cos(uniform), sub-Gaussian with variance proxy |P|²/2, and
   P(z > t) ≤ exp(-t²/2) for any picture. The scan over grids, candidate regions and grid widths is
@@ -54,7 +61,8 @@ Design (dither modulation on a frame-relative chip grid, placed by a just-notice
   id bit's other value) by at least ``ID_MARGIN`` times the std the noise gives that difference.
   The noise is measured across the lattice: a chip's phasor turned to its dither carries its bit on
   the real axis and only noise on the imaginary one, so the window's imaginary parts give the noise
-  per unit of squared magnitude. A confirmed mark whose id falls short says "id unreadable" rather
+  per unit of squared magnitude, or on the block's own chips where that is larger (the loss is
+  uneven over a picture). A confirmed mark whose id falls short says "id unreadable" rather
   than a guess. Over 308 confirmed, attacked copies (half size by 7 scalers at crf 23 and 28,
   single frames of crf-28 re-encodes, two embedder variants) the 43 wrongly decoded ids had
   margins ≤ 0.76 (a first estimate of the noise, fitted on the signature chips alone, let one
@@ -124,7 +132,10 @@ class ChipGrid:
     """One density of the frame-relative chip grid: ``rows`` rows of square-ish chips, each run of
     chips holding the signature bits ``signature_copies`` times and the id bits once. Frames are
     marked on it when its chips are at least ``embed_from`` pixels across and read when at least
-    ``read_from`` (a halved frame); ``step`` is the spacing of its chips' lattice, grey levels."""
+    ``read_from`` (a halved frame); ``step`` is the spacing of its chips' lattice, grey levels. With
+    ``aimed_at_half_size`` the embedder places its chips' residuals where a half-size copy made by
+    the harshest common scaler (:func:`_bilinear_half`) measures them, not where the frame itself does;
+    ``interleaved`` runs deal their slots evenly (:func:`_interleaved_symbols`), others by a keyed shuffle."""
 
     key: str
     rows: int
@@ -133,6 +144,8 @@ class ChipGrid:
     embed_from: float
     read_from: float
     step: float = STEP
+    aimed_at_half_size: bool = False
+    interleaved: bool = False
 
     def shape(self, height: int, width: int) -> tuple[int, int]:
         """(rows, cols) of the grid on a frame of this size."""
@@ -146,10 +159,12 @@ class ChipGrid:
 
 COARSE = ChipGrid("", 48, 1, False, 0.0, 0.0)  # the key of the first design: its marks read the same
 FINE = ChipGrid("fine:", 128, 5, True, 3.0, 1.5)
-LARGE_CHIPS = ChipGrid("large:", 24, 4, True, 0.0, 0.0)
-CODED = ChipGrid("coded:", 48, 5, True, 0.0, 0.0, 7.0)
-GRIDS = (COARSE, FINE, LARGE_CHIPS, CODED)
-JOINT = (LARGE_CHIPS, CODED)  # embedded together on small frames, read together too
+LARGE_CHIPS = ChipGrid("large-3:", 24, 3, True, 0.0, 0.0, aimed_at_half_size=True, interleaved=True)
+CODED = ChipGrid("coded-2:", 48, 5, True, 0.0, 0.0, 7.0, interleaved=True)
+JOINT = (LARGE_CHIPS, CODED)  # embedded together on small frames
+FIRST_JOINT = (ChipGrid("large:", 24, 4, True, 0.0, 0.0), ChipGrid("coded:", 48, 5, True, 0.0, 0.0, 7.0))  # read only: small frames' marks before issue 35
+GRIDS = (COARSE, FINE, *JOINT, *FIRST_JOINT)
+READ_TOGETHER = (JOINT, FIRST_JOINT)  # each pair is also scanned together
 
 
 def new_output_id() -> str:
@@ -236,10 +251,19 @@ def _id_margin(grid: ChipGrid, soft: np.ndarray, variance: np.ndarray) -> float:
 _SIGNATURE_SIGNS = 1 - 2.0 * _payload("0" * (ID_BITS // 4))[:SIGNATURE_BITS]
 
 
-@lru_cache(maxsize=4)
-def _signature_signs(grid: ChipGrid) -> np.ndarray:
-    """Per symbol of the grid: the sign its reading has under the signature (0 for the id's)."""
-    return np.concatenate([_SIGNATURE_SIGNS, np.zeros(grid.symbols - SIGNATURE_BITS)]).astype(np.float32)
+@lru_cache(maxsize=8)
+def _known_signs(grid: ChipGrid) -> np.ndarray:
+    """Per symbol of the grid: the sign its reading has whatever the id, 0 where it depends on the
+    id. Known are the signature's symbols and, on coded grids, the 4 symbols of the last Golay block
+    that its zero padding keeps 0 in every codeword (its messages have degree < 8, so its cyclic
+    part has no terms x¹⁹…x²²): detection scores them with the signature."""
+    signs = np.zeros(grid.symbols, np.float32)
+    signs[:SIGNATURE_BITS] = _SIGNATURE_SIGNS
+    if grid.coded:
+        last = GOLAY_BLOCKS - 1
+        always_zero = _golay_codewords()[:_block_words(last)].max(axis=0) == 0
+        signs[SIGNATURE_BITS + last * GOLAY_LENGTH:][always_zero] = 1.0
+    return signs
 
 
 def _output_id(bits: np.ndarray) -> str:
@@ -263,10 +287,31 @@ def _layout(grid: ChipGrid, cols: int) -> tuple[np.ndarray, np.ndarray]:
     run = signature_chips + grid.symbols - SIGNATURE_BITS
     padded = -(-count // run) * run
     order = _key_stream(grid.key + "order", padded).reshape(-1, run)
-    rank = np.argsort(np.argsort(order, axis=1), axis=1).ravel()[:count]
-    bit_of_chip = np.where(rank < signature_chips, rank % SIGNATURE_BITS, rank - signature_chips + SIGNATURE_BITS)
+    if grid.interleaved:
+        bit_of_chip = _interleaved_symbols(order, signature_chips).ravel()[:count]
+    else:
+        rank = np.argsort(np.argsort(order, axis=1), axis=1).ravel()[:count]
+        bit_of_chip = np.where(rank < signature_chips, rank % SIGNATURE_BITS, rank - signature_chips + SIGNATURE_BITS)
     dither = _key_stream(grid.key + "dither", count) / 2.0**32
     return bit_of_chip.reshape(grid.rows, cols), dither.reshape(grid.rows, cols)
+
+
+def _interleaved_symbols(order: np.ndarray, signature_chips: int) -> np.ndarray:
+    """Per chip of each run (a row of ``order``, keyed values): its symbol, the signature's slots
+    spread evenly along the run and the id's slots dealt to the Golay blocks in turn, so that no
+    block of the id, and not the signature, falls mostly on flat picture (one block of a keyed
+    shuffle of 24-row runs held 30 % less texture than another on a GRID frame); which symbol of
+    its kind a slot carries is keyed."""
+    run = order.shape[1]
+    slot = np.arange(run)
+    signature_slots = (slot + 1) * signature_chips // run > slot * signature_chips // run
+    kinds = np.where(signature_slots, -1, np.cumsum(~signature_slots) % GOLAY_BLOCKS)
+    symbols = np.empty(order.shape, np.intp)
+    for kind in range(-1, GOLAY_BLOCKS):
+        where = kinds == kind
+        rank = np.argsort(np.argsort(order[:, where], axis=1), axis=1)
+        symbols[:, where] = rank % SIGNATURE_BITS if kind < 0 else SIGNATURE_BITS + kind * GOLAY_LENGTH + rank
+    return symbols
 
 
 def _luma(image: np.ndarray) -> np.ndarray:
@@ -373,6 +418,17 @@ def _analyse(small: np.ndarray) -> _Analysis:
 def _chip_residual(picture: np.ndarray, rows: int, cols: int) -> np.ndarray:
     """Per chip of a rows × cols grid, the residual the decoder measures in a picture."""
     return _residual(_block_means(_analysis_image(_integral(picture), rows, cols)))
+
+
+_HALVING_BLUR = np.array([0.25, 0.5, 0.25], np.float32)
+
+
+def _bilinear_half(picture: np.ndarray) -> np.ndarray:
+    """A picture halved the way swscale's default (bilinear) scaler halves it: a 4-pixel tent
+    ([1, 3, 3, 1] / 8, which mixes each chip with its neighbours), as a [1, 2, 1] / 4 blur then
+    2 × 2 means."""
+    blurred = cv2.sepFilter2D(picture.astype(np.float32), -1, _HALVING_BLUR, _HALVING_BLUR, borderType=cv2.BORDER_REFLECT)
+    return cv2.resize(blurred, (picture.shape[1] // 2, picture.shape[0] // 2), interpolation=cv2.INTER_AREA)
 
 
 def _spread(chip_values: np.ndarray) -> np.ndarray:
@@ -526,7 +582,11 @@ class Watermarker:
             hosts = [host]
         marked = luma.astype(np.float32)
         for index, each in enumerate(hosts):
-            residual = each.analysis.residual if index == 0 else _chip_residual(marked, *each.analysis.residual.shape)
+            chips = each.analysis.residual.shape
+            if each.grid.aimed_at_half_size:
+                residual = _chip_residual(_bilinear_half(marked), *chips)
+            else:
+                residual = each.analysis.residual if index == 0 else _chip_residual(marked, *chips)
             amplitude = self.chip_amplitudes(each, residual, (height, width))
             marks = _spread(amplitude) * each.analysis.gain
             marks = cv2.resize(marks, veto.shape[::-1], interpolation=cv2.INTER_LINEAR) * veto
@@ -599,7 +659,7 @@ def _window_count() -> int:
     positions = sum(
         (_WINDOW_STEPS - round(h * _WINDOW_STEPS) + 1) * (_WINDOW_STEPS - round(w * _WINDOW_STEPS) + 1)
         for h in _WINDOW_FRACTIONS for w in _WINDOW_FRACTIONS)
-    return 3 * (len(GRIDS) + 1) * positions
+    return 3 * (len(GRIDS) + len(READ_TOGETHER)) * positions
 
 
 def false_alarm_bound(z: float) -> float:
@@ -650,10 +710,11 @@ class WatermarkDetector:
             return WatermarkResult(False, 0.0, None, np.zeros(PAYLOAD_BITS, np.uint8), 0, (0, 0, 1, 1))
         readings = {key: _Reading.of(key[0], total) for key, total in self._sums.items()}
         candidates = [[reading] for reading in readings.values()]
-        for width_offset in (-1, 0, 1):
-            pair = [readings.get((grid, grid.shape(*self._shape)[1] + width_offset)) for grid in JOINT]
-            if all(pair):
-                candidates.append(pair)
+        for grids in READ_TOGETHER:
+            for width_offset in (-1, 0, 1):
+                pair = [readings.get((grid, grid.shape(*self._shape)[1] + width_offset)) for grid in grids]
+                if all(pair):
+                    candidates.append(pair)
         scans = [_scan(candidate) for candidate in candidates]
         z, bits, box, margin = max(scans, key=lambda found: found[0])
         found = z >= Z_THRESHOLD
@@ -681,8 +742,9 @@ class _Reading:
         bit_of_chip, dither = _layout(grid, total.shape[1])
         rotated = total * np.exp(-2j * np.pi * dither)
         aligned, magnitude = rotated.real, np.abs(total)
-        score = _table(_signature_signs(grid)[bit_of_chip] * aligned)
-        energy = _table((bit_of_chip < SIGNATURE_BITS) * magnitude ** 2 / 2)
+        known = _known_signs(grid)[bit_of_chip]
+        score = _table(known * aligned)
+        energy = _table((known != 0) * magnitude ** 2 / 2)
         return cls(grid, bit_of_chip, aligned, rotated.imag, magnitude, score, energy)
 
     def edges(self, steps: np.ndarray, axis: int) -> np.ndarray:
@@ -711,13 +773,20 @@ class _Reading:
         """Per symbol, the noise variance of its soft value inside a window: a chip's phasor, turned
         to its lattice, carries its bit along the real axis and only noise across it, so the window's
         quadrature readings (any bit) give the noise per unit of squared magnitude, and a symbol's
-        variance is that times its chips' squared magnitudes."""
+        variance is that times its chips' squared magnitudes. On a coded grid each Golay block's own
+        chips are measured too and the larger figure kept: the loss is not spread evenly over the
+        picture, and a block whose chips lost more must not be judged by the window's average."""
         bits, _, magnitude = self._inside(box)
         y0, x0, y1, x1 = (self.edges(np.array(edge), axis) for edge, axis in zip(box, (0, 1, 0, 1)))
         across = self.quadrature[y0:y1, x0:x1].ravel()
-        power = magnitude * magnitude
-        per_unit = float((across * across).sum()) / max(float(power.sum()), 1e-12)
-        return per_unit * np.bincount(bits, weights=power, minlength=self.grid.symbols)
+        power = np.bincount(bits, weights=magnitude * magnitude, minlength=self.grid.symbols)
+        spread = np.bincount(bits, weights=across * across, minlength=self.grid.symbols)
+        per_unit = np.full(self.grid.symbols, spread.sum() / max(power.sum(), 1e-12))
+        if self.grid.coded:
+            blocks = per_unit[SIGNATURE_BITS:].reshape(GOLAY_BLOCKS, GOLAY_LENGTH)
+            own = spread[SIGNATURE_BITS:].reshape(blocks.shape).sum(1) / np.maximum(power[SIGNATURE_BITS:].reshape(blocks.shape).sum(1), 1e-12)
+            np.maximum(blocks, own[:, None], out=blocks)
+        return per_unit * power
 
     def _inside(self, box: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         y0, x0, y1, x1 = (self.edges(np.array(edge), axis) for edge, axis in zip(box, (0, 1, 0, 1)))
