@@ -20,9 +20,15 @@ face as drawn keeps 0.45 of unseen clips' sharpness instead of 0.27, a small fac
 instead of 0.54, at some cost in identity (SFace cosine to A 0.186 → 0.245; ``benchmarks/quality.py``).
 
 The face mask and an eyes-and-mouth map (from the landmarks) go through step 3 with the target;
-the loss uses them as weights. For a model that draws faces larger than it sees (``output_scale``),
-all of this happens at the output resolution and the warped input is then shrunk to the input's. Sample ``n`` of the stream is a pure function of (seed, n), so a
-resumed run sees exactly the data an uninterrupted one would have. Each stream keeps the face
+the loss uses them as weights. A synthetic occluder (``occluders.py``: a hand, a microphone, a shape,
+a patch of another frame) is drawn for every sample: pasted in front of the *input* a quarter of the
+time (``INPUT_OCCLUSION``; the target stays whole, so the decoders learn to draw the face behind a
+hand), and in front of the target, most of the time, for the learned mask (``segmenter.py``): its
+``segment`` face at ``segmenter.RESOLUTION`` px with the label ``segment_label`` = the mask minus the occluder.
+
+For a model that draws faces larger than it sees (``output_scale``), all of this happens at the
+output resolution and the warped input is then shrunk to the input's. Sample ``n`` of the stream is
+a pure function of (seed, n), so a resumed run sees exactly the data an uninterrupted one would have. Each stream keeps the face
 regions it has read (step 1) in memory up to ``cache_bytes``: decoding the crops was over half of a
 sample's cost, and on a 2-core CPU the data worker takes its time from the training step.
 """
@@ -42,6 +48,8 @@ from .. import _io
 from ..errors import DeepswapError
 from ..faces import FaceSet, face_region
 from ..workspace import PersonKey, Workspace
+from . import segmenter
+from .occluders import random_occluder
 
 EYES = (slice(36, 42), slice(42, 48))
 MOUTH = slice(48, 60)
@@ -66,6 +74,8 @@ class Augment:
 
 REGION_CACHE_BYTES = 512 << 20  # face regions a stream keeps in memory (the trainer shares this among its data workers)
 FINISHING_AUGMENT = Augment(rotation=0.0, zoom=0.0, shift=0.0, warp=0.0)  # the finishing stage: flips and colour only
+INPUT_OCCLUSION = 0.25  # the share of the swap's inputs with an occluder in front of the face
+SEGMENTER_OCCLUSION = 0.8  # the share of the segmenter's faces with one (the rest teach it the plain face)
 
 
 class PersonFaces:
@@ -238,9 +248,25 @@ class TrainingStream(Dataset):
         features = feature_map((faces.landmarks[index] - (x, y)) * size / side, size)
         rng = np.random.default_rng([self.seed, ord(key), n, 1])
         sample = augment_face(*self.region(key, index), features, rng, self.augment)
+        sample.update(self.occlude(key, sample, np.random.default_rng([self.seed, ord(key), n, 2])))
         if size != self.resolution:
             sample["warped"] = cv2.resize(sample["warped"], (self.resolution, self.resolution), interpolation=cv2.INTER_AREA)
         return {name: (array.transpose(2, 0, 1) if array.ndim == 3 else array) for name, array in sample.items()}
+
+    def occlude(self, key: str, sample: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """A random occluder in front of the sample's input (``INPUT_OCCLUSION`` of the time) and the
+        segmenter's face and label: the target with the occluder in front (``SEGMENTER_OCCLUSION``
+        of the time), and the target's mask minus the occluder, at ``segmenter.RESOLUTION`` px."""
+        elsewhere, _ = self.region(key, int(rng.integers(len(self.faces[key]))))
+        occluder = random_occluder(sample["target"], elsewhere, rng)
+        warped = occluder.paste(sample["warped"]) if rng.random() < INPUT_OCCLUSION else sample["warped"]
+        face, label = sample["target"], sample["mask"]
+        if rng.random() < SEGMENTER_OCCLUSION:
+            face, label = occluder.paste(face), occluder.uncovered(label)
+        side = segmenter.RESOLUTION
+        shrink = cv2.INTER_AREA if face.shape[0] > side else cv2.INTER_LINEAR
+        return {"warped": warped, "segment": cv2.resize(face, (side, side), interpolation=shrink),
+                "segment_label": cv2.resize(label, (side, side), interpolation=shrink)}
 
     def __getitem__(self, n: int) -> dict[str, torch.Tensor]:
         return {f"{key}_{name}": torch.from_numpy(np.ascontiguousarray(array))
