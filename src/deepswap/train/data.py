@@ -255,8 +255,9 @@ class TrainingStream(Dataset):
 
     def occlude(self, key: str, sample: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
         """A random occluder in front of the sample's input (``INPUT_OCCLUSION`` of the time) and the
-        segmenter's face and label: the target with the occluder in front (``SEGMENTER_OCCLUSION``
-        of the time), and the target's mask minus the occluder, at ``segmenter.RESOLUTION`` px."""
+        segmenter's sample at ``segmenter.RESOLUTION`` px: its face (the target, with the occluder in
+        front ``SEGMENTER_OCCLUSION`` of the time), its label (the target's mask minus the occluder)
+        and the weight of each pixel in its loss (``segmenter.loss_weights``)."""
         elsewhere, _ = self.region(key, int(rng.integers(len(self.faces[key]))))
         occluder = random_occluder(sample["target"], elsewhere, rng)
         warped = occluder.paste(sample["warped"]) if rng.random() < INPUT_OCCLUSION else sample["warped"]
@@ -265,8 +266,8 @@ class TrainingStream(Dataset):
             face, label = occluder.paste(face), occluder.uncovered(label)
         side = segmenter.RESOLUTION
         shrink = cv2.INTER_AREA if face.shape[0] > side else cv2.INTER_LINEAR
-        return {"warped": warped, "segment": cv2.resize(face, (side, side), interpolation=shrink),
-                "segment_label": cv2.resize(label, (side, side), interpolation=shrink)}
+        face, label, mask = (cv2.resize(array, (side, side), interpolation=shrink) for array in (face, label, sample["mask"]))
+        return {"warped": warped, "segment": face, "segment_label": label, "segment_weight": segmenter.loss_weights(mask)}
 
     def __getitem__(self, n: int) -> dict[str, torch.Tensor]:
         return {f"{key}_{name}": torch.from_numpy(np.ascontiguousarray(array))

@@ -108,12 +108,13 @@ def shape_alpha(size: int, rng: np.random.Generator) -> np.ndarray:
     """A random polygon or ellipse somewhere over the face region."""
     def draw(canvas: np.ndarray, side: int) -> None:
         centre = rng.uniform(0.2, 0.8, 2) * side
-        radius = rng.uniform(0.08, 0.3) * side
+        radius = rng.uniform(0.1, 0.3) * side
         if rng.random() < 0.5:
-            axes = (int(radius), int(radius * rng.uniform(0.3, 1.0)))
+            axes = (int(radius), int(radius * rng.uniform(0.4, 1.0)))
             cv2.ellipse(canvas, tuple(int(v) for v in centre), axes, rng.uniform(0, 180), 0, 360, 255, -1, cv2.LINE_AA)
         else:
-            angles = np.sort(rng.uniform(0, 2 * np.pi, rng.integers(3, 8)))
+            corners = int(rng.integers(3, 8))
+            angles = (np.arange(corners) + rng.uniform(-0.35, 0.35, corners)) * 2 * np.pi / corners
             radii = radius * rng.uniform(0.5, 1.2, len(angles))
             points = centre + np.stack([np.cos(angles), np.sin(angles)], axis=1) * radii[:, None]
             cv2.fillPoly(canvas, [points.astype(np.int32)], 255, cv2.LINE_AA)

@@ -276,8 +276,8 @@ class TrainStep:
         losses = self.backward(data, judge)
         optimizer.step()
         if segment:
-            self.segment_step(torch.cat([data[f"{key}_segment"] for key in PERSON_KEYS]),
-                              torch.cat([data[f"{key}_segment_label"] for key in PERSON_KEYS]))
+            self.segment_step(*(torch.cat([data[f"{key}_{name}"] for key in PERSON_KEYS])
+                                for name in ("segment", "segment_label", "segment_weight")))
         return losses
 
     def backward(self, data: dict[str, torch.Tensor], judge: bool) -> torch.Tensor:
