@@ -17,7 +17,12 @@ from deepswap.faces import FaceAnalyzer, IdentityTracker, face_region, load_face
 from deepswap.train import load_swapper
 from deepswap.train.data import PersonFaces, TrainingStream
 from deepswap.train.occluders import hand_alpha, microphone_alpha, random_occluder
-from deepswap.train.segmenter import RESOLUTION, SegmenterStep, build_segmenter, face_probabilities
+from deepswap.train.segmenter import (
+    RESOLUTION,
+    SegmenterStep,
+    build_segmenter,
+    face_probabilities,
+)
 from deepswap.video import Frame, read_frames
 from deepswap.workspace import Workspace
 

@@ -49,7 +49,7 @@ from ..errors import DeepswapError
 from ..faces import FaceSet, face_region
 from ..workspace import PersonKey, Workspace
 from . import segmenter
-from .occluders import random_occluder
+from .occluders import Occluder, random_occluder
 
 EYES = (slice(36, 42), slice(42, 48))
 MOUTH = slice(48, 60)
@@ -200,12 +200,15 @@ def augment_face(image: np.ndarray, mask: np.ndarray, features: np.ndarray, rng:
 
 class TrainingStream(Dataset):
     """An endless, reproducible stream of augmented pairs: item ``n`` holds face ``n`` of A and of B
-    (each person's faces in a fresh random order every pass), as uint8 arrays CHW/HW."""
+    (each person's faces in a fresh random order every pass), as uint8 arrays CHW/HW. Item ``n``
+    belongs to batch ``n // batch_size``; every ``segment_every``-th batch also holds the
+    segmenter's samples (``occlude``)."""
 
     def __init__(self, faces: dict[str, PersonFaces], resolution: int, coverage: float, seed: int,
                  augment: Augment | None = None, output_resolution: int | None = None,
-                 cache_bytes: int = REGION_CACHE_BYTES) -> None:
+                 cache_bytes: int = REGION_CACHE_BYTES, batch_size: int = 1, segment_every: int = 1) -> None:
         self.faces = faces
+        self.batch_size, self.segment_every = batch_size, segment_every
         self.resolution = resolution
         self.output_resolution = output_resolution or resolution
         self.coverage = coverage
@@ -248,26 +251,34 @@ class TrainingStream(Dataset):
         features = feature_map((faces.landmarks[index] - (x, y)) * size / side, size)
         rng = np.random.default_rng([self.seed, ord(key), n, 1])
         sample = augment_face(*self.region(key, index), features, rng, self.augment)
-        sample.update(self.occlude(key, sample, np.random.default_rng([self.seed, ord(key), n, 2])))
+        sample.update(self.occlude(key, n, sample, np.random.default_rng([self.seed, ord(key), n, 2])))
         if size != self.resolution:
             sample["warped"] = cv2.resize(sample["warped"], (self.resolution, self.resolution), interpolation=cv2.INTER_AREA)
         return {name: (array.transpose(2, 0, 1) if array.ndim == 3 else array) for name, array in sample.items()}
 
-    def occlude(self, key: str, sample: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """A random occluder in front of the sample's input (``INPUT_OCCLUSION`` of the time) and the
-        segmenter's sample at ``segmenter.RESOLUTION`` px: its face (the target, with the occluder in
-        front ``SEGMENTER_OCCLUSION`` of the time), its label (the target's mask minus the occluder)
-        and the weight of each pixel in its loss (``segmenter.loss_weights``)."""
-        elsewhere, _ = self.region(key, int(rng.integers(len(self.faces[key]))))
-        occluder = random_occluder(sample["target"], elsewhere, rng)
-        warped = occluder.paste(sample["warped"]) if rng.random() < INPUT_OCCLUSION else sample["warped"]
-        face, label = sample["target"], sample["mask"]
-        if rng.random() < SEGMENTER_OCCLUSION:
-            face, label = occluder.paste(face), occluder.uncovered(label)
+    def occlude(self, key: str, n: int, sample: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """A random occluder in front of the sample's input (``INPUT_OCCLUSION`` of the time) and, in
+        the batches the segmenter trains on, its sample at ``segmenter.RESOLUTION`` px: its face (the
+        target, with an occluder in front ``SEGMENTER_OCCLUSION`` of the time), its label (the
+        target's mask minus the occluder) and the weight of each pixel in its loss
+        (``segmenter.loss_weights``). Occluders are drawn at the segmenter's resolution."""
         side = segmenter.RESOLUTION
-        shrink = cv2.INTER_AREA if face.shape[0] > side else cv2.INTER_LINEAR
-        face, label, mask = (cv2.resize(array, (side, side), interpolation=shrink) for array in (face, label, sample["mask"]))
-        return {"warped": warped, "segment": face, "segment_label": label, "segment_weight": segmenter.loss_weights(mask)}
+        face, mask = (cv2.resize(array, (side, side), interpolation=cv2.INTER_AREA) for array in (sample["target"], sample["mask"]))
+        occluder = self.occluder(key, face, rng) if rng.random() < INPUT_OCCLUSION else None
+        extra = {} if occluder is None else {"warped": occluder.resized(sample["warped"].shape[0]).paste(sample["warped"])}
+        if (n // self.batch_size) % self.segment_every:
+            return extra
+        label = mask
+        if rng.random() < SEGMENTER_OCCLUSION:
+            occluder = occluder or self.occluder(key, face, rng)
+            face, label = occluder.paste(face), occluder.uncovered(mask)
+        return extra | {"segment": face, "segment_label": label, "segment_weight": segmenter.loss_weights(mask)}
+
+    def occluder(self, key: str, face: np.ndarray, rng: np.random.Generator) -> Occluder:
+        """A random occluder over ``face``, its patches cut from another face region of the same person."""
+        elsewhere, _ = self.region(key, int(rng.integers(len(self.faces[key]))))
+        side = face.shape[0]
+        return random_occluder(face, cv2.resize(elsewhere, (side, side), interpolation=cv2.INTER_AREA), rng)
 
     def __getitem__(self, n: int) -> dict[str, torch.Tensor]:
         return {f"{key}_{name}": torch.from_numpy(np.ascontiguousarray(array))

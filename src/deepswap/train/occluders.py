@@ -42,10 +42,16 @@ class Occluder:
         """A uint8 mask (0..255) with the occluder taken out of it: the label of the occluded face."""
         return np.round(mask * (1 - self.alpha)).astype(np.uint8)
 
+    def resized(self, size: int) -> Occluder:
+        """The same occluder over an S×S region of another side ``size``."""
+        if size == self.alpha.shape[0]:
+            return self
+        return Occluder(*(cv2.resize(array, (size, size), interpolation=cv2.INTER_LINEAR) for array in (self.rgb, self.alpha)))
+
 
 def _fill(size: int, rng: np.random.Generator, draw) -> np.ndarray:
-    """An S×S float32 alpha drawn at 4× and shrunk (smooth edges), then hard or blurred (soft)."""
-    scale = 4
+    """An S×S float32 alpha drawn at 2× and shrunk (smooth edges), then hard or blurred (soft)."""
+    scale = 2
     canvas = np.zeros((size * scale, size * scale), np.uint8)
     draw(canvas, size * scale)
     alpha = cv2.resize(canvas, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255

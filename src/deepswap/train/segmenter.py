@@ -7,7 +7,7 @@ hand labelling: the landmark mask minus synthetic occluders pasted over the face
 It learns the face's look in this footage, and that a hand or a microphone in front of it is not
 face. Convert keeps the landmark mask ∩ this mask, smoothed over time (``convert.replace``).
 
-It trains alongside the swap, one step on every swap iteration on the same batch's faces
+It trains alongside the swap, one step every ``EVERY`` swap iterations on the same batch's faces
 (``SegmenterStep``), and is saved with the checkpoint (role ``segmenter``). At 64 px and width 8 it
 has ~31 k parameters; a step costs a few % of a ``lite`` iteration on a CPU (docs/training.md).
 """
@@ -22,6 +22,7 @@ from torch import nn
 
 RESOLUTION = 64  # pixels across the face region the segmenter sees
 LEARNING_RATE = 3e-3
+EVERY = 4  # training iterations per segmenter step (each on the iteration's faces of both persons)
 CARE_MARGIN = 0.08  # of the side: how far around the landmark mask the segmenter's loss counts fully
 
 

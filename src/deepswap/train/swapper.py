@@ -42,7 +42,7 @@ class Swapper:
         if device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
 
-    def on(self, device: torch.device) -> "Swapper":
+    def on(self, device: torch.device) -> Swapper:
         """This swapper with its model (and learned mask) on ``device``: itself when already there, else copies."""
         if device == self.device:
             return self

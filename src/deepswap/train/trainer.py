@@ -46,11 +46,11 @@ from .data import FINISHING_AUGMENT, REGION_CACHE_BYTES, PersonFaces, TrainingSt
 from .loss import LossWeights, reconstruction_loss
 from .models import ModelSpec, SwapModel, build_model, model_spec
 from .runtime import Runtime, process_rank, setup_runtime
+from .segmenter import EVERY as SEGMENTER_EVERY
 from .segmenter import Segmenter, SegmenterStep, build_segmenter
 
 PREVIEW_FACES = 8
 CRITIC_LR = 2e-4  # Adam's rate for the swap critic (β1 0.5, as for GANs)
-SEGMENTER_EVERY = 2  # iterations between the learned mask's steps (each on the batch's faces of both persons)
 
 
 @dataclass
@@ -467,7 +467,8 @@ def training_batches(faces: dict[str, PersonFaces], trainee: Trainee, runtime: R
     net, config = trainee.net, trainee.config
     stream = TrainingStream(faces, net.resolution, config.coverage, config.seed + runtime.rank,
                             augment=FINISHING_AUGMENT if finish else None, output_resolution=net.output_resolution,
-                            cache_bytes=REGION_CACHE_BYTES // max(1, workers))
+                            cache_bytes=REGION_CACHE_BYTES // max(1, workers), batch_size=config.batch_size,
+                            segment_every=SEGMENTER_EVERY)
     return make_loader(stream, config.batch_size, iteration * config.batch_size, workers, pin_memory=runtime.cuda)
 
 
