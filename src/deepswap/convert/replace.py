@@ -81,7 +81,7 @@ class FaceReplacer:
         output = list(frames)
         for k, i in enumerate(todo):
             where = located[i]
-            if i and located[i - 1] is None:
+            if i != (todo[k - 1] + 1 if k else 0):  # frames without the face came before: the learned mask starts anew
                 self.mask_smoother.lost()
             landmark_mask = face_mask(transform_points(where.landmarks, where.matrix), self.size).astype(np.float32) / 255
             mask = landmark_mask if generated_masks is None else np.minimum(generated_masks[k], _dilated(landmark_mask))
@@ -91,8 +91,9 @@ class FaceReplacer:
             face = match_color(generated[k], crops[k], mask, self.settings.color)
             output[i] = paste_face(frames[i], face, mask, where.matrix, self.settings.blend, self.settings.detail,
                                    detail_scale(where.matrix, self.region_side))
+        if todo[-1] != len(frames) - 1:
+            self.mask_smoother.lost()
         return output
-
 
     def learned_mask(self, probabilities: np.ndarray) -> np.ndarray:
         """The learned face mask of one crop as the final mask's last factor: smoothed over time, then
