@@ -20,17 +20,18 @@ face as drawn keeps 0.45 of unseen clips' sharpness instead of 0.27, a small fac
 instead of 0.54, at some cost in identity (SFace cosine to A 0.186 → 0.245; ``benchmarks/quality.py``).
 
 The face mask and an eyes-and-mouth map (from the landmarks) go through step 3 with the target;
-the loss uses them as weights. A synthetic occluder (``occluders.py``: a hand, a microphone, a shape,
-a patch of another frame) is drawn for every sample: pasted in front of the *input* a quarter of the
-time (``INPUT_OCCLUSION``; the target stays whole, so the decoders learn to draw the face behind a
-hand), and in front of the target, most of the time, for the learned mask (``segmenter.py``): its
-``segment`` face at ``segmenter.RESOLUTION`` px with the label ``segment_label`` = the mask minus the occluder.
+the loss uses them as weights. Synthetic occluders (``occluders.py``: a hand, a microphone, a shape,
+a patch of another frame) are pasted in front of a quarter of the *inputs* (``INPUT_OCCLUSION``; the
+target stays whole, so the decoders learn to draw the face behind a hand), and the batches the
+learned mask trains on (``segmenter.py``) also carry its sample: the target at its resolution, with
+an occluder in front most of the time, labelled with the mask minus the occluder.
 
 For a model that draws faces larger than it sees (``output_scale``), all of this happens at the
 output resolution and the warped input is then shrunk to the input's. Sample ``n`` of the stream is
-a pure function of (seed, n), so a resumed run sees exactly the data an uninterrupted one would have. Each stream keeps the face
-regions it has read (step 1) in memory up to ``cache_bytes``: decoding the crops was over half of a
-sample's cost, and on a 2-core CPU the data worker takes its time from the training step.
+a pure function of (seed, n), so a resumed run sees exactly the data an uninterrupted one would
+have. Each stream keeps the face regions it has read (step 1) in memory up to ``cache_bytes``:
+decoding the crops was over half of a sample's cost, and on a 2-core CPU the data worker takes its
+time from the training step.
 """
 
 from __future__ import annotations
@@ -263,9 +264,11 @@ class TrainingStream(Dataset):
         target's mask minus the occluder) and the weight of each pixel in its loss
         (``segmenter.loss_weights``). Occluders are drawn at the segmenter's resolution."""
         side = segmenter.RESOLUTION
-        face, mask = (cv2.resize(array, (side, side), interpolation=cv2.INTER_AREA) for array in (sample["target"], sample["mask"]))
+        face, mask = (cv2.resize(array, (side, side), interpolation=cv2.INTER_AREA)
+                      for array in (sample["target"], sample["mask"]))
         occluder = self.occluder(key, face, rng) if rng.random() < INPUT_OCCLUSION else None
-        extra = {} if occluder is None else {"warped": occluder.resized(sample["warped"].shape[0]).paste(sample["warped"])}
+        warped = sample["warped"]
+        extra = {} if occluder is None else {"warped": occluder.resized(warped.shape[0]).paste(warped)}
         if (n // self.batch_size) % self.segment_every:
             return extra
         label = mask

@@ -92,7 +92,6 @@ class Swapper:
                     masks[index, y:y + side, x:x + side] = np.clip(resized, 0, 1)
         return out, masks
 
-
     @torch.no_grad()
     def face_masks(self, faces: np.ndarray) -> np.ndarray | None:
         """The learned face mask of aligned crops (N×S×S×3 uint8): N×S×S float32, the probability
