@@ -20,6 +20,7 @@ DETAIL_RESOLUTION = 112  # pixels across the face region: the footage's detail f
 FINEST_SHARE = 0.5  # ... but on a large face only the frame's finest octave
 LEARNED_ERODE = 0.01  # of the crop: how far the new face stays from what the learned mask says is not face
 LEARNED_BLUR = 0.03  # of the crop: the feather of the learned mask's edge
+LEARNED_RAMP = (0.25, 0.75)  # face probabilities below the first count as no face, above the second as all face
 
 
 @dataclass
@@ -96,12 +97,14 @@ class FaceReplacer:
         return output
 
     def learned_mask(self, probabilities: np.ndarray) -> np.ndarray:
-        """The learned face mask of one crop as the final mask's last factor: smoothed over time, then
-        pulled back from what is not face by ``LEARNED_ERODE`` and feathered over ``LEARNED_BLUR``
-        (narrower than the face's own edge, so an occluder keeps its outline)."""
+        """The learned face mask of one crop as the final mask's last factor: smoothed over time, made
+        decisive (``LEARNED_RAMP``: an unsure "face" would let A show through), then pulled back from
+        what is not face by ``LEARNED_ERODE`` and feathered over ``LEARNED_BLUR`` (narrower than the
+        face's own edge, so an occluder keeps its outline)."""
         if self.settings.smooth:
             probabilities = self.mask_smoother(probabilities)
-        return prepare_mask(probabilities, LEARNED_ERODE, LEARNED_BLUR)
+        low, high = LEARNED_RAMP
+        return prepare_mask(np.clip((probabilities - low) / (high - low), 0, 1), LEARNED_ERODE, LEARNED_BLUR)
 
 
 def detail_scale(matrix: np.ndarray, region_side: float) -> float:
