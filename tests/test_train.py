@@ -401,6 +401,7 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(workspace, tmp_path)
     a, b = (load_file(root / "model" / read_state(root / "model")["files"]["segmenter"]["name"]) for root in (workspace, other))
     assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-7) for k in a)
     assert float(a["adam.head.weight.step"]) == 1, "the learned mask steps every 4th iteration"
+    assert read_state(other / "model")["training"]["segmenter_steps"] == 1
     assert len(list((other / "model").glob("*.safetensors"))) == 3, "old checkpoint files are removed"
     done = tiny_train(other, model=None, iterations=3)
     assert done.iteration == 4 and done.stopped_by == "iterations"

@@ -8,8 +8,10 @@ It learns the face's look in this footage, and that a hand or a microphone in fr
 face. Convert keeps the landmark mask ∩ this mask, smoothed over time (``convert.replace``).
 
 It trains alongside the swap, one step every ``EVERY`` swap iterations on the same batch's faces
-(``SegmenterStep``), and is saved with the checkpoint (role ``segmenter``). At 64 px and width 8 it
-has ~31 k parameters; a step costs a few % of a ``lite`` iteration on a CPU (docs/training.md).
+(``SegmenterStep``), and is saved with the checkpoint (role ``segmenter``; its step count as
+``segmenter_steps`` in ``state.json``'s ``training``). Convert uses it once it has taken
+``MIN_STEPS``. At 64 px and width 8 it has 53 k parameters; its steps cost ~6 % of ``lite``'s
+training time on a 2-core CPU (docs/training.md).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from torch import nn
 RESOLUTION = 64  # pixels across the face region the segmenter sees
 LEARNING_RATE = 3e-3
 EVERY = 4  # training iterations per segmenter step (each on the iteration's faces of both persons)
+MIN_STEPS = 250  # steps before convert uses it (1,000 training iterations): a younger mask leaves out real face
 CARE_MARGIN = 0.08  # of the side: how far around the landmark mask the segmenter's loss counts fully
 
 
@@ -85,6 +88,11 @@ def build_segmenter(seed: int, device: torch.device | str = "cpu") -> tuple[Segm
         torch.manual_seed(seed)
         segmenter = Segmenter().to(device)
     return segmenter, torch.optim.Adam(segmenter.parameters(), lr=LEARNING_RATE)
+
+
+def steps_taken(optimizer: torch.optim.Optimizer) -> int:
+    """How many steps the segmenter's Adam has taken (0 before the first)."""
+    return int(next(iter(optimizer.state.values()), {}).get("step", 0))
 
 
 class SegmenterStep:

@@ -62,6 +62,7 @@ class _Training(StrictModel, extra="allow"):
     elapsed_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
     recent_loss: FiniteFloat | None = None
     best_loss: FiniteFloat | None = None
+    segmenter_steps: Count | None = None
 
 
 class _State(StrictModel):

@@ -15,7 +15,7 @@ from . import checkpoint
 from .config import TrainConfig
 from .models import SwapModel
 from .runtime import native_bf16
-from .segmenter import Segmenter, face_probabilities
+from .segmenter import MIN_STEPS, Segmenter, face_probabilities
 
 
 class Swapper:
@@ -27,7 +27,7 @@ class Swapper:
     region are the input's. The mask (N×S×S float32 in 0..1, zero outside the region) comes from
     the model's mask head; models without one (``original``, ``lite``) return None, meaning "use
     the landmark mask" (``deepswap.faces.face_mask``). ``face_masks`` gives the learned face mask
-    (``segmenter.py``) of models trained with one.
+    (``segmenter.py``) of models trained with one long enough (``segmenter.MIN_STEPS``).
     """
 
     def __init__(self, model: SwapModel, coverage: float, device: torch.device, iteration: int = 0,
@@ -119,6 +119,7 @@ def load_swapper(workspace: WorkspaceLike, device: str | torch.device | None = N
     model, state = checkpoint.load_model(folder, device)
     config = TrainConfig.from_saved(state["training"])
     segmenter = Segmenter().to(device)
-    if not checkpoint.load_companion(folder, state, "segmenter", segmenter):
-        segmenter = None  # a model trained before the learned mask: the landmark mask alone
+    trained = state["training"].get("segmenter_steps", 0) >= MIN_STEPS
+    if not (trained and checkpoint.load_companion(folder, state, "segmenter", segmenter)):
+        segmenter = None  # none yet, or too young to trust: the landmark mask alone, as before it
     return Swapper(model, config.coverage, device, iteration=int(state["iteration"]), segmenter=segmenter)

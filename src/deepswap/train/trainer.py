@@ -47,7 +47,7 @@ from .loss import LossWeights, reconstruction_loss
 from .models import ModelSpec, SwapModel, build_model, model_spec
 from .runtime import Runtime, process_rank, setup_runtime
 from .segmenter import EVERY as SEGMENTER_EVERY
-from .segmenter import Segmenter, SegmenterStep, build_segmenter
+from .segmenter import Segmenter, SegmenterStep, build_segmenter, steps_taken
 
 PREVIEW_FACES = 8
 CRITIC_LR = 2e-4  # Adam's rate for the swap critic (β1 0.5, as for GANs)
@@ -409,7 +409,8 @@ class Records:
         training_state = {**trainee.config.to_saved(), "world_size": self.runtime.world_size,
                           "elapsed_seconds": self.elapsed_before + seconds,
                           "recent_loss": recent_loss if math.isfinite(recent_loss) else None,
-                          "best_loss": lowest if math.isfinite(lowest) else None}
+                          "best_loss": lowest if math.isfinite(lowest) else None,
+                          "segmenter_steps": steps_taken(trainee.segmenter_optimizer)}
         companions = {"segmenter": (trainee.segmenter, trainee.segmenter_optimizer)}
         if trainee.critic_optimizer and trainee.critic_optimizer.state:
             companions["critic"] = (trainee.critic, trainee.critic_optimizer)
