@@ -303,8 +303,13 @@ def test_a_damaged_identity_stops_extract_in_one_line(ws: Path) -> None:
     (lambda s: s.update(format=2), "format"),
     (lambda s: s["files"].update(critic={**s["files"]["model"], "name": "../critic-00000004.safetensors"}), "files.critic"),
     (lambda s: s["files"].update(critic=s["files"]["model"]), "files.critic"),
+    (lambda s: s["files"].update(segmenter={**s["files"]["model"], "name": "/tmp/segmenter-00000004.safetensors"}),
+     "files.segmenter"),
+    (lambda s: s["files"].update(segmenter=s["files"]["optimizer"]), "files.segmenter"),
+    (lambda s: s["training"].update(segmenter_steps=-3), "training.segmenter_steps"),
 ], ids=["list", "iteration-text", "iteration-negative", "no-files", "no-optimizer-file", "sha", "bytes", "model",
-        "options", "training", "batch-size", "format", "critic-elsewhere", "critic-names-the-model"])
+        "options", "training", "batch-size", "format", "critic-elsewhere", "critic-names-the-model",
+        "segmenter-elsewhere", "segmenter-names-the-optimizer", "segmenter-steps"])
 def test_a_damaged_checkpoint_state_is_one_line(tmp_path: Path, edit: Callable[[dict], Any], problem: str) -> None:
     model = tmp_path / "model"
     model.mkdir()

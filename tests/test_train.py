@@ -345,7 +345,7 @@ def test_the_critic_trains_in_the_finishing_stage_and_resumes_with_the_checkpoin
         state = read_state(root / "model")
         return load_file(root / "model" / state["files"][role]["name"])
 
-    for role in ("model", "critic"):
+    for role in ("model", "critic", "segmenter"):
         whole, resumed = tensors(workspace, role), tensors(other, role)
         assert whole.keys() == resumed.keys()
         assert all(torch.allclose(whole[key], resumed[key], rtol=1e-4, atol=1e-6) for key in whole), role
@@ -377,7 +377,7 @@ def test_training_on_grid_faces_lowers_the_loss_and_writes_previews(workspace):
 
 def test_resume_continues_exactly_like_an_uninterrupted_run(workspace, tmp_path):
     """Same seed: 2 + 2 iterations (stopped, then resumed) give the same losses, learning rate
-    (hd warms up) and Adam state as 4 in one go."""
+    (hd warms up), Adam state and learned face mask as 4 in one go."""
     other = tmp_path / "other"
     shutil.copytree(workspace, other)
     whole = tiny_train(workspace, model="hd")
@@ -398,7 +398,11 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(workspace, tmp_path)
     a, b = moments(workspace), moments(other)
     assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-7) for k in a)
     assert float(a["encoder.0.0.weight.step"]) == 4
-    assert len(list((other / "model").glob("*.safetensors"))) == 2, "old checkpoint files are removed"
+    a, b = (load_file(root / "model" / read_state(root / "model")["files"]["segmenter"]["name"]) for root in (workspace, other))
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-7) for k in a)
+    assert float(a["adam.head.weight.step"]) == 1, "the learned mask steps every 4th iteration"
+    assert read_state(other / "model")["training"]["segmenter_steps"] == 1
+    assert len(list((other / "model").glob("*.safetensors"))) == 3, "old checkpoint files are removed"
     done = tiny_train(other, model=None, iterations=3)
     assert done.iteration == 4 and done.stopped_by == "iterations"
 

@@ -12,7 +12,6 @@ not, and stops the run with its one-line error. Progress: each frame as a task w
 
 from __future__ import annotations
 
-import copy
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -46,24 +45,15 @@ class SwapKit:
     @classmethod
     def of(cls, swapper: Swapper, identity: Identity, replaced: PersonKey, face_size: int) -> SwapKit:
         """A kit from a loaded model (copied to the CPU, so that any worker can load it)."""
-        from ..train import Swapper as SwapperClass
+        import torch
 
-        if swapper.device.type != "cpu":
-            import torch
-
-            swapper = SwapperClass(copy.deepcopy(swapper.model).cpu(), swapper.coverage, torch.device("cpu"),
-                                   swapper.iteration, swapper.batch_size)
-        return cls(swapper, identity, replaced, face_size)
+        return cls(swapper.on(torch.device("cpu")), identity, replaced, face_size)
 
     def replacer(self, settings: ReplaceSettings) -> FaceReplacer:
         """A per-frame pipeline on this worker (its GPU when it has one)."""
         import torch
 
-        from ..train import Swapper as SwapperClass
-
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        swapper = SwapperClass(self.swapper.model, self.swapper.coverage, device, self.swapper.iteration,
-                               self.swapper.batch_size)
+        swapper = self.swapper.on(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
         analyzer = FaceAnalyzer(face_size=self.face_size)
         return FaceReplacer(analyzer, IdentityTracker(self.identity, analyzer.encoder), swapper,
                             other_person(self.replaced), settings)

@@ -30,7 +30,9 @@ class ReplaceSettings:
     of a lid or a lip: what is finer than ``replace.DETAIL_RESOLUTION`` pixels across the face, and on a
     large face only the frame's finest octave — is laid over the generated face inside the mask, so
     that it is as crisp as the picture around it; 0 keeps the model's face as drawn. Coarser detail,
-    where a face's identity lies, is always the model's. ``smooth`` steadies the landmarks over time.
+    where a face's identity lies, is always the model's. ``learned_mask`` cuts the mask down to what
+    the model's learned face mask sees as face (``train.segmenter``). ``smooth`` steadies the landmarks
+    and the learned mask over time.
     """
 
     color: ColorMode = option("reinhard", choices=get_args(ColorMode), label="Colour matching",
@@ -45,6 +47,9 @@ class ReplaceSettings:
                            meaning="the share of the footage's fine detail kept",
                            help="Share (0..1) of the footage's finest detail (grain, skin texture) laid over the new face; "
                                 "0: the model's face as drawn.")
+    learned_mask: bool = option(True, label="Learned mask (keeps what is in front of the face)",
+                                help="Keep the face only where the model's learned mask sees face, so a hand or a microphone "
+                                     "in front of it stays in front (models trained before it have none).")
     smooth: bool = True
 
     def __post_init__(self) -> None:

@@ -13,11 +13,14 @@ from ..video import Frame
 from .blend import paste_face, prepare_mask, region_window
 from .color import match_color
 from .options import ReplaceSettings
-from .smoothing import LandmarkSmoother
+from .smoothing import LandmarkSmoother, MaskSmoother
 
 
 DETAIL_RESOLUTION = 112  # pixels across the face region: the footage's detail finer than this is laid over the new face
 FINEST_SHARE = 0.5  # ... but on a large face only the frame's finest octave
+LEARNED_ERODE = 0.01  # of the crop: how far the new face stays from what the learned mask says is not face
+LEARNED_BLUR = 0.03  # of the crop: the feather of the learned mask's edge
+LEARNED_RAMP = (0.25, 0.75)  # face probabilities below the first count as no face, above the second as all face
 
 
 @dataclass
@@ -45,6 +48,7 @@ class FaceReplacer:
         self.settings = settings
         self.size = analyzer.face_size
         self.smoother = LandmarkSmoother()
+        self.mask_smoother = MaskSmoother()
         region = face_region(self.size, swapper.coverage)
         self.region_side = region[2]
         self.window = region_window(self.size, region, settings.mask_blur)
@@ -53,6 +57,7 @@ class FaceReplacer:
         """Forget the tracked face (between unrelated images)."""
         self.tracker.reset()
         self.smoother.lost()
+        self.mask_smoother.lost()
 
     def locate(self, frame: Frame) -> Located | None:
         """The replaced person's face in this frame, or None (the frame then passes through unchanged)."""
@@ -69,19 +74,37 @@ class FaceReplacer:
         """The frames with every located face replaced; frames without one are returned as they are."""
         todo = [i for i, where in enumerate(located) if where is not None]
         if not todo:
+            self.mask_smoother.lost()
             return list(frames)
         crops = np.stack([warp_face(frames[i], located[i].matrix, self.size) for i in todo])
         generated, generated_masks = self.swapper.swap(crops, to=self.to)
+        learned = self.swapper.face_masks(crops) if self.settings.learned_mask else None
         output = list(frames)
         for k, i in enumerate(todo):
             where = located[i]
+            if i != (todo[k - 1] + 1 if k else 0):  # frames without the face came before: the learned mask starts anew
+                self.mask_smoother.lost()
             landmark_mask = face_mask(transform_points(where.landmarks, where.matrix), self.size).astype(np.float32) / 255
             mask = landmark_mask if generated_masks is None else np.minimum(generated_masks[k], _dilated(landmark_mask))
             mask = prepare_mask(mask, self.settings.mask_erode, self.settings.mask_blur) * self.window
+            if learned is not None:
+                mask *= self.learned_mask(learned[k])
             face = match_color(generated[k], crops[k], mask, self.settings.color)
             output[i] = paste_face(frames[i], face, mask, where.matrix, self.settings.blend, self.settings.detail,
                                    detail_scale(where.matrix, self.region_side))
+        if todo[-1] != len(frames) - 1:
+            self.mask_smoother.lost()
         return output
+
+    def learned_mask(self, probabilities: np.ndarray) -> np.ndarray:
+        """The learned face mask of one crop as the final mask's last factor: smoothed over time, made
+        decisive (``LEARNED_RAMP``: an unsure "face" would let A show through), then pulled back from
+        what is not face by ``LEARNED_ERODE`` and feathered over ``LEARNED_BLUR`` (narrower than the
+        face's own edge, so an occluder keeps its outline)."""
+        if self.settings.smooth:
+            probabilities = self.mask_smoother(probabilities)
+        low, high = LEARNED_RAMP
+        return prepare_mask(np.clip((probabilities - low) / (high - low), 0, 1), LEARNED_ERODE, LEARNED_BLUR)
 
 
 def detail_scale(matrix: np.ndarray, region_side: float) -> float:

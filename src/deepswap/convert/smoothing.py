@@ -1,4 +1,5 @@
-"""Temporal smoothing of face landmarks: a One-Euro filter that resets on cuts or lost faces.
+"""Temporal smoothing of face landmarks (a One-Euro filter that resets on cuts or lost faces) and of
+the learned face mask (``MaskSmoother``).
 
 The One-Euro filter (Casiez, Roussel & Vogel, CHI 2012) is a low-pass filter whose cut-off rises with
 the signal's speed: still faces are smoothed hard (no jitter), fast motion follows with little lag.
@@ -71,3 +72,26 @@ class LandmarkSmoother:
                 self._filter.reset()
         self._previous = landmarks
         return self._filter(landmarks, time, speed_scale=scale)
+
+
+class MaskSmoother:
+    """Steadies a tracked face's learned mask (in crop coordinates) over time: quick to take away, slow
+    to give back. Each frame's mask is the lower of this frame's and a running average
+    (``keep`` of the past): a hand coming in front of the face is left out at once, flicker that
+    would let the new face show through an occluder for a frame is held down, and a face uncovered
+    again fills in over a few frames."""
+
+    def __init__(self, keep: float = 0.5) -> None:
+        self.keep = keep
+        self._average: np.ndarray | None = None
+
+    def lost(self) -> None:
+        """The face was not found (or a new image began): forget the past."""
+        self._average = None
+
+    def __call__(self, mask: np.ndarray) -> np.ndarray:
+        if self._average is None or self._average.shape != mask.shape:
+            self._average = mask
+            return mask
+        self._average = self.keep * self._average + (1 - self.keep) * mask
+        return np.minimum(mask, self._average)

@@ -4,7 +4,8 @@
     swapper = deepswap.load_swapper("ws")            # then swapper.swap(faces, to="b")
 
 Modules: ``models`` (original, lite, hd), ``data`` (faces, augmentation, DataLoader), ``loss``
-(masked SSIM + L1), ``critic`` (the swap critic of the finishing stage), ``config`` (options and the
+(masked SSIM + L1), ``critic`` (the swap critic of the finishing stage), ``segmenter`` (the learned
+face mask) and ``occluders`` (what it learns to leave out), ``config`` (options and the
 saved training config), ``checkpoint`` (safetensors + JSON, atomic, best backup), ``state`` (state.json, read and checked without torch), ``report``
 (preview grid, loss log and curve), ``runtime`` (device, precision, torchrun rank), ``trainer`` (the loop),
 ``swapper`` (inference for convert).

@@ -6,9 +6,11 @@ Layout::
     optimizer-<iteration>.safetensors  Adam moments and step per parameter ("<param>.exp_avg", ...)
     critic-<iteration>.safetensors     the swap critic, once a finishing stage has trained it ("weights.<param>",
                                         "adam.<param>.exp_avg", ...; see critic.py)
+    segmenter-<iteration>.safetensors  the learned face mask (segmenter.py), laid out as the critic; a
+                                        checkpoint from before it has none
     state.json                         {"format", "model", "options", "iteration", "files": {role: {name,
                                         sha256, bytes}}, "optimizer": {hyper-parameters}, "training": {...}}
-    best/                              copies of the same three, for the checkpoint of lowest loss so far
+    best/                              copies of the same files, for the checkpoint of lowest loss so far
 
 Files are named by iteration and never rewritten: a save writes the new tensor files, then replaces
 ``state.json`` (atomically) to point at them, then deletes the old ones. Loading checks every file
@@ -95,21 +97,25 @@ def load_optimizer(folder: str | Path, state: dict[str, Any], model: SwapModel, 
                             f"({exc}); {_advice(folder)}") from None
 
 
-def load_critic(folder: str | Path, state: dict[str, Any], critic: nn.Module, optimizer: torch.optim.Optimizer) -> None:
-    """Restore the swap critic and its Adam state saved with ``state``, when it holds them (a
-    checkpoint from before the finishing stage does not)."""
+def load_companion(folder: str | Path, state: dict[str, Any], role: str, module: nn.Module,
+                   optimizer: torch.optim.Optimizer | None = None) -> bool:
+    """Restore a module saved beside the model under ``role`` ("critic": the swap critic, "segmenter":
+    the learned face mask) and, when given, its Adam state. False when the checkpoint holds none (one
+    from before the finishing stage or the learned mask)."""
     folder = Path(folder)
-    if state["files"].get("critic") is None:
-        return
-    tensors = _load_tensors(folder, state, "critic", next(critic.parameters()).device)
+    if state["files"].get(role) is None:
+        return False
+    tensors = _load_tensors(folder, state, role, next(module.parameters()).device)
     try:
-        critic.load_state_dict({name.removeprefix("weights."): value for name, value in tensors.items()
+        module.load_state_dict({name.removeprefix("weights."): value for name, value in tensors.items()
                                 if name.startswith("weights.")})
-        _restore_adam(critic, optimizer, {name.removeprefix("adam."): value for name, value in tensors.items()
-                                          if name.startswith("adam.")})
+        if optimizer is not None:
+            _restore_adam(module, optimizer, {name.removeprefix("adam."): value for name, value in tensors.items()
+                                              if name.startswith("adam.")})
     except (KeyError, ValueError, RuntimeError) as exc:
-        raise DeepswapError(f"{folder / state['files']['critic']['name']}: swap critic does not fit ({exc}); "
+        raise DeepswapError(f"{folder / state['files'][role]['name']}: the saved {role} does not fit ({exc}); "
                             f"{_advice(folder)}") from None
+    return True
 
 
 def _restore_adam(module: nn.Module, optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
@@ -148,10 +154,11 @@ def _record(path: Path) -> dict[str, Any]:
 
 
 def save_checkpoint(folder: str | Path, model: SwapModel, optimizer: torch.optim.Optimizer, iteration: int,
-                    training: dict[str, Any], critic: tuple[nn.Module, torch.optim.Optimizer] | None = None) -> dict[str, Any]:
+                    training: dict[str, Any],
+                    companions: dict[str, tuple[nn.Module, torch.optim.Optimizer]] | None = None) -> dict[str, Any]:
     """Write a checkpoint of ``model`` and ``optimizer`` at ``iteration`` (see the module docstring),
-    and of the swap ``critic`` (module, its optimizer) when given; ``training`` is free JSON (losses,
-    seed, batch size...). Returns the new state."""
+    and of the ``companions`` ({role: (module, its optimizer)}: the swap critic, the segmenter) given;
+    ``training`` is free JSON (losses, seed, batch size...). Returns the new state."""
     folder = Path(folder)
     old = read_state(folder)
     if old is not None and old["iteration"] == iteration:
@@ -160,9 +167,8 @@ def save_checkpoint(folder: str | Path, model: SwapModel, optimizer: torch.optim
     metadata = {"model": model.name, "options": json.dumps(model.options)}
     files = {}
     roles = [("model", weights), ("optimizer", _optimizer_tensors(model, optimizer))]
-    if critic is not None:
-        module, adam = critic
-        roles.append(("critic", {**{f"weights.{name}": value for name, value in _cpu_tensors(module.state_dict()).items()},
+    for role, (module, adam) in (companions or {}).items():
+        roles.append((role, {**{f"weights.{name}": value for name, value in _cpu_tensors(module.state_dict()).items()},
                                  **{f"adam.{name}": value for name, value in _optimizer_tensors(module, adam).items()}}))
     for role, tensors in roles:
         path = folder / f"{role}-{iteration:08d}.safetensors"

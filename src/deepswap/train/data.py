@@ -20,11 +20,18 @@ face as drawn keeps 0.45 of unseen clips' sharpness instead of 0.27, a small fac
 instead of 0.54, at some cost in identity (SFace cosine to A 0.186 → 0.245; ``benchmarks/quality.py``).
 
 The face mask and an eyes-and-mouth map (from the landmarks) go through step 3 with the target;
-the loss uses them as weights. For a model that draws faces larger than it sees (``output_scale``),
-all of this happens at the output resolution and the warped input is then shrunk to the input's. Sample ``n`` of the stream is a pure function of (seed, n), so a
-resumed run sees exactly the data an uninterrupted one would have. Each stream keeps the face
-regions it has read (step 1) in memory up to ``cache_bytes``: decoding the crops was over half of a
-sample's cost, and on a 2-core CPU the data worker takes its time from the training step.
+the loss uses them as weights. Synthetic occluders (``occluders.py``: a hand, a microphone, a shape,
+a patch of another frame) are pasted in front of a quarter of the *inputs* (``INPUT_OCCLUSION``; the
+target stays whole, so the decoders learn to draw the face behind a hand), and the batches the
+learned mask trains on (``segmenter.py``) also carry its sample: the target at its resolution, with
+an occluder in front most of the time, labelled with the mask minus the occluder.
+
+For a model that draws faces larger than it sees (``output_scale``), all of this happens at the
+output resolution and the warped input is then shrunk to the input's. Sample ``n`` of the stream is
+a pure function of (seed, n), so a resumed run sees exactly the data an uninterrupted one would
+have. Each stream keeps the face regions it has read (step 1) in memory up to ``cache_bytes``:
+decoding the crops was over half of a sample's cost, and on a 2-core CPU the data worker takes its
+time from the training step.
 """
 
 from __future__ import annotations
@@ -43,6 +50,8 @@ from ..coverage import expression_weights
 from ..errors import DeepswapError
 from ..faces import FaceSet, face_region
 from ..workspace import PersonKey, Workspace
+from . import segmenter
+from .occluders import Occluder, random_occluder
 
 EYES = (slice(36, 42), slice(42, 48))
 MOUTH = slice(48, 60)
@@ -67,6 +76,8 @@ class Augment:
 
 REGION_CACHE_BYTES = 512 << 20  # face regions a stream keeps in memory (the trainer shares this among its data workers)
 FINISHING_AUGMENT = Augment(rotation=0.0, zoom=0.0, shift=0.0, warp=0.0)  # the finishing stage: flips and colour only
+INPUT_OCCLUSION = 0.25  # the share of the swap's inputs with an occluder in front of the face
+SEGMENTER_OCCLUSION = 0.8  # the share of the segmenter's faces with one (the rest teach it the plain face)
 
 
 class PersonFaces:
@@ -198,12 +209,14 @@ def augment_face(image: np.ndarray, mask: np.ndarray, features: np.ndarray, rng:
 class TrainingStream(Dataset):
     """An endless, reproducible stream of augmented pairs: item ``n`` holds face ``n`` of A and of B
     (each person's faces in a fresh random order every pass, or, for faces with ``weights``, a pass
-    as long drawn by those weights), as uint8 arrays CHW/HW."""
+    as long drawn by those weights), as uint8 arrays CHW/HW. Item ``n`` belongs to batch
+    ``n // batch_size``; every ``segment_every``-th batch also holds the segmenter's samples (``occlude``)."""
 
     def __init__(self, faces: dict[str, PersonFaces], resolution: int, coverage: float, seed: int,
                  augment: Augment | None = None, output_resolution: int | None = None,
-                 cache_bytes: int = REGION_CACHE_BYTES) -> None:
+                 cache_bytes: int = REGION_CACHE_BYTES, batch_size: int = 1, segment_every: int = 1) -> None:
         self.faces = faces
+        self.batch_size, self.segment_every = batch_size, segment_every
         self.resolution = resolution
         self.output_resolution = output_resolution or resolution
         self.coverage = coverage
@@ -248,9 +261,36 @@ class TrainingStream(Dataset):
         features = feature_map((faces.landmarks[index] - (x, y)) * size / side, size)
         rng = np.random.default_rng([self.seed, ord(key), n, 1])
         sample = augment_face(*self.region(key, index), features, rng, self.augment)
+        sample.update(self.occlude(key, n, sample, np.random.default_rng([self.seed, ord(key), n, 2])))
         if size != self.resolution:
             sample["warped"] = cv2.resize(sample["warped"], (self.resolution, self.resolution), interpolation=cv2.INTER_AREA)
         return {name: (array.transpose(2, 0, 1) if array.ndim == 3 else array) for name, array in sample.items()}
+
+    def occlude(self, key: str, n: int, sample: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """A random occluder in front of the sample's input (``INPUT_OCCLUSION`` of the time) and, in
+        the batches the segmenter trains on, its sample at ``segmenter.RESOLUTION`` px: its face (the
+        target, with an occluder in front ``SEGMENTER_OCCLUSION`` of the time), its label (the
+        target's mask minus the occluder) and the weight of each pixel in its loss
+        (``segmenter.loss_weights``). Occluders are drawn at the segmenter's resolution."""
+        side = segmenter.RESOLUTION
+        face, mask = (cv2.resize(array, (side, side), interpolation=cv2.INTER_AREA)
+                      for array in (sample["target"], sample["mask"]))
+        occluder = self.occluder(key, face, rng) if rng.random() < INPUT_OCCLUSION else None
+        warped = sample["warped"]
+        extra = {} if occluder is None else {"warped": occluder.resized(warped.shape[0]).paste(warped)}
+        if (n // self.batch_size) % self.segment_every:
+            return extra
+        label = mask
+        if rng.random() < SEGMENTER_OCCLUSION:
+            occluder = occluder or self.occluder(key, face, rng)
+            face, label = occluder.paste(face), occluder.uncovered(mask)
+        return extra | {"segment": face, "segment_label": label, "segment_weight": segmenter.loss_weights(mask)}
+
+    def occluder(self, key: str, face: np.ndarray, rng: np.random.Generator) -> Occluder:
+        """A random occluder over ``face``, its patches cut from another face region of the same person."""
+        elsewhere, _ = self.region(key, int(rng.integers(len(self.faces[key]))))
+        side = face.shape[0]
+        return random_occluder(face, cv2.resize(elsewhere, (side, side), interpolation=cv2.INTER_AREA), rng)
 
     def __getitem__(self, n: int) -> dict[str, torch.Tensor]:
         return {f"{key}_{name}": torch.from_numpy(np.ascontiguousarray(array))

@@ -20,12 +20,12 @@ from ..errors import DeepswapError
 FORMAT = 1
 STATE = "state.json"
 BEST = "best"
-ROLES = ("model", "optimizer", "critic")
+ROLES = ("model", "optimizer", "critic", "segmenter")
 Scalar = bool | int | float | str | None
 
 
 class _FileRecord(StrictModel):
-    name: Annotated[str, Field(pattern=r"^(?:model|optimizer|critic)-[0-9]{8,12}\.safetensors$")]
+    name: Annotated[str, Field(pattern=r"^(?:model|optimizer|critic|segmenter)-[0-9]{8,12}\.safetensors$")]
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
     bytes: Count
 
@@ -42,6 +42,7 @@ class _Files(StrictModel):
     model: Annotated[_FileRecord, _file_of("model")]
     optimizer: Annotated[_FileRecord, _file_of("optimizer")]
     critic: Annotated[_FileRecord, _file_of("critic")] | None = None  # the swap critic and its Adam state
+    segmenter: Annotated[_FileRecord, _file_of("segmenter")] | None = None  # the learned face mask and its Adam state
 
 
 class _Optimizer(StrictModel):
@@ -61,6 +62,7 @@ class _Training(StrictModel, extra="allow"):
     elapsed_seconds: Annotated[float, Field(ge=0, allow_inf_nan=False)] | None = None
     recent_loss: FiniteFloat | None = None
     best_loss: FiniteFloat | None = None
+    segmenter_steps: Count | None = None
 
 
 class _State(StrictModel):
@@ -97,5 +99,5 @@ def read_state(folder: str | Path) -> dict[str, Any] | None:
 
 
 def file_path(folder: str | Path, state: dict[str, Any], role: str) -> Path:
-    """Where the tensor file of ``role`` ("model", "optimizer" or "critic") that ``state`` names lies."""
+    """Where the tensor file of ``role`` (one of ``ROLES``) that ``state`` names lies."""
     return inside(folder, state["files"][role]["name"])

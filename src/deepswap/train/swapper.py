@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import cv2
 import numpy as np
 import torch
@@ -13,6 +15,7 @@ from . import checkpoint
 from .config import TrainConfig
 from .models import SwapModel
 from .runtime import native_bf16
+from .segmenter import MIN_STEPS, Segmenter, face_probabilities
 
 
 class Swapper:
@@ -23,12 +26,14 @@ class Swapper:
     resolution, decodes it as the other person and pastes the result back: pixels outside the
     region are the input's. The mask (N×S×S float32 in 0..1, zero outside the region) comes from
     the model's mask head; models without one (``original``, ``lite``) return None, meaning "use
-    the landmark mask" (``deepswap.faces.face_mask``).
+    the landmark mask" (``deepswap.faces.face_mask``). ``face_masks`` gives the learned face mask
+    (``segmenter.py``) of models trained with one long enough (``segmenter.MIN_STEPS``).
     """
 
     def __init__(self, model: SwapModel, coverage: float, device: torch.device, iteration: int = 0,
-                 batch_size: int = 32) -> None:
+                 batch_size: int = 32, segmenter: Segmenter | None = None) -> None:
         self.model = model.eval().to(device)
+        self.segmenter = segmenter.eval().to(device) if segmenter is not None else None
         self.coverage = coverage
         self.device = device
         self.iteration = iteration
@@ -36,6 +41,13 @@ class Swapper:
         self.bf16 = native_bf16(device)
         if device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
+
+    def on(self, device: torch.device) -> Swapper:
+        """This swapper with its model (and learned mask) on ``device``: itself when already there, else copies."""
+        if device == self.device:
+            return self
+        segmenter = copy.deepcopy(self.segmenter) if self.segmenter is not None else None
+        return Swapper(copy.deepcopy(self.model), self.coverage, device, self.iteration, self.batch_size, segmenter)
 
     @property
     def name(self) -> str:
@@ -80,6 +92,21 @@ class Swapper:
                     masks[index, y:y + side, x:x + side] = np.clip(resized, 0, 1)
         return out, masks
 
+    @torch.no_grad()
+    def face_masks(self, faces: np.ndarray) -> np.ndarray | None:
+        """The learned face mask of aligned crops (N×S×S×3 uint8): N×S×S float32, the probability
+        of face in the model's face region and 1 outside it (no say there); None for a model trained
+        without one."""
+        if self.segmenter is None:
+            return None
+        x, y, side = face_region(faces.shape[1], self.coverage)
+        masks = np.ones(faces.shape[:3], np.float32)
+        for start in range(0, len(faces), self.batch_size):
+            regions = faces[start:start + self.batch_size, y:y + side, x:x + side]
+            masks[start:start + len(regions), y:y + side, x:x + side] = face_probabilities(self.segmenter, regions,
+                                                                                          self.device)
+        return masks
+
 
 def load_swapper(workspace: WorkspaceLike, device: str | torch.device | None = None) -> Swapper:
     """The workspace's trained model as a ``Swapper`` (on CUDA when present), or a one-line error
@@ -91,4 +118,8 @@ def load_swapper(workspace: WorkspaceLike, device: str | torch.device | None = N
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model, state = checkpoint.load_model(folder, device)
     config = TrainConfig.from_saved(state["training"])
-    return Swapper(model, config.coverage, device, iteration=int(state["iteration"]))
+    segmenter = Segmenter().to(device)
+    trained = state["training"].get("segmenter_steps", 0) >= MIN_STEPS
+    if not (trained and checkpoint.load_companion(folder, state, "segmenter", segmenter)):
+        segmenter = None  # none yet, or too young to trust: the landmark mask alone, as before it
+    return Swapper(model, config.coverage, device, iteration=int(state["iteration"]), segmenter=segmenter)

@@ -5,7 +5,8 @@ and each through its own decoder, and steps Adam on the masked SSIM + L1 loss. T
 of the run's budget is its finishing stage (``finishing``): the learning rate falls
 (``scheduled_lr``), the faces come unwarped and unmoved (only flipped and relit) and, for models
 with a swap critic (``critic.py``), the critic judges A drawn by B's decoder against B's own faces.
-Around that:
+Every ``SEGMENTER_EVERY`` iterations the learned face mask (``segmenter.py``) takes a step on the
+batch's faces with synthetic occluders in front of them. Around that:
 resume from ``WS/model``, progress events, preview grids, ``loss.csv`` and its curve, TensorBoard
 when installed, checkpoints every few minutes and on Ctrl-C/SIGTERM/SIGHUP or a stop request, a
 stop on NaN/Inf, and DistributedDataParallel under ``torchrun`` (rank 0 writes everything).
@@ -46,6 +47,8 @@ from .data import FINISHING_AUGMENT, REGION_CACHE_BYTES, PersonFaces, TrainingSt
 from .loss import LossWeights, reconstruction_loss
 from .models import ModelSpec, SwapModel, build_model, model_spec
 from .runtime import Runtime, process_rank, setup_runtime
+from .segmenter import EVERY as SEGMENTER_EVERY
+from .segmenter import Segmenter, SegmenterStep, build_segmenter, steps_taken
 
 PREVIEW_FACES = 8
 CRITIC_LR = 2e-4  # Adam's rate for the swap critic (β1 0.5, as for GANs)
@@ -175,7 +178,8 @@ def resolve_config(saved: dict[str, Any], options: TrainOptions, batch_size: int
 @dataclass
 class Trainee:
     """What a run trains, resumed from ``WS/model`` or built anew: the model and its Adam, the swap
-    critic and its Adam (models with a ``critic_weight``), and the run's config."""
+    critic and its Adam (models with a ``critic_weight``), the learned face mask and its Adam, and
+    the run's config."""
 
     name: str
     spec: ModelSpec
@@ -185,6 +189,8 @@ class Trainee:
     saved: dict[str, Any] | None  # the checkpoint's state.json; None for a new model
     critic: PatchCritic | None = None
     critic_optimizer: torch.optim.Optimizer | None = None
+    segmenter: Segmenter | None = None
+    segmenter_optimizer: torch.optim.Optimizer | None = None
 
     @property
     def start(self) -> int:
@@ -221,6 +227,9 @@ def resume_or_build(folder: Path, options: TrainOptions, runtime: Runtime) -> Tr
     trainee = Trainee(name, spec, net, optimizer, config, saved)
     if spec.critic_weight:
         trainee.critic, trainee.critic_optimizer = build_critic(folder, saved, config.seed, runtime.device)
+    trainee.segmenter, trainee.segmenter_optimizer = build_segmenter(config.seed, runtime.device)
+    if saved is not None:  # a checkpoint from before the learned mask starts a new one
+        checkpoint.load_companion(folder, saved, "segmenter", trainee.segmenter, trainee.segmenter_optimizer)
     return trainee
 
 
@@ -233,36 +242,43 @@ def build_critic(folder: Path, saved: dict[str, Any] | None, seed: int,
         critic = PatchCritic().to(device)
     optimizer = torch.optim.Adam(critic.parameters(), lr=CRITIC_LR, betas=(0.5, 0.999))
     if saved is not None:
-        checkpoint.load_critic(folder, saved, critic, optimizer)
+        checkpoint.load_companion(folder, saved, "critic", critic, optimizer)
     return critic, optimizer
 
 
 class TrainStep:
     """One optimisation step over a batch: both people through the shared encoder, each through its
     own decoder (under DDP and ``torch.compile`` when asked); with ``judge`` also the swap critic's
-    part. Returns the detached losses of A and B."""
+    part, with ``segment`` also the learned mask's step. Returns the detached losses of A and B."""
 
     def __init__(self, trainee: Trainee, runtime: Runtime, compile_model: bool) -> None:
         self.trainee, self.runtime = trainee, runtime
         self.engine: torch.nn.Module = trainee.net
         self.critic_engine = trainee.critic
+        segmenter_engine: torch.nn.Module = trainee.segmenter
         if runtime.world_size > 1:
             device_ids = [runtime.device.index] if runtime.cuda else None
             self.engine = DistributedDataParallel(trainee.net, device_ids=device_ids)
             if trainee.critic is not None:
                 self.critic_engine = DistributedDataParallel(trainee.critic, device_ids=device_ids)
+            segmenter_engine = DistributedDataParallel(trainee.segmenter, device_ids=device_ids)
+        self.segment_step = SegmenterStep(segmenter_engine, trainee.segmenter_optimizer)
         if compile_model:
             self.engine = torch.compile(self.engine)
         self.weights = LossWeights(ssim=trainee.spec.ssim_weight, frequency=trainee.spec.frequency_weight)
         self.inner_face = inner_face_slices(trainee.net.output_resolution, trainee.config.coverage)
 
-    def __call__(self, data: dict[str, torch.Tensor], learning_rate: float, judge: bool) -> torch.Tensor:
+    def __call__(self, data: dict[str, torch.Tensor], learning_rate: float, judge: bool,
+                 segment: bool = False) -> torch.Tensor:
         optimizer = self.trainee.optimizer
         for group in optimizer.param_groups:
             group["lr"] = learning_rate
         optimizer.zero_grad(set_to_none=True)
         losses = self.backward(data, judge)
         optimizer.step()
+        if segment:
+            self.segment_step(*(torch.cat([data[f"{key}_{name}"] for key in PERSON_KEYS])
+                                for name in ("segment", "segment_label", "segment_weight")))
         return losses
 
     def backward(self, data: dict[str, torch.Tensor], judge: bool) -> torch.Tensor:
@@ -394,11 +410,13 @@ class Records:
         training_state = {**trainee.config.to_saved(), "world_size": self.runtime.world_size,
                           "elapsed_seconds": self.elapsed_before + seconds,
                           "recent_loss": recent_loss if math.isfinite(recent_loss) else None,
-                          "best_loss": lowest if math.isfinite(lowest) else None}
-        critic_optimizer = trainee.critic_optimizer
-        critic = (trainee.critic, critic_optimizer) if critic_optimizer and critic_optimizer.state else None
+                          "best_loss": lowest if math.isfinite(lowest) else None,
+                          "segmenter_steps": steps_taken(trainee.segmenter_optimizer)}
+        companions = {"segmenter": (trainee.segmenter, trainee.segmenter_optimizer)}
+        if trainee.critic_optimizer and trainee.critic_optimizer.state:
+            companions["critic"] = (trainee.critic, trainee.critic_optimizer)
         self.state = checkpoint.save_checkpoint(self.folder, trainee.net, trainee.optimizer, iteration,
-                                                training_state, critic)
+                                                training_state, companions)
         if recent_loss < self.best_loss:
             self.best_loss = recent_loss
             checkpoint.save_best(self.folder, self.state)
@@ -459,7 +477,8 @@ def training_batches(faces: dict[str, PersonFaces], trainee: Trainee, runtime: R
     net, config = trainee.net, trainee.config
     stream = TrainingStream(faces, net.resolution, config.coverage, config.seed + runtime.rank,
                             augment=FINISHING_AUGMENT if finish else None, output_resolution=net.output_resolution,
-                            cache_bytes=REGION_CACHE_BYTES // max(1, workers))
+                            cache_bytes=REGION_CACHE_BYTES // max(1, workers), batch_size=config.batch_size,
+                            segment_every=SEGMENTER_EVERY)
     return make_loader(stream, config.batch_size, iteration * config.batch_size, workers, pin_memory=runtime.cuda)
 
 
@@ -543,7 +562,8 @@ def run_loop(step: TrainStep, batches_from: Callable[[int, bool], Iterator[dict[
                                       "learning rate falling")
         batch = {k: v.to(runtime.device, non_blocking=True) for k, v in next(loader).items()}
         learning_rate = scheduled_lr(iteration, trainee.config.learning_rate, trainee.spec.warmup, done)
-        losses.append(step(batch, learning_rate, judge=trainee.critic is not None and in_finish))
+        losses.append(step(batch, learning_rate, judge=trainee.critic is not None and in_finish,
+                           segment=iteration % SEGMENTER_EVERY == 0))
         iteration += 1
         if (iteration - start) % log_every and iteration != end:
             continue

@@ -1,0 +1,130 @@
+"""The learned face mask: synthetic occluders, the segmenter trained on real GRID faces, and convert
+keeping what is in front of the face."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from deepswap import _io
+from deepswap.convert import ReplaceSettings
+from deepswap.convert.replace import FaceReplacer
+from deepswap.convert.smoothing import MaskSmoother
+from deepswap.faces import FaceAnalyzer, IdentityTracker, face_region, load_faceset
+from deepswap.train import load_swapper
+from deepswap.train.data import PersonFaces, TrainingStream
+from deepswap.train.occluders import hand_alpha, microphone_alpha, random_occluder
+from deepswap.train.segmenter import (
+    RESOLUTION,
+    SegmenterStep,
+    build_segmenter,
+    face_probabilities,
+)
+from deepswap.video import Frame, read_frames
+from deepswap.workspace import Workspace
+
+STEPS = 300
+
+
+def held_out_regions(root: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The held-out faces of both persons (never trained on) as (face region, landmark mask) at 64 px."""
+    regions = []
+    for key in ("a", "b"):
+        faceset = load_faceset(root / key / "faces")
+        for face in faceset.holdout_ids():
+            crop, mask = _io.read_image(faceset.crop_path(face)), _io.read_image(faceset.mask_path(face), grayscale=True)
+            x, y, side = face_region(crop.shape[0], 0.8)
+            regions.append(tuple(cv2.resize(array[y:y + side, x:x + side], (RESOLUTION, RESOLUTION),
+                                            interpolation=cv2.INTER_AREA) for array in (crop, mask)))
+    return regions
+
+
+@pytest.fixture(scope="module")
+def trained_segmenter(extracted_workspace: Path) -> torch.nn.Module:
+    """A segmenter trained for ``STEPS`` steps of 16 occluded faces from the training stream (~40 s)."""
+    workspace = Workspace.open(extracted_workspace)
+    people = {key: PersonFaces.load(workspace, key) for key in ("a", "b")}
+    stream = TrainingStream(people, resolution=32, coverage=0.8, seed=0, output_resolution=64)
+    segmenter, optimizer = build_segmenter(seed=0)
+    step = SegmenterStep(segmenter, optimizer)
+    for n in range(STEPS):
+        items = [stream[8 * n + k] for k in range(8)]
+        step(*(torch.stack([item[f"{key}_{name}"] for item in items for key in "ab"])
+               for name in ("segment", "segment_label", "segment_weight")))
+    return segmenter
+
+
+def test_every_kind_of_occluder_lies_over_the_face_and_takes_itself_out_of_the_label():
+    rng = np.random.default_rng(0)
+    face = np.full((64, 64, 3), 150, np.uint8)
+    mask = np.full((64, 64), 255, np.uint8)
+    for draw in (hand_alpha, microphone_alpha):
+        alpha = draw(64, rng)
+        assert 0.03 < alpha.mean() < 0.6 and alpha[20:56, 12:52].max() > 0.9, draw.__name__
+    for _ in range(20):
+        occluder = random_occluder(face, face[::-1], rng)
+        label, clear, covered = occluder.uncovered(mask), occluder.alpha == 0, occluder.alpha > 0.9
+        assert occluder.alpha.max() > 0.5 and np.all(label[covered] < 26) and np.all(label[clear] == 255)
+        assert np.array_equal(occluder.paste(face)[clear], face[clear])
+
+
+def test_the_smoothed_mask_takes_away_at_once_gives_back_over_frames_and_forgets_a_lost_face():
+    smoother = MaskSmoother(keep=0.5)
+    face, hand = np.ones((4, 4), np.float32), np.zeros((4, 4), np.float32)
+    assert np.array_equal(smoother(face), face)
+    assert np.array_equal(smoother(hand), hand), "an occluder is left out in the frame it appears"
+    back = [float(smoother(face)[0, 0]) for _ in range(3)]
+    assert back == [0.75, 0.875, 0.9375], "the face fills in again over a few frames"
+    smoother.lost()
+    assert np.array_equal(smoother(face), face)
+
+
+@pytest.mark.slow
+def test_the_learned_mask_leaves_out_occluders_on_held_out_grid_faces(extracted_workspace, trained_segmenter):
+    """After a few seconds of training on the stream's occluded faces, the segmenter ∩ the landmark
+    mask matches the occluded label of faces it never saw far better than the landmark mask alone."""
+    rng = np.random.default_rng(7)
+    learned_iou, hull_iou = [], []
+    for region, mask in held_out_regions(extracted_workspace):
+        for _ in range(3):
+            occluder = random_occluder(region, region[::-1, ::-1], rng)
+            label = occluder.uncovered(mask) > 127
+            hull = mask > 127
+            learned = hull & (face_probabilities(trained_segmenter, occluder.paste(region)[None])[0] > 0.5)
+            learned_iou.append((learned & label).sum() / (learned | label).sum())
+            hull_iou.append((hull & label).sum() / (hull | label).sum())
+    assert len(learned_iou) >= 6
+    assert np.mean(learned_iou) > np.mean(hull_iou) + 0.03, (np.mean(learned_iou), np.mean(hull_iou))
+
+
+@pytest.mark.slow
+def test_convert_with_the_learned_mask_keeps_a_microphone_in_front_of_the_chin(trained_workspace, trained_segmenter,
+                                                                                 s1_clips):
+    """A dark microphone pasted over the chin of unseen s1 frames: convert without the learned mask
+    paints over its head, with the learned mask most of the head comes out unchanged."""
+    frames = [frame.image for frame in read_frames(s1_clips[-1], duration=0.2)]
+    analyzer = FaceAnalyzer(face_size=128)
+    swapper = load_swapper(trained_workspace, device="cpu")
+    assert swapper.segmenter is None, "a mask of a few steps is too young to use: the landmark mask alone"
+    swapper.segmenter = trained_segmenter
+    identity = load_faceset(trained_workspace / "a" / "faces").identity()
+    landmarks = analyzer.analyze(frames[0])[0].landmarks
+    width = landmarks[16, 0] - landmarks[0, 0]
+    chin = landmarks[8] - (0, 0.15 * width)  # the head's centre: over the chin, mostly inside the face
+    head, stick = (np.zeros(frames[0].shape[:2], np.uint8) for _ in range(2))
+    cv2.circle(head, tuple(int(v) for v in chin), int(0.2 * width), 1, -1)
+    cv2.line(stick, tuple(int(v) for v in chin), (int(chin[0]), head.shape[0]), 1, int(0.2 * width))
+    occluded = [np.where((head | stick)[..., None] > 0, np.uint8(40), frame) for frame in frames]
+    kept = {}
+    for learned in (False, True):
+        replacer = FaceReplacer(analyzer, IdentityTracker(identity, analyzer.encoder), swapper, "b",
+                                ReplaceSettings(learned_mask=learned))
+        located = [replacer.locate(Frame(i, i / 25, image)) for i, image in enumerate(occluded)]
+        outputs = replacer.render(occluded, located)
+        kept[learned] = np.mean([(np.abs(out.astype(int) - image)[head > 0].max(axis=1) <= 8).mean()
+                                 for out, image in zip(outputs, occluded)])
+    assert kept[False] < 0.3 and kept[True] > 0.7, kept
