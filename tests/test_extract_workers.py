@@ -90,7 +90,8 @@ def test_a_killed_extract_keeps_each_finished_source_and_redoes_only_the_rest(s1
     kept = complete_sources(root)
     assert 0 < len(kept) < 6, "killed after some sources and before the last"
     faces = alignments(root)["faces"]
-    assert {f"{name}.png" for name in faces} == {name for name in pngs(root) if "/" not in name}
+    # every listed face has its crop; a source being merged at the kill may have crops not listed yet
+    assert {f"{name}.png" for name in faces} <= {name for name in pngs(root) if "/" not in name}
     rerun = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
     assert rerun.stderr.count("done before") == len(kept)
