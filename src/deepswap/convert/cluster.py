@@ -35,19 +35,21 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class SwapKit:
     """What a worker without the workspace needs to replace ``replaced``'s face: the model (on the
-    CPU, moved to a GPU where the worker has one), the identity to replace and the crop size."""
+    CPU, moved to a GPU where the worker has one), the identity to replace, the crop size and the
+    other person's widest mouth opening (``convert.mouth``)."""
 
     swapper: Swapper
     identity: Identity
     replaced: PersonKey
     face_size: int
+    widest_mouth: float
 
     @classmethod
-    def of(cls, swapper: Swapper, identity: Identity, replaced: PersonKey, face_size: int) -> SwapKit:
+    def of(cls, swapper: Swapper, identity: Identity, replaced: PersonKey, face_size: int, widest_mouth: float) -> SwapKit:
         """A kit from a loaded model (copied to the CPU, so that any worker can load it)."""
         import torch
 
-        return cls(swapper.on(torch.device("cpu")), identity, replaced, face_size)
+        return cls(swapper.on(torch.device("cpu")), identity, replaced, face_size, widest_mouth)
 
     def replacer(self, settings: ReplaceSettings) -> FaceReplacer:
         """A per-frame pipeline on this worker (its GPU when it has one)."""
@@ -56,7 +58,7 @@ class SwapKit:
         swapper = self.swapper.on(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
         analyzer = FaceAnalyzer(face_size=self.face_size)
         return FaceReplacer(analyzer, IdentityTracker(self.identity, analyzer.encoder), swapper,
-                            other_person(self.replaced), settings)
+                            other_person(self.replaced), settings, self.widest_mouth)
 
 
 def run_chunks_on_ray(address: str, kit: SwapKit, tasks: Sequence[ChunkTask], on_frame: Callable[[int], None]) -> None:

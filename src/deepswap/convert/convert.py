@@ -8,6 +8,7 @@ model, which run batched in the calling thread.
 
 from __future__ import annotations
 
+import math
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ import cv2
 import numpy as np
 
 from .. import _io
+from ..coverage import faceset_landmarks
 from ..errors import DeepswapError
 from ..faces import FaceAnalyzer, Identity, IdentityTracker, load_faceset
 from ..progress import ProgressCallback, Reporter
@@ -29,6 +31,7 @@ from ..video.writer import VideoWriter, write_image
 from ..workspace import CONFIG_NAME, PersonKey, Workspace, WorkspaceLike, as_workspace, other_person
 from .cluster import SwapKit, run_chunks_on_ray
 from .chunks import Chunk, convert_chunk, fingerprint, frame_total, open_chunks, part_counts, part_path, plan_chunks
+from .mouth import widest_opening
 from .outputs import OutputPlan, plan_outputs
 from .workers import ChunkTask, default_workers, run_chunks
 from .options import ConvertOptions, Direction, ReplaceSettings, replaced_person
@@ -78,9 +81,14 @@ class Converter:
 
     def replacer(self, direction: Direction = "a2b", settings: ReplaceSettings = ReplaceSettings()) -> FaceReplacer:
         """A fresh per-frame pipeline (its own tracking and smoothing) replacing a2b or b2a."""
-        replaced = replaced_person(direction)
+        replaced, other = replaced_person(direction), other_person(replaced_person(direction))
+        widest = self.widest_mouth(other) if settings.mouth_interior == "wide" else math.inf
         return FaceReplacer(self.analyzer, IdentityTracker(self.identity(replaced), self.analyzer.encoder),
-                            self.swapper, other_person(replaced), settings)
+                            self.swapper, other, settings, widest)
+
+    def widest_mouth(self, person: PersonKey) -> float:
+        """The widest mouth opening among a person's extracted faces (what the model learned to draw)."""
+        return widest_opening(faceset_landmarks(load_faceset(self.workspace.faces_dir(person)))[0])
 
     def convert(self, input_path: str | Path, output: str | Path, options: ConvertOptions | None = None,
                 on_progress: ProgressCallback | None = None) -> ConvertReport:
@@ -173,7 +181,8 @@ class Converter:
         if not tasks:
             return
         if options.ray:
-            kit = SwapKit.of(self.swapper, self.identity(options.replaced), options.replaced, self.workspace.face_size)
+            kit = SwapKit.of(self.swapper, self.identity(options.replaced), options.replaced, self.workspace.face_size,
+                             self.widest_mouth(other_person(options.replaced)))
             run_chunks_on_ray(options.ray, kit, tasks, reporter.advance)
             return
         workers = min(options.workers or default_workers(len(tasks)), len(tasks))

@@ -14,6 +14,7 @@ from ..workspace import PersonKey
 Direction = Literal["a2b", "b2a"]
 ColorMode = Literal["reinhard", "hist", "none"]
 BlendMode = Literal["feather", "seamless"]
+MouthInterior = Literal["off", "wide", "always"]
 MAX_BATCH = 1024
 
 
@@ -31,7 +32,8 @@ class ReplaceSettings:
     large face only the frame's finest octave — is laid over the generated face inside the mask, so
     that it is as crisp as the picture around it; 0 keeps the model's face as drawn. Coarser detail,
     where a face's identity lies, is always the model's. ``learned_mask`` cuts the mask down to what
-    the model's learned face mask sees as face (``train.segmenter``). ``smooth`` steadies the landmarks
+    the model's learned face mask sees as face (``train.segmenter``). ``mouth_interior`` leaves the
+replaced person's own mouth interior inside the new lips (``convert.mouth``). ``smooth`` steadies the landmarks
     and the learned mask over time.
     """
 
@@ -50,6 +52,10 @@ class ReplaceSettings:
     learned_mask: bool = option(True, label="Learned mask (keeps what is in front of the face)",
                                 help="Keep the face only where the model's learned mask sees face, so a hand or a microphone "
                                      "in front of it stays in front (models trained before it have none).")
+    mouth_interior: MouthInterior = option(
+        "wide", choices=get_args(MouthInterior), label="A's own mouth interior",
+        help="Show the replaced person's own teeth and tongue inside the new lips: wide (only where the mouth opens "
+             "wider than any face of the other person, which the model never saw), always, or off.")
     smooth: bool = True
 
     def __post_init__(self) -> None:

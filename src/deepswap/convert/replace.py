@@ -12,6 +12,7 @@ from ..train import Swapper
 from ..video import Frame
 from .blend import paste_face, prepare_mask, region_window
 from .color import match_color
+from .mouth import keep_interior
 from .options import ReplaceSettings
 from .smoothing import LandmarkSmoother, MaskSmoother
 
@@ -40,12 +41,13 @@ class FaceReplacer:
     """
 
     def __init__(self, analyzer: FaceAnalyzer, tracker: IdentityTracker, swapper: Swapper, to: str,
-                 settings: ReplaceSettings) -> None:
+                 settings: ReplaceSettings, widest_mouth: float = math.inf) -> None:
         self.analyzer = analyzer
         self.tracker = tracker
         self.swapper = swapper
         self.to = to
         self.settings = settings
+        self.widest_mouth = widest_mouth  # the other person's widest mouth opening (``convert.mouth``)
         self.size = analyzer.face_size
         self.smoother = LandmarkSmoother()
         self.mask_smoother = MaskSmoother()
@@ -84,11 +86,13 @@ class FaceReplacer:
             where = located[i]
             if i != (todo[k - 1] + 1 if k else 0):  # frames without the face came before: the learned mask starts anew
                 self.mask_smoother.lost()
-            landmark_mask = face_mask(transform_points(where.landmarks, where.matrix), self.size).astype(np.float32) / 255
+            crop_landmarks = transform_points(where.landmarks, where.matrix)
+            landmark_mask = face_mask(crop_landmarks, self.size).astype(np.float32) / 255
             mask = landmark_mask if generated_masks is None else np.minimum(generated_masks[k], _dilated(landmark_mask))
             mask = prepare_mask(mask, self.settings.mask_erode, self.settings.mask_blur) * self.window
             if learned is not None:
                 mask *= self.learned_mask(learned[k])
+            mask = keep_interior(mask, crop_landmarks, self.settings.mouth_interior, self.widest_mouth)
             face = match_color(generated[k], crops[k], mask, self.settings.color)
             output[i] = paste_face(frames[i], face, mask, where.matrix, self.settings.blend, self.settings.detail,
                                    detail_scale(where.matrix, self.region_side))
