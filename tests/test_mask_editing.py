@@ -18,7 +18,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from deepswap import _io
-from deepswap.extract import correct_mask, faces_summary
+from deepswap.extract import faces_summary
 from deepswap.faces import face_region, load_faceset
 from deepswap.train import TrainOptions, checkpoint, train_mask
 from deepswap.train.segmenter import Segmenter, face_probabilities
@@ -63,6 +63,7 @@ def test_a_painted_mask_is_saved_recorded_and_bad_ones_are_refused_in_one_line(c
         "a 64×128 image; the face's mask must be 128×128": ({"person": "a", "face": face},
                                                              _io.encode_image(stored.load_mask(face)[:, :64], ".png")),
         "not a PNG image": ({"person": "a", "face": face}, _io.encode_image(painted[..., :3], ".jpg")),
+        "over the 16 MiB a face mask may take": ({"person": "a", "face": face}, good + bytes(16 * 2 ** 20)),
         "no face 'nobody_000001' of person a": ({"person": "a", "face": "nobody_000001"}, good),
         "no face '../../b/faces/masks/x' of person a": ({"person": "a", "face": "../../b/faces/masks/x"}, good),
         "person must be a or b, not 'c'": ({"person": "c", "face": face}, good),
@@ -110,7 +111,10 @@ def test_training_the_mask_alone_learns_a_corrected_patch_and_leaves_the_swap_al
 
     corrected = load_faceset(root / "a" / "faces").load_mask(face)
     corrected[PATCH] = 0
-    assert correct_mask(root, "a", face, _io.encode_image(corrected, ".png")) == 1
+    _io.write_image(tmp_path / "corrected.png", corrected)
+    run = subprocess.run([sys.executable, "-c", "from deepswap.cli import main; main()", "faces", str(root), "a",
+                          "--mask", f"{face}={tmp_path / 'corrected.png'}"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and "1 face(s) of a corrected by hand" in run.stdout, run.stderr
     result = train_mask(root, TrainOptions(mask_steps=60, batch_size=4))
     assert (result.start_step, result.step, result.stopped_by, result.corrected) == (61, 121, "steps", {"a": 1, "b": 0})
     patch_after, rest_after = learned_on(root, face)

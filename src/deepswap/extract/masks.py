@@ -27,7 +27,7 @@ def mask_from_png(data: bytes, size: int, shown_name: str = "mask") -> np.ndarra
     (grey, RGB or RGBA; the alpha channel is ignored), 0 elsewhere. Anything else is refused in one
     line naming ``shown_name``: not a PNG, unreadable, too large, or not ``size``×``size``."""
     if len(data) > MAX_MASK_BYTES:
-        raise DeepswapError(f"{shown_name}: {len(data) / 2 ** 20:.1f} MiB is too large for a face mask")
+        raise DeepswapError(f"{shown_name}: over the {MAX_MASK_BYTES // 2 ** 20} MiB a face mask may take")
     if not data.startswith(PNG_SIGNATURE):
         raise DeepswapError(f"{shown_name}: not a PNG image")
     _io.check_image_size(shown_name, data)
