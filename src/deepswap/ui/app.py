@@ -191,7 +191,8 @@ async def mask_editor(request: Request) -> Response:
     workspace: Workspace = context["workspace"]
     return render(request, "mask.html", **context, person=person, face=face, train_fields=forms.form_fields("train"),
                   crop_url=site.file_url(face.crop), mask_url=site.file_url(face.mask, mtime_of(face.mask)),
-                  has_model=actions.saved_model(workspace)["model"] is not None, summary={key: actions.faces_summary(workspace, key) for key in actions.PERSON_KEYS})
+                  has_model=actions.saved_model(workspace)["model"] is not None,
+                  summary={key: actions.faces_summary(workspace, key) for key in actions.PERSON_KEYS})
 
 
 async def learned_mask(request: Request) -> Response:
