@@ -178,3 +178,61 @@ def test_the_printed_token_is_needed_on_loopback_and_off_it(browser, tmp_path: P
         assert entry.status == 200 and page.url == base
         assert page.goto(base).status == 200  # the token is now in an HttpOnly cookie
         assert page.evaluate("document.cookie") == ""
+
+
+def test_a_face_s_mask_corrected_in_the_editor_and_the_mask_trained_further(browser, screenshots: Path, tmp_path: Path,
+                                                                           trained_workspace: Path) -> None:
+    import shutil
+
+    import numpy as np
+
+    from deepswap.faces import load_faceset
+
+    root = tmp_path / "root"
+    root.mkdir()
+    shutil.copytree(trained_workspace, root / "ws")
+    faces = load_faceset(root / "ws" / "a" / "faces")
+    face = faces.ids()[0]
+    before = faces.load_mask(face)
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda line: errors.append(line.text) if "Content Security Policy" in line.text else None)
+    expect = playwright.expect
+    with running_ui(root) as server:
+        page.goto(server.url)
+        faces_page = server.url.split("?")[0].rstrip("/") + "/w/ws/faces?person=a"
+        page.goto(faces_page)
+        page.locator(f'.tile[data-id="{face}"]').hover()
+        page.locator(f'.tile[data-id="{face}"] .edit-mask').click()
+        page.wait_for_url(f"**/faces/a/{face}/mask")
+        wait_until(page, "document.getElementById('mask-editor').dataset.ready === '1'", 30)
+        page.keyboard.press("l")  # what the learned mask says, then back to the face's own mask
+        expect(page.locator("input[name=view][value=learned]")).to_be_checked()
+        page.screenshot(path=screenshots / "6-mask-learned.png", full_page=True)
+        page.keyboard.press("l")
+        page.keyboard.press("e")  # erase: a stroke across the middle of the face
+        box = page.locator("#mask-canvas").bounding_box()
+        page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.55)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.7, box["y"] + box["height"] * 0.55, steps=8)
+        page.mouse.up()
+        page.keyboard.press("Control+s")
+        expect(page.locator("#mask-state")).to_contain_text("Saved: 1 face(s)")
+        page.screenshot(path=screenshots / "7-mask-editor.png", full_page=True)
+        after = load_faceset(root / "ws" / "a" / "faces").load_mask(face)
+        row = round(after.shape[0] * 0.55)
+        middle = slice(round(after.shape[1] * 0.35), round(after.shape[1] * 0.65))
+        assert np.all(before[row, middle] > 127) and np.all(after[row, middle] == 0)
+        assert np.array_equal(after[:20], np.where(before[:20] >= 128, 255, 0))  # the rest kept, binarised
+
+        page.fill("input[name=mask_steps]", "3")
+        page.click("#mask-training button")
+        expect(page.locator("#job .badge")).to_have_text("finished", timeout=180_000)
+        expect(page.locator("#job")).to_contain_text("saved the learned mask at step")
+        page.screenshot(path=screenshots / "8-mask-trained.png", full_page=True)
+        page.goto(faces_page)
+        expect(page.locator(f'.tile.corrected[data-id="{face}"]')).to_have_count(1)
+        expect(page.locator("#corrected-count")).to_have_text("1")
+        page.screenshot(path=screenshots / "9-faces-corrected.png")
+    assert not errors, errors

@@ -55,6 +55,7 @@ _API = {
     "ReplaceSettings": "convert",
     "run_demo": "demo",
     "train": "train",
+    "train_mask": "train",
     "TrainOptions": "train",
     "load_swapper": "train",
     "Swapper": "train",

@@ -113,7 +113,7 @@ def _options(debug: Annotated[bool, typer.Option("--debug", help="Print the trac
 # Drawing progress events and results.
 
 FIGURES = {"loss_a": ("loss A", ".4f"), "loss_b": ("B", ".4f"), "samples_per_second": ("", ".1f"),
-           "faces": ("faces", ".0f"), "skipped": ("skipped", ".0f")}
+           "faces": ("faces", ".0f"), "skipped": ("skipped", ".0f"), "mask_loss": ("mask loss", ".4f")}
 QUIET_LOG_SECONDS = 10.0
 
 
@@ -327,30 +327,42 @@ def faces(
     count: Annotated[int, typer.Option("--count", help="Faces on the sheet.")] = 100,
     order: Annotated[str, typer.Option("--sort", help="Sheet order: time (spread over the set), blur (blurriest first), distance (least alike first).")] = "time",
     remove: Annotated[Optional[str], typer.Option("--remove", help="Drop faces for good: numbers from a sheet, ranges or ids, e.g. 3,7,20-25.")] = None,
+    mask: Annotated[Optional[str], typer.Option("--mask", help="Replace a face's mask with your own, FACE_ID=FILE.png "
+                                                               "(the crop's size, white = face); it counts as corrected by hand.")] = None,
 ) -> None:
-    """Look at a person's extracted faces (contact sheet) and drop bad ones."""
-    from .extract import contact_sheet, faces_summary, remove_faces
+    """Look at a person's extracted faces (contact sheet), drop bad ones, or correct a face's mask."""
+    from .extract import contact_sheet, correct_mask, faces_summary, remove_faces
 
+    if mask:
+        face, equals, file = mask.partition("=")
+        if not equals or not Path(file).is_file():
+            raise DeepswapError(f"--mask {mask}: give FACE_ID=FILE.png, a face id and an existing PNG file")
+        corrected = correct_mask(workspace, person, face, Path(file).read_bytes())
+        console.print(f"stored the mask of {escape(face)}; {corrected} face(s) of {person} corrected by hand "
+                      "(`deepswap train WS --mask-steps N` trains the learned mask on them)")
     if remove:
         dropped = remove_faces(workspace, person, remove)
         console.print(f"removed {len(dropped)} face(s) of {person}; numbers have shifted, write a new sheet before removing more")
     if sheet:
         contact_sheet(workspace, person, sheet, count=count, order=order)  # type: ignore[arg-type]
         console.print(f"wrote contact sheet [bold]{escape(str(sheet))}[/]")
-    if not (remove or sheet):
+    if not (remove or sheet or mask):
         summary = faces_summary(workspace, person)
-        console.print(f"{person}: {summary['faces']} faces from {summary['sources']} source(s), {summary['removed']} removed; "
-                      "see them with --sheet FILE.png")
+        console.print(f"{person}: {summary['faces']} faces from {summary['sources']} source(s), {summary['removed']} removed, "
+                      f"{summary['corrected']} with the mask corrected by hand; see them with --sheet FILE.png")
 
 
 @app.command()
 @with_options(TrainOptions)
 def train(workspace: Workspace, options: TrainOptions) -> None:
-    """Train the face-swap model on the extracted faces; Ctrl-C saves and stops, re-running resumes."""
+    """Train the face-swap model on the extracted faces; Ctrl-C saves and stops, re-running resumes.
+
+    With --mask-steps N, train only the learned face mask (after correcting masks in the web UI's Faces page)."""
     from .train import train as train_model
+    from .train import train_mask
 
     with ProgressView() as view:
-        train_model(workspace, options, view)
+        (train_mask if options.mask_steps is not None else train_model)(workspace, options, view)
 
 
 @app.command()

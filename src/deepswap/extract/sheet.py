@@ -105,7 +105,9 @@ def remove_faces(workspace: WorkspaceLike, person: str, selection: str) -> list[
 
 
 def faces_summary(workspace: WorkspaceLike, person: str) -> dict[str, int]:
-    """How many faces a person's set holds, from how many sources, and how many were removed."""
+    """How many faces a person's set holds, from how many sources, how many were removed and how
+    many have a mask corrected by hand."""
     faceset = _faceset(workspace, person)
     faceset.forget_deleted()
-    return {"faces": len(faceset), "sources": len(faceset.sources), "removed": len(faceset.removed)}
+    return {"faces": len(faceset), "sources": len(faceset.sources), "removed": len(faceset.removed),
+            "corrected": len(faceset.corrected)}

@@ -8,7 +8,8 @@ faces. ``deepswap.extract`` runs it over a workspace; ``FaceSet`` reads the resu
 On disk, per person ``p`` (``a`` or ``b``) of a workspace ``WS``::
 
     WS/p/faces/<face_id>.png        aligned RGB crop, face_size × face_size
-    WS/p/faces/masks/<face_id>.png  single-channel uint8 face mask (0..255), same size
+    WS/p/faces/masks/<face_id>.png  single-channel uint8 face mask (0..255), same size: from the
+                                    landmarks, or the user's own where corrected by hand
     WS/p/faces/identity.npy         the kept person's SFace embedding centre (float32[128], plain .npy)
     WS/p/faces/alignments.json      everything else, written atomically
 
@@ -21,6 +22,7 @@ video's own rate, or the photo's position in name order). ``alignments.json``::
                              "skipped_no_face": n, "skipped_other_person": n,
                              "fps": f | null, "last_frame": int}},
      "removed": [face_id, ...],
+     "corrected": [face_id, ...]  (faces whose mask was corrected by hand; absent when none),
      "faces": {face_id: {"source": source_id, "frame": int, "time": seconds,
                          "box": [x, y, w, h], "score": f, "landmarks": 68×[x, y],
                          "matrix": 2×3, "identity_distance": f, "blur": f,

@@ -73,6 +73,7 @@ class _Alignments(StrictModel):
     identity: _IdentityState | None = None
     sources: dict[SourceId, _SourceState]
     removed: list[FaceId] = []
+    corrected: list[FaceId] = []
     faces: dict[FaceId, _FaceRecord]
 
 
@@ -80,7 +81,8 @@ class FaceSet:
     """The aligned faces of one person, as recorded in ``folder/alignments.json``.
 
     ``faces`` maps face id → record, ``sources`` source id → extraction state, ``removed`` lists
-    face ids the user deleted (so a resumed extraction does not bring them back).
+    face ids the user deleted (so a resumed extraction does not bring them back), ``corrected``
+    the faces whose mask the user corrected by hand (``deepswap.extract.masks``).
     """
 
     def __init__(self, folder: str | Path, data: dict[str, Any]) -> None:
@@ -106,6 +108,7 @@ class FaceSet:
             raise DeepswapError(f"{path}: damaged alignments file ({exc}); {advice}") from None
         validate(_Alignments, data, path, "damaged alignments file", advice)
         data.setdefault("removed", [])
+        data.setdefault("corrected", [])
         data.setdefault("identity", None)
         return cls(folder, data)
 
@@ -125,6 +128,11 @@ class FaceSet:
     @property
     def removed(self) -> list[str]:
         return self.data["removed"]
+
+    @property
+    def corrected(self) -> list[str]:
+        """The faces whose mask was corrected by hand (their stored mask is the user's, not the landmarks')."""
+        return self.data.setdefault("corrected", [])
 
     def ids(self) -> list[str]:
         """Face ids in a stable order (source, then frame): the numbering `deepswap faces` shows."""
@@ -205,13 +213,16 @@ class FaceSet:
             self.crop_path(face).unlink(missing_ok=True)
             self.mask_path(face).unlink(missing_ok=True)
             self.removed.append(face)
+            if face in self.corrected:
+                self.corrected.remove(face)
             source = self.sources.get(record["source"])
             if source is not None:
                 source["faces"] = max(0, source["faces"] - 1)
 
     def save(self) -> None:
         """Write ``alignments.json`` atomically: one face per line, so it stays readable and diffable."""
-        head = {key: value for key, value in self.data.items() if key not in ("sources", "faces", "removed")}
+        head = {key: value for key, value in self.data.items() if key not in ("sources", "faces", "removed")
+                and not (key == "corrected" and not value)}  # a set with no corrections reads as before them
         lines = [json.dumps(head)[:-1] + ","]
         lines.append(' "sources": {' + ",".join(f"\n  {json.dumps(k)}: {json.dumps(v)}" for k, v in self.sources.items())
                      + ("\n }," if self.sources else "},"))

@@ -7,7 +7,8 @@ Layout::
     critic-<iteration>.safetensors     the swap critic, once a finishing stage has trained it ("weights.<param>",
                                         "adam.<param>.exp_avg", ...; see critic.py)
     segmenter-<iteration>.safetensors  the learned face mask (segmenter.py), laid out as the critic; a
-                                        checkpoint from before it has none
+                                        checkpoint from before it has none; ``segmenter-<iteration><NNNN>``
+                                        once ``train --mask-steps`` trained it alone (``replace_companion``)
     state.json                         {"format", "model", "options", "iteration", "files": {role: {name,
                                         sha256, bytes}}, "optimizer": {hyper-parameters}, "training": {...}}
     best/                              copies of the same files, for the checkpoint of lowest loss so far
@@ -149,6 +150,12 @@ def _optimizer_tensors(model: nn.Module, optimizer: torch.optim.Optimizer) -> di
                          for param, moments in optimizer.state.items() for key, value in moments.items()})
 
 
+def _companion_tensors(module: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """A companion's file: its weights ("weights.<param>") and its Adam state ("adam.<param>.exp_avg"…)."""
+    return {**{f"weights.{name}": value for name, value in _cpu_tensors(module.state_dict()).items()},
+            **{f"adam.{name}": value for name, value in _optimizer_tensors(module, optimizer).items()}}
+
+
 def _record(path: Path) -> dict[str, Any]:
     return {"name": path.name, "sha256": _io.sha256_file(path), "bytes": path.stat().st_size}
 
@@ -168,8 +175,7 @@ def save_checkpoint(folder: str | Path, model: SwapModel, optimizer: torch.optim
     files = {}
     roles = [("model", weights), ("optimizer", _optimizer_tensors(model, optimizer))]
     for role, (module, adam) in (companions or {}).items():
-        roles.append((role, {**{f"weights.{name}": value for name, value in _cpu_tensors(module.state_dict()).items()},
-                                 **{f"adam.{name}": value for name, value in _optimizer_tensors(module, adam).items()}}))
+        roles.append((role, _companion_tensors(module, adam)))
     for role, tensors in roles:
         path = folder / f"{role}-{iteration:08d}.safetensors"
         _io.write_bytes(path, save(tensors, metadata=metadata))
@@ -205,3 +211,24 @@ def _remove_unlisted(folder: Path, state: dict[str, Any]) -> None:
         for path in folder.glob(f"{role}-*.safetensors"):
             if path.name not in keep:
                 path.unlink(missing_ok=True)
+
+
+def replace_companion(folder: str | Path, state: dict[str, Any], role: str, module: nn.Module,
+                      optimizer: torch.optim.Optimizer, training: dict[str, Any]) -> dict[str, Any]:
+    """Save ``module`` and its Adam as the ``role`` of the checkpoint ``state`` describes, leaving
+    every other file of it as it is (the mask trained alone, the swap untouched): a new file
+    ``<role>-<iteration><NNNN>.safetensors`` (NNNN: the first number whose file is not the one the
+    state names, which is never rewritten), then ``state.json`` naming it, with ``training`` merged
+    into its training record, then the old file deleted. Returns the new state."""
+    folder = Path(folder)
+    listed = (state["files"].get(role) or {}).get("name")
+    number = 1
+    while (path := folder / f"{role}-{state['iteration']:08d}{number:04d}.safetensors").name == listed:
+        number += 1
+    metadata = {"model": state["model"], "options": json.dumps(state["options"])}
+    _io.write_bytes(path, save(_companion_tensors(module, optimizer), metadata=metadata))
+    new_state = {**state, "files": {**state["files"], role: _record(path)},
+                 "training": {**state["training"], **training}}
+    _io.write_json(folder / STATE, new_state)
+    _remove_unlisted(folder, new_state)
+    return new_state

@@ -29,7 +29,8 @@ class TrainOptions:
     the model's architecture options (a new model only, e.g. ``{"resolution": 32, "width": 8}``);
     ``precision`` "auto" uses bf16 on GPUs and on CPUs with native bf16; ``learning_rate`` replaces
     the model's default and is kept when resuming; a checkpoint is saved every
-    ``save_every_minutes`` and when the run stops.
+    ``save_every_minutes`` and when the run stops. ``mask_steps`` trains the learned face mask alone
+    (``mask_training.train_mask``), not the swap.
     """
 
     model: str | None = option(None, help="original, lite or hd. Default: the saved model; a new one is hd on a GPU, lite on a CPU.")
@@ -47,6 +48,9 @@ class TrainOptions:
     balance_expressions: bool = option(False, label="Balance expressions",
                                        help="Draw faces with rare poses and expressions (closed eyes, a wide-open mouth, "
                                             "raised brows) more often, up to 4× (see `deepswap.coverage`).")
+    mask_steps: int | None = option(None, minimum=1, label="Mask steps",
+                                    help="Train only the learned face mask, N steps more, drawing the faces whose mask "
+                                         "was corrected by hand more often; the swap model is not changed.")
     seed: int = 0
     workers: int | None = option(None, minimum=0, cli=False, form=False, help="Data loader processes (default: by the cores).")
     log_every: int | None = option(None, minimum=1, cli=False, form=False, help="Iterations between loss log lines.")
@@ -64,6 +68,10 @@ class TrainOptions:
         if self.iterations is not None and self.minutes is not None:
             raise OptionError("give {} or {}, not both", declaration(TrainOptions, "iterations"),
                               declaration(TrainOptions, "minutes"))
+        for budget in ("iterations", "minutes"):
+            if self.mask_steps is not None and getattr(self, budget) is not None:
+                raise OptionError("give {} or {}, not both", declaration(TrainOptions, "mask_steps"),
+                                  declaration(TrainOptions, budget))
 
 
 @dataclass(frozen=True)

@@ -493,6 +493,8 @@ def train(workspace: WorkspaceLike, options: TrainOptions | None = None, on_prog
     SIGTERM, SIGHUP) saves a checkpoint and returns. Checkpoints, previews and logs go to ``WS/model``.
     """
     options = options or TrainOptions()
+    if options.mask_steps is not None:
+        raise DeepswapError("mask steps train the learned mask alone: call deepswap.train_mask (the CLI's train does)")
     reporter = Reporter("train", on_progress)
     workspace = as_workspace(workspace)
     folder = workspace.model_dir

@@ -20,12 +20,13 @@ import deepswap
 from deepswap import _io
 from deepswap._io import unused_path
 from deepswap.errors import DeepswapError
+from deepswap.extract.masks import MAX_MASK_BYTES
 from deepswap.filetypes import PHOTO_SUFFIXES, VIDEO_SUFFIXES
 from deepswap.options import Declared, Option, OptionError, build, declared
 from deepswap.progress import ProgressCallback
 from deepswap.workspace import CONFIG_NAME, PERSON_KEYS, PersonKey, Workspace
 
-__all__ = ["PERSON_KEYS", "PHOTO_SUFFIXES", "VIDEO_SUFFIXES", "Declared", "Option", "OptionError", "PersonKey", "Workspace",
+__all__ = ["MAX_MASK_BYTES", "PERSON_KEYS", "PHOTO_SUFFIXES", "VIDEO_SUFFIXES", "Declared", "Option", "OptionError", "PersonKey", "Workspace",
            "unused_path"]  # besides the calls below
 
 THUMBNAIL_SIZE = 112
@@ -172,6 +173,77 @@ def remove_faces(workspace: Workspace, person: PersonKey, face_ids: list[str]) -
     return len(deepswap.remove_faces(workspace.root, person, ",".join(face_ids))) if face_ids else 0
 
 
+@dataclass(frozen=True)
+class MaskFace:
+    """One face as the mask editor shows it: its crop and stored mask, size, number and neighbours
+    (in source order), whether its mask was corrected by hand, and whether a learned mask exists."""
+
+    id: str
+    number: int
+    size: int
+    crop: Path
+    mask: Path
+    corrected: bool
+    previous: str | None
+    next: str | None
+    learned: bool
+
+
+def mask_face(workspace: Workspace, person: PersonKey, face: str) -> MaskFace | None:
+    """The mask editor's view of one face, or None when the person has no such face."""
+    faceset = deepswap.FaceSet.load(workspace.faces_dir(person))
+    if faceset is None or face not in faceset.faces:
+        return None
+    ids = faceset.ids()
+    number = ids.index(face)
+    return MaskFace(face, number, faceset.face_size, faceset.crop_path(face), faceset.mask_path(face),
+                    face in faceset.corrected, ids[number - 1] if number else None,
+                    ids[number + 1] if number + 1 < len(ids) else None, _segmenter_state(workspace) is not None)
+
+
+def corrected_faces(workspace: Workspace, person: PersonKey) -> set[str]:
+    """The faces of ``person`` whose mask was corrected by hand."""
+    faceset = deepswap.FaceSet.load(workspace.faces_dir(person))
+    return set(faceset.corrected) if faceset is not None else set()
+
+
+def _segmenter_state(workspace: Workspace) -> dict[str, Any] | None:
+    """The checkpoint state when it holds a learned mask, else None."""
+    from deepswap.train import read_state
+
+    state = read_state(workspace.model_dir)
+    return state if state is not None and state["files"].get("segmenter") else None
+
+
+def learned_mask(workspace: Workspace, person: PersonKey, face: str) -> bytes | None:
+    """What the learned mask says of one face crop, as a grey PNG of the crop's size (white: face;
+    black outside the face region it sees), or None without a face or a learned mask."""
+    import numpy as np
+
+    from deepswap.faces import face_region
+    from deepswap.train import checkpoint
+    from deepswap.train.config import COVERAGE
+    from deepswap.train.segmenter import Segmenter, face_probabilities
+
+    state = _segmenter_state(workspace)
+    faceset = deepswap.FaceSet.load(workspace.faces_dir(person))
+    if state is None or faceset is None or face not in faceset.faces:
+        return None
+    segmenter = Segmenter()
+    checkpoint.load_companion(workspace.model_dir, state, "segmenter", segmenter)
+    crop = faceset.load_crop(face)
+    x, y, side = face_region(crop.shape[0], float(state["training"].get("coverage") or COVERAGE))
+    learned = np.zeros(crop.shape[:2], np.uint8)
+    learned[y:y + side, x:x + side] = np.round(face_probabilities(segmenter, crop[None, y:y + side, x:x + side])[0] * 255)
+    return _io.encode_image(learned, ".png")
+
+
+def correct_mask(workspace: Workspace, person: PersonKey, face: str, png: bytes) -> int:
+    from deepswap.extract import correct_mask as correct
+
+    return correct(workspace.root, person, face, png)
+
+
 def models() -> dict[str, str]:
     """Model names and one-line summaries, for the train form."""
     return {name: spec.summary for name, spec in deepswap.MODELS.items()}
@@ -284,6 +356,12 @@ def run_train(workspace: Path, options: Any, on_progress: ProgressCallback) -> d
             "stopped": result.stopped_by == "signal", "loss_a": result.loss_a, "loss_b": result.loss_b}
 
 
+def run_train_mask(workspace: Path, options: Any, on_progress: ProgressCallback) -> dict[str, Any]:
+    result = deepswap.train_mask(workspace, options, on_progress=on_progress)
+    return {"start_step": result.start_step, "step": result.step, "loss": result.loss, "stopped_by": result.stopped_by,
+            "stopped": result.stopped_by == "signal", "corrected": result.corrected}
+
+
 def run_convert(workspace: Path, input_path: Path, output: Path, options: Any,
                 on_progress: ProgressCallback) -> dict[str, Any]:
     report = deepswap.convert(workspace, input_path, output, options, on_progress=on_progress)
@@ -304,5 +382,5 @@ def run_evaluate(workspace: Path, options: Any, on_progress: ProgressCallback) -
     return deepswap.evaluate(workspace, options, on_progress=on_progress)
 
 
-JOBS = {"fetch": run_fetch, "extract": run_extract, "train": run_train, "convert": run_convert,
+JOBS = {"fetch": run_fetch, "extract": run_extract, "train": run_train, "train_mask": run_train_mask, "convert": run_convert,
         "convert_batch": run_convert_batch, "evaluate": run_evaluate}

@@ -21,6 +21,7 @@ from typing import AsyncIterator
 from sse_starlette import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
@@ -154,7 +155,7 @@ async def set_reference(request: Request) -> Response:
 
 
 async def faces_page(request: Request) -> Response:
-    context = workspace_context(request, "faces", "extract")
+    context = workspace_context(request, "faces", "extract", "mask")
     person = request.query_params.get("person", "a")
     person = person if person in actions.PERSON_KEYS else "a"
     order = request.query_params.get("order", "time")
@@ -162,7 +163,9 @@ async def faces_page(request: Request) -> Response:
     workspace: Workspace = context["workspace"]
     tiles = actions.faces(workspace, person, order)  # type: ignore[arg-type]
     show_all = request.query_params.get("all") == "1"
-    return render(request, "faces.html", **context, fields=forms.form_fields("extract"), person=person, order=order, orders=actions.FACE_ORDERS,
+    return render(request, "faces.html", **context, fields=forms.form_fields("extract"), train_fields=forms.form_fields("train"),
+                  person=person, order=order, orders=actions.FACE_ORDERS, corrected=actions.corrected_faces(workspace, person),
+                  has_model=actions.saved_model(workspace)["model"] is not None,
                   tiles=tiles if show_all else tiles[:FACES_SHOWN], total=len(tiles),
                   summary={key: actions.faces_summary(workspace, key) for key in actions.PERSON_KEYS},
                   has_sources={key: bool(workspace.persons[key].sources) for key in actions.PERSON_KEYS})
@@ -175,6 +178,44 @@ async def face_thumbnail(request: Request) -> Response:
     if data is None:
         raise HTTPException(404, "no such face")
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=3600"})
+
+
+async def mask_editor(request: Request) -> Response:
+    """A face's mask editor: the crop with its stored mask (and what the learned mask says), to paint and save."""
+    context = workspace_context(request, "faces", "mask")
+    person = person_of(request.path_params)
+    face = await run_in_threadpool(actions.mask_face, context["workspace"], person, request.path_params["face"])
+    if face is None:
+        raise HTTPException(404, "no such face")
+    site = ui_of(request).site
+    workspace: Workspace = context["workspace"]
+    return render(request, "mask.html", **context, person=person, face=face, train_fields=forms.form_fields("train"),
+                  crop_url=site.file_url(face.crop), mask_url=site.file_url(face.mask, mtime_of(face.mask)),
+                  has_model=actions.saved_model(workspace)["model"] is not None,
+                  summary={key: actions.faces_summary(workspace, key) for key in actions.PERSON_KEYS})
+
+
+async def learned_mask(request: Request) -> Response:
+    context = workspace_context(request, "faces")
+    person = person_of(request.path_params)
+    data = await run_in_threadpool(actions.learned_mask, context["workspace"], person, request.path_params["face"])
+    if data is None:
+        raise HTTPException(404, "no such face, or no learned mask yet")
+    return Response(data, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+
+async def save_mask(request: Request) -> Response:
+    """Store a face's mask as painted in the editor (the face named by id, checked against the set)."""
+    context = workspace_context(request, "faces")
+    form = await request.form()
+    person = person_of(form)
+    ui_of(request).jobs.check_idle(context["folder"])
+    upload = form.get("mask")
+    if not isinstance(upload, UploadFile):
+        return message("send the mask as a PNG file")
+    data = await upload.read(actions.MAX_MASK_BYTES + 1)
+    corrected = await run_in_threadpool(actions.correct_mask, context["workspace"], person, text(form, "face"), data)
+    return Response(status_code=204, headers={"X-Corrected-Faces": str(corrected)})
 
 
 async def remove_faces(request: Request) -> Response:
@@ -407,6 +448,9 @@ def create_app(root: str | Path, *, access_token: str | None = None, max_upload_
         Route("/sources/reference", set_reference, methods=["POST"]),
         Route("/faces", faces_page),
         Route("/faces/remove", remove_faces, methods=["POST"]),
+        Route("/faces/mask", save_mask, methods=["POST"]),
+        Route("/faces/{person}/{face}/mask", mask_editor),
+        Route("/learned/{person}/{face}.png", learned_mask),
         Route("/thumb/{person}/{face}.jpg", face_thumbnail),
         Route("/train", train_page),
         Route("/convert", convert_page),

@@ -209,7 +209,16 @@ def train_job(folder: Path, workspace: Workspace, form: FormData) -> tuple[str, 
         raise DeepswapError(f"how many {budget}? fill in the number, or choose 'until stopped'")
     options = read_options("train", form, minutes=number(form, "amount", float, "“Train for”") if budget == "minutes" else None,
                            iterations=number(form, "amount", int, "“Train for”") if budget == "iterations" else None)
+    if options.mask_steps is not None:
+        return mask_job(folder, workspace, form)
     return "training", "train", {"workspace": folder, "options": options}
+
+
+def mask_job(folder: Path, workspace: Workspace, form: FormData) -> tuple[str, str, dict[str, Any]]:
+    options = read_options("train", form)
+    if options.mask_steps is None:
+        raise DeepswapError("how many mask steps? fill in the number")
+    return "training the learned mask", "train_mask", {"workspace": folder, "options": options}
 
 
 def convert_job(folder: Path, workspace: Workspace, form: FormData) -> tuple[str, str, dict[str, Any]]:
@@ -240,5 +249,5 @@ def evaluate_job(folder: Path, workspace: Workspace, form: FormData) -> tuple[st
     return "evaluating the model", "evaluate", {"workspace": folder, "options": options}
 
 
-JOB_BUILDERS: dict[str, JobBuilder] = {"fetch": fetch_job, "extract": extract_job, "train": train_job,
+JOB_BUILDERS: dict[str, JobBuilder] = {"fetch": fetch_job, "extract": extract_job, "train": train_job, "mask": mask_job,
                                        "convert": convert_job, "evaluate": evaluate_job}

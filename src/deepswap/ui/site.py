@@ -20,8 +20,8 @@ from .security import NAME_PATTERN, safe_name
 
 PAGES = {"sources": "Sources", "faces": "Faces", "train": "Train", "convert": "Convert", "verify": "Verify",
          "evaluate": "Evaluate"}
-JOB_PAGES = {"fetch": "sources", "extract": "faces", "train": "train", "convert": "convert", "preview": "convert",
-             "evaluate": "evaluate"}  # where a finished job stays in view
+JOB_PAGES = {"fetch": "sources", "extract": "faces", "mask": "faces", "train": "train", "convert": "convert",
+             "preview": "convert", "evaluate": "evaluate"}  # where a finished job stays in view
 SHOWN_SUFFIXES = actions.VIDEO_SUFFIXES | actions.PHOTO_SUFFIXES | {".gif"}  # what /files/ serves, and where:
 SHOWN_FOLDERS = ("model", "outputs")
 SHOWN_PERSON_FOLDERS = (("a", "faces"), ("b", "faces"))

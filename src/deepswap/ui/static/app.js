@@ -1,5 +1,5 @@
 // deepswap ui: the few things the server cannot render — a job followed live, the loss chart,
-// marking faces for removal. Everything else is server-rendered HTML sent and swapped by htmx.
+// marking faces for removal, the mask editor. Everything else is server-rendered HTML sent and swapped by htmx.
 "use strict";
 
 // Form answers that are errors (4xx/5xx) go to the message area, as text unless they are HTML.
@@ -129,7 +129,7 @@ function faceSelection(grid) {
   let start = null;
   let band = null;
   grid.addEventListener("pointerdown", (event) => {
-    if (event.button !== 0) return;
+    if (event.button !== 0 || event.target.closest("a")) return;  // the mask editor's link opens it
     start = { x: event.clientX, y: event.clientY, tile: event.target.closest(".tile") };
   });
   window.addEventListener("pointermove", (event) => {
@@ -170,6 +170,161 @@ function faceSelection(grid) {
   show();
 }
 
+// The mask editor: the crop with a mask over it (green: face, dark: not face), painted with a round
+// brush at the crop's own resolution; undo, revert, start from the learned mask, save as a PNG.
+function maskEditor(editor) {
+  const size = Number(editor.dataset.size);
+  const canvas = document.getElementById("mask-canvas");
+  const view = canvas.getContext("2d");
+  const mask = Object.assign(document.createElement("canvas"), { width: size, height: size });
+  const paint = mask.getContext("2d", { willReadFrequently: true });
+  const learned = Object.assign(document.createElement("canvas"), { width: size, height: size });
+  const crop = new Image();
+  const brushSize = document.getElementById("brush-size");
+  const undoButton = document.getElementById("mask-undo");
+  const state = document.getElementById("mask-state");
+  const past = [];
+  const checked = (name) => document.querySelector(`input[name=${name}]:checked`).value;
+  const choose = (name, value) => {
+    const input = document.querySelector(`input[name=${name}][value=${value}]`);
+    if (!input.disabled) input.checked = true;
+  };
+
+  const draw = () => {
+    view.drawImage(crop, 0, 0, size, size);
+    const shown = checked("view");
+    if (shown === "none") return;
+    const pixels = view.getImageData(0, 0, size, size);
+    const source = (shown === "learned" ? learned.getContext("2d") : paint).getImageData(0, 0, size, size).data;
+    const data = pixels.data;
+    for (let i = 0; i < data.length; i += 4) {
+      const face = source[i] / 255;
+      data[i] = data[i] * (0.3 + 0.4 * face);
+      data[i + 1] = data[i + 1] * (0.3 + 0.4 * face) + 110 * face;
+      data[i + 2] = data[i + 2] * (0.3 + 0.4 * face) + 30 * face;
+    }
+    view.putImageData(pixels, 0, 0);
+  };
+  const load = (url, into) => new Promise((resolve, reject) => {
+    const image = new Image();
+    image.onload = () => {
+      const context = into.getContext("2d");
+      context.fillStyle = "#000";
+      context.fillRect(0, 0, size, size);
+      context.drawImage(image, 0, 0, size, size);
+      resolve();
+    };
+    image.onerror = () => reject(new Error(`could not load ${url}`));
+    image.src = url;
+  });
+  const remember = () => {
+    past.push(paint.getImageData(0, 0, size, size));
+    if (past.length > 50) past.shift();
+    undoButton.disabled = false;
+  };
+  const undo = () => {
+    if (!past.length) return;
+    paint.putImageData(past.pop(), 0, 0);
+    undoButton.disabled = past.length === 0;
+    draw();
+  };
+  const say = (text, error = false) => {
+    state.textContent = text;
+    state.className = error ? "error" : "muted";
+  };
+
+  // Painting: a stroke from the last point to this one, so fast moves leave no gaps.
+  let last = null;
+  const point = (event) => {
+    const box = canvas.getBoundingClientRect();
+    return [(event.clientX - box.left) * size / box.width, (event.clientY - box.top) * size / box.height];
+  };
+  const stroke = (to) => {
+    paint.strokeStyle = paint.fillStyle = checked("brush") === "add" ? "#fff" : "#000";
+    paint.lineWidth = Number(brushSize.value);
+    paint.lineCap = "round";
+    paint.beginPath();
+    paint.moveTo(...(last || to));
+    paint.lineTo(...to);
+    paint.stroke();
+    last = to;
+    draw();
+  };
+  canvas.addEventListener("pointerdown", (event) => {
+    if (event.button !== 0) return;
+    canvas.setPointerCapture(event.pointerId);
+    remember();
+    choose("view", "mask");
+    last = null;
+    stroke(point(event));
+    say("Not saved yet.");
+  });
+  canvas.addEventListener("pointermove", (event) => { if (last) stroke(point(event)); });
+  for (const type of ["pointerup", "pointercancel"]) canvas.addEventListener(type, () => { last = null; });
+
+  const save = async (then) => {
+    const blob = await new Promise((resolve) => mask.toBlob(resolve, "image/png"));
+    const form = new FormData();
+    form.append("person", editor.dataset.person);
+    form.append("face", editor.dataset.face);
+    form.append("mask", blob, "mask.png");
+    const headers = JSON.parse(document.body.getAttribute("hx-headers"));
+    say("Saving…");
+    try {
+      const answer = await fetch(editor.dataset.save, { method: "POST", body: form, headers });
+      if (!answer.ok) {
+        const text = new DOMParser().parseFromString(await answer.text(), "text/html").body.textContent;
+        say(text.trim() || `not saved (${answer.status})`, true);
+        return;
+      }
+      say(`Saved: ${answer.headers.get("X-Corrected-Faces")} face(s) of this person corrected by hand.`);
+      if (then) location.href = then;
+    } catch (error) {
+      say("the server does not answer; is `deepswap ui` still running?", true);
+    }
+  };
+
+  brushSize.addEventListener("input", draw);
+  for (const input of document.querySelectorAll("input[name=view]")) input.addEventListener("change", draw);
+  undoButton.addEventListener("click", undo);
+  document.getElementById("mask-revert").addEventListener("click", () => {
+    remember();
+    load(editor.dataset.mask, mask).then(draw);
+  });
+  document.getElementById("mask-from-learned").addEventListener("click", () => {
+    remember();
+    paint.drawImage(learned, 0, 0);
+    choose("view", "mask");
+    draw();
+  });
+  document.getElementById("mask-save").addEventListener("click", () => save());
+  document.getElementById("mask-save-next")?.addEventListener("click", () => save(document.getElementById("mask-next").href));
+  document.addEventListener("keydown", (event) => {
+    if (event.target.matches("input[type=number], input:not([type]), textarea")) return;
+    const key = event.key.toLowerCase();
+    const command = event.ctrlKey || event.metaKey;
+    if (command && key === "z") undo();
+    else if (command && key === "s") save();
+    else if (command || event.altKey) return;
+    else if (key === "a") choose("brush", "add");
+    else if (key === "e") choose("brush", "erase");
+    else if (key === "l") choose("view", checked("view") === "learned" ? "mask" : "learned");
+    else if (key === "[" || key === "]") brushSize.value = Number(brushSize.value) + (key === "]" ? 2 : -2);
+    else return;
+    event.preventDefault();
+    draw();
+  });
+
+  crop.onload = () => {
+    const learnedReady = editor.dataset.learned ? load(editor.dataset.learned, learned) : Promise.resolve();
+    Promise.all([load(editor.dataset.mask, mask), learnedReady]).then(() => {
+      draw();
+      editor.dataset.ready = "1";
+    }, (error) => say(error.message, true));
+  };
+  crop.src = editor.dataset.crop;
+}
+
 // The verify drop zone shows when a file is over it.
 function dropZone(zone) {
   for (const [type, on] of [["dragenter", true], ["dragover", true], ["dragleave", false], ["drop", false]]) {
@@ -194,6 +349,8 @@ document.addEventListener("DOMContentLoaded", () => {
   if (preview) refreshingPreview(preview);
   const grid = document.getElementById("face-grid");
   if (grid) faceSelection(grid);
+  const editor = document.getElementById("mask-editor");
+  if (editor) maskEditor(editor);
   const zone = document.getElementById("drop-zone");
   if (zone) dropZone(zone);
   const budget = document.querySelector("select[name=budget]");

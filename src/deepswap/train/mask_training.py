@@ -1,0 +1,179 @@
+"""Training the learned face mask alone (``deepswap train WS --mask-steps N``, the Faces page's
+"Train the mask further"): N more steps of the segmenter (``segmenter.py``) on both persons' faces,
+with the faces whose mask the user corrected by hand (``deepswap.extract.masks``) drawn more often,
+as DeepFaceLab's XSeg is trained on the faces labelled in its editor.
+
+Each face is prepared as in the swap's training: its face region at the segmenter's resolution,
+colour jitter, a random turn, zoom, shift and flip, and a synthetic occluder in front most of the
+time (``data.SEGMENTER_OCCLUSION``); its label is the stored mask minus the occluder, and its loss
+counts fully around the landmark mask ∪ the stored one (a corrected mask may leave out part of the
+landmark mask, which is where convert uses the learned mask). The swap model, its optimizer and
+its iteration are left as they are: the segmenter goes into its own file of the checkpoint
+(``checkpoint.replace_companion``), under the workspace's lock. Step ``s`` of the segmenter draws
+the same faces whether or not a run stopped before it, so a stopped run, run again, goes on.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ..errors import DeepswapError
+from ..extract.masks import corrected_faces
+from ..faces import face_mask, face_region, load_faceset
+from ..progress import ProgressCallback, Reporter
+from ..workspace import PERSON_KEYS, PersonKey, Workspace, WorkspaceLike, as_workspace
+from ..writers import writes_workspace
+from . import checkpoint
+from .config import COVERAGE, TrainOptions
+from .data import SEGMENTER_OCCLUSION, Augment, PersonFaces, jitter_colour, random_transform, region_face
+from .occluders import random_occluder
+from .segmenter import (
+    RESOLUTION,
+    SegmenterStep,
+    build_segmenter,
+    loss_weights,
+    steps_taken,
+)
+from .trainer import stop_on_signals
+
+CORRECTED_SHARE = 0.5  # of the faces drawn, those corrected by hand (when a person has any, and fewer)
+BATCH_SIZE = 16  # faces of each person per step, unless the options or the saved training say otherwise
+LOG_EVERY = 10  # steps between progress reports
+CACHE_BYTES = 256 << 20  # face regions kept in memory
+
+
+@dataclass
+class MaskTrainResult:
+    """What a ``train_mask`` call did: the segmenter's step count before and after, its mean loss
+    over the last steps, and what stopped it ("steps", or "signal": a signal or a stop request)."""
+
+    start_step: int
+    step: int
+    loss: float | None
+    seconds: float
+    stopped_by: str
+    folder: Path
+    corrected: dict[str, int]
+
+
+def mask_faces(workspace: Workspace, key: PersonKey) -> tuple[PersonFaces, int]:
+    """The faces of ``key`` the mask trains on, with their drawing weights, and how many of them are
+    corrected by hand: every face with a crop except those held out for ``evaluate``, corrected ones
+    always; those are drawn ``CORRECTED_SHARE`` of the time in all (never less often than the rest)."""
+    faceset = load_faceset(workspace.faces_dir(key))
+    corrected = set(corrected_faces(faceset))
+    held_out = set(faceset.holdout_ids()) - corrected
+    ids = [face for face in faceset.ids() if face not in held_out and faceset.crop_path(face).is_file()]
+    if not ids:
+        raise DeepswapError(f"{faceset.folder}: no faces of person {key} to train the mask on; run `deepswap extract` first")
+    flags = np.array([face in corrected for face in ids])
+    boost = max(1.0, CORRECTED_SHARE * (len(ids) - flags.sum()) / ((1 - CORRECTED_SHARE) * max(flags.sum(), 1)))
+    weights = np.where(flags, boost, 1.0)
+    landmarks = np.stack([faceset.crop_landmarks(face) for face in ids]).astype(np.float32)
+    return PersonFaces(faceset, ids, landmarks, weights), int(flags.sum())
+
+
+class MaskSamples:
+    """The segmenter's samples, a pure function of (seed, person, sample number): the face with an
+    occluder in front most of the time, its label and its loss weights, uint8 at ``RESOLUTION``."""
+
+    def __init__(self, people: dict[str, PersonFaces], coverage: float, seed: int) -> None:
+        self.people, self.coverage, self.seed = people, coverage, seed
+        self.augment = Augment()
+        self._regions: dict[tuple[str, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def region(self, key: str, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Face ``index`` of ``key``: its face region, stored mask and care mask (landmark mask ∪
+        stored mask) at ``RESOLUTION`` (kept in memory up to ``CACHE_BYTES``)."""
+        if (key, index) in self._regions:
+            return self._regions[key, index]
+        people = self.people[key]
+        image, mask = people.read(index)
+        care = np.maximum(mask, face_mask(people.landmarks[index], people.face_size))
+        region = face_region(people.face_size, self.coverage)
+        arrays = tuple(region_face(array, region, RESOLUTION) for array in (image, mask, care))
+        if len(self._regions) * RESOLUTION * RESOLUTION * 5 < CACHE_BYTES:
+            self._regions[key, index] = arrays  # type: ignore[assignment]
+        return arrays  # type: ignore[return-value]
+
+    def sample(self, key: str, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        people = self.people[key]
+        rng = np.random.default_rng([self.seed, ord(key), n, 3])
+        weights = people.weights if people.weights is not None else np.ones(len(people))
+        face, mask, care = self.region(key, int(rng.choice(len(people), p=weights / weights.sum())))
+        face = jitter_colour(face, rng, self.augment)
+        matrix = random_transform(RESOLUTION, rng, self.augment)
+        size = (RESOLUTION, RESOLUTION)
+        face = cv2.warpAffine(face, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        mask, care = (cv2.warpAffine(array, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+                      for array in (mask, care))
+        label = mask
+        if rng.random() < SEGMENTER_OCCLUSION:
+            elsewhere = self.region(key, int(rng.integers(len(people))))[0]
+            occluder = random_occluder(face, elsewhere, rng)
+            face, label = occluder.paste(face), occluder.uncovered(mask)
+        return face, label, loss_weights(care)
+
+    def batch(self, step: int, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Step ``step``'s batch: ``size`` samples of each person (faces N×3×R×R, labels and weights N×R×R)."""
+        samples = [self.sample(key, step * size + k) for key in self.people for k in range(size)]
+        faces, labels, weights = (np.stack(arrays) for arrays in zip(*samples))
+        return torch.from_numpy(faces).permute(0, 3, 1, 2), torch.from_numpy(labels), torch.from_numpy(weights)
+
+
+@writes_workspace("train --mask-steps")
+def train_mask(workspace: WorkspaceLike, options: TrainOptions, on_progress: ProgressCallback | None = None,
+               stop: threading.Event | None = None) -> MaskTrainResult:
+    """Train the learned face mask alone for ``options.mask_steps`` more steps (see the module
+    docstring); ``options.batch_size`` faces of each person per step (default: the saved training's).
+
+    Progress: one ``task`` counted in steps, ``progress`` events with the value ``mask_loss``, notes.
+    Setting ``stop`` (or Ctrl-C, SIGTERM, SIGHUP) saves the steps taken and returns."""
+    if options.mask_steps is None:
+        raise DeepswapError("train_mask: give the number of mask steps (--mask-steps N)")
+    workspace = as_workspace(workspace)
+    folder = workspace.model_dir
+    state = checkpoint.read_state(folder)
+    if state is None:
+        raise DeepswapError(f"{folder}: no trained model, and the learned mask is saved with it; run `deepswap train` first")
+    saved = state["training"]
+    loaded = {key: mask_faces(workspace, key) for key in PERSON_KEYS}
+    people = {key: faces for key, (faces, _) in loaded.items()}
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    segmenter, optimizer = build_segmenter(int(saved.get("seed") or 0), device)
+    checkpoint.load_companion(folder, state, "segmenter", segmenter, optimizer)
+    samples = MaskSamples(people, float(saved.get("coverage") or COVERAGE), int(saved.get("seed") or 0))
+    batch_size = options.batch_size or int(saved.get("batch_size") or BATCH_SIZE)
+    reporter = Reporter("train", on_progress)
+    corrected = {key: count for key, (_, count) in loaded.items()}
+    start = steps_taken(optimizer)
+    reporter.note(f"training the learned mask alone from step {start}, {options.mask_steps} steps of {batch_size} faces "
+                  f"of each person; corrected by hand: A {corrected['a']}, B {corrected['b']}")
+    reporter.task("train the mask", total=options.mask_steps, unit="steps")
+    step = SegmenterStep(segmenter.train(), optimizer)
+    started, losses, recent, stopped_by = time.monotonic(), [], math.nan, "steps"
+    with stop_on_signals(stop or threading.Event()) as interrupt:
+        for done in range(1, options.mask_steps + 1):
+            faces, labels, weights = (tensor.to(device) for tensor in samples.batch(start + done - 1, batch_size))
+            losses.append(float(step(faces, labels, weights)))
+            if done % LOG_EVERY == 0 or done == options.mask_steps or interrupt.is_set():
+                recent = float(np.mean(losses[-LOG_EVERY:]))
+                reporter.update(done, values={"mask_loss": recent})
+            if interrupt.is_set():
+                stopped_by = "signal"
+                break
+        if losses:
+            checkpoint.replace_companion(folder, state, "segmenter", segmenter, optimizer,
+                                         {"segmenter_steps": steps_taken(optimizer)})
+            reporter.finish()
+            reporter.note(f"saved the learned mask at step {steps_taken(optimizer)} in {folder} (the swap model is unchanged)")
+    return MaskTrainResult(start, steps_taken(optimizer), recent if losses else None, time.monotonic() - started,
+                           stopped_by, folder, corrected)
