@@ -344,6 +344,30 @@ def test_single_frame_halved_by_swscale_default_keeps_its_id(original: list[np.n
     assert result.found and result.output_id == OUTPUT_ID
 
 
+@pytest.mark.slow
+def test_quarter_size_copy_of_a_full_hd_output_at_crf_28_keeps_its_id(original: list[np.ndarray], tmp_path: Path) -> None:
+    """Issue 35: a 1920×1080 output shrunk to 480×270 by swscale's default scaler and re-encoded at
+    crf 28 is confirmed with its id. Large frames carry the coarse grid; its 32 id bits, read one by
+    one before, left this copy's id unreadable (margin 0.76 against ``ID_MARGIN`` 1.2)."""
+    watermarker = Watermarker(OUTPUT_ID)
+    marked = [watermarker.embed(cv2.resize(frame[43:245], (1920, 1080), interpolation=cv2.INTER_CUBIC))
+              for frame in original]
+    small = [SCALERS["swscale bilinear"](frame, (480, 270)) for frame in marked]
+    result = detect_watermark(images(encode(small, tmp_path / "quarter.mp4", 28)))
+    assert result.found and result.output_id == OUTPUT_ID
+
+
+def test_face_box_mark_names_its_own_id(speaker_clips: list[Path], tmp_path: Path) -> None:
+    """Issue 35: a mark on the tight face box of lrwp9a, as convert writes it, is read with its own
+    id. On the coarse grid's uncoded id the reader named another id (margin 1.72, past the guard)."""
+    path = tmp_path / "face_box.mp4"
+    with VideoWriter(path, 25, output_id=OUTPUT_ID) as writer:
+        for frame in images(next(clip for clip in speaker_clips if clip.stem == "lrwp9a")):
+            writer.write(frame, (95, 85, 225, 255))
+    result = detect_watermark(images(path))
+    assert result.found and result.output_id == OUTPUT_ID
+
+
 @pytest.mark.parametrize("start", [0.0, 0.6, 1.0])
 def test_survives_trimming_to_2_seconds(written: Path, tmp_path: Path, start: float) -> None:
     window = images(written, start=start, duration=2.0)

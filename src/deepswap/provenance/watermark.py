@@ -23,11 +23,14 @@ Design (dither modulation on a frame-relative chip grid, placed by a just-notice
   chips the two would share), are marked on the coarse or the fine grid. The decoder reads every
   grid, and each pair of ``READ_TOGETHER`` also together.
 * Every chip carries one bit and a keyed dither d in [0, 1). Each run of chips (raster order) holds
-  every bit in a keyed order, so any sizeable region carries the whole payload. On the coarse grid
-  the bits are the 48 payload bits, once each per run. The other grids' chips are fewer or noisier:
-  there the 32 id bits go as three extended Golay codewords ([24, 12, 8], each decoded to the
-  codeword its soft readings match best, which corrects what a bit-by-bit reading gets wrong), and
-  the 16 signature bits, which detection rests on, four or five times per run.
+  every bit in a keyed order, so any sizeable region carries the whole payload. The 32 id bits go
+  as three extended Golay codewords ([24, 12, 8], each decoded to the codeword its soft readings
+  match best, which corrects what a bit-by-bit reading gets wrong), and the 16 signature bits, which
+  detection rests on, twice per run on the coarse grid and three to five times on the others, whose
+  chips are fewer or noisier. The coarse grid's runs are dealt evenly too (``interleaved``). Its
+  marks made before issue 35 (``FIRST_COARSE``: the 48 payload bits once each per run, the id
+  uncoded, which left a quarter-size copy at crf 28 mostly without its id and named a wrong id on a
+  face box) are read as before.
 * What is measured per chip is its *residual*: the chip's mean luma minus the mean of its 8
   neighbours (exact area means with fractional pixel edges, so a resized frame measures the same).
 * Embedding is informed quantisation (dither modulation): each chip's residual is moved to the
@@ -157,13 +160,14 @@ class ChipGrid:
         return SIGNATURE_BITS + (GOLAY_BLOCKS * GOLAY_LENGTH if self.coded else ID_BITS)
 
 
-COARSE = ChipGrid("", 48, 1, False, 0.0, 0.0)  # the key of the first design: its marks read the same
+COARSE = ChipGrid("coarse-coded:", 48, 2, True, 0.0, 0.0, interleaved=True)
+FIRST_COARSE = ChipGrid("", 48, 1, False, 0.0, 0.0)  # read only: the first design's key, its id uncoded (before issue 35)
 FINE = ChipGrid("fine:", 128, 5, True, 3.0, 1.5)
 LARGE_CHIPS = ChipGrid("large-3:", 24, 3, True, 0.0, 0.0, aimed_at_half_size=True, interleaved=True)
 CODED = ChipGrid("coded-2:", 48, 5, True, 0.0, 0.0, 7.0, interleaved=True)
 JOINT = (LARGE_CHIPS, CODED)  # embedded together on small frames
 FIRST_JOINT = (ChipGrid("large:", 24, 4, True, 0.0, 0.0), ChipGrid("coded:", 48, 5, True, 0.0, 0.0, 7.0))  # read only: small frames' marks before issue 35
-GRIDS = (COARSE, FINE, *JOINT, *FIRST_JOINT)
+GRIDS = (COARSE, FINE, *JOINT, FIRST_COARSE, *FIRST_JOINT)
 READ_TOGETHER = (JOINT, FIRST_JOINT)  # each pair is also scanned together
 
 
@@ -251,7 +255,7 @@ def _id_margin(grid: ChipGrid, soft: np.ndarray, variance: np.ndarray) -> float:
 _SIGNATURE_SIGNS = 1 - 2.0 * _payload("0" * (ID_BITS // 4))[:SIGNATURE_BITS]
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=16)
 def _known_signs(grid: ChipGrid) -> np.ndarray:
     """Per symbol of the grid: the sign its reading has whatever the id, 0 where it depends on the
     id. Known are the signature's symbols and, on coded grids, the 4 symbols of the last Golay block
@@ -280,7 +284,7 @@ def _key_stream(name: str, count: int) -> np.ndarray:
     return np.frombuffer(data, dtype="<u4")[:count]
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=32)
 def _layout(grid: ChipGrid, cols: int) -> tuple[np.ndarray, np.ndarray]:
     """Per chip: which payload bit it carries, and its keyed dither (uniform in [0, 1))."""
     count, signature_chips = grid.rows * cols, grid.signature_copies * SIGNATURE_BITS
