@@ -594,7 +594,9 @@ class Watermarker:
         area = host.area
         if area.pixels == 0:
             return frame_rgb
-        hosts = [host if grid is COARSE else _host(grid, luma, veto, region) for grid in _grids_to_mark(host, height, region)]
+        grids = _grids_to_mark(host, height, region)
+        made = {grid: host if grid is COARSE else _host(grid, luma, veto, region) for grid in set(grids)}
+        hosts = [made[grid] for grid in grids]
         marked = luma.astype(np.float32)
         for index, each in enumerate(hosts):
             chips = each.analysis.residual.shape
