@@ -23,9 +23,9 @@ Design (dither modulation on a frame-relative chip grid, placed by a just-notice
   small face on a plain wall: about 33 full-weight chips of the 24-row grid, too few for z 8 even
   read perfectly) is marked on one 48-row grid instead (``FEW_CHIPS``), aimed at half size, with
   the signature eight times per run: halved by swscale's bilinear and re-encoded at crf 23 it still
-  reads z ≈ 9.6 where the pair read 4.8, at the cost of an id too weak to read. Other frames, and
-  marks on a region (whose fewer chips the two would share), are marked on the coarse or the fine grid. The decoder reads every
-  grid, and each pair of ``READ_TOGETHER`` also together.
+  reads z 8.4–9.7 where the pair read 3.5–4.8, at the cost of an id too weak to read. Other
+  frames, and marks on a region (whose fewer chips the two would share), are marked on the coarse
+  or the fine grid. The decoder reads every grid, and each pair of ``READ_TOGETHER`` also together.
 * Every chip carries one bit and a keyed dither d in [0, 1). Each run of chips (raster order) holds
   every bit in a keyed order, so any sizeable region carries the whole payload. The 32 id bits go
   as three extended Golay codewords ([24, 12, 8], each decoded to the codeword its soft readings
