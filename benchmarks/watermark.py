@@ -1,6 +1,6 @@
 """Watermark visibility, robustness, false positives and cost on GRID footage.
 
-    python benchmarks/watermark.py [--clips 6] [--negatives 40] [--footage DIR | --no-footage]
+    python benchmarks/watermark.py [--clips 6] [--negatives 40] [--footage DIR | --no-footage] [--only SECTION ...]
 
 Visibility is the standard deviation of the luma change the mark adds on flat picture
 (``flat_area_visibility``, goal ≤ 0.3 grey levels): on perfectly flat grey frames, on the blue screen
@@ -259,26 +259,34 @@ def cost(clip: Path) -> None:
               f"decode {detect_ms:.2f} ms  [found {found.found}, z {found.confidence:.1f}]")
 
 
+SECTIONS = ["cost", "flat", "grid", "corner", "hd", "footage", "negatives"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=6, help="clips marked and attacked (s1 + other speakers)")
     parser.add_argument("--negatives", type=int, default=40, help="untouched clips checked for false positives")
     parser.add_argument("--footage", type=Path, default=DEFAULT_OUT, help="folder of the harder footage (built if missing)")
     parser.add_argument("--no-footage", action="store_true", help="GRID clips only")
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=SECTIONS, help="sections to run (all by default)")
     args = parser.parse_args()
     speakers = grid_clips("speakers", args.clips // 2)
     clips = grid_clips("s1", args.clips - len(speakers)) + speakers
     with tempfile.TemporaryDirectory() as tmp:
-        cost(clips[0])
-        flat_grey()
-        robustness(clips, Path(tmp))
-        robustness(clips, Path(tmp), {"640×360, a small face in a corner (whole frame)": None}, small_corner)
-        robustness(clips[:1], Path(tmp), {"1920×1080, a GRID clip enlarged (whole frame)": None}, full_hd)
-        if not args.no_footage:
-            harder = [footage.path for footage in build_footage(args.footage)]
-            robustness(harder, Path(tmp), {"whole frame, harder footage (zoom_pan_roll, small_corner, two_people, cut)": None})
-        negatives = grid_clips("s1", args.negatives + args.clips)[args.clips:] or grid_clips("speakers", 10)
-        false_positives(negatives, Path(tmp))
+        sections = {
+            "cost": lambda: cost(clips[0]),
+            "flat": flat_grey,
+            "grid": lambda: robustness(clips, Path(tmp)),
+            "corner": lambda: robustness(clips, Path(tmp), {"640×360, a small face in a corner (whole frame)": None}, small_corner),
+            "hd": lambda: robustness(clips[:1], Path(tmp), {"1920×1080, a GRID clip enlarged (whole frame)": None}, full_hd),
+            "footage": lambda: args.no_footage or robustness([footage.path for footage in build_footage(args.footage)], Path(tmp),
+                                                             {"whole frame, harder footage (zoom_pan_roll, small_corner, two_people, cut)": None}),
+            "negatives": lambda: false_positives(
+                grid_clips("s1", args.negatives + args.clips)[args.clips:] or grid_clips("speakers", 10), Path(tmp)),
+        }
+        for name in SECTIONS:
+            if name in args.only:
+                sections[name]()
 
 
 if __name__ == "__main__":

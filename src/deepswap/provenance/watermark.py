@@ -19,15 +19,22 @@ Design (dither modulation on a frame-relative chip grid, placed by a just-notice
   copies), and, like the 48-row one, deals its run's slots evenly (``interleaved``: signature
   slots spread along the run, id slots dealt to the three Golay blocks in turn), where a keyed
   shuffle could leave one block mostly on flat picture. Marks made before (``FIRST_JOINT``) are
-  read as before. Other frames, and marks on a region (whose fewer
-  chips the two would share), are marked on the coarse or the fine grid. The decoder reads every
-  grid, and each pair of ``READ_TOGETHER`` also together.
+  read as before. A small frame that offers fewer than ``FINE_BELOW`` full-weight coarse chips (a
+  small face on a plain wall: about 33 full-weight chips of the 24-row grid, too few for z 8 even
+  read perfectly) is marked on one 48-row grid instead (``FEW_CHIPS``), aimed at half size, with
+  the signature eight times per run: halved by swscale's bilinear and re-encoded at crf 23 it still
+  reads z 8.4–9.7 where the pair read 3.5–4.8, at the cost of an id too weak to read. Other
+  frames, and marks on a region (whose fewer chips the two would share), are marked on the coarse
+  or the fine grid. The decoder reads every grid, and each pair of ``READ_TOGETHER`` also together.
 * Every chip carries one bit and a keyed dither d in [0, 1). Each run of chips (raster order) holds
-  every bit in a keyed order, so any sizeable region carries the whole payload. On the coarse grid
-  the bits are the 48 payload bits, once each per run. The other grids' chips are fewer or noisier:
-  there the 32 id bits go as three extended Golay codewords ([24, 12, 8], each decoded to the
-  codeword its soft readings match best, which corrects what a bit-by-bit reading gets wrong), and
-  the 16 signature bits, which detection rests on, four or five times per run.
+  every bit in a keyed order, so any sizeable region carries the whole payload. The 32 id bits go
+  as three extended Golay codewords ([24, 12, 8], each decoded to the codeword its soft readings
+  match best, which corrects what a bit-by-bit reading gets wrong), and the 16 signature bits, which
+  detection rests on, twice per run on the coarse grid and three to five times on the others, whose
+  chips are fewer or noisier. The coarse grid's runs are dealt evenly too (``interleaved``). Its
+  marks made before issue 35 (``FIRST_COARSE``: the 48 payload bits once each per run, the id
+  uncoded, which left a quarter-size copy at crf 28 mostly without its id and named a wrong id on a
+  face box) are read as before.
 * What is measured per chip is its *residual*: the chip's mean luma minus the mean of its 8
   neighbours (exact area means with fractional pixel edges, so a resized frame measures the same).
 * Embedding is informed quantisation (dither modulation): each chip's residual is moved to the
@@ -157,13 +164,15 @@ class ChipGrid:
         return SIGNATURE_BITS + (GOLAY_BLOCKS * GOLAY_LENGTH if self.coded else ID_BITS)
 
 
-COARSE = ChipGrid("", 48, 1, False, 0.0, 0.0)  # the key of the first design: its marks read the same
+COARSE = ChipGrid("coarse-coded:", 48, 2, True, 0.0, 0.0, interleaved=True)
+FIRST_COARSE = ChipGrid("", 48, 1, False, 0.0, 0.0)  # read only: the first design's key, its id uncoded (before issue 35)
 FINE = ChipGrid("fine:", 128, 5, True, 3.0, 1.5)
 LARGE_CHIPS = ChipGrid("large-3:", 24, 3, True, 0.0, 0.0, aimed_at_half_size=True, interleaved=True)
 CODED = ChipGrid("coded-2:", 48, 5, True, 0.0, 0.0, 7.0, interleaved=True)
 JOINT = (LARGE_CHIPS, CODED)  # embedded together on small frames
+FEW_CHIPS = ChipGrid("few-chips:", 48, 8, True, 0.0, 0.0, aimed_at_half_size=True, interleaved=True)  # small, mostly flat frames
 FIRST_JOINT = (ChipGrid("large:", 24, 4, True, 0.0, 0.0), ChipGrid("coded:", 48, 5, True, 0.0, 0.0, 7.0))  # read only: small frames' marks before issue 35
-GRIDS = (COARSE, FINE, *JOINT, *FIRST_JOINT)
+GRIDS = (COARSE, FINE, *JOINT, FEW_CHIPS, FIRST_COARSE, *FIRST_JOINT)
 READ_TOGETHER = (JOINT, FIRST_JOINT)  # each pair is also scanned together
 
 
@@ -251,7 +260,7 @@ def _id_margin(grid: ChipGrid, soft: np.ndarray, variance: np.ndarray) -> float:
 _SIGNATURE_SIGNS = 1 - 2.0 * _payload("0" * (ID_BITS // 4))[:SIGNATURE_BITS]
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=16)
 def _known_signs(grid: ChipGrid) -> np.ndarray:
     """Per symbol of the grid: the sign its reading has whatever the id, 0 where it depends on the
     id. Known are the signature's symbols and, on coded grids, the 4 symbols of the last Golay block
@@ -280,7 +289,7 @@ def _key_stream(name: str, count: int) -> np.ndarray:
     return np.frombuffer(data, dtype="<u4")[:count]
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=32)
 def _layout(grid: ChipGrid, cols: int) -> tuple[np.ndarray, np.ndarray]:
     """Per chip: which payload bit it carries, and its keyed dither (uniform in [0, 1))."""
     count, signature_chips = grid.rows * cols, grid.signature_copies * SIGNATURE_BITS
@@ -531,6 +540,16 @@ def _host(grid: ChipGrid, luma: np.ndarray, veto: np.ndarray, region: Region) ->
     return _Host(grid, analysis, gain, _block_means(gain), _area(region, height, width, rows, cols))
 
 
+def _grids_to_mark(coarse: _Host, height: int, region: Region) -> list[ChipGrid]:
+    """The grids a frame is marked on, in order (:meth:`Watermarker.embed`), from its host on the coarse grid."""
+    few_chips = coarse.capacity < FINE_BELOW
+    if few_chips and height >= FINE.embed_from * FINE.rows:
+        return [FINE]
+    if height >= SMALL_FRAME_BELOW or region is not None:
+        return [COARSE]
+    return [FEW_CHIPS] if few_chips else list(JOINT) * JOINT_ROUNDS
+
+
 class Watermarker:
     """Embeds the watermark for one output id into frames (every frame of that output)."""
 
@@ -564,7 +583,8 @@ class Watermarker:
         an H×W mask (0..1 float or 0..255 uint8) or None for the whole frame. The frame is marked on
         the coarse grid, or on the fine one when the area offers fewer than ``FINE_BELOW`` full-weight
         chips of the coarse grid and the frame is tall enough for fine chips; whole frames under
-        ``SMALL_FRAME_BELOW`` lines carry the grids of ``JOINT``."""
+        ``SMALL_FRAME_BELOW`` lines carry the grids of ``JOINT``, or ``FEW_CHIPS`` where they offer
+        fewer than ``FINE_BELOW``."""
         if frame_rgb.dtype != np.uint8 or frame_rgb.ndim != 3 or frame_rgb.shape[2] != 3:
             raise ValueError("embed expects an H×W×3 uint8 RGB frame")
         height, width = frame_rgb.shape[:2]
@@ -574,12 +594,9 @@ class Watermarker:
         area = host.area
         if area.pixels == 0:
             return frame_rgb
-        if host.capacity < FINE_BELOW and height >= FINE.embed_from * FINE.rows:
-            hosts = [_host(FINE, luma, veto, region)]
-        elif height < SMALL_FRAME_BELOW and region is None:
-            hosts = [_host(grid, luma, veto, region) for grid in JOINT] * JOINT_ROUNDS
-        else:
-            hosts = [host]
+        grids = _grids_to_mark(host, height, region)
+        made = {grid: host if grid is COARSE else _host(grid, luma, veto, region) for grid in set(grids)}
+        hosts = [made[grid] for grid in grids]
         marked = luma.astype(np.float32)
         for index, each in enumerate(hosts):
             chips = each.analysis.residual.shape
