@@ -217,6 +217,17 @@ def test_widest_mouth_ratio_is_one_for_the_same_mouths_and_a_half_for_half_as_op
     assert math.isnan(widest_mouth_ratio(np.zeros(5), openness[:5]))
 
 
+def test_widest_mouth_ratio_measures_each_opening_from_its_own_resting_gap(analyzer, unseen_frames):
+    """A face whose lips rest further apart (lrwp9a's rest 0.03 more open than s1's) and open just as
+    far from there opens as wide; one that only rests further apart and barely moves does not."""
+    openness = mouth_open(measured_as_is(analyzer, unseen_frames[::2]).landmarks)
+    rest = float(np.percentile(openness, 10))
+    assert np.percentile(openness, 90) - rest > 0.02  # s1 speaks in these frames
+    assert widest_mouth_ratio(openness, openness + 0.03) == pytest.approx(1.0)
+    barely_moving = rest + 0.03 + (openness - rest) * 0.3
+    assert widest_mouth_ratio(openness, barely_moving) == pytest.approx(0.3)
+
+
 def test_an_occluder_on_a_real_frame_is_kept_when_left_and_lost_when_painted_over(analyzer, unseen_frames):
     frame = unseen_frames[0]
     landmarks = measured_as_is(analyzer, [frame]).landmarks[0]

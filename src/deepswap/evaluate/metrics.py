@@ -144,6 +144,7 @@ def finite_max(values: np.ndarray) -> float:
 OCCLUDER_TOLERANCE = 12  # grey levels, every channel: how far an occluder's pixel may move and count as kept
 CLOSED_EYES = 0.6  # eye openness, as a share of the clip's median, under which the eyes count as closed
 WIDEST_MOUTH = 90  # percentile: the "widest mouths" of a clip
+RESTING_MOUTH = 10  # percentile: a clip's mouth at rest (closed, or as near as that person's lips come)
 JAW_BAND = 0.3  # eye-corner distances inside the face outline along the jaw: where B's hair would fall
 HAIR_DARKER = 40  # grey levels: how much darker than both the input pixel and the skin an added strand is
 
@@ -181,15 +182,20 @@ def blinks_followed(input_openness: np.ndarray, output_openness: np.ndarray) -> 
     return float(closed_eyes(output_openness)[closed].mean()), int(closed.sum())
 
 
-def widest_mouth_ratio(input_mouth: np.ndarray, output_mouth: np.ndarray, percentile: float = WIDEST_MOUTH) -> float:
-    """How wide the output's widest mouths open against the input's: the ``percentile`` of the
-    output's mouth-open ratios over the input's (1: as wide; NaN when the input's mouth never opens)."""
+def widest_mouth_ratio(input_mouth: np.ndarray, output_mouth: np.ndarray, widest: float = WIDEST_MOUTH,
+                       resting: float = RESTING_MOUTH) -> float:
+    """How far the output's widest mouths open against the input's, each measured from its own
+    resting gap: (the ``widest`` percentile − the ``resting`` percentile) of the output's mouth-open
+    ratios over the same of the input's. People's lips part by different amounts at rest, so the
+    plain percentiles would compare the faces, not the openings. 1: as wide; NaN when the input's
+    mouth never opens beyond its rest."""
     input_mouth, output_mouth = np.asarray(input_mouth, np.float64), np.asarray(output_mouth, np.float64)
     both = np.isfinite(input_mouth) & np.isfinite(output_mouth)
     if not both.any():
         return math.nan
-    widest = float(np.percentile(input_mouth[both], percentile))
-    return float(np.percentile(output_mouth[both], percentile)) / widest if widest > 0 else math.nan
+    input_opening, output_opening = (float(np.percentile(series[both], widest) - np.percentile(series[both], resting))
+                                     for series in (input_mouth, output_mouth))
+    return output_opening / input_opening if input_opening > 0 else math.nan
 
 
 def jaw_band(landmarks: np.ndarray, shape: tuple[int, ...], width: float = JAW_BAND) -> np.ndarray:
