@@ -143,6 +143,7 @@ def finite_max(values: np.ndarray) -> float:
 
 OCCLUDER_TOLERANCE = 12  # grey levels, every channel: how far an occluder's pixel may move and count as kept
 CLOSED_EYES = 0.6  # eye openness, as a share of the clip's median, under which the eyes count as closed
+FOLLOWED_MARGIN = 0.05  # more room for the output's eyes: the input's blinks redrawn at 128 px and measured again
 WIDEST_MOUTH = 90  # percentile: the "widest mouths" of a clip
 RESTING_MOUTH = 10  # percentile: a clip's mouth at rest (closed, or as near as that person's lips come)
 JAW_BAND = 0.3  # eye-corner distances inside the face outline along the jaw: where B's hair would fall
@@ -171,15 +172,18 @@ def closed_eyes(openness: np.ndarray, threshold: float = CLOSED_EYES) -> np.ndar
         return openness < threshold * np.median(finite)
 
 
-def blinks_followed(input_openness: np.ndarray, output_openness: np.ndarray) -> tuple[float, int]:
+def blinks_followed(input_openness: np.ndarray, output_openness: np.ndarray,
+                    margin: float = FOLLOWED_MARGIN) -> tuple[float, int]:
     """Of the input faces with closed eyes (``closed_eyes``), the share whose output face has closed
-    eyes too (each series judged against its own median), and how many closed-eye input faces there
-    were; NaN share when none."""
+    eyes too, judged against its own median with ``margin`` more room (``CLOSED_EYES`` + ``margin``:
+    a face measured again after being redrawn reads a few per cent more open or less, and a frame
+    picked for reading just under the threshold would otherwise fail as often as not), and how many
+    closed-eye input faces there were; NaN share when none."""
     input_openness, output_openness = np.asarray(input_openness, np.float64), np.asarray(output_openness, np.float64)
     closed = closed_eyes(input_openness) & np.isfinite(output_openness)
     if not closed.any():
         return math.nan, 0
-    return float(closed_eyes(output_openness)[closed].mean()), int(closed.sum())
+    return float(closed_eyes(output_openness, CLOSED_EYES + margin)[closed].mean()), int(closed.sum())
 
 
 def widest_mouth_ratio(input_mouth: np.ndarray, output_mouth: np.ndarray, widest: float = WIDEST_MOUTH,
