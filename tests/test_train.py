@@ -27,8 +27,8 @@ from deepswap.progress import ProgressEvent
 from deepswap.train import MODELS, TrainOptions, build_model, load_swapper, read_state, train
 from deepswap.train.config import COVERAGE
 from deepswap.train.critic import PatchCritic, critic_loss, generator_loss, inner_face_slices
-from deepswap.train.data import FINISHING_AUGMENT, Augment, PersonFaces, TrainingStream, augment_face
-from deepswap.train.loss import LossWeights, focal_frequency_loss, reconstruction_loss, ssim_map
+from deepswap.train.data import FINISHING_AUGMENT, Augment, PersonFaces, TrainingStream, augment_face, feature_map
+from deepswap.train.loss import LossWeights, focal_frequency_loss, pixel_weights, reconstruction_loss, ssim_map
 from deepswap.train.trainer import FINAL_LR, FINISHING_SHARE, finishing, scheduled_lr
 from deepswap.workspace import Workspace, init_workspace
 
@@ -173,6 +173,33 @@ def test_random_warp_keeps_input_and_target_aligned(seed, x, y):
         "... the face region as extract aligned it, or its mirror image: not moved, turned or zoomed"
 
 
+def test_the_eye_weight_covers_the_lids_of_a_real_blink_as_of_open_eyes_and_apart_from_the_mouth(s1_clips):
+    """On s1's blink (bbaf2n, frames 43–45 and 50–55) the eyes' loss region stays as large as with his
+    eyes open, so the lids that close are weighted (a hull of the eye's landmarks shrinks to a line);
+    eyes and mouth carry their own weights."""
+    from itertools import islice
+
+    from deepswap.faces import FaceAnalyzer
+    from deepswap.faces.expression import eye_openness
+    from deepswap.video import read_frames
+
+    analyzer = FaceAnalyzer(face_size=128)
+    frames = [frame.image for frame in islice(read_frames(s1_clips[0]), 53)]
+    faces = [analyzer.describe(frames[i], analyzer.detect(frames[i])[0]).landmarks for i in (20, 52)]
+    openness = eye_openness(np.stack(faces))
+    assert openness[1] < 0.6 * openness[0]  # frame 52: eyes shut
+    side = max(frames[0].shape[:2])
+    (open_eyes, open_mouth), (shut_eyes, _) = ((m[..., 0] > 127, m[..., 1] > 127) for m in (feature_map(f, side) for f in faces))
+    assert 0.75 < shut_eyes.sum() / open_eyes.sum() < 1.33  # the lid gap fell by over 40 %
+    upper_lid = np.round(faces[0][[37, 38, 43, 44]]).astype(int)
+    assert shut_eyes[upper_lid[:, 1], upper_lid[:, 0]].all()  # where the open lids were, the shut eyes are weighted
+    assert not (open_eyes & open_mouth).any()
+    maps = torch.from_numpy(np.stack([open_eyes, open_mouth]).astype(np.float32))[None]
+    weight = pixel_weights(torch.ones(1, side, side), maps, LossWeights(eyes=3.0, mouth=2.0))[0, 0]
+    assert weight[open_eyes].min() == 4.0 and weight[open_mouth].min() == 3.0
+    assert weight[~open_eyes & ~open_mouth].max() == 1.0
+
+
 def test_learning_rate_warms_up_holds_then_falls_over_the_last_share_of_the_budget():
     base = 4e-4
     assert scheduled_lr(0, base, 0) == scheduled_lr(10 ** 6, base, 0) == base, "no budget: constant"
@@ -240,7 +267,7 @@ def test_focal_frequency_loss_is_zero_for_the_target_and_grows_with_blur(extract
     assert focal_frequency_loss(changed, target, outside).abs().max() < 1e-10
     # In the training loss it adds to L1 + DSSIM, and its gradient reaches the output.
     output = blurred(1.5).requires_grad_()
-    mask, features = torch.ones(len(crops), *target.shape[2:]), torch.zeros(len(crops), *target.shape[2:])
+    mask, features = torch.ones(len(crops), *target.shape[2:]), torch.zeros(len(crops), 2, *target.shape[2:])
     plain = reconstruction_loss(output, None, target, mask, features, LossWeights())
     with_frequency = reconstruction_loss(output, None, target, mask, features, LossWeights(frequency=10.0))
     assert with_frequency > plain

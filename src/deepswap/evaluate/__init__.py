@@ -18,7 +18,8 @@ as the input face. Every metric is a pure function over arrays, usable on its ow
   with the chin out of the picture the mouth-open ratio has no measure);
 - eyes (``eye_openness``, ``closed_eyes``, ``blinks_followed``): whether the eyes open and close with
   the input's (correlation) and the share of the input's closed-eye faces closed in the output too;
-  ``widest_mouth_ratio``: how wide the output's widest mouths open against the input's;
+  ``widest_mouth_ratio``: how wide the output's widest mouths open against the input's, each from
+  its own resting gap;
 - occluders (``occluder_kept``): on footage with a sidecar ``<clip>.occluder.npz`` (``masks``, T×H×W
   bool: what is in front of the face), the share of those pixels the output keeps, mean and worst frame;
 - hair (``jaw_band``, ``hair_added``): the share of the input face's band along the jaw, inside its

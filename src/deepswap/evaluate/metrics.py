@@ -143,7 +143,9 @@ def finite_max(values: np.ndarray) -> float:
 
 OCCLUDER_TOLERANCE = 12  # grey levels, every channel: how far an occluder's pixel may move and count as kept
 CLOSED_EYES = 0.6  # eye openness, as a share of the clip's median, under which the eyes count as closed
+FOLLOWED_MARGIN = 0.05  # more room for the output's eyes: the input's blinks redrawn at 128 px and measured again
 WIDEST_MOUTH = 90  # percentile: the "widest mouths" of a clip
+RESTING_MOUTH = 10  # percentile: a clip's mouth at rest (closed, or as near as that person's lips come)
 JAW_BAND = 0.3  # eye-corner distances inside the face outline along the jaw: where B's hair would fall
 HAIR_DARKER = 40  # grey levels: how much darker than both the input pixel and the skin an added strand is
 
@@ -170,26 +172,34 @@ def closed_eyes(openness: np.ndarray, threshold: float = CLOSED_EYES) -> np.ndar
         return openness < threshold * np.median(finite)
 
 
-def blinks_followed(input_openness: np.ndarray, output_openness: np.ndarray) -> tuple[float, int]:
+def blinks_followed(input_openness: np.ndarray, output_openness: np.ndarray,
+                    margin: float = FOLLOWED_MARGIN) -> tuple[float, int]:
     """Of the input faces with closed eyes (``closed_eyes``), the share whose output face has closed
-    eyes too (each series judged against its own median), and how many closed-eye input faces there
-    were; NaN share when none."""
+    eyes too, judged against its own median with ``margin`` more room (``CLOSED_EYES`` + ``margin``:
+    a face measured again after being redrawn reads a few per cent more open or less, and a frame
+    picked for reading just under the threshold would otherwise fail as often as not), and how many
+    closed-eye input faces there were; NaN share when none."""
     input_openness, output_openness = np.asarray(input_openness, np.float64), np.asarray(output_openness, np.float64)
     closed = closed_eyes(input_openness) & np.isfinite(output_openness)
     if not closed.any():
         return math.nan, 0
-    return float(closed_eyes(output_openness)[closed].mean()), int(closed.sum())
+    return float(closed_eyes(output_openness, CLOSED_EYES + margin)[closed].mean()), int(closed.sum())
 
 
-def widest_mouth_ratio(input_mouth: np.ndarray, output_mouth: np.ndarray, percentile: float = WIDEST_MOUTH) -> float:
-    """How wide the output's widest mouths open against the input's: the ``percentile`` of the
-    output's mouth-open ratios over the input's (1: as wide; NaN when the input's mouth never opens)."""
+def widest_mouth_ratio(input_mouth: np.ndarray, output_mouth: np.ndarray, widest: float = WIDEST_MOUTH,
+                       resting: float = RESTING_MOUTH) -> float:
+    """How far the output's widest mouths open against the input's, each measured from its own
+    resting gap: (the ``widest`` percentile − the ``resting`` percentile) of the output's mouth-open
+    ratios over the same of the input's. People's lips part by different amounts at rest, so the
+    plain percentiles would compare the faces, not the openings. 1: as wide; NaN when the input's
+    mouth never opens beyond its rest."""
     input_mouth, output_mouth = np.asarray(input_mouth, np.float64), np.asarray(output_mouth, np.float64)
     both = np.isfinite(input_mouth) & np.isfinite(output_mouth)
     if not both.any():
         return math.nan
-    widest = float(np.percentile(input_mouth[both], percentile))
-    return float(np.percentile(output_mouth[both], percentile)) / widest if widest > 0 else math.nan
+    input_opening, output_opening = (float(np.percentile(series[both], widest) - np.percentile(series[both], resting))
+                                     for series in (input_mouth, output_mouth))
+    return output_opening / input_opening if input_opening > 0 else math.nan
 
 
 def jaw_band(landmarks: np.ndarray, shape: tuple[int, ...], width: float = JAW_BAND) -> np.ndarray:

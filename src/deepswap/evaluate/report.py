@@ -61,7 +61,7 @@ def report_rows(report: Evaluation | Mapping[str, Any]) -> list[ReportRow]:
         row("landmark distance (eye widths)", _number(expression.landmark_distance), "lower"),
         row("mouth-open correlation", _number(expression.mouth_open_correlation, ".2f") + _cut_faces(expression.faces_cut_by_edge),
             "near 1", "expression.mouth_open_correlation"),
-        row("  widest mouths output / input (90th pct)", _number(expression.widest_mouth_ratio, ".2f"), "near 1",
+        row("  widest mouths output / input (90th − 10th pct)", _number(expression.widest_mouth_ratio, ".2f"), "near 1",
             "expression.widest_mouth_ratio"),
         row("eye-openness correlation", _number(expression.eye_open_correlation, ".2f"), "near 1",
             "expression.eye_open_correlation"),

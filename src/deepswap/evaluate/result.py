@@ -50,7 +50,7 @@ class StabilityScores:
 @dataclass(frozen=True)
 class ExpressionScores:
     """Output against input: landmark distance, mouth-open correlation, faces left out (cut by the
-    frame's edge), the widest mouths' ratio (90th percentiles), eye-openness correlation, and the share
+    frame's edge), the widest mouths' ratio (90th percentiles, each above its 10th: the resting gap), eye-openness correlation, and the share
     of the ``closed_eye_faces`` input faces with closed eyes whose output's eyes are closed too."""
 
     landmark_distance: float

@@ -45,9 +45,9 @@ class TrainOptions:
                                          help="Adam's learning rate (default: the saved model's, else the model's).")
     architecture: Mapping[str, Any] = option(default_factory=dict, cli=False, label="Architecture (new model)",
                                              help="Architecture options of a new model, e.g. width=32 latent=256.")
-    balance_expressions: bool = option(False, label="Balance expressions",
+    balance_expressions: bool = option(True, label="Balance expressions",
                                        help="Draw faces with rare poses and expressions (closed eyes, a wide-open mouth, "
-                                            "raised brows) more often, up to 4× (see `deepswap.coverage`).")
+                                            "raised brows) more often, up to 4× (see `deepswap.coverage`); on by default.")
     mask_steps: int | None = option(None, minimum=1, label="Mask steps",
                                     help="Train only the learned face mask, N steps more, drawing the faces whose mask "
                                          "was corrected by hand more often; the swap model is not changed.")

@@ -19,8 +19,8 @@ guess from a 64-px input and so draws their average: after 30 minutes of ``lite`
 face as drawn keeps 0.45 of unseen clips' sharpness instead of 0.27, a small face in a corner 0.85
 instead of 0.54, at some cost in identity (SFace cosine to A 0.186 → 0.245; ``benchmarks/quality.py``).
 
-The face mask and an eyes-and-mouth map (from the landmarks) go through step 3 with the target;
-the loss uses them as weights. Synthetic occluders (``occluders.py``: a hand, a microphone, a shape,
+The face mask and a map of the eyes (lids included) and the mouth (from the landmarks) go through
+step 3 with the target; the loss uses them as weights. Synthetic occluders (``occluders.py``: a hand, a microphone, a shape,
 a patch of another frame) are pasted in front of a quarter of the *inputs* (``INPUT_OCCLUSION``; the
 target stays whole, so the decoders learn to draw the face behind a hand), and the batches the
 learned mask trains on (``segmenter.py``) also carry its sample: the target at its resolution, with
@@ -55,6 +55,7 @@ from .occluders import Occluder, random_occluder
 
 EYES = (slice(36, 42), slice(42, 48))
 MOUTH = slice(48, 60)
+EYE_REGION = (1.5, 0.9)  # the eye ellipse's width and height, in eye widths (corner to corner): lids included
 
 
 @dataclass(frozen=True)
@@ -132,14 +133,21 @@ class PersonFaces:
 
 
 def feature_map(landmarks: np.ndarray, size: int) -> np.ndarray:
-    """uint8 map, 255 over the eyes and the mouth (hulls of their landmarks, enlarged by half)."""
-    canvas = np.zeros((size, size), np.uint8)
-    for part in (*EYES, MOUTH):
-        points = landmarks[part]
-        centre = points.mean(axis=0)
-        hull = cv2.convexHull(((points - centre) * 1.5 + centre).astype(np.float32))
-        cv2.fillConvexPoly(canvas, np.round(hull * 16).astype(np.int32), 255, lineType=cv2.LINE_AA, shift=4)
-    return canvas
+    """uint8 size×size×2 map of the features the loss weights more: channel 0 the eyes, 255 over an
+    ellipse around each eye sized by its corners alone (``EYE_REGION``), so that it covers the lids
+    whether the eye is open or shut; channel 1 the mouth (the hull of its landmarks, enlarged by half)."""
+    eyes, mouth = np.zeros((size, size), np.uint8), np.zeros((size, size), np.uint8)
+    for eye in EYES:
+        outer, inner = landmarks[eye][0], landmarks[eye][3]
+        centre, across = landmarks[eye].mean(axis=0), inner - outer
+        width, angle = float(np.linalg.norm(across)), float(np.degrees(np.arctan2(across[1], across[0])))
+        box = ((float(centre[0]), float(centre[1])), (EYE_REGION[0] * width, EYE_REGION[1] * width), angle)
+        cv2.ellipse(eyes, box, 255, -1, cv2.LINE_AA)
+    points = landmarks[MOUTH]
+    centre = points.mean(axis=0)
+    hull = cv2.convexHull(((points - centre) * 1.5 + centre).astype(np.float32))
+    cv2.fillConvexPoly(mouth, np.round(hull * 16).astype(np.int32), 255, lineType=cv2.LINE_AA, shift=4)
+    return np.stack([eyes, mouth], axis=-1)
 
 
 def region_face(image: np.ndarray, region: tuple[int, int, int], resolution: int) -> np.ndarray:

@@ -14,7 +14,8 @@ import torch.nn.functional as F
 class LossWeights:
     ssim: float = 1.0  # DSSIM weight; 0 gives the plain (masked) MAE of the original model
     background: float = 0.2  # weight of pixels outside the face mask
-    features: float = 2.0  # extra weight on eyes and mouth (weight 1 + features there)
+    eyes: float = 3.0  # extra weight over the eyes and their lids (weight 1 + eyes there)
+    mouth: float = 2.0  # extra weight over the mouth (weight 1 + mouth there)
     mask: float = 1.0  # weight of the mask head's binary cross-entropy
     frequency: float = 0.0  # weight of the focal frequency loss (0: none)
 
@@ -63,9 +64,10 @@ def focal_frequency_loss(rgb: torch.Tensor, target: torch.Tensor, weight: torch.
 
 
 def pixel_weights(mask: torch.Tensor, features: torch.Tensor, weights: LossWeights) -> torch.Tensor:
-    """N×1×H×W loss weights from the mask and the eyes/mouth map (both N×H×W in 0..1)."""
+    """N×1×H×W loss weights from the mask (N×H×W) and the map of eyes and mouth (N×2×H×W: eyes,
+    mouth; ``data.feature_map``), all in 0..1."""
     weight = weights.background + (1 - weights.background) * mask
-    return (weight * (1 + weights.features * features)).unsqueeze(1)
+    return (weight * (1 + weights.eyes * features[:, 0] + weights.mouth * features[:, 1])).unsqueeze(1)
 
 
 def reconstruction_loss(rgb: torch.Tensor, mask_logits: torch.Tensor | None, target: torch.Tensor,
