@@ -389,7 +389,9 @@ def test_training_on_grid_faces_lowers_the_loss_and_writes_previews(workspace):
     assert rates[:16] == [1e-3] * 16 and all(a > b for a, b in zip(rates[15:], rates[16:])), "the last quarter falls"
     notes = [event.message for event in events if event.kind == "note"]
     assert sum("finishing stage from iteration 15: random warp off" in note for note in notes) == 1
-    assert np.mean(losses[-5:]) < 0.85 * np.mean(losses[:5])
+    # at least a tenth lower in 20 iterations: with the eyes and mouth weighted 3× and 2× the early loss
+    # falls more slowly, and which faces are held out (so trained on) depends on the workspace's path
+    assert np.mean(losses[-5:]) < 0.9 * np.mean(losses[:5])
     model = workspace / "model"
     state = json.loads((model / "state.json").read_text())
     assert state["model"] == "lite" and state["iteration"] == 20 and state["options"]["resolution"] == 32
