@@ -50,6 +50,9 @@ class ReplaceSettings:
     learned_mask: bool = option(True, label="Learned mask (keeps what is in front of the face)",
                                 help="Keep the face only where the model's learned mask sees face, so a hand or a microphone "
                                      "in front of it stays in front (models trained before it have none).")
+    drawn_face_only: bool = option(True, label="Leave out the new person's hair",
+                                   help="Paste the new face only where the learned mask sees face in it too, so hair the model "
+                                        "draws beside the cheeks stays off the face (the footage's own cheek shows there).")
     smooth: bool = True
 
     def __post_init__(self) -> None:
