@@ -145,7 +145,8 @@ OCCLUDER_TOLERANCE = 12  # grey levels, every channel: how far an occluder's pix
 CLOSED_EYES = 0.6  # eye openness, as a share of the clip's median, under which the eyes count as closed
 WIDEST_MOUTH = 90  # percentile: the "widest mouths" of a clip
 JAW_BAND = 0.3  # eye-corner distances inside the face outline along the jaw: where B's hair would fall
-EYE_MARGIN = 0.15  # eye-corner distances around each eye left out of the jaw band (an eye's shadow is not hair)
+FEATURE_MARGIN = 0.15  # eye-corner distances around each eye and the lips left out of the jaw band (not hair)
+LIPS = tuple(range(48, 60))  # the outer lip line of 68 landmarks
 HAIR_DARKER = 40  # grey levels: how much darker than both the input pixel and the skin an added strand is
 
 
@@ -196,20 +197,25 @@ def widest_mouth_ratio(input_mouth: np.ndarray, output_mouth: np.ndarray, percen
 def jaw_band(landmarks: np.ndarray, shape: tuple[int, ...], width: float = JAW_BAND) -> np.ndarray:
     """H×W bool: the pixels inside the face outline (jaw line and brows of 68 landmarks) within
     ``width`` eye-corner distances of the jaw line, cheeks and chin, where hair from the sides of
-    another face would land, but not within ``EYE_MARGIN`` of an eye (the jaw line's top ends
-    beside the outer eye corners, and another face's darker eye corners are not hair)."""
+    another face would land. Only the jaw line's stretches at least ``width`` inside the picture
+    count (with the chin at or past its edge, the jaw line is guessed, and runs past the mouth), and
+    nothing within ``FEATURE_MARGIN`` of an eye or the lips (the jaw line's top ends beside the outer
+    eye corners): another face's darker eye corners or lips are not hair."""
     points = np.asarray(landmarks, np.float64)
     unit = float(eye_distance(points))
     outline = np.zeros(shape[:2], np.uint8)
     cv2.fillConvexPoly(outline, cv2.convexHull(np.round(points[:27]).astype(np.int32)), 1)
     jaw = np.zeros(shape[:2], np.uint8)
-    cv2.polylines(jaw, [np.round(points[:17]).astype(np.int32)], False, 1, max(1, round(2 * width * unit)))
-    eyes = np.zeros(shape[:2], np.uint8)
-    for eye in EYES:
-        hull = cv2.convexHull(np.round(points[list(eye)]).astype(np.int32))
-        cv2.fillConvexPoly(eyes, hull, 1)
-        cv2.polylines(eyes, [hull], True, 1, max(1, round(2 * EYE_MARGIN * unit)))
-    return (outline & jaw & (1 - eyes)).astype(bool)
+    margin = width * unit
+    inside = (points[:17] >= margin).all(axis=1) & (points[:17] < np.subtract((shape[1], shape[0]), margin)).all(axis=1)
+    stretches = [np.round(points[k:k + 2]).astype(np.int32) for k in range(16) if inside[k] and inside[k + 1]]
+    cv2.polylines(jaw, stretches, False, 1, max(1, round(2 * width * unit)))
+    features = np.zeros(shape[:2], np.uint8)
+    for feature in (*EYES, LIPS):
+        hull = cv2.convexHull(np.round(points[list(feature)]).astype(np.int32))
+        cv2.fillConvexPoly(features, hull, 1)
+        cv2.polylines(features, [hull], True, 1, max(1, round(2 * FEATURE_MARGIN * unit)))
+    return (outline & jaw & (1 - features)).astype(bool)
 
 
 def hair_added(image: np.ndarray, output: np.ndarray, landmarks: np.ndarray, darker: int = HAIR_DARKER) -> float:
