@@ -1,7 +1,7 @@
 """Swap quality after a fixed training budget: `deepswap evaluate` on GRID footage the model never saw.
 
     python benchmarks/quality.py [--minutes 20] [--model lite] [--clips-a 40] [--eval-clips 4] [--fps 10]
-                                 [--detail 1] [--workdir DIR] [--footage DIR | --no-footage] [--crops DIR] [--json]
+                                 [--detail 1] [--drawn-hair] [--workdir DIR] [--footage DIR | --no-footage] [--crops DIR] [--json]
 
 Builds a workspace from ../shared/data: A = the first ``--clips-a`` clips of GRID speaker s1 (faces
 sampled at ``--fps``), B = grid/speakers/lrwp9a.mp4, every frame (plus raw_mpg/lrwp9a.mpg when SFace
@@ -20,8 +20,10 @@ The expressive clip's coverage by B's faces (``deepswap.coverage``) is printed t
 With ``--workdir`` the workspace is kept, and a second run resumes it (extract skips what is done,
 training continues for another ``--minutes``; ``--minutes 0`` only evaluates, e.g. at another
 ``--detail``: the share of the footage's fine detail convert keeps on the new face, 0 = the model's
-face as drawn). ``--crops DIR`` writes, per footage, a few faces as input | the model's face as drawn
-| the face convert writes (labelled and watermarked PNGs, the crops enlarged alike) to look at.
+face as drawn; ``--drawn-hair``: convert pastes the hair the model draws beside the face too, as
+before ``drawn_face_only``). ``--crops DIR`` writes, per footage, a few faces as input | the model's
+face as drawn | the face convert writes (labelled and watermarked PNGs, the crops enlarged alike) to
+look at; ``before_after.py`` puts two runs' crops side by side.
 """
 
 from __future__ import annotations
@@ -217,6 +219,8 @@ def main() -> None:
     parser.add_argument("--fps", type=float, default=10.0, help="frames per second of A's clips to extract")
     parser.add_argument("--detail", type=float, default=ReplaceSettings.detail,
                         help="share of the footage's fine detail kept on the new face (convert --detail)")
+    parser.add_argument("--drawn-hair", action="store_true",
+                        help="paste the hair the model draws beside the face too (convert --drawn-face-only false)")
     parser.add_argument("--workdir", type=Path, help="keep the workspace here (resumed if it exists)")
     parser.add_argument("--footage", type=Path, default=DEFAULT_OUT, help="folder of the harder footage (built if missing)")
     parser.add_argument("--no-footage", action="store_true", help="evaluate on the plain s1 clips only")
@@ -240,7 +244,7 @@ def main() -> None:
         elif read_state(root / "model") is None:
             parser.error("--minutes 0 evaluates a trained --workdir; this one has no model yet")
         state = read_state(root / "model")
-        settings = ReplaceSettings(detail=args.detail)
+        settings = ReplaceSettings(detail=args.detail, drawn_face_only=not args.drawn_hair)
         held_out = root / "held_out_clips"
         held_out.mkdir(exist_ok=True)
         for clip in s1[args.clips_a:args.clips_a + args.eval_clips]:

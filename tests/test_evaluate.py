@@ -261,6 +261,9 @@ def test_a_dark_strand_along_the_jaw_registers_as_hair_and_shading_does_not(anal
     cv2.polylines(strand, [points], False, (35, 28, 22), 2)  # a strand of dark hair down the cheek
     assert hair_added(frame, strand, landmarks) > 0.02
     shaded = (frame * 0.85).astype(np.uint8)  # darker light on the whole face: not hair
+    radius = max(2, round(0.1 * float(np.linalg.norm(landmarks[45] - landmarks[36]))))
+    for corner in (landmarks[36], landmarks[45], landmarks[48], landmarks[54]):  # another face's darker eye corners and lips
+        cv2.circle(shaded, tuple(int(v) for v in corner), radius, (35, 28, 22), -1)
     assert hair_added(frame, shaded, landmarks) == 0.0
     assert math.isnan(hair_added(frame, frame, np.full((68, 2), np.nan)))
 

@@ -14,7 +14,7 @@ from deepswap import _io
 from deepswap.convert import ReplaceSettings
 from deepswap.convert.replace import FaceReplacer
 from deepswap.convert.smoothing import MaskSmoother
-from deepswap.faces import FaceAnalyzer, IdentityTracker, face_region, load_faceset
+from deepswap.faces import FaceAnalyzer, IdentityTracker, face_mask, face_region, load_faceset, transform_points, warp_face
 from deepswap.train import load_swapper
 from deepswap.train.data import PersonFaces, TrainingStream
 from deepswap.train.occluders import hand_alpha, microphone_alpha, random_occluder
@@ -110,8 +110,9 @@ def test_the_learned_mask_leaves_out_occluders_on_held_out_grid_faces(extracted_
 @pytest.mark.slow
 def test_convert_with_the_learned_mask_keeps_a_microphone_in_front_of_the_chin(trained_workspace, trained_segmenter,
                                                                                  s1_clips):
-    """A dark microphone pasted over the chin of unseen s1 frames: convert without the learned mask
-    paints over its head, with the learned mask most of the head comes out unchanged."""
+    """A dark microphone pasted over the chin of unseen s1 frames: convert with the landmark mask
+    alone paints over its head, with the footage's learned mask most of the head comes out
+    unchanged (the drawn face's mask is off in both: this tiny model draws the microphone too)."""
     frames = [frame.image for frame in read_frames(s1_clips[-1], duration=0.2)]
     analyzer = FaceAnalyzer(face_size=128)
     swapper = load_swapper(trained_workspace, device="cpu")
@@ -128,9 +129,37 @@ def test_convert_with_the_learned_mask_keeps_a_microphone_in_front_of_the_chin(t
     kept = {}
     for learned in (False, True):
         replacer = FaceReplacer(analyzer, IdentityTracker(identity, analyzer.encoder), swapper, "b",
-                                ReplaceSettings(learned_mask=learned))
+                                ReplaceSettings(learned_mask=learned, drawn_face_only=False))
         located = [replacer.locate(Frame(i, i / 25, image)) for i, image in enumerate(occluded)]
         outputs = replacer.render(occluded, located)
         kept[learned] = np.mean([(np.abs(out.astype(int) - image)[head > 0].max(axis=1) <= 8).mean()
                                  for out, image in zip(outputs, occluded)])
     assert kept[False] < 0.3 and kept[True] > 0.7, kept
+
+
+@pytest.mark.slow
+def test_hair_the_model_draws_beside_the_cheek_is_left_out_and_the_footages_cheek_kept(trained_workspace,
+                                                                                      trained_segmenter, s1_clips):
+    """An unseen s1 face whose 'drawn' face has a dark strand of hair down its cheek (as B's decoder
+    draws lrwp9a's hair inside A's outline): with ``drawn_face_only`` the learned mask leaves the
+    strand out (the footage's own cheek shows there) and keeps the rest of the face; without it,
+    the strand is pasted."""
+    frame = next(read_frames(s1_clips[-1], start=0.5)).image
+    analyzer = FaceAnalyzer(face_size=128)
+    swapper = load_swapper(trained_workspace, device="cpu")
+    swapper.segmenter = trained_segmenter
+    identity = load_faceset(trained_workspace / "a" / "faces").identity()
+    replacers = {only: FaceReplacer(analyzer, IdentityTracker(identity, analyzer.encoder), swapper, "b",
+                                    ReplaceSettings(drawn_face_only=only)) for only in (False, True)}
+    located = replacers[True].locate(Frame(0, 0.0, frame))
+    crop = warp_face(frame, located.matrix, analyzer.face_size)
+    landmarks = transform_points(located.landmarks, located.matrix)
+    cheek = np.round(landmarks[2:6] + (landmarks[30] - landmarks[2:6]) * 0.15).astype(np.int32)
+    drawn = cv2.polylines(crop.copy(), [cheek], False, (40, 30, 25), 5)  # a strand of dark hair down the cheek
+    strand, near = (cv2.polylines(np.zeros(crop.shape[:2], np.uint8), [cheek], False, 1, width) > 0 for width in (3, 25))
+    face = cv2.erode(face_mask(landmarks, analyzer.face_size), np.ones((25, 25), np.uint8)) > 0
+    masks = {only: replacer.learned_mask(replacer.learned_probabilities(crop[None], drawn[None])[0])
+             for only, replacer in replacers.items()}
+    assert masks[False][strand].mean() > 0.8, "without it, the strand is pasted with the face"
+    assert masks[True][strand].mean() < 0.2, masks[True][strand].mean()
+    assert masks[True][face & ~near].mean() > 0.9, "the rest of the face is still the new one"

@@ -32,9 +32,10 @@ class ReplaceSettings:
     large face only the frame's finest octave — is laid over the generated face inside the mask, so
     that it is as crisp as the picture around it; 0 keeps the model's face as drawn. Coarser detail,
     where a face's identity lies, is always the model's. ``learned_mask`` cuts the mask down to what
-    the model's learned face mask sees as face (``train.segmenter``). ``mouth_interior`` leaves the
-replaced person's own mouth interior inside the new lips (``convert.mouth``). ``smooth`` steadies the landmarks
-    and the learned mask over time.
+    the model's learned face mask sees as face (``train.segmenter``), and ``drawn_face_only`` to what
+    it sees as face in the face the model drew (hair drawn beside the cheeks stays off the face).
+    ``mouth_interior`` leaves the replaced person's own mouth interior inside the new lips
+    (``convert.mouth``). ``smooth`` steadies the landmarks and the learned mask over time.
     """
 
     color: ColorMode = option("reinhard", choices=get_args(ColorMode), label="Colour matching",
@@ -52,6 +53,9 @@ replaced person's own mouth interior inside the new lips (``convert.mouth``). ``
     learned_mask: bool = option(True, label="Learned mask (keeps what is in front of the face)",
                                 help="Keep the face only where the model's learned mask sees face, so a hand or a microphone "
                                      "in front of it stays in front (models trained before it have none).")
+    drawn_face_only: bool = option(True, label="Paste only the new face, not its hair",
+                                   help="Paste the new face only where the learned mask sees face in it too, so hair the model "
+                                        "draws beside the cheeks stays off the face (the footage's own cheek shows there).")
     mouth_interior: MouthInterior = option(
         "wide", choices=get_args(MouthInterior), label="A's own mouth interior",
         help="Show the replaced person's own teeth and tongue inside the new lips: wide (only where the mouth opens "

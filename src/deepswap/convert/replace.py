@@ -22,6 +22,7 @@ FINEST_SHARE = 0.5  # ... but on a large face only the frame's finest octave
 LEARNED_ERODE = 0.01  # of the crop: how far the new face stays from what the learned mask says is not face
 LEARNED_BLUR = 0.03  # of the crop: the feather of the learned mask's edge
 LEARNED_RAMP = (0.25, 0.75)  # face probabilities below the first count as no face, above the second as all face
+DRAWN_ERODE = 0.02  # of the crop: how far inside the drawn face's own outline (where its hair begins) it is pasted
 
 
 @dataclass
@@ -80,7 +81,7 @@ class FaceReplacer:
             return list(frames)
         crops = np.stack([warp_face(frames[i], located[i].matrix, self.size) for i in todo])
         generated, generated_masks = self.swapper.swap(crops, to=self.to)
-        learned = self.swapper.face_masks(crops) if self.settings.learned_mask else None
+        learned = self.learned_probabilities(crops, generated)
         output = list(frames)
         for k, i in enumerate(todo):
             where = located[i]
@@ -99,6 +100,20 @@ class FaceReplacer:
         if todo[-1] != len(frames) - 1:
             self.mask_smoother.lost()
         return output
+
+    def learned_probabilities(self, crops: np.ndarray, generated: np.ndarray) -> np.ndarray | None:
+        """Per crop, the learned mask's face probability (N×S×S) where the new face may go: the lower of
+        the footage's face (``learned_mask``: what is in front of it is not face) and the drawn face
+        pulled in by ``DRAWN_ERODE`` (``drawn_face_only``: hair the model draws beside its cheeks is not
+        face, and the footage's own cheek stays there); None when neither is on or the model has no
+        learned mask."""
+        footage = self.swapper.face_masks(crops) if self.settings.learned_mask else None
+        drawn = self.swapper.face_masks(generated) if self.settings.drawn_face_only else None
+        if drawn is not None:
+            drawn = np.stack([prepare_mask(probabilities, DRAWN_ERODE, 0.0) for probabilities in drawn])
+        if footage is None or drawn is None:
+            return footage if drawn is None else drawn
+        return np.minimum(footage, drawn)
 
     def learned_mask(self, probabilities: np.ndarray) -> np.ndarray:
         """The learned face mask of one crop as the final mask's last factor: smoothed over time, made

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..faces import FIT_POINTS, transform_points, umeyama
-from ..faces.expression import eye_distance, eye_openness, mouth_open  # noqa: F401 (metrics of this module too)
+from ..faces.expression import EYES, eye_distance, eye_openness, mouth_open  # noqa: F401 (metrics of this module too)
 from ..provenance.watermark import Watermarker, flat_area_visibility
 from ..train import ssim_map
 
@@ -147,6 +147,8 @@ FOLLOWED_MARGIN = 0.05  # more room for the output's eyes: the input's blinks re
 WIDEST_MOUTH = 90  # percentile: the "widest mouths" of a clip
 RESTING_MOUTH = 10  # percentile: a clip's mouth at rest (closed, or as near as that person's lips come)
 JAW_BAND = 0.3  # eye-corner distances inside the face outline along the jaw: where B's hair would fall
+FEATURE_MARGIN = 0.15  # eye-corner distances around each eye and the lips left out of the jaw band (not hair)
+LIPS = tuple(range(48, 60))  # the outer lip line of 68 landmarks
 HAIR_DARKER = 40  # grey levels: how much darker than both the input pixel and the skin an added strand is
 
 
@@ -205,14 +207,25 @@ def widest_mouth_ratio(input_mouth: np.ndarray, output_mouth: np.ndarray, widest
 def jaw_band(landmarks: np.ndarray, shape: tuple[int, ...], width: float = JAW_BAND) -> np.ndarray:
     """H×W bool: the pixels inside the face outline (jaw line and brows of 68 landmarks) within
     ``width`` eye-corner distances of the jaw line, cheeks and chin, where hair from the sides of
-    another face would land."""
+    another face would land. Only the jaw line's stretches at least ``width`` inside the picture
+    count (with the chin at or past its edge, the jaw line is guessed, and runs past the mouth), and
+    nothing within ``FEATURE_MARGIN`` of an eye or the lips (the jaw line's top ends beside the outer
+    eye corners): another face's darker eye corners or lips are not hair."""
     points = np.asarray(landmarks, np.float64)
+    unit = float(eye_distance(points))
     outline = np.zeros(shape[:2], np.uint8)
     cv2.fillConvexPoly(outline, cv2.convexHull(np.round(points[:27]).astype(np.int32)), 1)
     jaw = np.zeros(shape[:2], np.uint8)
-    thickness = max(1, round(2 * width * float(eye_distance(points))))
-    cv2.polylines(jaw, [np.round(points[:17]).astype(np.int32)], False, 1, thickness)
-    return (outline & jaw).astype(bool)
+    margin = width * unit
+    inside = (points[:17] >= margin).all(axis=1) & (points[:17] < np.subtract((shape[1], shape[0]), margin)).all(axis=1)
+    stretches = [np.round(points[k:k + 2]).astype(np.int32) for k in range(16) if inside[k] and inside[k + 1]]
+    cv2.polylines(jaw, stretches, False, 1, max(1, round(2 * width * unit)))
+    features = np.zeros(shape[:2], np.uint8)
+    for feature in (*EYES, LIPS):
+        hull = cv2.convexHull(np.round(points[list(feature)]).astype(np.int32))
+        cv2.fillConvexPoly(features, hull, 1)
+        cv2.polylines(features, [hull], True, 1, max(1, round(2 * FEATURE_MARGIN * unit)))
+    return (outline & jaw & (1 - features)).astype(bool)
 
 
 def hair_added(image: np.ndarray, output: np.ndarray, landmarks: np.ndarray, darker: int = HAIR_DARKER) -> float:
