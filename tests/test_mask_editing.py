@@ -25,6 +25,9 @@ from deepswap.train.segmenter import Segmenter, face_probabilities
 from deepswap.ui import create_app
 
 PATCH = (slice(70, 100), slice(30, 64))  # rows, columns of a 128-px crop: the left cheek, inside the landmark mask
+# the same rows across both cheeks, symmetric about the crop's middle: the mask's training flips faces, so a
+# correction of one cheek alone, with nothing in the picture to tell it by, is learned as half a correction of both
+BAND = (slice(70, 100), slice(30, 98))
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -80,7 +83,7 @@ def test_a_painted_mask_is_saved_recorded_and_bad_ones_are_refused_in_one_line(c
 
 
 def learned_on(root: Path, face: str) -> tuple[float, float]:
-    """The learned mask's mean face probability over ``PATCH`` of an A face, and over the rest of its stored mask."""
+    """The learned mask's mean face probability over ``BAND`` of an A face, and over the rest of its stored mask."""
     faces = load_faceset(root / "a" / "faces")
     state = checkpoint.read_state(root / "model")
     segmenter = Segmenter()
@@ -90,7 +93,7 @@ def learned_on(root: Path, face: str) -> tuple[float, float]:
     probability = np.zeros(crop.shape[:2], np.float32)
     probability[y:y + side, x:x + side] = face_probabilities(segmenter, crop[None, y:y + side, x:x + side])[0]
     patch = np.zeros(crop.shape[:2], bool)
-    patch[PATCH] = True
+    patch[BAND] = True
     rest = (faces.load_mask(face) > 127) & ~patch
     return float(probability[patch].mean()), float(probability[rest].mean())
 
@@ -110,7 +113,7 @@ def test_training_the_mask_alone_learns_a_corrected_patch_and_leaves_the_swap_al
     patch_before, rest_before = learned_on(root, face)
 
     corrected = load_faceset(root / "a" / "faces").load_mask(face)
-    corrected[PATCH] = 0
+    corrected[BAND] = 0
     _io.write_image(tmp_path / "corrected.png", corrected)
     run = subprocess.run([sys.executable, "-c", "from deepswap.cli import main; main()", "faces", str(root), "a",
                           "--mask", f"{face}={tmp_path / 'corrected.png'}"], capture_output=True, text=True, timeout=120)
@@ -118,7 +121,7 @@ def test_training_the_mask_alone_learns_a_corrected_patch_and_leaves_the_swap_al
     result = train_mask(root, TrainOptions(mask_steps=60, batch_size=4))
     assert (result.start_step, result.step, result.stopped_by, result.corrected) == (61, 121, "steps", {"a": 1, "b": 0})
     patch_after, rest_after = learned_on(root, face)
-    # measured: the patch 0.835 → 0.60, the rest of the face 0.827 → 0.767 (60 + 60 steps of 4 + 4 faces)
+    # the band unlearned while the rest of the face stays face (60 + 60 steps of 4 + 4 faces)
     assert patch_after < patch_before - 0.15 and patch_after < rest_after - 0.1, (patch_before, patch_after, rest_after)
     assert rest_after > 0.7, (rest_before, rest_after)
 
