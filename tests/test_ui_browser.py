@@ -231,6 +231,7 @@ def test_a_face_s_mask_corrected_in_the_editor_and_the_mask_trained_further(brow
         expect(page.locator("#job .badge")).to_have_text("finished", timeout=180_000)
         expect(page.locator("#job")).to_contain_text("saved the learned mask at step")
         page.screenshot(path=screenshots / "8-mask-trained.png", full_page=True)
+        page.wait_for_timeout(2000)  # the page reloads itself 300 ms after its job ends: a goto then is aborted
         page.goto(faces_page)
         expect(page.locator(f'.tile.corrected[data-id="{face}"]')).to_have_count(1)
         expect(page.locator("#corrected-count")).to_have_text("1")
