@@ -72,6 +72,7 @@ class Converter:
         self.swapper = swapper or load_swapper(self.workspace)
         self.analyzer = FaceAnalyzer(face_size=self.workspace.face_size)
         self._identities: dict[PersonKey, Identity] = {}
+        self._widest_mouths: dict[PersonKey, float] = {}
 
     def identity(self, person: PersonKey) -> Identity:
         """The identity of a person, as extract stored it (convert swaps only them)."""
@@ -81,14 +82,18 @@ class Converter:
 
     def replacer(self, direction: Direction = "a2b", settings: ReplaceSettings = ReplaceSettings()) -> FaceReplacer:
         """A fresh per-frame pipeline (its own tracking and smoothing) replacing a2b or b2a."""
-        replaced, other = replaced_person(direction), other_person(replaced_person(direction))
+        replaced = replaced_person(direction)
+        other = other_person(replaced)
         widest = self.widest_mouth(other) if settings.mouth_interior == "wide" else math.inf
         return FaceReplacer(self.analyzer, IdentityTracker(self.identity(replaced), self.analyzer.encoder),
                             self.swapper, other, settings, widest)
 
     def widest_mouth(self, person: PersonKey) -> float:
-        """The widest mouth opening among a person's extracted faces (what the model learned to draw)."""
-        return widest_opening(faceset_landmarks(load_faceset(self.workspace.faces_dir(person)))[0])
+        """The widest mouth opening among a person's extracted faces (what the model learned to draw),
+        read once per converter like the identity (a batch makes a replacer per input)."""
+        if person not in self._widest_mouths:
+            self._widest_mouths[person] = widest_opening(faceset_landmarks(load_faceset(self.workspace.faces_dir(person)))[0])
+        return self._widest_mouths[person]
 
     def convert(self, input_path: str | Path, output: str | Path, options: ConvertOptions | None = None,
                 on_progress: ProgressCallback | None = None) -> ConvertReport:
