@@ -23,6 +23,7 @@ from ..faces import FaceAnalyzer, Identity, IdentityTracker
 from ..parallel import connect, run_on_ray
 from ..workspace import PersonKey, other_person
 from .chunks import Chunk, convert_chunk, part_counts, record_part
+from .eyelids import EyelidFollower
 from .options import ConvertOptions, ReplaceSettings
 from .replace import FaceReplacer
 
@@ -35,21 +36,24 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class SwapKit:
     """What a worker without the workspace needs to replace ``replaced``'s face: the model (on the
-    CPU, moved to a GPU where the worker has one), the identity to replace, the crop size and the
-    other person's widest mouth opening (``convert.mouth``)."""
+    CPU, moved to a GPU where the worker has one), the identity to replace, the crop size, the
+    other person's widest mouth opening (``convert.mouth``) and both persons' usual eye openness
+    (``convert.eyelids``)."""
 
     swapper: Swapper
     identity: Identity
     replaced: PersonKey
     face_size: int
     widest_mouth: float
+    eyelids: EyelidFollower
 
     @classmethod
-    def of(cls, swapper: Swapper, identity: Identity, replaced: PersonKey, face_size: int, widest_mouth: float) -> SwapKit:
+    def of(cls, swapper: Swapper, identity: Identity, replaced: PersonKey, face_size: int, widest_mouth: float,
+           eyelids: EyelidFollower) -> SwapKit:
         """A kit from a loaded model (copied to the CPU, so that any worker can load it)."""
         import torch
 
-        return cls(swapper.on(torch.device("cpu")), identity, replaced, face_size, widest_mouth)
+        return cls(swapper.on(torch.device("cpu")), identity, replaced, face_size, widest_mouth, eyelids)
 
     def replacer(self, settings: ReplaceSettings) -> FaceReplacer:
         """A per-frame pipeline on this worker (its GPU when it has one)."""
@@ -58,7 +62,7 @@ class SwapKit:
         swapper = self.swapper.on(torch.device("cuda" if torch.cuda.is_available() else "cpu"))
         analyzer = FaceAnalyzer(face_size=self.face_size)
         return FaceReplacer(analyzer, IdentityTracker(self.identity, analyzer.encoder), swapper,
-                            other_person(self.replaced), settings, self.widest_mouth)
+                            other_person(self.replaced), settings, self.widest_mouth, self.eyelids)
 
 
 def run_chunks_on_ray(address: str, kit: SwapKit, tasks: Sequence[ChunkTask], on_frame: Callable[[int], None]) -> None:

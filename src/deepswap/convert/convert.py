@@ -31,6 +31,7 @@ from ..video.writer import VideoWriter, write_image
 from ..workspace import CONFIG_NAME, PersonKey, Workspace, WorkspaceLike, as_workspace, other_person
 from .cluster import SwapKit, run_chunks_on_ray
 from .chunks import Chunk, convert_chunk, fingerprint, frame_total, open_chunks, part_counts, part_path, plan_chunks
+from .eyelids import EyelidFollower, usual_openness
 from .mouth import widest_opening
 from .outputs import OutputPlan, plan_outputs
 from .workers import ChunkTask, default_workers, run_chunks
@@ -72,7 +73,7 @@ class Converter:
         self.swapper = swapper or load_swapper(self.workspace)
         self.analyzer = FaceAnalyzer(face_size=self.workspace.face_size)
         self._identities: dict[PersonKey, Identity] = {}
-        self._widest_mouths: dict[PersonKey, float] = {}
+        self._landmarks: dict[PersonKey, np.ndarray] = {}
 
     def identity(self, person: PersonKey) -> Identity:
         """The identity of a person, as extract stored it (convert swaps only them)."""
@@ -86,14 +87,23 @@ class Converter:
         other = other_person(replaced)
         widest = self.widest_mouth(other) if settings.mouth_interior == "wide" else math.inf
         return FaceReplacer(self.analyzer, IdentityTracker(self.identity(replaced), self.analyzer.encoder),
-                            self.swapper, other, settings, widest)
+                            self.swapper, other, settings, widest, self.eyelid_follower(replaced))
+
+    def extracted_landmarks(self, person: PersonKey) -> np.ndarray:
+        """The landmarks of a person's extracted faces (N×68×2), read once per converter like the
+        identity (a batch makes a replacer per input)."""
+        if person not in self._landmarks:
+            self._landmarks[person] = faceset_landmarks(load_faceset(self.workspace.faces_dir(person)))[0]
+        return self._landmarks[person]
 
     def widest_mouth(self, person: PersonKey) -> float:
-        """The widest mouth opening among a person's extracted faces (what the model learned to draw),
-        read once per converter like the identity (a batch makes a replacer per input)."""
-        if person not in self._widest_mouths:
-            self._widest_mouths[person] = widest_opening(faceset_landmarks(load_faceset(self.workspace.faces_dir(person)))[0])
-        return self._widest_mouths[person]
+        """The widest mouth opening among a person's extracted faces (what the model learned to draw)."""
+        return widest_opening(self.extracted_landmarks(person))
+
+    def eyelid_follower(self, replaced: PersonKey) -> EyelidFollower:
+        """Both persons' usual eye openness, for closing the drawn eyes as far as ``replaced``'s are."""
+        return EyelidFollower(usual_openness(self.extracted_landmarks(replaced)),
+                              usual_openness(self.extracted_landmarks(other_person(replaced))))
 
     def convert(self, input_path: str | Path, output: str | Path, options: ConvertOptions | None = None,
                 on_progress: ProgressCallback | None = None) -> ConvertReport:
@@ -187,7 +197,7 @@ class Converter:
             return
         if options.ray:
             kit = SwapKit.of(self.swapper, self.identity(options.replaced), options.replaced, self.workspace.face_size,
-                             self.widest_mouth(other_person(options.replaced)))
+                             self.widest_mouth(other_person(options.replaced)), self.eyelid_follower(options.replaced))
             run_chunks_on_ray(options.ray, kit, tasks, reporter.advance)
             return
         workers = min(options.workers or default_workers(len(tasks)), len(tasks))

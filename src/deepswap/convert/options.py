@@ -15,6 +15,7 @@ Direction = Literal["a2b", "b2a"]
 ColorMode = Literal["reinhard", "hist", "none"]
 BlendMode = Literal["feather", "seamless"]
 MouthInterior = Literal["off", "wide", "always"]
+Eyelids = Literal["follow", "off"]
 MAX_BATCH = 1024
 
 
@@ -35,7 +36,8 @@ class ReplaceSettings:
     the model's learned face mask sees as face (``train.segmenter``), and ``drawn_face_only`` to what
     it sees as face in the face the model drew (hair drawn beside the cheeks stays off the face).
     ``mouth_interior`` leaves the replaced person's own mouth interior inside the new lips
-    (``convert.mouth``). ``smooth`` steadies the landmarks and the learned mask over time.
+    (``convert.mouth``). ``eyelids`` closes the new face's eyes as far as the replaced person's are
+    closed (``convert.eyelids``). ``smooth`` steadies the landmarks and the learned mask over time.
     """
 
     color: ColorMode = option("reinhard", choices=get_args(ColorMode), label="Colour matching",
@@ -60,6 +62,10 @@ class ReplaceSettings:
         "wide", choices=get_args(MouthInterior), label="A's own mouth interior",
         help="Show the replaced person's own teeth and tongue inside the new lips: wide (only where the mouth opens "
              "wider than any face of the other person, which the model never saw), always, or off.")
+    eyelids: Eyelids = option(
+        "follow", choices=get_args(Eyelids), label="Eyelids follow the footage's",
+        help="Close the new face's eyes as far as the replaced person's are closed (blinks, winks), where the model "
+             "draws them more open: follow, or off (the eyes as the model draws them).")
     smooth: bool = True
 
     def __post_init__(self) -> None:

@@ -12,6 +12,7 @@ from ..train import Swapper
 from ..video import Frame
 from .blend import paste_face, prepare_mask, region_window
 from .color import match_color
+from .eyelids import EyelidFollower, crop_box
 from .mouth import keep_interior
 from .options import ReplaceSettings
 from .smoothing import LandmarkSmoother, MaskSmoother
@@ -42,13 +43,14 @@ class FaceReplacer:
     """
 
     def __init__(self, analyzer: FaceAnalyzer, tracker: IdentityTracker, swapper: Swapper, to: str,
-                 settings: ReplaceSettings, widest_mouth: float = math.inf) -> None:
+                 settings: ReplaceSettings, widest_mouth: float = math.inf, eyelids: EyelidFollower | None = None) -> None:
         self.analyzer = analyzer
         self.tracker = tracker
         self.swapper = swapper
         self.to = to
         self.settings = settings
         self.widest_mouth = widest_mouth  # the other person's widest mouth opening (``convert.mouth``)
+        self.eyelids = eyelids if settings.eyelids == "follow" else None  # both persons' usual openness (``convert.eyelids``)
         self.size = analyzer.face_size
         self.smoother = LandmarkSmoother()
         self.mask_smoother = MaskSmoother()
@@ -81,6 +83,10 @@ class FaceReplacer:
             return list(frames)
         crops = np.stack([warp_face(frames[i], located[i].matrix, self.size) for i in todo])
         generated, generated_masks = self.swapper.swap(crops, to=self.to)
+        if self.eyelids is not None:
+            generated = np.stack([self.eyelids.follow(face, located[i].face.landmarks,
+                                                      crop_box(located[i].face.box, located[i].matrix), self.analyzer.landmarker)
+                                  for face, i in zip(generated, todo)])
         learned = self.learned_probabilities(crops, generated)
         output = list(frames)
         for k, i in enumerate(todo):

@@ -45,16 +45,22 @@ def mouth_open(landmarks: np.ndarray) -> np.ndarray:
     return gap / np.linalg.norm(points[..., NOSE_BRIDGE, :] - points[..., CHIN, :], axis=-1)
 
 
-def eye_openness(landmarks: np.ndarray) -> np.ndarray:
-    """Eye aspect ratio (eyelid gap over eye width), the mean of both eyes: about 0.3 open, under
-    0.15 closed; differs between people, so compare it with the person's own usual value."""
+def eye_ratios(landmarks: np.ndarray) -> np.ndarray:
+    """Each eye's aspect ratio (eyelid gap over eye width), …×2 in the order of ``EYES``: about 0.3
+    open, under 0.15 closed."""
     points = _points(landmarks)
     ratios = []
     for outer, upper1, upper2, inner, lower2, lower1 in EYES:
         gap = (np.linalg.norm(points[..., upper1, :] - points[..., lower1, :], axis=-1)
                + np.linalg.norm(points[..., upper2, :] - points[..., lower2, :], axis=-1)) / 2
         ratios.append(gap / np.linalg.norm(points[..., outer, :] - points[..., inner, :], axis=-1))
-    return np.mean(ratios, axis=0)
+    return np.stack(ratios, axis=-1)
+
+
+def eye_openness(landmarks: np.ndarray) -> np.ndarray:
+    """Eye aspect ratio (eyelid gap over eye width), the mean of both eyes (``eye_ratios``): about
+    0.3 open, under 0.15 closed; differs between people, so compare it with the person's own usual value."""
+    return eye_ratios(landmarks).mean(axis=-1)
 
 
 def brow_height(landmarks: np.ndarray) -> np.ndarray:
