@@ -1,0 +1,126 @@
+"""The new face's eyelids follow the replaced person's (convert --eyelids), on a synthetic eye and real GRID blinks."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from deepswap.convert import Converter, ReplaceSettings
+from deepswap.convert.eyelids import CLOSED_READING, REACH, EyelidFollower, crop_box, inverse_piecewise, lid_shift
+from deepswap.evaluate.metrics import CLOSED_EYES, FOLLOWED_MARGIN
+from deepswap.faces import Detection, FaceAnalyzer
+from deepswap.faces.expression import EYES, eye_ratios
+from deepswap.video import Frame, read_frames
+
+# An eye 40 px wide with its corners at y = 100 and its lids 6 px above and below: a gap of 0.3 widths.
+EYE = np.array([[100, 100], [113.3, 94], [126.7, 94], [140, 100], [126.7, 106], [113.3, 106]], np.float32)
+BLINK_FRAME = 44  # of the first s1 clip: both eyes shut (about 0.43 of their usual openness)
+SHUT = CLOSED_EYES + FOLLOWED_MARGIN  # of the usual openness: under it evaluate counts an output eye closed
+
+
+def test_the_inverse_of_a_piecewise_linear_map_sends_each_target_knot_to_its_source():
+    sources, targets = np.array([-1.0, 0.0, 1.0, 2.0]), np.array([-1.0, 0.5, 0.6, 2.0])
+    values = np.array([-3.0, -1.0, 0.5, 0.55, 0.6, 1.3, 2.0, 5.0])
+    found = inverse_piecewise(values, sources[:, None], targets[:, None])
+    assert found == pytest.approx([-3.0, -1.0, 0.0, 0.5, 1.0, 1.5, 2.0, 5.0])
+
+
+def test_the_lid_warp_closes_the_eye_folds_nothing_and_leaves_the_face_beyond_it_alone():
+    xs, ys = np.meshgrid(np.arange(240, dtype=np.float32), np.arange(200, dtype=np.float32))
+    shift_x, shift_y = lid_shift(EYE, 0.1, xs, ys)
+    assert np.abs(shift_x).max() < 1e-4  # an upright eye: pixels move only up and down
+    source_y = ys + shift_y
+    assert (np.diff(source_y, axis=0) > 0).all()  # down every column the source still runs downwards: no fold
+    # the lids' new places (at the landmarks' columns): upper 3/4 of the 0.2-width closing down, lower 1/4 up
+    assert source_y[100, 113] == pytest.approx(94, abs=0.3)
+    assert source_y[104, 127] == pytest.approx(106, abs=0.3)
+    far = (ys < 94 - REACH * 40 - 3) | (ys > 106 + REACH * 40 + 3) | (xs < 99) | (xs > 141)
+    assert np.abs(shift_y[far]).max() < 1e-4
+    assert np.abs(shift_y[~far]).max() > 5
+
+
+def _eyes(ratios: tuple[float, float]) -> np.ndarray:
+    """68 landmarks whose eyes (the only points set) open ``ratios`` of their widths."""
+    points = np.zeros((68, 2))
+    for offset, (indices, ratio) in enumerate(zip(EYES, ratios)):
+        eye = EYE.astype(np.float64).copy()
+        eye[[1, 2], 1] = 100 - 20 * ratio
+        eye[[4, 5], 1] = 100 + 20 * ratio
+        points[list(indices)] = eye + (60 * offset, 0)
+    return points
+
+
+def test_the_target_gap_is_the_other_persons_usual_times_the_replaced_persons_share():
+    follower = EyelidFollower(usual_replaced=(0.3, 0.3), usual_other=(0.25, 0.2))
+    assert follower.target_ratios(_eyes((0.3, 0.36))) == pytest.approx([0.25, 0.2])  # wider than usual: as drawn
+    winking = follower.target_ratios(_eyes((CLOSED_READING * 0.3, 0.3)))  # a shut eye reads CLOSED_READING
+    assert winking == pytest.approx([0.0, 0.2])
+    half = follower.target_ratios(_eyes(((1 + CLOSED_READING) / 2 * 0.3, 0.3)))
+    assert half[0] == pytest.approx(0.125)
+
+
+@pytest.fixture(scope="module")
+def blink(s1_clips):
+    """An open-eyed frame and a blink of the first s1 clip, their faces, and the clip's usual openness per eye."""
+    analyzer = FaceAnalyzer()  # 256 px crops, as convert's by default
+    frames = [frame.image for frame in read_frames(s1_clips[0])]
+    faces = [analyzer.analyze(image)[0] for image in frames]
+    ratios = eye_ratios(np.array([face.landmarks for face in faces]))
+    usual = np.median(ratios, axis=0)
+    assert (ratios[BLINK_FRAME] < 0.6 * usual).all()
+    open_index = int(np.argmax(ratios.mean(axis=1) - np.abs(np.arange(len(frames)) - BLINK_FRAME) * 1e-3))
+    return analyzer, frames, faces, (float(usual[0]), float(usual[1])), open_index
+
+
+def _openness(analyzer: FaceAnalyzer, crop: np.ndarray, box: np.ndarray) -> np.ndarray:
+    return eye_ratios(analyzer.landmarker.predict(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY), Detection(box, np.zeros((5, 2)), 1.0)))
+
+
+def test_a_real_open_eye_closes_with_a_blink_and_alone_with_a_wink(blink):
+    """A filmed open-eyed face stands in for the drawn one: the predictor reads its eyes shut after the
+    warp to the blink's landmarks, and after a wink (only the first eye shut) the second eye is untouched."""
+    analyzer, frames, faces, usual, open_index = blink
+    face = faces[open_index]
+    crop, box = face.crop(frames[open_index]), crop_box(face.box, face.matrix)
+    follower = EyelidFollower(usual, usual)
+    before = _openness(analyzer, crop, box)
+    closed = follower.follow(crop, faces[BLINK_FRAME].landmarks, box, analyzer.landmarker)
+    after = _openness(analyzer, closed, box)
+    assert (after < SHUT * np.asarray(usual)).all() and (before > 0.85 * np.asarray(usual)).all(), (before, after)
+    wink_landmarks = face.landmarks.copy()
+    wink_landmarks[list(EYES[0])] = faces[BLINK_FRAME].landmarks[list(EYES[0])]
+    winked = follower.follow(crop, wink_landmarks, box, analyzer.landmarker)
+    after = _openness(analyzer, winked, box)
+    # the predictor's shape model ties the eyes together: a shut eye beside an open one reads less shut than in a blink
+    assert after[0] < 0.8 * usual[0] and after[1] > 0.85 * usual[1], after
+    second_eye = face.crop_landmarks()[list(EYES[1])]
+    (x0, y0), (x1, y1) = second_eye.min(axis=0).astype(int) - 6, second_eye.max(axis=0).astype(int) + 6
+    assert np.array_equal(winked[y0:y1, x0:x1], crop[y0:y1, x0:x1])
+    assert follower.follow(crop, face.landmarks, box, analyzer.landmarker) is crop  # open eyes: as drawn
+
+
+def test_convert_closes_the_drawn_eyes_on_a_blink_and_leaves_open_eyes_as_drawn(trained_workspace, blink):
+    analyzer, frames, faces, _, open_index = blink
+    converter = Converter(trained_workspace)
+    replacers = {eyelids: converter.replacer("a2b", ReplaceSettings(eyelids=eyelids, learned_mask=False, detail=0.0))
+                 for eyelids in ("follow", "off")}
+
+    def converted(index: int) -> dict[str, np.ndarray]:
+        return {eyelids: replacer.render([frames[index]], [replacer.locate(Frame(0, 0.0, frames[index]))])[0]
+                for eyelids, replacer in replacers.items()}
+
+    opened = converted(open_index)
+    assert np.array_equal(opened["follow"], opened["off"])
+    shut = converted(BLINK_FRAME)
+    changed = np.abs(shut["follow"].astype(int) - shut["off"]).max(axis=2) > 8
+    eyes = faces[BLINK_FRAME].landmarks[36:48]
+    reach = np.ptp(eyes[:, 0]) * 0.2
+    ys, xs = np.nonzero(changed)
+    assert len(ys) > 30 and (eyes[:, 0].min() - reach <= xs).all() and (xs <= eyes[:, 0].max() + reach).all()
+    assert (eyes[:, 1].min() - 2 * reach <= ys).all() and (ys <= eyes[:, 1].max() + 2 * reach).all()
+    # the tiny model's blurred face is no face to the detector: the predictor is placed from the input's box
+    measured = {eyelids: eye_ratios(analyzer.landmarker.predict(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY),
+                                                                faces[BLINK_FRAME].detection))
+                for eyelids, image in shut.items()}
+    assert (measured["follow"] < 0.85 * measured["off"]).all(), measured
