@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from deepswap.convert import Converter, ReplaceSettings
-from deepswap.convert.eyelids import CLOSED_READING, REACH, EyelidFollower, crop_box, inverse_piecewise, lid_shift
+from deepswap.convert.eyelids import (CLOSED_READING, REACH, EyelidFollower, crop_box, inverse_piecewise, lid_shift,
+                                      warp_window)
 from deepswap.evaluate.metrics import CLOSED_EYES, FOLLOWED_MARGIN
 from deepswap.faces import Detection, FaceAnalyzer
 from deepswap.faces.expression import EYES, eye_ratios
@@ -38,6 +39,19 @@ def test_the_lid_warp_closes_the_eye_folds_nothing_and_leaves_the_face_beyond_it
     far = (ys < 94 - REACH * 40 - 3) | (ys > 106 + REACH * 40 + 3) | (xs < 99) | (xs > 141)
     assert np.abs(shift_y[far]).max() < 1e-4
     assert np.abs(shift_y[~far]).max() > 5
+
+
+@pytest.mark.parametrize("roll", [0.0, 35.0])
+def test_the_lid_warp_stays_inside_the_window_convert_remaps(roll):
+    turn = np.radians(roll)
+    rotation = np.array([[np.cos(turn), -np.sin(turn)], [np.sin(turn), np.cos(turn)]])
+    eye = (EYE - (120, 100)) @ rotation.T + (120, 100)
+    xs, ys = np.meshgrid(np.arange(240, dtype=np.float32), np.arange(200, dtype=np.float32))
+    shift_x, shift_y = lid_shift(eye, 0.0, xs, ys)
+    (x0, y0), (x1, y1) = warp_window(eye, (200, 240))
+    outside = np.ones(xs.shape, bool)
+    outside[y0:y1, x0:x1] = False
+    assert np.hypot(shift_x, shift_y)[outside].max() < 1e-4 and np.hypot(shift_x, shift_y).max() > 5
 
 
 def _eyes(ratios: tuple[float, float]) -> np.ndarray:

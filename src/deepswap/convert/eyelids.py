@@ -1,15 +1,17 @@
 """The new face's eyelids follow the replaced person's (``ReplaceSettings.eyelids``).
 
-A small model draws a blink only part way: where A's eyes are closed, B's decoder brings the lids
-about half way down. Per frame, A's openness of each eye relative to A's usual openness (the median
-of A's extracted faces) gives the lid gap the new face should have: B's usual openness times that
-share. Where A's eyes are closed enough to matter, the 68-landmark predictor finds the drawn face's
-lids, and each eye whose lids stand further apart than that is closed by a local warp: across the
-eye (along the line through its corners' normal) a monotone piecewise-linear map moves the upper lid
-most of the way (``UPPER_SHARE``) and the lower lid the rest, fading to no change ``REACH`` eye
-widths above and below the lids and at the eye's corners (the shift follows the lids' curve along
-the eye), so nothing folds and the brows, nose and cheeks stay put. One ``cv2.remap`` per face. The
-iris and lashes are pressed into the lid line, as in a closed eye; open eyes are left as drawn.
+A small model draws a blink only part way: where A's eyes are shut, B's decoder brings the lids
+about half way down. Per frame and eye, A's openness over A's usual openness (the median of A's
+extracted faces; the predictor reads a shut eye as ``CLOSED_READING`` of it, so the share is
+counted from there) gives the lid gap the new face should have: B's usual openness times that
+share. Where A's eyes close past ``CLOSING``, the 68-landmark predictor finds the drawn face's lids,
+and each eye whose lids stand further apart than that is closed by a local warp: across the eye (at
+right angles to the line through its corners) a monotone piecewise-linear map moves the upper lid
+``UPPER_SHARE`` of the way and the lower lid the rest, fading to no change ``REACH`` eye widths
+above and below the lids and at the eye's corners (the shift follows the lids' curve along the
+eye), so nothing folds and the brows, nose and cheeks stay put. One ``cv2.remap`` per eye, of a
+square around it only (``warp_window``). The iris and lashes are pressed into the lid line, as in a
+shut eye; open eyes are left as drawn.
 """
 
 from __future__ import annotations
@@ -53,22 +55,37 @@ class EyelidFollower:
         """The drawn face (an RGB crop) with each eye closed as far as the replaced face's (its 68
         landmarks) says; ``box`` is the face's detector box in the crop (x, y, w, h). Returned as
         it is when the replaced face's eyes are open or the drawn lids already match."""
-        targets = self.target_ratios(replaced_landmarks)
         if np.all(eye_ratios(replaced_landmarks) >= CLOSING * np.asarray(self.usual_replaced)):
             return drawn
+        targets = self.target_ratios(replaced_landmarks)
         grey = cv2.cvtColor(drawn, cv2.COLOR_RGB2GRAY)
         drawn_landmarks = predictor.predict(grey, Detection(np.asarray(box, np.float64), np.zeros((5, 2)), 1.0))
         closings = eye_ratios(drawn_landmarks) - targets
         eyes = [(EYES[eye], targets[eye]) for eye in range(2) if closings[eye] > MIN_CLOSING * self.usual_other[eye]]
         if not eyes:
             return drawn
-        xs, ys = np.meshgrid(np.arange(drawn.shape[1], dtype=np.float32), np.arange(drawn.shape[0], dtype=np.float32))
-        map_x, map_y = xs.copy(), ys.copy()
+        warped = drawn.copy()
         for indices, target in eyes:
-            shift_x, shift_y = lid_shift(drawn_landmarks[list(indices)], float(target), xs, ys)
-            map_x += shift_x
-            map_y += shift_y
-        return cv2.remap(drawn, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            eye = drawn_landmarks[list(indices)]
+            (x0, y0), (x1, y1) = warp_window(eye, drawn.shape[:2])
+            xs, ys = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
+            shift_x, shift_y = lid_shift(eye, float(target), xs, ys)
+            warped[y0:y1, x0:x1] = cv2.remap(drawn, xs + shift_x, ys + shift_y, cv2.INTER_LINEAR,
+                                             borderMode=cv2.BORDER_REPLICATE)
+        return warped
+
+
+def warp_window(eye: np.ndarray, shape: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The corners (x0, y0), (x1, y1) of the part of an image (``shape``: height, width) that
+    ``lid_shift`` can move for this eye (its six landmarks): a square around the eye's centre wide
+    enough for its corners and ``REACH`` beyond its lids at any roll."""
+    centre = (eye[0] + eye[3]) / 2
+    width = float(np.linalg.norm(eye[3] - eye[0]))
+    lids = float(np.abs(eye - centre).max())
+    half = 0.5 * width + REACH * width + 1.2 * lids + 2
+    low = np.clip(np.floor(centre - half), 0, None).astype(int)
+    high = np.minimum(np.ceil(centre + half).astype(int), (shape[1], shape[0]))
+    return (int(low[0]), int(low[1])), (int(high[0]), int(high[1]))
 
 
 def lid_shift(eye: np.ndarray, target: float, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
