@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from convert import GRID, workspace_with_model  # noqa: E402  (the convert benchmark's 1-iteration workspace)
 
-from deepswap.convert import ConvertOptions, Converter, ReplaceSettings  # noqa: E402
+from deepswap.convert import Converter, ConvertOptions, ReplaceSettings  # noqa: E402
 from deepswap.convert.eyelids import CLOSING  # noqa: E402
 from deepswap.faces.expression import eye_ratios  # noqa: E402
 from deepswap.video import read_frames  # noqa: E402

@@ -88,7 +88,8 @@ def blink(s1_clips):
 
 
 def _openness(analyzer: FaceAnalyzer, crop: np.ndarray, box: np.ndarray) -> np.ndarray:
-    return eye_ratios(analyzer.landmarker.predict(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY), Detection(box, np.zeros((5, 2)), 1.0)))
+    detection = Detection(box, np.zeros((5, 2)), 1.0)
+    return eye_ratios(analyzer.landmarker.predict(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY), detection))
 
 
 def test_a_real_open_eye_closes_with_a_blink_and_alone_with_a_wink(blink):

@@ -43,14 +43,15 @@ class FaceReplacer:
     """
 
     def __init__(self, analyzer: FaceAnalyzer, tracker: IdentityTracker, swapper: Swapper, to: str,
-                 settings: ReplaceSettings, widest_mouth: float = math.inf, eyelids: EyelidFollower | None = None) -> None:
+                 settings: ReplaceSettings, widest_mouth: float = math.inf,
+                 eyelids: EyelidFollower | None = None) -> None:
         self.analyzer = analyzer
         self.tracker = tracker
         self.swapper = swapper
         self.to = to
         self.settings = settings
         self.widest_mouth = widest_mouth  # the other person's widest mouth opening (``convert.mouth``)
-        self.eyelids = eyelids if settings.eyelids == "follow" else None  # both persons' usual openness (``convert.eyelids``)
+        self.eyelids = eyelids if settings.eyelids == "follow" else None  # both persons' usual eye openness
         self.size = analyzer.face_size
         self.smoother = LandmarkSmoother()
         self.mask_smoother = MaskSmoother()
@@ -83,10 +84,7 @@ class FaceReplacer:
             return list(frames)
         crops = np.stack([warp_face(frames[i], located[i].matrix, self.size) for i in todo])
         generated, generated_masks = self.swapper.swap(crops, to=self.to)
-        if self.eyelids is not None:
-            generated = np.stack([self.eyelids.follow(face, located[i].face.landmarks,
-                                                      crop_box(located[i].face.box, located[i].matrix), self.analyzer.landmarker)
-                                  for face, i in zip(generated, todo)])
+        generated = np.stack([self.follow_eyelids(face, located[i]) for face, i in zip(generated, todo)])
         learned = self.learned_probabilities(crops, generated)
         output = list(frames)
         for k, i in enumerate(todo):
@@ -106,6 +104,14 @@ class FaceReplacer:
         if todo[-1] != len(frames) - 1:
             self.mask_smoother.lost()
         return output
+
+    def follow_eyelids(self, drawn: np.ndarray, where: Located) -> np.ndarray:
+        """The drawn face with its eyes closed as far as the located face's are (``convert.eyelids``),
+        or as drawn with ``eyelids`` off."""
+        if self.eyelids is None:
+            return drawn
+        box = crop_box(where.face.box, where.matrix)
+        return self.eyelids.follow(drawn, where.face.landmarks, box, self.analyzer.landmarker)
 
     def learned_probabilities(self, crops: np.ndarray, generated: np.ndarray) -> np.ndarray | None:
         """Per crop, the learned mask's face probability (N×S×S) where the new face may go: the lower of
