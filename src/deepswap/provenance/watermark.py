@@ -188,7 +188,7 @@ class ChipGrid:
 COARSE = ChipGrid("coarse-coded:", 48, 2, True, 0.0, 0.0, interleaved=True)
 FIRST_COARSE = ChipGrid("", 48, 1, False, 0.0, 0.0)  # read only: the first design's key, its id uncoded (before issue 35)
 FINE = ChipGrid("fine:", 128, 5, True, 3.0, 1.5)
-LARGE_CHIPS = ChipGrid("large-conv:", 24, 3, True, 0.0, 0.0, aimed_at_half_size=True, interleaved=True, convolutional=True)
+LARGE_CHIPS = ChipGrid("large-conv:", 24, 4, True, 0.0, 0.0, aimed_at_half_size=True, interleaved=True, convolutional=True)
 CODED = ChipGrid("coded-conv:", 48, 5, True, 0.0, 0.0, 7.0, interleaved=True, convolutional=True)
 JOINT = (LARGE_CHIPS, CODED)  # embedded together on small frames
 FEW_CHIPS = ChipGrid("few-chips:", 48, 8, True, 0.0, 0.0, aimed_at_half_size=True, interleaved=True)  # small, mostly flat frames
