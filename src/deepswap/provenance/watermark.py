@@ -14,13 +14,14 @@ Design (dither modulation on a frame-relative chip grid, placed by a just-notice
   grid of 24 rows, whose 12-pixel chips keep their means through such a blur, and on a 48-row grid
   with a smaller lattice step (7 grey levels), so that both fit within the PSNR cap; each is
   embedded twice, correcting what the other moved. The 24-row grid is placed where a half-size
-  copy by that scaler measures it (``aimed_at_half_size``), carries the signature three times per
-  run rather than four (more chips for the id, which half size + crf 28 left unreadable on most
-  copies), and, like the 48-row one, deals its run's slots evenly (``interleaved``: signature
-  slots spread along the run, id slots dealt to the three Golay blocks in turn), where a keyed
+  copy by that scaler measures it (``aimed_at_half_size``), carries the signature four times per
+  run (the id's one convolutional codeword, 64 symbols, leaves more room than three Golay blocks'
+  72), and, like the 48-row one, deals its run's slots evenly (``interleaved``: signature
+  slots spread along the run, id slots dealt to the id's code blocks in turn), where a keyed
   shuffle could leave one block mostly on flat picture. Both carry the id as one convolutional
   codeword (below). Marks made before are read as before: their id in three Golay blocks
-  (``GOLAY_JOINT``), or their runs shuffled (``FIRST_JOINT``). A small frame that offers fewer than ``FINE_BELOW`` full-weight coarse chips (a
+  (``GOLAY_JOINT``), or their runs shuffled (``FIRST_JOINT``). A small frame that offers fewer
+  than ``FINE_BELOW`` full-weight coarse chips (a
   small face on a plain wall: about 33 full-weight chips of the 24-row grid, too few for z 8 even
   read perfectly) is marked on one 48-row grid instead (``FEW_CHIPS``), aimed at half size, with
   the signature eight times per run: halved by swscale's bilinear and re-encoded at crf 23 it still
