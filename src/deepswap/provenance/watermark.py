@@ -297,7 +297,9 @@ def _trellis() -> tuple[np.ndarray, np.ndarray]:
     """The convolutional code's trellis: per input bit u and state s (the last ``CONV_MEMORY``
     inputs, the newest as the highest bit), the code bits sent ([u, s, generator]) and the next state ([u, s])."""
     register = (np.arange(2)[:, None] << CONV_MEMORY) | np.arange(CONV_STATES)
-    sent = np.stack([np.bitwise_count(register & generator) & 1 for generator in CONV_GENERATORS], axis=-1)
+    taps = np.arange(CONV_MEMORY + 1)
+    parities = [((register & generator)[..., None] >> taps & 1).sum(axis=-1) % 2 for generator in CONV_GENERATORS]
+    sent = np.stack(parities, axis=-1)
     return sent.astype(np.uint8), register >> 1
 
 
