@@ -1,6 +1,7 @@
 """Watermark visibility, robustness, false positives and cost on GRID footage.
 
     python benchmarks/watermark.py [--clips 6] [--negatives 40] [--footage DIR | --no-footage] [--only SECTION ...]
+                                   [--regions REGION ...] [--attacks TEXT ...]
 
 Visibility is the standard deviation of the luma change the mark adds on flat picture
 (``flat_area_visibility``, goal ≤ 0.3 grey levels): on perfectly flat grey frames, on the blue screen
@@ -167,9 +168,10 @@ def full_hd(frame: np.ndarray) -> np.ndarray:
 
 
 def robustness(clips: list[Path], folder: Path, regions: dict[str, Region] = REGIONS,
-               framing: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+               framing: Callable[[np.ndarray], np.ndarray] | None = None, kept: tuple[str, ...] = ("",)) -> None:
     """Mark each clip as convert writes it (``framing``: how its frames are laid out first), attack
-    it, and print the worst bits right and z per attack over the clips."""
+    it, and print the worst bits right and z per attack over the clips (the attacks whose name
+    contains any text of ``kept``)."""
     bits = Watermarker(OUTPUT_ID).bits
     for name, region in regions.items():
         worst: dict[str, tuple[float, float, int, int, int, int]] = {}
@@ -191,6 +193,8 @@ def robustness(clips: list[Path], folder: Path, regions: dict[str, Region] = REG
                     screen += [flat_area_visibility(_crop(frame, box), _crop(marked_frame, box)) for box in BLUE_SCREEN]
             written = frames_of(marked)
             for attack, make in attacks(folder, original[0].shape[0]).items():
+                if not any(text in attack for text in kept):
+                    continue
                 for inputs in make(written):
                     result = detect_watermark(inputs)
                     accuracy, z, right, unreadable, wrong, tried = worst.get(attack, (1.0, np.inf, 0, 0, 0, 0))
@@ -269,18 +273,24 @@ def main() -> None:
     parser.add_argument("--footage", type=Path, default=DEFAULT_OUT, help="folder of the harder footage (built if missing)")
     parser.add_argument("--no-footage", action="store_true", help="GRID clips only")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, default=SECTIONS, help="sections to run (all by default)")
+    parser.add_argument("--regions", nargs="+", choices=list(REGIONS), default=list(REGIONS),
+                        help="what the grid section marks (all by default)")
+    parser.add_argument("--attacks", nargs="+", default=[""], metavar="TEXT",
+                        help="only the attacks whose name contains one of these, e.g. 'crf 28' (all by default)")
     args = parser.parse_args()
+    kept = tuple(args.attacks)
     speakers = grid_clips("speakers", args.clips // 2)
     clips = grid_clips("s1", args.clips - len(speakers)) + speakers
     with tempfile.TemporaryDirectory() as tmp:
         sections = {
             "cost": lambda: cost(clips[0]),
             "flat": flat_grey,
-            "grid": lambda: robustness(clips, Path(tmp)),
-            "corner": lambda: robustness(clips, Path(tmp), {"640×360, a small face in a corner (whole frame)": None}, small_corner),
-            "hd": lambda: robustness(clips[:1], Path(tmp), {"1920×1080, a GRID clip enlarged (whole frame)": None}, full_hd),
+            "grid": lambda: robustness(clips, Path(tmp), {name: REGIONS[name] for name in args.regions}, kept=kept),
+            "corner": lambda: robustness(clips, Path(tmp), {"640×360, a small face in a corner (whole frame)": None}, small_corner, kept),
+            "hd": lambda: robustness(clips[:1], Path(tmp), {"1920×1080, a GRID clip enlarged (whole frame)": None}, full_hd, kept),
             "footage": lambda: args.no_footage or robustness([footage.path for footage in build_footage(args.footage)], Path(tmp),
-                                                             {"whole frame, harder footage (zoom_pan_roll, small_corner, two_people, cut)": None}),
+                                                             {"whole frame, harder footage (zoom_pan_roll, small_corner, two_people, cut)": None},
+                                                             kept=kept),
             "negatives": lambda: false_positives(
                 grid_clips("s1", args.negatives + args.clips)[args.clips:] or grid_clips("speakers", 10), Path(tmp)),
         }

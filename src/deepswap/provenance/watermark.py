@@ -14,12 +14,14 @@ Design (dither modulation on a frame-relative chip grid, placed by a just-notice
   grid of 24 rows, whose 12-pixel chips keep their means through such a blur, and on a 48-row grid
   with a smaller lattice step (7 grey levels), so that both fit within the PSNR cap; each is
   embedded twice, correcting what the other moved. The 24-row grid is placed where a half-size
-  copy by that scaler measures it (``aimed_at_half_size``), carries the signature three times per
-  run rather than four (more chips for the id, which half size + crf 28 left unreadable on most
-  copies), and, like the 48-row one, deals its run's slots evenly (``interleaved``: signature
-  slots spread along the run, id slots dealt to the three Golay blocks in turn), where a keyed
-  shuffle could leave one block mostly on flat picture. Marks made before (``FIRST_JOINT``) are
-  read as before. A small frame that offers fewer than ``FINE_BELOW`` full-weight coarse chips (a
+  copy by that scaler measures it (``aimed_at_half_size``), carries the signature four times per
+  run (the id's one convolutional codeword, 64 symbols, leaves more room than three Golay blocks'
+  72), and, like the 48-row one, deals its run's slots evenly (``interleaved``: signature
+  slots spread along the run, id slots dealt to the id's code blocks in turn), where a keyed
+  shuffle could leave one block mostly on flat picture. Both carry the id as one convolutional
+  codeword (below). Marks made before are read as before: their id in three Golay blocks
+  (``GOLAY_JOINT``), or their runs shuffled (``FIRST_JOINT``). A small frame that offers fewer
+  than ``FINE_BELOW`` full-weight coarse chips (a
   small face on a plain wall: about 33 full-weight chips of the 24-row grid, too few for z 8 even
   read perfectly) is marked on one 48-row grid instead (``FEW_CHIPS``), aimed at half size, with
   the signature eight times per run: halved by swscale's bilinear and re-encoded at crf 23 it still
@@ -29,7 +31,11 @@ Design (dither modulation on a frame-relative chip grid, placed by a just-notice
 * Every chip carries one bit and a keyed dither d in [0, 1). Each run of chips (raster order) holds
   every bit in a keyed order, so any sizeable region carries the whole payload. The 32 id bits go
   as three extended Golay codewords ([24, 12, 8], each decoded to the codeword its soft readings
-  match best, which corrects what a bit-by-bit reading gets wrong), and the 16 signature bits, which
+  match best, which corrects what a bit-by-bit reading gets wrong) or, on the joint grids, as one
+  tail-biting convolutional codeword (rate 1/2, constraint length 7, free distance 10: 64 symbols,
+  decoded by maximum likelihood over its trellis), which decides the whole id on all its chips at
+  once: with three blocks each decided alone, one block in three read weakly left the id
+  unreadable after half size + crf 28 though every block was right. The 16 signature bits, which
   detection rests on, twice per run on the coarse grid and three to five times on the others, whose
   chips are fewer or noisier. The coarse grid's runs are dealt evenly too (``interleaved``). Its
   marks made before issue 35 (``FIRST_COARSE``: the 48 payload bits once each per run, the id
@@ -64,7 +70,8 @@ Design (dither modulation on a frame-relative chip grid, placed by a just-notice
   their scores and energies summed (a sum of the same terms), the id decoded from their soft values
   summed, each weighted by its grid's score per unit of energy in the window.
 * The id is only reported when it is read clearly (``ID_MARGIN``): in the decoding window, each
-  code block's chosen word must beat its runner-up (a Golay block's next-best codeword; an uncoded
+  code block's chosen word must beat its runner-up (a Golay block's next-best codeword; for the
+  convolutional code, for each id bit, the best codeword that reads it the other way; an uncoded
   id bit's other value) by at least ``ID_MARGIN`` times the std the noise gives that difference.
   The noise is measured across the lattice: a chip's phasor turned to its dither carries its bit on
   the real axis and only noise on the imaginary one, so the window's imaginary parts give the noise
@@ -100,6 +107,9 @@ ID_BITS = 32
 GOLAY_GENERATOR = 0b110001110101  # x¹¹+x¹⁰+x⁶+x⁵+x⁴+x²+1: the cyclic [23, 12, 7] Golay code
 GOLAY_LENGTH, GOLAY_MESSAGE = 24, 12  # extended by a parity bit: [24, 12, 8]
 GOLAY_BLOCKS = -(-ID_BITS // GOLAY_MESSAGE)
+CONV_MEMORY = 6  # the rate-1/2 convolutional code of constraint length 7 (NASA/CCSDS): free distance 10
+CONV_GENERATORS = (0o133, 0o171)
+CONV_STATES = 1 << CONV_MEMORY
 PAYLOAD_BITS = SIGNATURE_BITS + ID_BITS
 STEP = 11.0  # lattice spacing of a chip's residual, grey levels
 MAX_AMPLITUDE = 7.0  # largest change in a chip, in units of its texture gain
@@ -142,7 +152,9 @@ class ChipGrid:
     ``read_from`` (a halved frame); ``step`` is the spacing of its chips' lattice, grey levels. With
     ``aimed_at_half_size`` the embedder places its chips' residuals where a half-size copy made by
     the harshest common scaler (:func:`_bilinear_half`) measures them, not where the frame itself does;
-    ``interleaved`` runs deal their slots evenly (:func:`_interleaved_symbols`), others by a keyed shuffle."""
+    ``interleaved`` runs deal their slots evenly (:func:`_interleaved_symbols`), others by a keyed shuffle.
+    A ``coded`` grid carries the id as Golay codewords, or as one convolutional codeword when also
+    ``convolutional``."""
 
     key: str
     rows: int
@@ -153,6 +165,7 @@ class ChipGrid:
     step: float = STEP
     aimed_at_half_size: bool = False
     interleaved: bool = False
+    convolutional: bool = False
 
     def shape(self, height: int, width: int) -> tuple[int, int]:
         """(rows, cols) of the grid on a frame of this size."""
@@ -160,20 +173,31 @@ class ChipGrid:
 
     @property
     def symbols(self) -> int:
-        """Distinct bits carried: the signature, then the id (as Golay codewords when ``coded``)."""
+        """Distinct bits carried: the signature, then the id (as Golay codewords when ``coded``, as
+        one tail-biting convolutional codeword when ``convolutional``)."""
+        if self.convolutional:
+            return SIGNATURE_BITS + len(CONV_GENERATORS) * ID_BITS
         return SIGNATURE_BITS + (GOLAY_BLOCKS * GOLAY_LENGTH if self.coded else ID_BITS)
+
+    @property
+    def id_blocks(self) -> int:
+        """Code blocks of the id, each decided on its own: the Golay blocks, or one for the
+        convolutional code, whose one codeword spans the whole id."""
+        return GOLAY_BLOCKS if self.coded and not self.convolutional else 1
 
 
 COARSE = ChipGrid("coarse-coded:", 48, 2, True, 0.0, 0.0, interleaved=True)
 FIRST_COARSE = ChipGrid("", 48, 1, False, 0.0, 0.0)  # read only: the first design's key, its id uncoded (before issue 35)
 FINE = ChipGrid("fine:", 128, 5, True, 3.0, 1.5)
-LARGE_CHIPS = ChipGrid("large-3:", 24, 3, True, 0.0, 0.0, aimed_at_half_size=True, interleaved=True)
-CODED = ChipGrid("coded-2:", 48, 5, True, 0.0, 0.0, 7.0, interleaved=True)
+LARGE_CHIPS = ChipGrid("large-conv:", 24, 4, True, 0.0, 0.0, aimed_at_half_size=True, interleaved=True, convolutional=True)
+CODED = ChipGrid("coded-conv:", 48, 5, True, 0.0, 0.0, 7.0, interleaved=True, convolutional=True)
 JOINT = (LARGE_CHIPS, CODED)  # embedded together on small frames
 FEW_CHIPS = ChipGrid("few-chips:", 48, 8, True, 0.0, 0.0, aimed_at_half_size=True, interleaved=True)  # small, mostly flat frames
+GOLAY_JOINT = (ChipGrid("large-3:", 24, 3, True, 0.0, 0.0, aimed_at_half_size=True, interleaved=True),
+               ChipGrid("coded-2:", 48, 5, True, 0.0, 0.0, 7.0, interleaved=True))  # read only: small frames' marks of stop 38, the id in 3 Golay blocks
 FIRST_JOINT = (ChipGrid("large:", 24, 4, True, 0.0, 0.0), ChipGrid("coded:", 48, 5, True, 0.0, 0.0, 7.0))  # read only: small frames' marks before issue 35
-GRIDS = (COARSE, FINE, *JOINT, FEW_CHIPS, FIRST_COARSE, *FIRST_JOINT)
-READ_TOGETHER = (JOINT, FIRST_JOINT)  # each pair is also scanned together
+GRIDS = (COARSE, FINE, *JOINT, FEW_CHIPS, FIRST_COARSE, *GOLAY_JOINT, *FIRST_JOINT)
+READ_TOGETHER = (JOINT, GOLAY_JOINT, FIRST_JOINT)  # each pair is also scanned together
 
 
 def new_output_id() -> str:
@@ -219,6 +243,8 @@ def _encode(grid: ChipGrid, payload: np.ndarray) -> np.ndarray:
     """The bits a grid's chips carry (``grid.symbols`` of them) for a 48-bit payload."""
     if not grid.coded:
         return payload
+    if grid.convolutional:
+        return np.concatenate([payload[:SIGNATURE_BITS], _convolutional_encode(payload[SIGNATURE_BITS:])])
     messages = _message_bits(payload[SIGNATURE_BITS:]) @ (1 << np.arange(GOLAY_MESSAGE))
     return np.concatenate([payload[:SIGNATURE_BITS], _golay_codewords()[messages].ravel()])
 
@@ -257,6 +283,107 @@ def _id_margin(grid: ChipGrid, soft: np.ndarray, variance: np.ndarray) -> float:
     return float(min(margins))
 
 
+def _read_id(grid: ChipGrid, soft: np.ndarray, variance: np.ndarray) -> tuple[np.ndarray, float]:
+    """The 48-bit payload from the symbols' soft values and noise variances, and how clearly its id
+    was read (:func:`_id_margin`, or the convolutional code's :func:`_convolutional_read`)."""
+    if not grid.convolutional:
+        return _decode(grid, soft), _id_margin(grid, soft, variance)
+    id_bits, margin = _convolutional_read(soft[SIGNATURE_BITS:], variance[SIGNATURE_BITS:])
+    return np.concatenate([(soft[:SIGNATURE_BITS] < 0), id_bits]).astype(np.uint8), margin
+
+
+@lru_cache(maxsize=1)
+def _trellis() -> tuple[np.ndarray, np.ndarray]:
+    """The convolutional code's trellis: per input bit u and state s (the last ``CONV_MEMORY``
+    inputs, the newest as the highest bit), the code bits sent ([u, s, generator]) and the next state ([u, s])."""
+    register = (np.arange(2)[:, None] << CONV_MEMORY) | np.arange(CONV_STATES)
+    taps = np.arange(CONV_MEMORY + 1)
+    parities = [((register & generator)[..., None] >> taps & 1).sum(axis=-1) % 2 for generator in CONV_GENERATORS]
+    sent = np.stack(parities, axis=-1)
+    return sent.astype(np.uint8), register >> 1
+
+
+def _convolutional_encode(id_bits: np.ndarray) -> np.ndarray:
+    """The id's tail-biting codeword: the encoder starts in the state its last ``CONV_MEMORY`` bits
+    leave it in, so it ends where it began and no tail is spent (2 code bits per id bit)."""
+    sent, following = _trellis()
+    state = sum(int(bit) << place for place, bit in enumerate(id_bits[-CONV_MEMORY:]))
+    word = []
+    for bit in id_bits:
+        word.append(sent[bit, state])
+        state = following[bit, state]
+    return np.concatenate(word)
+
+
+def _trellis_edges(backward: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each state x, the two branches that meet there (forward) or leave it (backward): the state
+    at their other end, their input bit and their state at the earlier step; each array [branch, x]."""
+    _, following = _trellis()
+    states = np.arange(CONV_STATES)
+    if backward:
+        return following, np.repeat([[0], [1]], CONV_STATES, axis=1), np.stack([states, states])
+    earlier = np.stack([(states << 1) & (CONV_STATES - 1), (states << 1) & (CONV_STATES - 1) | 1])
+    return earlier, np.stack([states >> (CONV_MEMORY - 1)] * 2), earlier
+
+
+def _best_paths(gain: np.ndarray, backward: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Viterbi over the tail-biting trellis from every possible end state at once: per step, end
+    state (the first state forward, the last backward) and state, the best path metric there
+    (``gain``: per step, input bit and state, the branch's metric), and which branch it took."""
+    steps = gain.shape[0]
+    other_end, bit, state = _trellis_edges(backward)
+    metric = np.full((steps + 1, CONV_STATES, CONV_STATES), -np.inf)
+    metric[steps if backward else 0][np.diag_indices(CONV_STATES)] = 0
+    choice = np.zeros((steps, CONV_STATES, CONV_STATES), np.intp)
+    for step in range(steps - 1, -1, -1) if backward else range(steps):
+        before = metric[step + 1] if backward else metric[step]
+        branches = np.stack([before[:, other_end[b]] + gain[step, bit[b], state[b]] for b in (0, 1)])
+        choice[step] = branches.argmax(axis=0)
+        metric[step if backward else step + 1] = branches.max(axis=0)
+    return metric, choice
+
+
+def _along_best_paths(cost: np.ndarray, choice: np.ndarray, backward: bool) -> np.ndarray:
+    """``cost`` (per step, input bit and state) summed along the paths :func:`_best_paths` chose."""
+    steps = cost.shape[0]
+    other_end, bit, state = _trellis_edges(backward)
+    states = np.arange(CONV_STATES)
+    total = np.zeros((steps + 1, CONV_STATES, CONV_STATES))
+    for step in range(steps - 1, -1, -1) if backward else range(steps):
+        before = total[step + 1] if backward else total[step]
+        taken = choice[step]
+        total[step if backward else step + 1] = (np.take_along_axis(before, other_end[taken, states], axis=1)
+                                                 + cost[step, bit[taken, states], state[taken, states]])
+    return total
+
+
+def _convolutional_read(soft: np.ndarray, variance: np.ndarray) -> tuple[np.ndarray, float]:
+    """The id bits of the codeword whose symbols correlate best with ``soft`` (maximum likelihood
+    over the tail-biting trellis: forward and backward Viterbi from every start state), and the
+    margin: for each id bit, the best codeword that reads it the other way falls short of the chosen
+    one by a correlation difference whose noise std comes from ``variance`` on the symbols where the
+    two differ; the smallest such difference in its std. One weak stretch of the picture does not
+    decide the id alone: a rival codeword differs in at least 10 symbols, spread over the chips."""
+    sent, following = _trellis()
+    outputs = len(CONV_GENERATORS)
+    steps = len(soft) // outputs
+    gain = np.einsum("usk,tk->tus", 1 - 2.0 * sent, soft.reshape(steps, outputs))
+    forward, forward_choice = _best_paths(gain, backward=False)
+    backward, backward_choice = _best_paths(gain, backward=True)
+    through = forward[:-1, None] + gain[:, :, None, :] + np.moveaxis(backward[1:][:, :, following], 2, 1)
+    best = through.reshape(steps, 2, -1).max(axis=-1)
+    bits = np.argmax(best, axis=1)
+    word = _convolutional_encode(bits).reshape(steps, 1, 1, outputs)
+    cost = ((sent[None] != word) * variance.reshape(steps, 1, 1, outputs)).sum(axis=-1)
+    ahead = _along_best_paths(cost, forward_choice, backward=False)
+    behind = _along_best_paths(cost, backward_choice, backward=True)
+    every, other = np.arange(steps), 1 - bits
+    start, state = np.unravel_index(through[every, other].reshape(steps, -1).argmax(axis=1), (CONV_STATES, CONV_STATES))
+    differ = ahead[every, start, state] + cost[every, other, state] + behind[every + 1, start, following[other, state]]
+    margins = (best[every, bits] - best[every, other]) / (2 * np.sqrt(np.maximum(differ, 1e-12)))
+    return bits.astype(np.uint8), float(margins.min())
+
+
 _SIGNATURE_SIGNS = 1 - 2.0 * _payload("0" * (ID_BITS // 4))[:SIGNATURE_BITS]
 
 
@@ -268,7 +395,7 @@ def _known_signs(grid: ChipGrid) -> np.ndarray:
     part has no terms x¹⁹…x²²): detection scores them with the signature."""
     signs = np.zeros(grid.symbols, np.float32)
     signs[:SIGNATURE_BITS] = _SIGNATURE_SIGNS
-    if grid.coded:
+    if grid.coded and not grid.convolutional:
         last = GOLAY_BLOCKS - 1
         always_zero = _golay_codewords()[:_block_words(last)].max(axis=0) == 0
         signs[SIGNATURE_BITS + last * GOLAY_LENGTH:][always_zero] = 1.0
@@ -297,7 +424,7 @@ def _layout(grid: ChipGrid, cols: int) -> tuple[np.ndarray, np.ndarray]:
     padded = -(-count // run) * run
     order = _key_stream(grid.key + "order", padded).reshape(-1, run)
     if grid.interleaved:
-        bit_of_chip = _interleaved_symbols(order, signature_chips).ravel()[:count]
+        bit_of_chip = _interleaved_symbols(order, signature_chips, grid.id_blocks).ravel()[:count]
     else:
         rank = np.argsort(np.argsort(order, axis=1), axis=1).ravel()[:count]
         bit_of_chip = np.where(rank < signature_chips, rank % SIGNATURE_BITS, rank - signature_chips + SIGNATURE_BITS)
@@ -305,21 +432,22 @@ def _layout(grid: ChipGrid, cols: int) -> tuple[np.ndarray, np.ndarray]:
     return bit_of_chip.reshape(grid.rows, cols), dither.reshape(grid.rows, cols)
 
 
-def _interleaved_symbols(order: np.ndarray, signature_chips: int) -> np.ndarray:
+def _interleaved_symbols(order: np.ndarray, signature_chips: int, blocks: int) -> np.ndarray:
     """Per chip of each run (a row of ``order``, keyed values): its symbol, the signature's slots
-    spread evenly along the run and the id's slots dealt to the Golay blocks in turn, so that no
+    spread evenly along the run and the id's slots dealt to its ``blocks`` code blocks in turn, so that no
     block of the id, and not the signature, falls mostly on flat picture (one block of a keyed
     shuffle of 24-row runs held 30 % less texture than another on a GRID frame); which symbol of
     its kind a slot carries is keyed."""
     run = order.shape[1]
     slot = np.arange(run)
     signature_slots = (slot + 1) * signature_chips // run > slot * signature_chips // run
-    kinds = np.where(signature_slots, -1, np.cumsum(~signature_slots) % GOLAY_BLOCKS)
+    kinds = np.where(signature_slots, -1, np.cumsum(~signature_slots) % blocks)
+    block_length = (~signature_slots).sum() // blocks
     symbols = np.empty(order.shape, np.intp)
-    for kind in range(-1, GOLAY_BLOCKS):
+    for kind in range(-1, blocks):
         where = kinds == kind
         rank = np.argsort(np.argsort(order[:, where], axis=1), axis=1)
-        symbols[:, where] = rank % SIGNATURE_BITS if kind < 0 else SIGNATURE_BITS + kind * GOLAY_LENGTH + rank
+        symbols[:, where] = rank % SIGNATURE_BITS if kind < 0 else SIGNATURE_BITS + kind * block_length + rank
     return symbols
 
 
@@ -732,13 +860,15 @@ class WatermarkDetector:
                 pair = [readings.get((grid, grid.shape(*self._shape)[1] + width_offset)) for grid in grids]
                 if all(pair):
                     candidates.append(pair)
-        scans = [_scan(candidate) for candidate in candidates]
-        z, bits, box, margin = max(scans, key=lambda found: found[0])
+        scans = [(*_scan(candidate), candidate) for candidate in candidates]
+        z, (y0, x0, y1, x1), _ = best = max(scans, key=lambda scan: scan[0])
         found = z >= Z_THRESHOLD
-        if found:  # the id is read from whichever confirmed grid (or pair) reads it most clearly
-            _, bits, _, margin = max((each for each in scans if each[0] >= Z_THRESHOLD), key=lambda found: found[3])
+        # the id is read from whichever confirmed grid (or pair) reads it most clearly; only those are decoded
+        confirmed = [scan for scan in scans if scan[0] >= Z_THRESHOLD] or [best]
+        bits, margin = max((_read_payload(readings, box) for _, box, readings in confirmed), key=lambda read: read[1])
         output_id = _output_id(bits) if found and margin >= ID_MARGIN else None
-        return WatermarkResult(found, z, output_id, bits, self.frames, box, margin)
+        region = (x0 / _WINDOW_STEPS, y0 / _WINDOW_STEPS, x1 / _WINDOW_STEPS, y1 / _WINDOW_STEPS)
+        return WatermarkResult(found, z, output_id, bits, self.frames, region, margin)
 
 
 @dataclass(frozen=True)
@@ -790,7 +920,7 @@ class _Reading:
         """Per symbol, the noise variance of its soft value inside a window: a chip's phasor, turned
         to its lattice, carries its bit along the real axis and only noise across it, so the window's
         quadrature readings (any bit) give the noise per unit of squared magnitude, and a symbol's
-        variance is that times its chips' squared magnitudes. On a coded grid each Golay block's own
+        variance is that times its chips' squared magnitudes. On a coded grid each code block's own
         chips are measured too and the larger figure kept: the loss is not spread evenly over the
         picture, and a block whose chips lost more must not be judged by the window's average."""
         bits, _, magnitude = self._inside(box)
@@ -800,7 +930,7 @@ class _Reading:
         spread = np.bincount(bits, weights=across * across, minlength=self.grid.symbols)
         per_unit = np.full(self.grid.symbols, spread.sum() / max(power.sum(), 1e-12))
         if self.grid.coded:
-            blocks = per_unit[SIGNATURE_BITS:].reshape(GOLAY_BLOCKS, GOLAY_LENGTH)
+            blocks = per_unit[SIGNATURE_BITS:].reshape(self.grid.id_blocks, -1)
             own = spread[SIGNATURE_BITS:].reshape(blocks.shape).sum(1) / np.maximum(power[SIGNATURE_BITS:].reshape(blocks.shape).sum(1), 1e-12)
             np.maximum(blocks, own[:, None], out=blocks)
         return per_unit * power
@@ -811,10 +941,9 @@ class _Reading:
         return self.bit_of_chip[window].ravel(), self.aligned[window].ravel(), self.magnitude[window].ravel()
 
 
-def _scan(readings: list[_Reading]) -> tuple[float, np.ndarray, tuple[float, float, float, float], float]:
+def _scan(readings: list[_Reading]) -> tuple[float, tuple[int, int, int, int]]:
     """Max signature z over windows of the frame, the readings' scores and energies summed (one
-    grid, or grids that carry the same symbols); the payload decoded inside the best window or the whole
-    frame, whichever reads the id more clearly, and the id's margin there (:func:`_id_margin`)."""
+    grid, or grids that carry the same symbols), and its window (top, left, bottom, right in steps)."""
     best = (-np.inf, (0, 0, _WINDOW_STEPS, _WINDOW_STEPS))
     for fh in _WINDOW_FRACTIONS:
         for fw in _WINDOW_FRACTIONS:
@@ -826,18 +955,21 @@ def _scan(readings: list[_Reading]) -> tuple[float, np.ndarray, tuple[float, flo
             i, j = np.unravel_index(int(np.argmax(z)), z.shape)
             if z[i, j] > best[0]:
                 best = (float(z[i, j]), (int(top[i]), int(left[j]), int(top[i]) + h, int(left[j]) + w))
-    z, box = best
-    grid = readings[0].grid
+    return best
+
+
+def _read_payload(readings: list[_Reading], box: tuple[int, int, int, int]) -> tuple[np.ndarray, float]:
+    """The payload decoded inside a window or the whole frame, whichever reads the id more clearly,
+    and the id's margin there (:func:`_read_id`); grids read together are weighted by their reliability."""
     margin, bits = -np.inf, np.zeros(PAYLOAD_BITS, np.uint8)
     for where in dict.fromkeys([box, (0, 0, _WINDOW_STEPS, _WINDOW_STEPS)]):
         weights = [reading.reliability(where) for reading in readings]
         soft = sum(weight * reading.soft(where) for weight, reading in zip(weights, readings))
         variance = sum(weight * weight * reading.noise(where) for weight, reading in zip(weights, readings))
-        clearness = _id_margin(grid, soft, variance)
+        decoded, clearness = _read_id(readings[0].grid, soft, variance)
         if clearness > margin:
-            margin, bits = clearness, _decode(grid, soft)
-    y0, x0, y1, x1 = box
-    return z, bits, (x0 / _WINDOW_STEPS, y0 / _WINDOW_STEPS, x1 / _WINDOW_STEPS, y1 / _WINDOW_STEPS), margin
+            margin, bits = clearness, decoded
+    return bits, margin
 
 
 def _table(values: np.ndarray) -> np.ndarray:
