@@ -23,9 +23,8 @@ from ..video import Frame, probe_video, read_frames
 from ..workspace import PERSON_KEYS, PersonKey, Workspace, WorkspaceLike, as_workspace
 from .options import EvaluateOptions
 from .metrics import (blinks_followed, correlation, eye_openness, finite_max, finite_mean, forehead_hair_added, hair_added,
-                      identity_transfer,
-                      inside_picture, landmark_distance, landmark_jitter, masked_psnr, masked_ssim, mouth_open,
-                      occluder_kept, sharpness, watermark_visibility, widest_mouth_ratio)
+                      identity_transfer, inside_picture, landmark_distance, landmark_jitter, masked_psnr, masked_ssim,
+                      mouth_open, occluder_kept, sharpness, watermark_visibility, widest_mouth_ratio)
 from .result import (Evaluation, ExpressionScores, HairScores, IdentityScores, ModelInfo, OccluderScores,
                      ReconstructionScores, SharpnessScores, StabilityScores, WatermarkScores)
 
