@@ -36,7 +36,7 @@ import os
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Collection, Iterable, Iterator
 
 import av
 import cv2
@@ -204,8 +204,9 @@ def write_occluded(path: Path, make: Callable[[], tuple[list[np.ndarray], np.nda
     write_clip(path, images)
 
 
-def build_footage(out: Path = DEFAULT_OUT, first: int = FIRST_CLIP) -> list[Footage]:
-    """Build (or keep, when present) the clips in ``out`` from s1 clips ``first`` onward."""
+def build_footage(out: Path = DEFAULT_OUT, first: int = FIRST_CLIP, names: Collection[str] | None = None) -> list[Footage]:
+    """Build (or keep, when present) the clips in ``out`` from s1 clips ``first`` onward (only those
+    named ``names`` when given)."""
     every = sorted((GRID / "s1").glob("*.mp4"))
     s1 = every[first:first + 5]
     analyzer = FaceAnalyzer()
@@ -229,6 +230,8 @@ def build_footage(out: Path = DEFAULT_OUT, first: int = FIRST_CLIP) -> list[Foot
         ("occluded_hand", "a hand across cheek and mouth (occluder masks)",
          lambda: with_hand(frames_of(every[first + 7]) + frames_of(every[first + 8]), analyzer)),
     ]
+    if names is not None:
+        recipes, occluded = ([recipe for recipe in kind if recipe[0] in names] for kind in (recipes, occluded))
     out.mkdir(parents=True, exist_ok=True)
     built = []
     for name, description, make in recipes:

@@ -1,7 +1,8 @@
 """Swap quality after a fixed training budget: `deepswap evaluate` on GRID footage the model never saw.
 
     python benchmarks/quality.py [--minutes 20] [--model lite] [--clips-a 40] [--eval-clips 4] [--fps 10]
-                                 [--detail 1] [--drawn-hair] [--workdir DIR] [--footage DIR | --no-footage] [--crops DIR] [--json]
+                                 [--detail 1] [--drawn-hair] [--workdir DIR] [--footage DIR | --no-footage] [--only NAME ...]
+                                 [--crops DIR] [--json]
 
 Builds a workspace from ../shared/data: A = the first ``--clips-a`` clips of GRID speaker s1 (faces
 sampled at ``--fps``), B = grid/speakers/lrwp9a.mp4, every frame (plus raw_mpg/lrwp9a.mpg when SFace
@@ -200,12 +201,13 @@ def following_table(rows: list[tuple[str, dict, str]]) -> Table:
     eye openness and blinks, the occluder kept and the hair added."""
     table = Table(title="issue 34: widest mouths ≥ 0.6, eyes ≥ 0.8, blinks ≥ 90 %, occluder kept ≥ 95 % "
                         "(worst frame ≥ 80 %), hair added ≈ 0")
-    for column in ("footage", "mouth", "widest mouths", "eyes · blinks followed", "occluder kept", "hair added"):
+    for column in ("footage", "mouth", "widest mouths", "eyes · blinks followed", "occluder kept", "hair added: jaw · forehead"):
         table.add_column(column)
     for name, report, _ in rows:
-        expression = report["expression"]
+        expression, hair = report["expression"], report.get("hair") or {}
         table.add_row(name, _mouth(expression), _figure(expression.get("widest_mouth_ratio")), _eyes(expression),
-                      _occluder(report), _figure((report.get("hair") or {}).get("added_mean"), ".1f", 100, " %"))
+                      _occluder(report), f"{_figure(hair.get('added_mean'), '.1f', 100, ' %')} · "
+                                         f"{_figure(hair.get('forehead_mean'), '.1f', 100, ' %')}")
     return table
 
 
@@ -224,6 +226,8 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, help="keep the workspace here (resumed if it exists)")
     parser.add_argument("--footage", type=Path, default=DEFAULT_OUT, help="folder of the harder footage (built if missing)")
     parser.add_argument("--no-footage", action="store_true", help="evaluate on the plain s1 clips only")
+    parser.add_argument("--only", nargs="+", metavar="NAME",
+                        help="of the harder footage, only these clips (footage.py's names, e.g. zoom_pan_roll occluded_hand)")
     parser.add_argument("--crops", type=Path, help="write before/after face crops of each footage into this folder")
     parser.add_argument("--json", action="store_true", help="print the report and the budget as JSON")
     args = parser.parse_args()
@@ -257,7 +261,7 @@ def main() -> None:
             save_crops(converter, sorted(held_out.iterdir())[0], settings, args.crops / "held_out.png")
         harder, coverage = [], None
         if not args.no_footage:
-            for footage in build_footage(args.footage):
+            for footage in build_footage(args.footage, names=args.only):
                 if args.crops:
                     save_crops(converter, footage.path, settings, args.crops / f"{footage.name}.png")
                 scores = evaluate(root, EvaluateOptions(clips=footage.path, max_frames=probe_video(footage.path).frames),

@@ -305,10 +305,11 @@ def test_evaluate_reports_every_metric_on_held_out_clips(trained_workspace, s1_c
                                       "expression.mouth_open_correlation", "expression.widest_mouth_ratio",
                                       "expression.eye_open_correlation", "expression.blinks_followed",
                                       "occluder.kept_mean", "occluder.kept_worst", "hair.added_mean",
-                                      "sharpness.ratio", "watermark.flat_area_std"}
+                                      "hair.forehead_mean", "sharpness.ratio", "watermark.flat_area_std"}
     # The sidecar's occluder sits on the studio wall (top left), which the swap never touches.
     assert report["occluder"] == {"frames": 30, "kept_mean": 1.0, "kept_worst": 1.0}
     assert 0 <= report["hair"]["added_mean"] <= report["hair"]["added_worst"] <= 1
+    assert 0 <= report["hair"]["forehead_mean"] <= report["hair"]["forehead_worst"] <= 1
     assert report["coverage"]["faces_a"] > 40 and report["coverage"]["uncovered"] == 0
     assert report["targets"]["identity.transfer"]["met"] is (identity["transfer"] >= 0.9)
     assert 0 <= report["watermark"]["flat_area_std"] <= 0.3
@@ -318,7 +319,7 @@ def test_evaluate_reports_every_metric_on_held_out_clips(trained_workspace, s1_c
     assert "identity transfer" in printed and "≥ 90 %" in printed and "held-out" in printed
     assert "sharpness output / input" in printed and "≥ 0.6" in printed
     assert "watermark on flat picture" in printed
-    assert "occluder kept, mean of 30 frames" in printed and "blinks followed" in printed and "hair added" in printed
+    assert "occluder kept, mean of 30 frames" in printed and "blinks followed" in printed and "hair added on the forehead" in printed
     # What B's faces do not cover is listed after the figures (here: a B cut down to closed mouths).
     landmarks, ids = faceset_landmarks(load_faceset(trained_workspace / "a" / "faces"))
     closed = mouth_open(landmarks) < 0.025

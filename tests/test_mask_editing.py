@@ -111,6 +111,8 @@ def test_training_the_mask_alone_learns_a_corrected_patch_and_leaves_the_swap_al
     assert state["training"]["segmenter_steps"] == 61  # the swap's training took 1 step
     swap_files = {role: state["files"][role] for role in ("model", "optimizer", "critic")}
     patch_before, rest_before = learned_on(root, face)
+    control = tmp_path / "control"  # the same 60 steps more, without the correction
+    shutil.copytree(root, control)
 
     corrected = load_faceset(root / "a" / "faces").load_mask(face)
     corrected[BAND] = 0
@@ -121,8 +123,13 @@ def test_training_the_mask_alone_learns_a_corrected_patch_and_leaves_the_swap_al
     result = train_mask(root, TrainOptions(mask_steps=60, batch_size=4))
     assert (result.start_step, result.step, result.stopped_by, result.corrected) == (61, 121, "steps", {"a": 1, "b": 0})
     patch_after, rest_after = learned_on(root, face)
-    # the band unlearned while the rest of the face stays face (60 + 60 steps of 4 + 4 faces)
-    assert patch_after < patch_before - 0.15 and patch_after < rest_after - 0.1, (patch_before, patch_after, rest_after)
+    train_mask(control, TrainOptions(mask_steps=60, batch_size=4))
+    patch_control, _ = learned_on(control, face)
+    # the band unlearned while the rest of the face stays face (60 + 60 steps of 4 + 4 faces); a young
+    # segmenter is still learning the face in general (the band may rise meanwhile), so the band is
+    # compared with the same steps' run without the correction
+    assert patch_after < patch_control - 0.05 and patch_after < rest_after - 0.05, (patch_before, patch_control,
+                                                                                     patch_after, rest_after)
     assert rest_after > 0.7, (rest_before, rest_after)
 
     state = checkpoint.read_state(root / "model")

@@ -9,8 +9,9 @@ import cv2
 import numpy as np
 import torch
 
-from ..faces import FIT_POINTS, transform_points, umeyama
+from ..faces import FIT_POINTS, face_mask, transform_points, umeyama
 from ..faces.expression import EYES, eye_distance, eye_openness, mouth_open  # noqa: F401 (metrics of this module too)
+from ..faces.skin import skin_reference
 from ..provenance.watermark import Watermarker, flat_area_visibility
 from ..train import ssim_map
 
@@ -149,6 +150,7 @@ RESTING_MOUTH = 10  # percentile: a clip's mouth at rest (closed, or as near as 
 JAW_BAND = 0.3  # eye-corner distances inside the face outline along the jaw: where B's hair would fall
 FEATURE_MARGIN = 0.15  # eye-corner distances around each eye and the lips left out of the jaw band (not hair)
 LIPS = tuple(range(48, 60))  # the outer lip line of 68 landmarks
+BROWS = (slice(17, 22), slice(22, 27))  # each brow of 68 landmarks
 HAIR_DARKER = 40  # grey levels: how much darker than both the input pixel and the skin an added strand is
 
 
@@ -228,16 +230,49 @@ def jaw_band(landmarks: np.ndarray, shape: tuple[int, ...], width: float = JAW_B
     return (outline & jaw & (1 - features)).astype(bool)
 
 
-def hair_added(image: np.ndarray, output: np.ndarray, landmarks: np.ndarray, darker: int = HAIR_DARKER) -> float:
-    """Share of the input face's ``jaw_band`` that the output made dark: its grey level at least
-    ``darker`` below both the input pixel and the band's median (the skin) — strands of hair, not
-    shading; 0 for an untouched frame, NaN without landmarks."""
-    if not np.isfinite(landmarks).all():
-        return math.nan
-    band = jaw_band(landmarks, image.shape)
+def forehead_band(landmarks: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """H×W bool: the forehead of the input face's outline, where another face's fringe would land:
+    the part of the landmark mask (``faces.face_mask``, the brows raised onto the forehead) above
+    the hull of the jaw line and brows, less ``FEATURE_MARGIN`` around each brow (another face's
+    brows drawn a little higher are not hair)."""
+    points = np.asarray(landmarks, np.float64)
+    unit = float(eye_distance(points))
+    outline = face_mask(points, shape[:2]) > 127
+    inner = np.zeros(shape[:2], np.uint8)
+    cv2.fillConvexPoly(inner, cv2.convexHull(np.round(points[:27]).astype(np.int32)), 1)
+    for brow in BROWS:
+        cv2.polylines(inner, [np.round(points[brow]).astype(np.int32)], False, 1, max(1, round(2 * FEATURE_MARGIN * unit)))
+    return outline & (inner == 0)
+
+
+def darkened(image: np.ndarray, output: np.ndarray, band: np.ndarray, skin: float, darker: int = HAIR_DARKER) -> float:
+    """Share of ``band`` (H×W bool) that the output made dark: its grey level at least ``darker``
+    below both the input pixel and ``skin`` (a grey level) — strands of hair, not shading; NaN for an
+    empty band."""
     if not band.any():
         return math.nan
     grey_in = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.int16)[band]
     grey_out = cv2.cvtColor(output, cv2.COLOR_RGB2GRAY).astype(np.int16)[band]
-    skin = float(np.median(grey_in))
     return float(((grey_out <= grey_in - darker) & (grey_out <= skin - darker)).mean())
+
+
+def hair_added(image: np.ndarray, output: np.ndarray, landmarks: np.ndarray, darker: int = HAIR_DARKER) -> float:
+    """Share of the input face's ``jaw_band`` that the output made dark (``darkened``, the skin
+    being the band's median); 0 for an untouched frame, NaN without landmarks."""
+    if not np.isfinite(landmarks).all():
+        return math.nan
+    band = jaw_band(landmarks, image.shape)
+    skin = float(np.median(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[band])) if band.any() else math.nan
+    return darkened(image, output, band, skin, darker)
+
+
+def forehead_hair_added(image: np.ndarray, output: np.ndarray, landmarks: np.ndarray, darker: int = HAIR_DARKER) -> float:
+    """Share of the input face's ``forehead_band`` that the output made dark (``darkened``, the skin
+    being the median of the input's cheeks and nose bridge, ``faces.skin.skin_reference``: the
+    forehead may hold the input's own fringe); 0 for an untouched frame, NaN without landmarks."""
+    if not np.isfinite(landmarks).all():
+        return math.nan
+    points = np.asarray(landmarks, np.float32)
+    reference = skin_reference(image.shape[:2], points)
+    skin = float(np.median(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[reference])) if reference.any() else math.nan
+    return darkened(image, output, forehead_band(points, image.shape), skin, darker)

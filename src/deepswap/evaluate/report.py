@@ -73,6 +73,8 @@ def report_rows(report: Evaluation | Mapping[str, Any]) -> list[ReportRow]:
             "lower", "watermark.flat_area_std"),
         row("hair added along the jaw (mean, worst)", f"{_percent(evaluation.hair.added_mean, '.1f')}, "
             f"{_percent(evaluation.hair.added_worst, '.1f')}", "", "hair.added_mean"),
+        row("hair added on the forehead (mean, worst)", f"{_percent(evaluation.hair.forehead_mean, '.1f')}, "
+            f"{_percent(evaluation.hair.forehead_worst, '.1f')}", "", "hair.forehead_mean"),
     ]
     occluder = evaluation.occluder
     if occluder.frames:

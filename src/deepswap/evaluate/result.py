@@ -74,10 +74,13 @@ class OccluderScores:
 
 @dataclass(frozen=True)
 class HairScores:
-    """Share of the input face's jaw band (inside its outline) the output made dark: mean and worst frame."""
+    """Share of the input face's jaw band (inside its outline) the output made dark, and of its
+    forehead band (above the brows): mean and worst frame of each."""
 
     added_mean: float = math.nan
     added_worst: float = math.nan
+    forehead_mean: float = math.nan
+    forehead_worst: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -170,6 +173,7 @@ TARGETS = {  # named as the report's path to the figure
     "occluder.kept_mean": Target(lambda e: e.occluder.kept_mean, ">=", 0.95, "≥ 95 %"),
     "occluder.kept_worst": Target(lambda e: e.occluder.kept_worst, ">=", 0.80, "≥ 80 %"),
     "hair.added_mean": Target(lambda e: e.hair.added_mean, "<=", 0.01, "≤ 1 %"),
+    "hair.forehead_mean": Target(lambda e: e.hair.forehead_mean, "<=", 0.01, "≤ 1 %"),
     "sharpness.ratio": Target(lambda e: e.sharpness.ratio, ">=", 0.6, "≥ 0.6"),
     "watermark.flat_area_std": Target(lambda e: e.watermark.flat_area_std, "<=", 0.3, "≤ 0.3"),
 }

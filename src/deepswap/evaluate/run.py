@@ -22,9 +22,9 @@ from ..train import Swapper
 from ..video import Frame, probe_video, read_frames
 from ..workspace import PERSON_KEYS, PersonKey, Workspace, WorkspaceLike, as_workspace
 from .options import EvaluateOptions
-from .metrics import (blinks_followed, correlation, eye_openness, finite_max, finite_mean, hair_added, identity_transfer,
-                      inside_picture, landmark_distance, landmark_jitter, masked_psnr, masked_ssim, mouth_open,
-                      occluder_kept, sharpness, watermark_visibility, widest_mouth_ratio)
+from .metrics import (blinks_followed, correlation, eye_openness, finite_max, finite_mean, forehead_hair_added, hair_added,
+                      identity_transfer, inside_picture, landmark_distance, landmark_jitter, masked_psnr, masked_ssim,
+                      mouth_open, occluder_kept, sharpness, watermark_visibility, widest_mouth_ratio)
 from .result import (Evaluation, ExpressionScores, HairScores, IdentityScores, ModelInfo, OccluderScores,
                      ReconstructionScores, SharpnessScores, StabilityScores, WatermarkScores)
 
@@ -139,6 +139,7 @@ class ClipMeasures:
     watermark_visibility: np.ndarray
     occluder_kept: np.ndarray  # T: share of the occluder's pixels kept (NaN: no occluder in the frame)
     hair_added: np.ndarray  # T: share of the input face's jaw band the output made dark (NaN: no face)
+    forehead_hair_added: np.ndarray  # T: the same over its forehead band
 
 
 def occluder_masks(clip: Path) -> np.ndarray | None:
@@ -166,7 +167,7 @@ class ClipRecorder:
         self.found: list[bool] = []
         self.input_faces: list[tuple[np.ndarray, np.ndarray]] = []
         self.output_faces: list[tuple[np.ndarray, np.ndarray]] = []
-        self.rows: list[tuple[float, ...]] = []  # sharpness in, out, whole, visibility, occluder kept, hair added
+        self.rows: list[tuple[float, ...]] = []  # sharpness in, out, whole, visibility, occluder kept, hair added (jaw, forehead)
 
     def record(self, frame: Frame, swapped: np.ndarray, where: Any) -> None:
         self.found.append(where is not None)
@@ -179,12 +180,12 @@ class ClipRecorder:
         occluder = self.occluders[frame.index] if self.occluders is not None and frame.index < len(self.occluders) else None
         kept = occluder_kept(frame.image, swapped, occluder) if occluder is not None else math.nan
         self.rows.append((*sharp, whole, watermark_visibility(swapped) if where else math.nan, kept,
-                          hair_added(frame.image, swapped, landmarks)))
+                          hair_added(frame.image, swapped, landmarks), forehead_hair_added(frame.image, swapped, landmarks)))
 
     def measures(self) -> ClipMeasures:
-        rows = np.array(self.rows, np.float64).reshape(-1, 6)
+        rows = np.array(self.rows, np.float64).reshape(-1, 7)
         return ClipMeasures(np.array(self.found), _stacked(self.input_faces), _stacked(self.output_faces), rows[:, :2],
-                            rows[:, 2] > 0, rows[:, 3], rows[:, 4], rows[:, 5])
+                            rows[:, 2] > 0, rows[:, 3], rows[:, 4], rows[:, 5], rows[:, 6])
 
 
 def swap_and_measure(converter: Converter, clips: list[Clip], max_frames: int, reporter: Reporter,
@@ -305,9 +306,11 @@ def occluder_scores(measured: list[ClipMeasures]) -> OccluderScores:
 
 
 def hair_scores(measured: list[ClipMeasures], swapped: np.ndarray) -> HairScores:
-    """Dark pixels the swap added along the jaw: mean and worst frame over the swapped faces."""
-    added = np.concatenate([clip.hair_added for clip in measured])[swapped]
-    return HairScores(finite_mean(added), finite_max(added))
+    """Dark pixels the swap added along the jaw and on the forehead: mean and worst frame of each
+    over the swapped faces."""
+    jaw, forehead = (np.concatenate([getattr(clip, name) for clip in measured])[swapped]
+                     for name in ("hair_added", "forehead_hair_added"))
+    return HairScores(finite_mean(jaw), finite_max(jaw), finite_mean(forehead), finite_max(forehead))
 
 
 def sharpness_scores(pairs: np.ndarray) -> SharpnessScores:

@@ -55,6 +55,7 @@ _EXPORTS = {
     "identity": ("Identity", "IdentityEncoder", "IdentityTracker", "cosine_distance", "dominant_identity"),
     "landmarks": ("LandmarkPredictor",),
     "mask": ("face_hull", "face_mask"),
+    "skin": ("skin_mask",),
 }
 _API = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_API)

@@ -24,7 +24,8 @@ step 3 with the target; the loss uses them as weights. Synthetic occluders (``oc
 a patch of another frame) are pasted in front of a quarter of the *inputs* (``INPUT_OCCLUSION``; the
 target stays whole, so the decoders learn to draw the face behind a hand), and the batches the
 learned mask trains on (``segmenter.py``) also carry its sample: the target at its resolution, with
-an occluder in front most of the time, labelled with the mask minus the occluder.
+an occluder in front most of the time, labelled with the mask restricted to skin (``faces.skin``:
+no hair over the forehead or temples) minus the occluder.
 
 For a model that draws faces larger than it sees (``output_scale``), all of this happens at the
 output resolution and the warped input is then shrunk to the input's. Sample ``n`` of the stream is
@@ -48,7 +49,7 @@ from torch.utils.data import DataLoader, Dataset
 from .. import _io
 from ..coverage import expression_weights
 from ..errors import DeepswapError
-from ..faces import FaceSet, face_region
+from ..faces import FaceSet, face_region, skin_mask
 from ..workspace import PersonKey, Workspace
 from . import segmenter
 from .occluders import Occluder, random_occluder
@@ -131,6 +132,14 @@ class PersonFaces:
             mask = np.full(image.shape[:2], 255, np.uint8)
         return image, mask
 
+    def segmenter_label(self, index: int, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """The learned mask's label of face ``index`` (its crop and stored mask from ``read``): the
+        stored mask restricted to skin (``faces.skin_mask``: no hair over the forehead or temples),
+        or the stored mask as it is where the user corrected it by hand."""
+        if self.ids[index] in self.faceset.corrected:
+            return mask
+        return skin_mask(image, self.landmarks[index], mask)
+
 
 def feature_map(landmarks: np.ndarray, size: int) -> np.ndarray:
     """uint8 size×size×2 map of the features the loss weights more: channel 0 the eyes, 255 over an
@@ -195,8 +204,9 @@ def warp_field(size: int, rng: np.random.Generator, sigma: float, grid: int = 5)
 
 def augment_face(image: np.ndarray, mask: np.ndarray, features: np.ndarray, rng: np.random.Generator,
                  augment: Augment) -> dict[str, np.ndarray]:
-    """Steps 2–4 above on a face region (all arrays at the model's resolution):
-    returns the warped input, the target and the target-aligned mask and feature map."""
+    """Steps 2–4 above on a face region (all arrays at the model's resolution; ``mask`` H×W or
+    H×W×C, each channel moved alike): returns the warped input, the target and the target-aligned
+    mask and feature map."""
     size = image.shape[0]
     image = jitter_colour(image, rng, augment)
     matrix = random_transform(size, rng, augment)
@@ -248,13 +258,16 @@ class TrainingStream(Dataset):
         return int(self._orders[key, epoch][n % count])
 
     def region(self, key: str, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """The face region of face ``index`` of person ``key`` and its mask at the output resolution,
-        read-only: from memory when this stream has read it before, else from disk (and kept while
-        the stream holds less than ``cache_bytes``)."""
+        """The face region of face ``index`` of person ``key`` and its masks at the output resolution
+        (H×W×2: the stored mask, the swap's loss weights, and the segmenter's label,
+        ``PersonFaces.segmenter_label``), read-only: from memory when this stream has read it
+        before, else from disk (and kept while the stream holds less than ``cache_bytes``)."""
         if (key, index) in self._regions:
             return self._regions[key, index]
-        region = self._face_regions[key]
-        image, mask = (region_face(array, region, self.output_resolution) for array in self.faces[key].read(index))
+        region, people = self._face_regions[key], self.faces[key]
+        image, mask = people.read(index)
+        masks = np.dstack([mask, people.segmenter_label(index, image, mask)])
+        image, mask = (region_face(array, region, self.output_resolution) for array in (image, masks))
         image.flags.writeable = mask.flags.writeable = False
         if self._cached_bytes + image.nbytes + mask.nbytes <= self.cache_bytes:
             self._regions[key, index] = image, mask
@@ -269,29 +282,31 @@ class TrainingStream(Dataset):
         features = feature_map((faces.landmarks[index] - (x, y)) * size / side, size)
         rng = np.random.default_rng([self.seed, ord(key), n, 1])
         sample = augment_face(*self.region(key, index), features, rng, self.augment)
-        sample.update(self.occlude(key, n, sample, np.random.default_rng([self.seed, ord(key), n, 2])))
+        sample["mask"], label = sample["mask"][..., 0], sample["mask"][..., 1]
+        sample.update(self.occlude(key, n, sample, label, np.random.default_rng([self.seed, ord(key), n, 2])))
         if size != self.resolution:
             sample["warped"] = cv2.resize(sample["warped"], (self.resolution, self.resolution), interpolation=cv2.INTER_AREA)
         return {name: (array.transpose(2, 0, 1) if array.ndim == 3 else array) for name, array in sample.items()}
 
-    def occlude(self, key: str, n: int, sample: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    def occlude(self, key: str, n: int, sample: dict[str, np.ndarray], label: np.ndarray,
+                rng: np.random.Generator) -> dict[str, np.ndarray]:
         """A random occluder in front of the sample's input (``INPUT_OCCLUSION`` of the time) and, in
         the batches the segmenter trains on, its sample at ``segmenter.RESOLUTION`` px: its face (the
         target, with an occluder in front ``SEGMENTER_OCCLUSION`` of the time), its label (the
-        target's mask minus the occluder) and the weight of each pixel in its loss
-        (``segmenter.loss_weights``). Occluders are drawn at the segmenter's resolution."""
+        target-aligned ``label``, skin only, minus the occluder) and the weight of each pixel in its
+        loss (``segmenter.loss_weights`` of the target's landmark mask). Occluders are drawn at the
+        segmenter's resolution."""
         side = segmenter.RESOLUTION
-        face, mask = (cv2.resize(array, (side, side), interpolation=cv2.INTER_AREA)
-                      for array in (sample["target"], sample["mask"]))
+        face, mask, label = (cv2.resize(array, (side, side), interpolation=cv2.INTER_AREA)
+                             for array in (sample["target"], sample["mask"], label))
         occluder = self.occluder(key, face, rng) if rng.random() < INPUT_OCCLUSION else None
         warped = sample["warped"]
         extra = {} if occluder is None else {"warped": occluder.resized(warped.shape[0]).paste(warped)}
         if (n // self.batch_size) % self.segment_every:
             return extra
-        label = mask
         if rng.random() < SEGMENTER_OCCLUSION:
             occluder = occluder or self.occluder(key, face, rng)
-            face, label = occluder.paste(face), occluder.uncovered(mask)
+            face, label = occluder.paste(face), occluder.uncovered(label)
         return extra | {"segment": face, "segment_label": label, "segment_weight": segmenter.loss_weights(mask)}
 
     def occluder(self, key: str, face: np.ndarray, rng: np.random.Generator) -> Occluder:

@@ -5,7 +5,8 @@ as DeepFaceLab's XSeg is trained on the faces labelled in its editor.
 
 Each face is prepared as in the swap's training: its face region at the segmenter's resolution,
 colour jitter, a random turn, zoom, shift and flip, and a synthetic occluder in front most of the
-time (``data.SEGMENTER_OCCLUSION``); its label is the stored mask minus the occluder, and its loss
+time (``data.SEGMENTER_OCCLUSION``); its label is the stored mask, restricted to skin as in the
+swap's training (``PersonFaces.segmenter_label``), minus the occluder, and its loss
 counts fully around the landmark mask ∪ the stored one (a corrected mask may leave out part of the
 landmark mask, which is where convert uses the learned mask). The swap model, its optimizer and
 its iteration are left as they are: the segmenter goes into its own file of the checkpoint
@@ -91,15 +92,17 @@ class MaskSamples:
         self._regions: dict[tuple[str, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def region(self, key: str, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Face ``index`` of ``key``: its face region, stored mask and care mask (landmark mask ∪
-        stored mask) at ``RESOLUTION`` (kept in memory up to ``CACHE_BYTES``)."""
+        """Face ``index`` of ``key``: its face region, label (``PersonFaces.segmenter_label``: the
+        stored mask, skin only unless corrected by hand) and care mask (landmark mask ∪ stored mask)
+        at ``RESOLUTION`` (kept in memory up to ``CACHE_BYTES``)."""
         if (key, index) in self._regions:
             return self._regions[key, index]
         people = self.people[key]
         image, mask = people.read(index)
         care = np.maximum(mask, face_mask(people.landmarks[index], people.face_size))
+        label = people.segmenter_label(index, image, mask)
         region = face_region(people.face_size, self.coverage)
-        arrays = tuple(region_face(array, region, RESOLUTION) for array in (image, mask, care))
+        arrays = tuple(region_face(array, region, RESOLUTION) for array in (image, label, care))
         if len(self._regions) * RESOLUTION * RESOLUTION * 5 < CACHE_BYTES:
             self._regions[key, index] = arrays  # type: ignore[assignment]
         return arrays  # type: ignore[return-value]
@@ -108,18 +111,17 @@ class MaskSamples:
         people = self.people[key]
         rng = np.random.default_rng([self.seed, ord(key), n, 3])
         weights = people.weights if people.weights is not None else np.ones(len(people))
-        face, mask, care = self.region(key, int(rng.choice(len(people), p=weights / weights.sum())))
+        face, label, care = self.region(key, int(rng.choice(len(people), p=weights / weights.sum())))
         face = jitter_colour(face, rng, self.augment)
         matrix = random_transform(RESOLUTION, rng, self.augment)
         size = (RESOLUTION, RESOLUTION)
         face = cv2.warpAffine(face, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        mask, care = (cv2.warpAffine(array, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-                      for array in (mask, care))
-        label = mask
+        label, care = (cv2.warpAffine(array, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+                       for array in (label, care))
         if rng.random() < SEGMENTER_OCCLUSION:
             elsewhere = self.region(key, int(rng.integers(len(people))))[0]
             occluder = random_occluder(face, elsewhere, rng)
-            face, label = occluder.paste(face), occluder.uncovered(mask)
+            face, label = occluder.paste(face), occluder.uncovered(label)
         return face, label, loss_weights(care)
 
     def batch(self, step: int, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

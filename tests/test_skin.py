@@ -1,0 +1,134 @@
+"""Skin-only labels for the learned mask: hair over a real GRID face's forehead is left out, the
+eyes, brows, lips and cheeks stay, and both ways of training the mask use these labels."""
+
+from __future__ import annotations
+
+import math
+from itertools import islice
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from deepswap.evaluate import forehead_band, forehead_hair_added
+from deepswap.faces import FaceAnalyzer, face_mask, face_region, load_faceset, skin_mask
+from deepswap.faces.expression import eye_distance
+from deepswap.faces.skin import skin_reference
+from deepswap.train.config import COVERAGE
+from deepswap.train.data import PersonFaces, TrainingStream, region_face
+from deepswap.train.mask_training import MaskSamples, mask_faces
+from deepswap.train.segmenter import RESOLUTION
+from deepswap.video import read_frames
+from deepswap.workspace import Workspace
+
+HAIR = (35, 28, 22)  # dark brown
+FEATURES = (range(36, 42), range(42, 48), range(48, 60), range(27, 36))  # the eyes, the lips, the nose
+
+
+@pytest.fixture(scope="module")
+def s1_face(s1_clips: list[Path]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An aligned 256-px crop of a real s1 frame, its landmarks and its landmark mask."""
+    frame = next(islice(read_frames(s1_clips[0]), 10, None)).image
+    face = FaceAnalyzer(face_size=256).analyze(frame)[0]
+    landmarks = face.crop_landmarks()
+    return face.crop(frame), landmarks, face_mask(landmarks, 256)
+
+
+def fringe(shape: tuple[int, ...], landmarks: np.ndarray, side: int, width: float) -> np.ndarray:
+    """H×W bool: a lock of hair falling over one side of the forehead, from the mask's top to just
+    above the brow, ``width`` eye-corner distances across, its edge cut by strands."""
+    unit = float(eye_distance(landmarks))
+    brow = landmarks[19] if side < 0 else landmarks[24]
+    bottom, top = brow - (0, 0.15 * unit), brow - (0, 1.2 * unit)
+    lock = np.zeros(shape[:2], np.uint8)
+    corners = [top - (width * unit / 2, 0), top + (width * unit / 2, 0), bottom + (width * unit / 4, 0), bottom - (width * unit / 3, 0)]
+    cv2.fillPoly(lock, [np.round(corners).astype(np.int32)], 1)
+    for k in range(3):  # strands running past the lock's edge
+        start = top + ((k - 1) * width * unit / 3, 0)
+        cv2.line(lock, tuple(np.round(start).astype(int)), tuple(np.round(bottom + ((k - 1) * width * unit / 2, 0)).astype(int)),
+                 1, max(1, round(0.04 * unit)))
+    return lock.astype(bool)
+
+
+def with_hair(image: np.ndarray, hair: np.ndarray, darkness: float, seed: int = 0) -> np.ndarray:
+    """``image`` with dark hair (``HAIR`` scaled by ``darkness``, and strand-like noise) where ``hair``."""
+    noise = np.random.default_rng(seed).normal(0, 12, image.shape[:2])
+    noise = cv2.GaussianBlur(noise, (1, 9), 0)[..., None]  # streaks along the strands
+    out = image.astype(np.float32)
+    out[hair] = (np.asarray(HAIR, np.float32) * darkness + noise[hair])
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def feature_pixels(shape: tuple[int, ...], landmarks: np.ndarray) -> np.ndarray:
+    """H×W bool: the eyes, brows, lips, nose and the cheeks' skin."""
+    features = np.zeros(shape[:2], np.uint8)
+    for points in FEATURES:
+        cv2.fillConvexPoly(features, cv2.convexHull(np.round(landmarks[list(points)]).astype(np.int32)), 1)
+    for brow in (slice(17, 22), slice(22, 27)):
+        cv2.polylines(features, [np.round(landmarks[brow]).astype(np.int32)], False, 1, 5)
+    return features.astype(bool) | skin_reference(shape[:2], landmarks)
+
+
+@settings(max_examples=12, deadline=None)
+@given(side=st.sampled_from([-1, 1]), width=st.floats(0.3, 0.7), darkness=st.floats(0.4, 1.6),
+       light=st.floats(0.8, 1.15))
+def test_the_skin_label_leaves_out_hair_over_the_forehead_and_keeps_eyes_brows_lips_cheeks(s1_face, side, width,
+                                                                                          darkness, light):
+    crop, landmarks, mask = s1_face
+    lit = np.clip(crop * light, 0, 255).astype(np.uint8)  # the whole face lighter or darker: the skin colour is its own
+    hair = fringe(crop.shape, landmarks, side, width) & (mask > 0)
+    label = skin_mask(with_hair(lit, hair, darkness), landmarks, mask)
+    assert hair.sum() > 400
+    assert (label[hair] > 0).mean() < 0.05, "the fringe is labelled face"
+    features = feature_pixels(crop.shape, landmarks)
+    assert (label[features] == mask[features]).mean() > 0.99, "an eye, brow, lip or cheek is left out"
+
+
+def test_the_plain_face_keeps_its_forehead_skin_and_loses_only_the_mask_beyond_the_face(s1_face):
+    crop, landmarks, mask = s1_face
+    label = skin_mask(crop, landmarks, mask)
+    unit = float(eye_distance(landmarks))
+    between_brows = np.round((landmarks[21] + landmarks[22]) / 2 - (0, 0.25 * unit)).astype(int)
+    assert label[between_brows[1], between_brows[0]] == 255
+    assert 0.7 < label.sum() / mask.sum() < 1.0  # what goes is the s1 speaker's own fringe and the background at the edge
+    assert np.all(label <= mask)
+
+
+def test_the_forehead_metric_counts_a_fringe_drawn_on_it_and_not_shading_or_higher_brows(s1_face):
+    crop, landmarks, _ = s1_face
+    band = forehead_band(landmarks, crop.shape)
+    assert band.sum() > 1000 and not band[int(landmarks[30, 1]), int(landmarks[30, 0])]
+    assert forehead_hair_added(crop, crop, landmarks) == 0.0
+    hair = fringe(crop.shape, landmarks, -1, 0.6)
+    assert forehead_hair_added(crop, with_hair(crop, hair, 1.0), landmarks) > 0.1
+    shaded = (crop * 0.85).astype(np.uint8)
+    for brow in (slice(17, 22), slice(22, 27)):  # another face's brows drawn a little higher
+        cv2.polylines(shaded, [np.round(landmarks[brow] - (0, 4)).astype(np.int32)], False, HAIR, 4)
+    assert forehead_hair_added(crop, shaded, landmarks) < 0.01
+    assert math.isnan(forehead_hair_added(crop, crop, np.full((68, 2), np.nan)))
+
+
+def test_both_ways_of_training_the_mask_label_skin_and_the_swap_keeps_the_stored_mask(extracted_workspace: Path):
+    workspace = Workspace.open(extracted_workspace)
+    people = PersonFaces.load(workspace, "b")
+    faceset = load_faceset(workspace.faces_dir("b"))
+    corrected = people.ids[1]
+    faceset.corrected.append(corrected)  # as the mask editor records a face corrected by hand (not saved)
+    people.faceset = faceset
+    image, mask = people.read(0)
+    label = skin_mask(image, people.landmarks[0], mask)
+    assert label.sum() < mask.sum()
+    assert np.array_equal(people.segmenter_label(0, image, mask), label)
+    assert np.array_equal(people.segmenter_label(1, *people.read(1)), people.read(1)[1]), "a corrected mask is the user's"
+    stream = TrainingStream({"b": people}, resolution=32, coverage=COVERAGE, seed=0, output_resolution=64)
+    region = face_region(people.face_size, COVERAGE)
+    _, masks = stream.region("b", 0)
+    assert np.array_equal(masks[..., 0], region_face(mask, region, 64))
+    assert np.array_equal(masks[..., 1], region_face(label, region, 64))
+    faces, _ = mask_faces(workspace, "b")
+    index = faces.ids.index(people.ids[0])
+    alone = MaskSamples({"b": faces}, COVERAGE, 0).region("b", index)[1]
+    assert np.array_equal(alone, region_face(label, region, RESOLUTION))
