@@ -111,9 +111,12 @@ def test_the_forehead_metric_counts_a_fringe_drawn_on_it_and_not_shading_or_high
     assert math.isnan(forehead_hair_added(crop, crop, np.full((68, 2), np.nan)))
 
 
-def test_both_ways_of_training_the_mask_label_skin_and_the_swap_keeps_the_stored_mask(extracted_workspace: Path):
+def test_with_skin_mask_both_ways_of_training_the_mask_label_skin_and_the_swap_keeps_the_stored_mask(
+        extracted_workspace: Path):
     workspace = Workspace.open(extracted_workspace)
-    people = PersonFaces.load(workspace, "b")
+    plain = PersonFaces.load(workspace, "b")
+    assert np.array_equal(plain.segmenter_label(0, *plain.read(0)), plain.read(0)[1]), "skin labels are asked for"
+    people = PersonFaces.load(workspace, "b", skin_labels=True)
     faceset = load_faceset(workspace.faces_dir("b"))
     corrected = people.ids[1]
     faceset.corrected.append(corrected)  # as the mask editor records a face corrected by hand (not saved)
@@ -128,7 +131,7 @@ def test_both_ways_of_training_the_mask_label_skin_and_the_swap_keeps_the_stored
     _, masks = stream.region("b", 0)
     assert np.array_equal(masks[..., 0], region_face(mask, region, 64))
     assert np.array_equal(masks[..., 1], region_face(label, region, 64))
-    faces, _ = mask_faces(workspace, "b")
+    faces, _ = mask_faces(workspace, "b", skin_labels=True)
     index = faces.ids.index(people.ids[0])
     alone = MaskSamples({"b": faces}, COVERAGE, 0).region("b", index)[1]
     assert np.array_equal(alone, region_face(label, region, RESOLUTION))

@@ -48,6 +48,10 @@ class TrainOptions:
     balance_expressions: bool = option(True, label="Balance expressions",
                                        help="Draw faces with rare poses and expressions (closed eyes, a wide-open mouth, "
                                             "raised brows) more often, up to 4× (see `deepswap.coverage`); on by default.")
+    skin_mask: bool = option(False, label="Skin-only mask",
+                             help="Train the learned face mask on face skin only: the replaced person's own fringe and "
+                                  "hair over the forehead then stay in front of the new face (the identity reads a "
+                                  "little more as theirs; docs/hair.md). Applies to the mask's steps from now on.")
     mask_steps: int | None = option(None, minimum=1, label="Mask steps",
                                     help="Train only the learned face mask, N steps more, drawing the faces whose mask "
                                          "was corrected by hand more often; the swap model is not changed.")

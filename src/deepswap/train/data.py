@@ -86,15 +86,17 @@ class PersonFaces:
     """The faces of one person that can be trained on: listed in alignments.json, crop on disk, not
     held out for evaluation (``FaceSet.holdout_ids``)."""
 
-    def __init__(self, faceset: FaceSet, ids: list[str], landmarks: np.ndarray, weights: np.ndarray | None = None) -> None:
+    def __init__(self, faceset: FaceSet, ids: list[str], landmarks: np.ndarray, weights: np.ndarray | None = None,
+                 skin_labels: bool = False) -> None:
         self.faceset = faceset
         self.ids = ids
         self.landmarks = landmarks  # N×68×2, crop coordinates
         self.weights = weights  # N sampling weights (None: every face as often)
+        self.skin_labels = skin_labels  # the learned mask's labels: skin only (``segmenter_label``)
         self.face_size = faceset.face_size
 
     @classmethod
-    def load(cls, workspace: Workspace, key: PersonKey) -> "PersonFaces":
+    def load(cls, workspace: Workspace, key: PersonKey, skin_labels: bool = False) -> "PersonFaces":
         folder = workspace.faces_dir(key)
         faceset = FaceSet.load(folder)
         name = workspace.persons[key].name
@@ -103,7 +105,7 @@ class PersonFaces:
         if not faceset or not ids:
             raise DeepswapError(f"{folder}: no faces of person {key} ({name}) to train on; run `deepswap extract` first")
         landmarks = np.stack([faceset.crop_landmarks(face) for face in ids]).astype(np.float32)
-        return cls(faceset, ids, landmarks)
+        return cls(faceset, ids, landmarks, skin_labels=skin_labels)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -112,12 +114,13 @@ class PersonFaces:
         """Every ``world_size``-th face starting at ``rank``: this process's share under DDP."""
         if len(self) < world_size:
             raise DeepswapError(f"{self.faceset.folder}: {len(self)} faces cannot be shared among {world_size} processes")
-        return PersonFaces(self.faceset, self.ids[rank::world_size], self.landmarks[rank::world_size])
+        return PersonFaces(self.faceset, self.ids[rank::world_size], self.landmarks[rank::world_size],
+                           skin_labels=self.skin_labels)
 
     def balanced(self) -> "PersonFaces":
         """These faces, drawn with ``coverage.expression_weights``: rare poses and expressions (closed
         eyes, a wide-open mouth, raised brows, a turned head) more often, at most 4× the usual."""
-        return PersonFaces(self.faceset, self.ids, self.landmarks, expression_weights(self.landmarks))
+        return PersonFaces(self.faceset, self.ids, self.landmarks, expression_weights(self.landmarks), self.skin_labels)
 
     def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """The RGB crop and mask of face ``index`` (a missing mask counts as all face)."""
@@ -133,10 +136,10 @@ class PersonFaces:
         return image, mask
 
     def segmenter_label(self, index: int, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """The learned mask's label of face ``index`` (its crop and stored mask from ``read``): the
-        stored mask restricted to skin (``faces.skin_mask``: no hair over the forehead or temples),
-        or the stored mask as it is where the user corrected it by hand."""
-        if self.ids[index] in self.faceset.corrected:
+        """The learned mask's label of face ``index`` (its crop and stored mask from ``read``): with
+        ``skin_labels`` the stored mask restricted to skin (``faces.skin_mask``: no hair over the
+        forehead or temples), else — and where the user corrected it by hand — the stored mask."""
+        if not self.skin_labels or self.ids[index] in self.faceset.corrected:
             return mask
         return skin_mask(image, self.landmarks[index], mask)
 

@@ -65,7 +65,7 @@ class MaskTrainResult:
     corrected: dict[str, int]
 
 
-def mask_faces(workspace: Workspace, key: PersonKey) -> tuple[PersonFaces, int]:
+def mask_faces(workspace: Workspace, key: PersonKey, skin_labels: bool = False) -> tuple[PersonFaces, int]:
     """The faces of ``key`` the mask trains on, with their drawing weights, and how many of them are
     corrected by hand: every face with a crop except those held out for ``evaluate``, corrected ones
     always; those are drawn ``CORRECTED_SHARE`` of the time in all (never less often than the rest)."""
@@ -79,7 +79,7 @@ def mask_faces(workspace: Workspace, key: PersonKey) -> tuple[PersonFaces, int]:
     boost = max(1.0, CORRECTED_SHARE * (len(ids) - flags.sum()) / ((1 - CORRECTED_SHARE) * max(flags.sum(), 1)))
     weights = np.where(flags, boost, 1.0)
     landmarks = np.stack([faceset.crop_landmarks(face) for face in ids]).astype(np.float32)
-    return PersonFaces(faceset, ids, landmarks, weights), int(flags.sum())
+    return PersonFaces(faceset, ids, landmarks, weights, skin_labels), int(flags.sum())
 
 
 class MaskSamples:
@@ -147,7 +147,7 @@ def train_mask(workspace: WorkspaceLike, options: TrainOptions, on_progress: Pro
     if state is None:
         raise DeepswapError(f"{folder}: no trained model, and the learned mask is saved with it; run `deepswap train` first")
     saved = state["training"]
-    loaded = {key: mask_faces(workspace, key) for key in PERSON_KEYS}
+    loaded = {key: mask_faces(workspace, key, options.skin_mask) for key in PERSON_KEYS}
     people = {key: faces for key, (faces, _) in loaded.items()}
     device = "cuda" if torch.cuda.is_available() else "cpu"
     segmenter, optimizer = build_segmenter(int(saved.get("seed") or 0), device)

@@ -501,7 +501,7 @@ def train(workspace: WorkspaceLike, options: TrainOptions | None = None, on_prog
     runtime = setup_runtime(options.precision)
 
     # The data: each process trains on its own share of each person's faces.
-    all_faces = {key: PersonFaces.load(workspace, key) for key in PERSON_KEYS}
+    all_faces = {key: PersonFaces.load(workspace, key, options.skin_mask) for key in PERSON_KEYS}
     faces = {key: all_faces[key].shard(runtime.rank, runtime.world_size) for key in PERSON_KEYS}
     if options.balance_expressions:
         faces = {key: people.balanced() for key, people in faces.items()}
