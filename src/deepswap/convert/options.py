@@ -42,7 +42,7 @@ class ReplaceSettings:
                               help="Colour matching of the new face to the frame: reinhard, hist or none.")
     blend: BlendMode = option("feather", choices=get_args(BlendMode), label="Blending",
                               help="Blending into the frame: feather or seamless (Poisson).")
-    mask_erode: float = option(-0.03, minimum=-0.3, maximum=0.3, meaning="a fraction of the face",
+    mask_erode: float = option(-0.015, minimum=-0.3, maximum=0.3, meaning="a fraction of the face",
                                help="Shrink (or, negative, grow) the mask, as a fraction of the face.")
     mask_blur: float = option(0.05, minimum=0, maximum=0.5, meaning="a fraction of the face",
                               help="Feather width of the mask edge, as a fraction of the face.")
