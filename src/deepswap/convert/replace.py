@@ -21,7 +21,7 @@ DETAIL_RESOLUTION = 112  # pixels across the face region: the footage's detail f
 FINEST_SHARE = 0.5  # ... but on a large face only the frame's finest octave
 LEARNED_ERODE = 0.005  # of the crop: how far the new face stays from what the learned mask says is not face
 LEARNED_BLUR = 0.015  # of the crop: the feather of the learned mask's edge
-LEARNED_RAMP = (0.5, 0.9)  # face probabilities below the first count as no face, above the second as all face
+LEARNED_RAMP = (0.5, 0.8)  # face probabilities below the first count as no face, above the second as all face
 DRAWN_ERODE = 0.01  # of the crop: how far inside the drawn face's own outline (where its hair begins) it is pasted
 
 
