@@ -334,3 +334,19 @@ def test_an_unnamed_output_gets_a_new_name_in_its_folder(tmp_path: Path, s1_clip
     assert preview == folder / "previews" / clip.stem and preview.parent.is_dir() and not preview.exists()
     assert default_output(folder, Path("face.png"), gif=False, preview=False).name == "face_swapped.png"
     assert default_output(folder, Path("face.png"), gif=True, preview=False, stem="x").name == "x_swapped.png"
+
+
+def test_the_learned_mask_leaves_out_a_half_sure_palm_and_keeps_a_sure_face(trained_workspace):
+    """The learned mask as convert uses it, on a face the segmenter is sure of (0.95) with a hand in
+    front: its fingers read as no face (0.05), its palm, skin like the face, only half sure (0.45,
+    as the 30-minute model reads a palm over the mouth). The palm must stay the footage's, not a
+    blend of both faces, while the face away from the hand stays wholly the new one."""
+    replacer = Converter(trained_workspace).replacer("a2b", ReplaceSettings(smooth=False))
+    size = 128
+    probabilities = np.full((size, size), 0.95, np.float32)
+    probabilities[60:110, 30:70] = 0.45  # the palm
+    probabilities[20:60, 30:70:10] = 0.05  # the fingers
+    mask = replacer.learned_mask(probabilities)
+    assert mask[70:100, 40:60].max() < 0.02, "the palm is left as filmed"
+    assert mask[:, 85:].min() > 0.99 and mask[:15].min() > 0.99, "the face beside the hand is the new one"
+    assert mask[60:110, 72:].min() > 0.98, "2 pixels beside the hand the new face is whole: little of A shows"

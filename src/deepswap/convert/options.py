@@ -46,7 +46,7 @@ class ReplaceSettings:
                               help="Blending into the frame: feather or seamless (Poisson).")
     mask_erode: float = option(-0.015, minimum=-0.3, maximum=0.3, meaning="a fraction of the face",
                                help="Shrink (or, negative, grow) the mask, as a fraction of the face.")
-    mask_blur: float = option(0.08, minimum=0, maximum=0.5, meaning="a fraction of the face",
+    mask_blur: float = option(0.05, minimum=0, maximum=0.5, meaning="a fraction of the face",
                               help="Feather width of the mask edge, as a fraction of the face.")
     detail: float = option(1.0, minimum=0, maximum=1, label="Fine detail kept",
                            meaning="the share of the footage's fine detail kept",

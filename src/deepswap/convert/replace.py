@@ -20,10 +20,10 @@ from .smoothing import LandmarkSmoother, MaskSmoother
 
 DETAIL_RESOLUTION = 112  # pixels across the face region: the footage's detail finer than this is laid over the new face
 FINEST_SHARE = 0.5  # ... but on a large face only the frame's finest octave
-LEARNED_ERODE = 0.01  # of the crop: how far the new face stays from what the learned mask says is not face
-LEARNED_BLUR = 0.03  # of the crop: the feather of the learned mask's edge
-LEARNED_RAMP = (0.25, 0.75)  # face probabilities below the first count as no face, above the second as all face
-DRAWN_ERODE = 0.02  # of the crop: how far inside the drawn face's own outline (where its hair begins) it is pasted
+LEARNED_ERODE = 0.005  # of the crop: how far the new face stays from what the learned mask says is not face
+LEARNED_BLUR = 0.015  # of the crop: the feather of the learned mask's edge
+LEARNED_RAMP = (0.5, 0.8)  # face probabilities below the first count as no face, above the second as all face
+DRAWN_ERODE = 0.01  # of the crop: how far inside the drawn face's own outline (where its hair begins) it is pasted
 
 
 @dataclass
@@ -129,9 +129,10 @@ class FaceReplacer:
 
     def learned_mask(self, probabilities: np.ndarray) -> np.ndarray:
         """The learned face mask of one crop as the final mask's last factor: smoothed over time, made
-        decisive (``LEARNED_RAMP``: an unsure "face" would let A show through), then pulled back from
-        what is not face by ``LEARNED_ERODE`` and feathered over ``LEARNED_BLUR`` (narrower than the
-        face's own edge, so an occluder keeps its outline)."""
+        decisive (``LEARNED_RAMP``: an unsure "face" would let A show through, and a hand's palm,
+        which looks like skin, is often only half sure), then pulled back from what is not face by
+        ``LEARNED_ERODE`` and feathered over ``LEARNED_BLUR`` (narrower than the face's own edge, so
+        an occluder keeps its outline and little of A shows around it)."""
         if self.settings.smooth:
             probabilities = self.mask_smoother(probabilities)
         low, high = LEARNED_RAMP
