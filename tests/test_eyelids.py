@@ -118,7 +118,7 @@ def test_a_real_open_eye_closes_with_a_blink_and_alone_with_a_wink(blink):
 def test_convert_closes_the_drawn_eyes_on_a_blink_and_leaves_open_eyes_as_drawn(trained_workspace, blink):
     analyzer, frames, faces, _, open_index = blink
     converter = Converter(trained_workspace)
-    replacers = {eyelids: converter.replacer("a2b", ReplaceSettings(eyelids=eyelids, learned_mask=False, detail=0.0))
+    replacers = {eyelids: converter.replacer("a2b", ReplaceSettings(eyelids=eyelids, learned_mask=False, drawn_face_only=False, detail=0.0))
                  for eyelids in ("follow", "off")}
 
     def converted(index: int) -> dict[str, np.ndarray]:

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from deepswap.convert.replace import forehead_skin
 from deepswap.evaluate import forehead_band, forehead_hair_added
 from deepswap.faces import FaceAnalyzer, face_mask, face_region, load_faceset, skin_mask
 from deepswap.faces.expression import eye_distance
@@ -135,3 +136,19 @@ def test_with_skin_mask_both_ways_of_training_the_mask_label_skin_and_the_swap_k
     index = faces.ids.index(people.ids[0])
     alone = MaskSamples({"b": faces}, COVERAGE, 0).region("b", index)[1]
     assert np.array_equal(alone, region_face(label, region, RESOLUTION))
+
+
+def test_convert_keeps_a_drawn_fringe_off_the_forehead_and_leaves_below_the_brows_to_the_learned_mask(s1_face):
+    """The drawn face's forehead skin (``convert.replace.forehead_skin``): a lock of the other person's
+    hair over the forehead is not pasted; the eyes, brows, nose, lips and cheeks are, and so is a
+    dark strand on the cheek (below the brows the learned mask decides)."""
+    crop, landmarks, _ = s1_face
+    lock = fringe(crop.shape, landmarks, 1, 0.6)
+    strand = np.zeros(crop.shape[:2], np.uint8)
+    cv2.polylines(strand, [np.round(landmarks[2:6] + (landmarks[30] - landmarks[2:6]) * 0.15).astype(np.int32)], False, 1, 5)
+    drawn = with_hair(with_hair(crop, lock, 1.0), strand > 0, 1.0, seed=1)
+    skin = forehead_skin(drawn, landmarks)
+    assert skin[lock].mean() < 0.2, skin[lock].mean()
+    assert skin[feature_pixels(crop.shape, landmarks)].min() == 1.0
+    assert skin[strand > 0].min() == 1.0
+    assert forehead_skin(crop, landmarks)[face_mask(landmarks, 256) > 0].mean() > 0.9, "a plain forehead is pasted"

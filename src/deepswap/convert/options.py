@@ -56,8 +56,9 @@ class ReplaceSettings:
                                 help="Keep the face only where the model's learned mask sees face, so a hand or a microphone "
                                      "in front of it stays in front (models trained before it have none).")
     drawn_face_only: bool = option(True, label="Paste only the new face, not its hair",
-                                   help="Paste the new face only where the learned mask sees face in it too, so hair the model "
-                                        "draws beside the cheeks stays off the face (the footage's own cheek shows there).")
+                                   help="Paste the new face only where the learned mask sees face in it too, and above the "
+                                        "brows only where it looks like skin, so hair the model draws beside the cheeks or over "
+                                        "the forehead stays off the face (the footage's own cheek or fringe shows there).")
     mouth_interior: MouthInterior = option(
         "wide", choices=get_args(MouthInterior), label="A's own mouth interior",
         help="Show the replaced person's own teeth and tongue inside the new lips: wide (only where the mouth opens "
