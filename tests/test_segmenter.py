@@ -158,7 +158,8 @@ def test_hair_the_model_draws_beside_the_cheek_is_left_out_and_the_footages_chee
     drawn = cv2.polylines(crop.copy(), [cheek], False, (40, 30, 25), 5)  # a strand of dark hair down the cheek
     strand, near = (cv2.polylines(np.zeros(crop.shape[:2], np.uint8), [cheek], False, 1, width) > 0 for width in (3, 25))
     face = cv2.erode(face_mask(landmarks, analyzer.face_size), np.ones((25, 25), np.uint8)) > 0
-    masks = {only: replacer.learned_mask(replacer.learned_probabilities(crop[None], drawn[None], [landmarks])[0])
+    masks = {only: replacer.learned_mask(replacer.learned_probabilities(crop[None], drawn[None], [landmarks],
+                                                                          [face_mask(landmarks, analyzer.face_size)])[0])
              for only, replacer in replacers.items()}
     assert masks[False][strand].mean() > 0.8, "without it, the strand is pasted with the face"
     assert masks[True][strand].mean() < 0.2, masks[True][strand].mean()

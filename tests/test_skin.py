@@ -147,8 +147,9 @@ def test_convert_keeps_a_drawn_fringe_off_the_forehead_and_leaves_below_the_brow
     strand = np.zeros(crop.shape[:2], np.uint8)
     cv2.polylines(strand, [np.round(landmarks[2:6] + (landmarks[30] - landmarks[2:6]) * 0.15).astype(np.int32)], False, 1, 5)
     drawn = with_hair(with_hair(crop, lock, 1.0), strand > 0, 1.0, seed=1)
-    skin = forehead_skin(drawn, landmarks)
+    skin = forehead_skin(drawn, landmarks, face_mask(landmarks, 256))
     assert skin[lock].mean() < 0.2, skin[lock].mean()
     assert skin[feature_pixels(crop.shape, landmarks)].min() == 1.0
     assert skin[strand > 0].min() == 1.0
-    assert forehead_skin(crop, landmarks)[face_mask(landmarks, 256) > 0].mean() > 0.9, "a plain forehead is pasted"
+    outline = face_mask(landmarks, 256)
+    assert forehead_skin(crop, landmarks, outline)[outline > 0].mean() > 0.9, "a plain forehead is pasted"

@@ -87,13 +87,14 @@ class FaceReplacer:
         generated, generated_masks = self.swapper.swap(crops, to=self.to)
         generated = np.stack([self.follow_eyelids(face, located[i]) for face, i in zip(generated, todo)])
         crop_landmarks = [transform_points(located[i].landmarks, located[i].matrix) for i in todo]
-        learned = self.learned_probabilities(crops, generated, crop_landmarks)
+        landmark_masks = [face_mask(points, self.size) for points in crop_landmarks]
+        learned = self.learned_probabilities(crops, generated, crop_landmarks, landmark_masks)
         output = list(frames)
         for k, i in enumerate(todo):
             where = located[i]
             if i != (todo[k - 1] + 1 if k else 0):  # frames without the face came before: the learned mask starts anew
                 self.mask_smoother.lost()
-            landmark_mask = face_mask(crop_landmarks[k], self.size).astype(np.float32) / 255
+            landmark_mask = landmark_masks[k].astype(np.float32) / 255
             mask = landmark_mask if generated_masks is None else np.minimum(generated_masks[k], _dilated(landmark_mask))
             mask = prepare_mask(mask, self.settings.mask_erode, self.settings.mask_blur) * self.window
             if learned is not None:
@@ -114,25 +115,28 @@ class FaceReplacer:
         box = crop_box(where.face.box, where.matrix)
         return self.eyelids.follow(drawn, where.face.landmarks, box, self.analyzer.landmarker)
 
-    def learned_probabilities(self, crops: np.ndarray, generated: np.ndarray,
-                              landmarks: list[np.ndarray]) -> np.ndarray | None:
+    def learned_probabilities(self, crops: np.ndarray, generated: np.ndarray, landmarks: list[np.ndarray],
+                              landmark_masks: list[np.ndarray]) -> np.ndarray | None:
         """Per crop, the learned mask's face probability (N×S×S) where the new face may go: the lower of
         the footage's face (``learned_mask``: what is in front of it is not face) and the drawn face
         (``drawn_face_only``: hair the model draws beside its cheeks or over the forehead is not face,
         and the footage's own cheek or fringe stays there) — the learned mask run on it, pulled in by
-        ``DRAWN_ERODE``, and its skin (``faces.skin_mask`` with the crop's ``landmarks``: the learned
-        mask's labels count the forehead's hair as face); None when neither is on."""
+        ``DRAWN_ERODE``, and its forehead's skin (``forehead_skin`` with the crop's ``landmarks`` and
+        ``landmark_masks``: the learned mask's labels count the forehead's hair as face); None when
+        neither is on."""
         footage = self.swapper.face_masks(crops) if self.settings.learned_mask else None
-        drawn = self.drawn_face(generated, landmarks) if self.settings.drawn_face_only else None
+        drawn = self.drawn_face(generated, landmarks, landmark_masks) if self.settings.drawn_face_only else None
         if footage is None or drawn is None:
             return footage if drawn is None else drawn
         return np.minimum(footage, drawn)
 
-    def drawn_face(self, generated: np.ndarray, landmarks: list[np.ndarray]) -> np.ndarray:
-        """Per drawn face, 1 where it is face skin and 0 where it is hair or background (N×S×S):
-        its ``skin_mask``, ∩ the learned mask run on it pulled in by ``DRAWN_ERODE`` when the model
+    def drawn_face(self, generated: np.ndarray, landmarks: list[np.ndarray],
+                   landmark_masks: list[np.ndarray]) -> np.ndarray:
+        """Per drawn face, 1 where it is face and 0 where it is hair or background (N×S×S): its
+        ``forehead_skin`` ∩ the learned mask run on it pulled in by ``DRAWN_ERODE`` when the model
         has one."""
-        skin = np.stack([forehead_skin(face, points) for face, points in zip(generated, landmarks)])
+        skin = np.stack([forehead_skin(face, points, mask)
+                         for face, points, mask in zip(generated, landmarks, landmark_masks)])
         learned = self.swapper.face_masks(generated)
         if learned is None:
             return skin
@@ -164,15 +168,15 @@ def _dilated(mask: np.ndarray) -> np.ndarray:
     return prepare_mask(mask, -0.08, 0.0)
 
 
-def forehead_skin(face: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-    """S×S float32 for a drawn face (an RGB crop, its 68 crop landmarks): 0 where it is not skin above
-    the line through the brows' inner ends (``faces.skin_mask``: the other person's fringe, hairline
-    and temple hair), 1 elsewhere (below it the learned mask decides)."""
+def forehead_skin(face: np.ndarray, landmarks: np.ndarray, landmark_mask: np.ndarray) -> np.ndarray:
+    """S×S float32 for a drawn face (an RGB crop, its 68 crop landmarks and their ``face_mask``): 0
+    where it is not skin above the line through the brows' inner ends (``faces.skin_mask``: the other
+    person's fringe, hairline and temple hair), 1 elsewhere (below it the learned mask decides)."""
     size = face.shape[0]
     left, right = landmarks[21], landmarks[22]
     across = right - left
     down = np.array([-across[1], across[0]]) / max(float(np.linalg.norm(across)), 1e-6)
     ys, xs = np.mgrid[0:size, 0:size]
     below = (xs - left[0]) * down[0] + (ys - left[1]) * down[1] > 0
-    skin = skin_mask(face, landmarks, face_mask(landmarks, size)) > 0
+    skin = skin_mask(face, landmarks, landmark_mask) > 0
     return (below | skin).astype(np.float32)
