@@ -853,14 +853,7 @@ class WatermarkDetector:
         when z clears ``Z_THRESHOLD``."""
         if not self._sums:
             return WatermarkResult(False, 0.0, None, np.zeros(PAYLOAD_BITS, np.uint8), 0, (0, 0, 1, 1))
-        readings = {key: _Reading.of(key[0], total) for key, total in self._sums.items()}
-        candidates = [[reading] for reading in readings.values()]
-        for grids in READ_TOGETHER:
-            for width_offset in (-1, 0, 1):
-                pair = [readings.get((grid, grid.shape(*self._shape)[1] + width_offset)) for grid in grids]
-                if all(pair):
-                    candidates.append(pair)
-        scans = [(*_scan(candidate), candidate) for candidate in candidates]
+        scans = [(*_scan(candidate), candidate) for candidate in self._candidates()]
         z, (y0, x0, y1, x1), _ = best = max(scans, key=lambda scan: scan[0])
         found = z >= Z_THRESHOLD
         # the id is read from whichever confirmed grid (or pair) reads it most clearly; only those are decoded
@@ -869,6 +862,40 @@ class WatermarkDetector:
         output_id = _output_id(bits) if found and margin >= ID_MARGIN else None
         region = (x0 / _WINDOW_STEPS, y0 / _WINDOW_STEPS, x1 / _WINDOW_STEPS, y1 / _WINDOW_STEPS)
         return WatermarkResult(found, z, output_id, bits, self.frames, region, margin)
+
+    def id_decisions(self) -> list[IdDecision]:
+        """Every id the reader could decide, confirmed or not: one per grid (or pair read together)
+        and grid width, with its best window's z and its margin. For calibrating ``ID_MARGIN`` on
+        copies whose id is known; :meth:`result` decodes only the confirmed ones."""
+        decisions = []
+        for readings in self._candidates():
+            z, box = _scan(readings)
+            bits, margin = _read_payload(readings, box)
+            keys = "+".join(reading.grid.key for reading in readings)
+            decisions.append(IdDecision(keys, z, _output_id(bits), margin))
+        return decisions
+
+    def _candidates(self) -> list[list[_Reading]]:
+        """What is scanned: each grid at each width read, and the pairs of ``READ_TOGETHER``."""
+        readings = {key: _Reading.of(key[0], total) for key, total in self._sums.items()}
+        candidates = [[reading] for reading in readings.values()]
+        for grids in READ_TOGETHER:
+            for width_offset in (-1, 0, 1):
+                pair = [readings.get((grid, grid.shape(*self._shape)[1] + width_offset)) for grid in grids]
+                if all(pair):
+                    candidates.append(pair)
+        return candidates
+
+
+@dataclass(frozen=True)
+class IdDecision:
+    """One id decided by :meth:`WatermarkDetector.id_decisions`: the grid keys read, the best
+    window's signature z, the id decoded there and its margin in noise std."""
+
+    grids: str
+    confidence: float
+    output_id: str
+    margin: float
 
 
 @dataclass(frozen=True)
