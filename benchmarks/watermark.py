@@ -10,13 +10,18 @@ Each clip is written the way convert writes it (every frame watermarked, H.264 c
 VideoWriter), then attacked; the table gives the worst bit accuracy (48 payload bits), the
 worst detection z over the clips, and how many inputs were confirmed with the right id, confirmed
 with the id reported unreadable, and confirmed with a wrong id (the goal: none). Marks cover the whole frame or only a region: the tight face
-box, or the head (face + hair). Smaller copies are made at the output's own size (360×288 GRID,
-640×360 with a small face in a corner, 1920×1080) by each scaler users' tools use — libswscale's
+box, or the head (face + hair). Smaller copies are made at the output's own size (360×288 GRID:
+the benchmark's clips, and the 11 clips shipped in the package with ``--only shipped``; 640×360
+with a small face in a corner; 1920×1080; and 1280×960, the smallest 4:3 frame whose quarter-size
+copy keeps 240 lines) by each scaler users' tools use — libswscale's
 bilinear, bicubic and area (PyAV's ``reformat``, ffmpeg's ``-sws_flags``), OpenCV's INTER_LINEAR,
 INTER_AREA and INTER_CUBIC, Pillow's default — at half size, and at quarter size where the copy
 keeps at least 240 lines, each then re-encoded at crf 23 and at crf 28. Unmarked clips, photos and noise give the false-positive z
 (threshold Z_THRESHOLD). Cost is per 360×288 and per 1280×720 frame (a GRID clip upscaled), wall clock and CPU time
 (the CPU time is the steadier figure on a shared machine).
+``--only margins`` calibrates the id's guard (``ID_MARGIN``): every id the reader can decide on
+harsh copies of marked clips and on untouched clips, the margins of the wrong ones, and the
+convolutional id's margins under simulated Gaussian noise.
 The same visibility and robustness figures, whole frame, on the harder footage of ``footage.py``
 (720p zoom/pan/roll, a small face in a corner of a wall, two people, a cut), built into ``--footage``.
 Uses ../shared/data/grid (or the clips shipped in the package when it is absent).
@@ -37,7 +42,8 @@ import numpy as np
 from PIL import Image
 
 from deepswap.provenance import Watermarker, WatermarkDetector, detect_watermark
-from deepswap.provenance.watermark import Z_THRESHOLD, Region, flat_area_visibility
+from deepswap.provenance import watermark
+from deepswap.provenance.watermark import ID_BITS, ID_MARGIN, Z_THRESHOLD, Region, flat_area_visibility
 from deepswap.verify import verify_file
 from deepswap.video import VideoWriter, read_frames
 from footage import DEFAULT_OUT, build_footage
@@ -167,6 +173,21 @@ def full_hd(frame: np.ndarray) -> np.ndarray:
     return cv2.resize(frame[43:245], (1920, 1080), interpolation=cv2.INTER_CUBIC)
 
 
+def tallest_quartered(frame: np.ndarray) -> np.ndarray:
+    """A GRID frame cropped to 4:3 and enlarged to 1280×960: the smallest such frame whose
+    quarter-size copy (320×240) keeps 240 lines."""
+    return cv2.resize(frame[9:279], (1280, QUARTER_FROM), interpolation=cv2.INTER_CUBIC)
+
+
+def written_as_convert(frames: Frames, folder: Path, region: Region = None) -> Frames:
+    """The frames marked and written the way convert writes them (H.264 crf 18), read back."""
+    marked = folder / "marked.mp4"
+    with VideoWriter(marked, 25, output_id=OUTPUT_ID) as writer:
+        for frame in frames:
+            writer.write(frame, region)
+    return frames_of(marked)
+
+
 def robustness(clips: list[Path], folder: Path, regions: dict[str, Region] = REGIONS,
                framing: Callable[[np.ndarray], np.ndarray] | None = None, kept: tuple[str, ...] = ("",)) -> None:
     """Mark each clip as convert writes it (``framing``: how its frames are laid out first), attack
@@ -178,10 +199,7 @@ def robustness(clips: list[Path], folder: Path, regions: dict[str, Region] = REG
         lowest_psnr, flat, screen = np.inf, [], []
         for clip in clips:
             original = [framing(frame) for frame in frames_of(clip)] if framing else frames_of(clip)
-            marked = folder / "marked.mp4"
-            with VideoWriter(marked, 25, output_id=OUTPUT_ID) as writer:
-                for frame in original:
-                    writer.write(frame, region)
+            written = written_as_convert(original, folder, region)
             watermarker = Watermarker(OUTPUT_ID)
             x0, y0, x1, y1 = region or (0, 0, original[0].shape[1], original[0].shape[0])
             crop = (slice(y0, y1), slice(x0, x1))
@@ -191,7 +209,6 @@ def robustness(clips: list[Path], folder: Path, regions: dict[str, Region] = REG
                 flat.append(flat_area_visibility(frame[crop], marked_frame[crop]))
                 if frame.shape[:2] == GRID_SIZE:
                     screen += [flat_area_visibility(_crop(frame, box), _crop(marked_frame, box)) for box in BLUE_SCREEN]
-            written = frames_of(marked)
             for attack, make in attacks(folder, original[0].shape[0]).items():
                 if not any(text in attack for text in kept):
                     continue
@@ -208,6 +225,73 @@ def robustness(clips: list[Path], folder: Path, regions: dict[str, Region] = REG
               f"{'id unreadable':>14s} {'wrong id':>9s}")
         for attack, (accuracy, z, right, unreadable, wrong, tried) in worst.items():
             print(f"  {attack:36s} {100 * accuracy:18.1f}% {z:10.1f} {right:>12d} of {tried} {unreadable:>14d} {wrong:>9d}")
+
+
+MARGIN_STEPS = (0.6, 0.8, 1.0, 1.2)
+HARSH_SCALERS = ("swscale bilinear", "OpenCV area", "Pillow default")
+
+
+def id_margins(clips: list[Path], negatives: list[Path], folder: Path) -> None:
+    """How clearly wrong ids are read, against ``ID_MARGIN``: every id the reader can decide (each
+    grid and pair, confirmed or not: ``WatermarkDetector.id_decisions``) on harsh copies of marked
+    clips (half size by three scalers, then crf 28 and 33; each copy whole and one frame a second)
+    and on untouched clips; then the same for the convolutional id under Gaussian noise."""
+    right, wrong, unmarked = [], [], []
+    for clip in clips:
+        written = written_as_convert(frames_of(clip), folder)
+        for scaler in HARSH_SCALERS:
+            for crf in (28, 33):
+                copy = encode(shrink(written, scaler, 2), crf, folder)
+                for inputs in [copy] + [[frame] for frame in copy[::25]]:
+                    for decision in _decisions(inputs):
+                        (right if decision.output_id == OUTPUT_ID else wrong).append(decision)
+    for clip in negatives:
+        unmarked += _decisions(frames_of(clip))
+    print(f"\nid margins (ID_MARGIN {ID_MARGIN}), every id decided on {len(clips)} marked clips' harsh copies "
+          f"and {len(negatives)} untouched clips:")
+    convolutional = [decision for decision in wrong if "conv" in decision.grids]
+    for name, decisions in (("wrong ids, marked copies", wrong), ("  on convolutional grids", convolutional),
+                            ("  confirmed (z ≥ 8)", _confirmed(wrong)), ("ids decided on untouched clips", unmarked),
+                            ("right ids, marked copies", right), ("  confirmed (z ≥ 8)", _confirmed(right))):
+        margins = np.array([decision.margin for decision in decisions] or [0.0])
+        counts = ", ".join(f"≥ {step}: {int((margins >= step).sum())}" for step in MARGIN_STEPS)
+        print(f"  {name:32s} {len(decisions):5d}, largest margin {margins.max():.2f}; {counts}")
+    clearest = sorted(wrong + unmarked, key=lambda decision: -decision.margin)[:3]
+    print("  clearest wrong ids: " + "; ".join(f"{d.grids} z {d.confidence:.1f} margin {d.margin:.2f}" for d in clearest))
+    simulated_margins()
+
+
+def _decisions(frames: Frames) -> list:
+    detector = WatermarkDetector()
+    for frame in frames:
+        detector.add(frame)
+    return detector.id_decisions()
+
+
+def _confirmed(decisions: list) -> list:
+    return [decision for decision in decisions if decision.confidence >= Z_THRESHOLD]
+
+
+def simulated_margins(trials: int = 400, seed: int = 0) -> None:
+    """The convolutional id's margins under Gaussian noise of known variance: per symbol amplitude
+    (in noise std), how often the id is read right past ``ID_MARGIN`` and how often a wrong id
+    clears each margin."""
+    rng = np.random.default_rng(seed)
+    print(f"  convolutional id, Gaussian noise, {trials} random ids per amplitude: read right; wrong ids clearing a margin")
+    for amplitude in (0.5, 0.7, 0.9, 1.1, 1.3, 1.6, 2.0):
+        read, wrong = 0, []
+        for _ in range(trials):
+            id_bits = rng.integers(0, 2, ID_BITS).astype(np.uint8)
+            symbols = 1 - 2.0 * watermark._convolutional_encode(id_bits)
+            decoded, margin = watermark._convolutional_read(amplitude * symbols + rng.normal(size=len(symbols)),
+                                                           np.ones(len(symbols)))
+            if np.array_equal(decoded, id_bits):
+                read += margin >= ID_MARGIN
+            else:
+                wrong.append(margin)
+        counts = ", ".join(f"≥ {step}: {sum(margin >= step for margin in wrong)}" for step in MARGIN_STEPS)
+        print(f"    amplitude {amplitude}: read {100 * read / trials:5.1f} %, wrong {len(wrong):4d} "
+              f"(largest margin {max(wrong, default=0.0):.2f}; {counts})")
 
 
 def _largest(values: list[float | None]) -> str:
@@ -263,7 +347,7 @@ def cost(clip: Path) -> None:
               f"decode {detect_ms:.2f} ms  [found {found.found}, z {found.confidence:.1f}]")
 
 
-SECTIONS = ["cost", "flat", "grid", "corner", "hd", "footage", "negatives"]
+SECTIONS = ["cost", "flat", "grid", "shipped", "corner", "hd", "960", "footage", "negatives", "margins"]
 
 
 def main() -> None:
@@ -281,18 +365,23 @@ def main() -> None:
     kept = tuple(args.attacks)
     speakers = grid_clips("speakers", args.clips // 2)
     clips = grid_clips("s1", args.clips - len(speakers)) + speakers
+    shipped = sorted(PACKAGED.glob("*/*.mp4"))
     with tempfile.TemporaryDirectory() as tmp:
         sections = {
             "cost": lambda: cost(clips[0]),
             "flat": flat_grey,
             "grid": lambda: robustness(clips, Path(tmp), {name: REGIONS[name] for name in args.regions}, kept=kept),
             "corner": lambda: robustness(clips, Path(tmp), {"640×360, a small face in a corner (whole frame)": None}, small_corner, kept),
+            "shipped": lambda: robustness(shipped, Path(tmp), {"the 11 shipped GRID clips (whole frame)": None}, kept=kept),
             "hd": lambda: robustness(clips[:1], Path(tmp), {"1920×1080, a GRID clip enlarged (whole frame)": None}, full_hd, kept),
+            "960": lambda: robustness(clips[:1], Path(tmp), {"1280×960, a GRID clip enlarged (whole frame)": None},
+                                      tallest_quartered, kept),
             "footage": lambda: args.no_footage or robustness([footage.path for footage in build_footage(args.footage)], Path(tmp),
                                                              {"whole frame, harder footage (zoom_pan_roll, small_corner, two_people, cut)": None},
                                                              kept=kept),
             "negatives": lambda: false_positives(
                 grid_clips("s1", args.negatives + args.clips)[args.clips:] or grid_clips("speakers", 10), Path(tmp)),
+            "margins": lambda: id_margins(clips, grid_clips("s1", args.clips + 10)[args.clips:], Path(tmp)),
         }
         for name in SECTIONS:
             if name in args.only:

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from deepswap.cli import app
 from deepswap.errors import DeepswapError
-from deepswap.provenance import (LABEL, Watermarker, detect_watermark, new_output_id, parse_label,
+from deepswap.provenance import (LABEL, WatermarkDetector, Watermarker, detect_watermark, new_output_id, parse_label,
                                  provenance_label, read_label)
 from deepswap.provenance.watermark import (CODED, FINE, GOLAY_JOINT, ID_MARGIN, Z_THRESHOLD, WatermarkResult, _decode, _encode,
                                            _golay_codewords, _read_id, flat_area_visibility, pixel_texture)
@@ -390,7 +390,7 @@ def test_half_size_copy_made_by_any_common_scaler_is_confirmed(written_frames: l
     """Issue 35: a 360×288 output halved the way common tools do it and re-encoded is still confirmed
     (before, at crf 28, swscale's bilinear, which blurs over 4 pixels, left z 5.8 and 5.2 on these clips).
     At crf 23 its id is read right too; at crf 28 on bbaf2n by every scaler, on swiz3n, the shipped
-    clip with the least texture, by 3 of 7 (docs/watermark.md)."""
+    clip with the least texture, by 2 to 5 of 7 from one encode to the next (docs/watermark.md)."""
     size = (written_frames[0].shape[1] // 2, written_frames[0].shape[0] // 2)
     small = [SCALERS[scaler](frame, size) for frame in written_frames]
     result = confirmed_never_wrong(detect_watermark(images(encode(small, tmp_path / "half.mp4", crf))))
@@ -398,14 +398,36 @@ def test_half_size_copy_made_by_any_common_scaler_is_confirmed(written_frames: l
         assert result.output_id == OUTPUT_ID
 
 
-def test_half_size_copy_at_crf_28_keeps_its_id(marked_frames: list[np.ndarray], tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def halved_at_crf_28(marked_frames: list[np.ndarray], tmp_path_factory: pytest.TempPathFactory) -> list[np.ndarray]:
+    """The 360×288 output halved by swscale's default scaler and re-encoded at crf 28."""
+    size = (marked_frames[0].shape[1] // 2, marked_frames[0].shape[0] // 2)
+    small = [SCALERS["swscale bilinear"](frame, size) for frame in marked_frames]
+    return images(encode(small, tmp_path_factory.mktemp("halved") / "half.mp4", 28))
+
+
+def test_half_size_copy_at_crf_28_keeps_its_id(halved_at_crf_28: list[np.ndarray]) -> None:
     """Issue 35: a 360×288 output halved by swscale's default scaler and re-encoded at crf 28 is
     read with its id (margin 2.6). With the id in three Golay blocks, each vouched for alone, one
     weak block left such copies' ids unreadable on about half of the clips."""
-    size = (marked_frames[0].shape[1] // 2, marked_frames[0].shape[0] // 2)
-    small = [SCALERS["swscale bilinear"](frame, size) for frame in marked_frames]
-    result = detect_watermark(images(encode(small, tmp_path / "half.mp4", 28)))
+    result = detect_watermark(halved_at_crf_28)
     assert result.found and result.output_id == OUTPUT_ID
+
+
+def test_wrong_ids_the_reader_decides_stay_under_the_id_margin(halved_at_crf_28: list[np.ndarray]) -> None:
+    """Every id the reader can decide on that copy, confirmed or not (each grid at each width read,
+    and each pair): the 24-row grid the frame was marked on is confirmed with the right id past
+    ``ID_MARGIN``; the other grids, whose keyed dithers owe nothing to the picture, decide wrong
+    ids, none of them as clearly as ``ID_MARGIN`` asks (the guard's calibration:
+    ``benchmarks/watermark.py --only margins``)."""
+    detector = WatermarkDetector()
+    for frame in halved_at_crf_28:
+        detector.add(frame)
+    decisions = detector.id_decisions()
+    assert any(decision.grids.startswith("large-conv:") and decision.output_id == OUTPUT_ID
+               and decision.margin >= ID_MARGIN and decision.confidence >= Z_THRESHOLD for decision in decisions)
+    wrong = [decision.margin for decision in decisions if decision.output_id != OUTPUT_ID]
+    assert len(wrong) >= 10 and max(wrong) < ID_MARGIN
 
 
 @pytest.mark.parametrize("index", [0, 37])
