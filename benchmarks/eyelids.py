@@ -8,26 +8,56 @@ prints each arm's frames/s and the slowdown. The landmark pass on the drawn face
 frames where A's eyes close (``eyelids.CLOSING``); their share is printed too. ``--workspace``: a
 trained workspace (e.g. quality.py's ``--workdir``); by default a `lite` model trained for one
 iteration (speed does not depend on the weights). The target: no more than 10 % slower.
+
+    python benchmarks/eyelids.py --workspace WS --closed-eyes CLIP_OR_DIR [--strip PNG]
+
+instead swaps the clips (a folder: its videos, 300 frames in all, as ``evaluate`` takes them) with the
+default settings and lists each frame where the judge (``evaluate``'s landmark reading of the input
+frame) finds A's eyes closed: the input's and the output's openness over their clip's median
+(``blinks_followed`` counts the output closed under 0.65) and, per eye, A's share of A's usual openness,
+the follower's target lid gap, and the predictor's reading of the drawn face before and after the
+warp. ``--strip`` writes those frames' eye regions, a row each in the listed order, input beside
+output, the judge's eye points on each.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from convert import GRID, workspace_with_model  # noqa: E402  (the convert benchmark's 1-iteration workspace)
 
-from deepswap.convert import Converter, ConvertOptions, ReplaceSettings  # noqa: E402
-from deepswap.convert.eyelids import CLOSING  # noqa: E402
+from deepswap.convert import (  # noqa: E402
+    Converter,
+    ConvertOptions,
+    Located,
+    ReplaceSettings,
+    swap_frames,
+)
+from deepswap.convert.eyelids import CLOSING, EyelidFollower  # noqa: E402
+from deepswap.evaluate.metrics import (  # noqa: E402
+    CLOSED_EYES,
+    FOLLOWED_MARGIN,
+    closed_eyes,
+    eye_openness,
+)
+from deepswap.evaluate.run import MIN_RUN, measure_face  # noqa: E402
+from deepswap.faces import Detection  # noqa: E402
 from deepswap.faces.expression import eye_ratios  # noqa: E402
-from deepswap.video import read_frames  # noqa: E402
+from deepswap.faces.landmarks import LandmarkPredictor  # noqa: E402
+from deepswap.filetypes import VIDEO_SUFFIXES  # noqa: E402
+from deepswap.video import Frame, read_frames, write_image  # noqa: E402
 
 ARMS = ("off", "follow")
 
@@ -44,12 +74,98 @@ def closing_share(converter: Converter, clips: list[Path]) -> float:
     return float(np.mean(closing))
 
 
+@dataclass(frozen=True)
+class ReadingFollower(EyelidFollower):
+    """The follower as convert runs it, keeping per call A's share, the targets and the predictor's
+    reading of the drawn face before and after (``readings``)."""
+
+    readings: list[np.ndarray] = field(default_factory=list)
+
+    def follow(self, drawn: np.ndarray, replaced_landmarks: np.ndarray, box: np.ndarray,
+               predictor: LandmarkPredictor) -> np.ndarray:
+        detection = Detection(np.asarray(box, np.float64), np.zeros((5, 2)), 1.0)
+
+        def reading(face: np.ndarray) -> np.ndarray:
+            return eye_ratios(predictor.predict(cv2.cvtColor(face, cv2.COLOR_RGB2GRAY), detection))
+
+        followed = super().follow(drawn, replaced_landmarks, box, predictor)
+        self.readings.append(np.stack([eye_ratios(replaced_landmarks) / np.asarray(self.usual_replaced),
+                                       self.target_ratios(replaced_landmarks), reading(drawn), reading(followed)]))
+        return followed
+
+
+def swap_measured(converter: Converter, clip: Path, frames: int) -> list[dict]:
+    """Per frame of ``clip`` (up to ``frames``) where A was found: the input and output frames, the
+    judge's landmarks on each and the follower's ``readings`` (4×2: share, target, before, after)."""
+    replacer = converter.replacer("a2b", ReplaceSettings())
+    follower = ReadingFollower(replacer.eyelids.usual_replaced, replacer.eyelids.usual_other)
+    replacer.eyelids = follower
+    rows: list[dict] = []
+
+    def on_frame(frame: Frame, swapped: np.ndarray, where: Located | None) -> None:
+        if where is not None:
+            rows.append({"clip": clip.name, "frame": frame.index, "input": frame.image, "output": swapped,
+                         "judged": [measure_face(converter.analyzer, image, where.face.box)[0] for image in (frame.image, swapped)]})
+
+    swap_frames(islice(read_frames(clip), frames), replacer, converter.swapper.batch_size, on_frame)
+    for row, readings in zip(rows, follower.readings):
+        row["readings"] = readings
+    return rows
+
+
+def eye_strip(rows: list[dict], scale: int = 6) -> np.ndarray:
+    """The rows' eye regions, input beside output, enlarged ``scale`` times, the judge's eye points in green."""
+    tiles = []
+    for row in rows:
+        eyes = row["judged"][0][36:48]
+        (x0, y0), (x1, y1) = np.floor(eyes.min(axis=0) - 12).astype(int), np.ceil(eyes.max(axis=0) + 12).astype(int)
+        pair = []
+        for image, judged in zip((row["input"], row["output"]), row["judged"]):
+            tile = cv2.resize(image[max(y0, 0):y1, max(x0, 0):x1], None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+            for x, y in judged[36:48]:
+                cv2.circle(tile, (int((x - max(x0, 0)) * scale), int((y - max(y0, 0)) * scale)), 2, (0, 255, 0), -1)
+            pair.append(tile)
+        tiles.append(np.hstack(pair))
+    width = max(tile.shape[1] for tile in tiles)
+    return np.vstack([np.pad(tile, ((0, 2), (0, width - tile.shape[1]), (0, 0))) for tile in tiles])
+
+
+def closed_eye_report(workspace: Path, footage: Path, strip: Path | None) -> None:
+    """Swap ``footage`` and list the frames where the judge finds A's eyes closed (see the module docstring)."""
+    converter = Converter(workspace)
+    clips = sorted(p for p in footage.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES) if footage.is_dir() else [footage]
+    per_clip = max(MIN_RUN, math.ceil(300 / len(clips))) if footage.is_dir() else 10 ** 6
+    rows = [row for clip in clips for row in swap_measured(converter, clip, per_clip)]  # evaluate's runs of frames
+    openness = {side: eye_openness(np.stack([row["judged"][k] for row in rows])) for k, side in enumerate(("input", "output"))}
+    medians = {side: float(np.nanmedian(values)) for side, values in openness.items()}
+    closed = np.flatnonzero(closed_eyes(openness["input"]))
+    print(f"median openness: input {medians['input']:.3f}, output {medians['output']:.3f}; "
+          f"{len(closed)} closed-eye input frames")
+    for index in closed:
+        row, share = rows[index], openness["output"][index] / medians["output"]
+        verdict = "closed" if share < CLOSED_EYES + FOLLOWED_MARGIN else "OPEN"
+        readings = " ".join(f"{name} {values[0]:.2f}/{values[1]:.2f}" for name, values in
+                            zip(("A's share", "target", "drawn", "warped"), row["readings"]))
+        print(f"{row['clip']} frame {row['frame']}: input {openness['input'][index] / medians['input']:.2f}, "
+              f"output {share:.2f} {verdict}; {readings}")
+    if strip is not None and len(closed):
+        write_image(strip, eye_strip([rows[i] for i in closed]), replaced_person="s1", model=converter.swapper.name,
+                    source=clips[0])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workspace", type=Path, help="a trained workspace (default: a 1-iteration lite model)")
     parser.add_argument("--clips", type=int, default=8, help="s1 clips of the package to convert")
     parser.add_argument("--rounds", type=int, default=2, help="times each arm converts every clip")
+    parser.add_argument("--closed-eyes", type=Path, help="a clip or folder: list its closed-eye frames instead")
+    parser.add_argument("--strip", type=Path, help="with --closed-eyes: a PNG of those frames' eyes, input | output")
     args = parser.parse_args()
+    if args.closed_eyes is not None:
+        if args.workspace is None:
+            parser.error("--closed-eyes needs --workspace")
+        closed_eye_report(args.workspace, args.closed_eyes, args.strip)
+        return
     clips = sorted((GRID / "s1").glob("*.mp4"))[:args.clips]
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
