@@ -11,7 +11,7 @@ import torch
 
 from ..faces import FIT_POINTS, face_mask, transform_points, umeyama
 from ..faces.expression import EYES, eye_distance, eye_openness, mouth_open  # noqa: F401 (metrics of this module too)
-from ..faces.skin import skin_reference
+from ..faces.skin import inner_face, skin_reference
 from ..provenance.watermark import Watermarker, flat_area_visibility
 from ..train import ssim_map
 
@@ -150,7 +150,6 @@ RESTING_MOUTH = 10  # percentile: a clip's mouth at rest (closed, or as near as 
 JAW_BAND = 0.3  # eye-corner distances inside the face outline along the jaw: where B's hair would fall
 FEATURE_MARGIN = 0.15  # eye-corner distances around each eye and the lips left out of the jaw band (not hair)
 LIPS = tuple(range(48, 60))  # the outer lip line of 68 landmarks
-BROWS = (slice(17, 22), slice(22, 27))  # each brow of 68 landmarks
 HAIR_DARKER = 40  # grey levels: how much darker than both the input pixel and the skin an added strand is
 
 
@@ -232,17 +231,11 @@ def jaw_band(landmarks: np.ndarray, shape: tuple[int, ...], width: float = JAW_B
 
 def forehead_band(landmarks: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """H×W bool: the forehead of the input face's outline, where another face's fringe would land:
-    the part of the landmark mask (``faces.face_mask``, the brows raised onto the forehead) above
-    the hull of the jaw line and brows, less ``FEATURE_MARGIN`` around each brow (another face's
-    brows drawn a little higher are not hair)."""
+    the part of the landmark mask (``faces.face_mask``, the brows raised onto the forehead) outside
+    ``faces.skin.inner_face`` with ``FEATURE_MARGIN`` around each brow (another face's brows drawn a
+    little higher are not hair)."""
     points = np.asarray(landmarks, np.float64)
-    unit = float(eye_distance(points))
-    outline = face_mask(points, shape[:2]) > 127
-    inner = np.zeros(shape[:2], np.uint8)
-    cv2.fillConvexPoly(inner, cv2.convexHull(np.round(points[:27]).astype(np.int32)), 1)
-    for brow in BROWS:
-        cv2.polylines(inner, [np.round(points[brow]).astype(np.int32)], False, 1, max(1, round(2 * FEATURE_MARGIN * unit)))
-    return outline & (inner == 0)
+    return (face_mask(points, shape[:2]) > 127) & ~inner_face(shape[:2], points, 0.0, FEATURE_MARGIN)
 
 
 def darkened(image: np.ndarray, output: np.ndarray, band: np.ndarray, skin: float, darker: int = HAIR_DARKER) -> float:

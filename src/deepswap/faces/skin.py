@@ -53,19 +53,26 @@ def skin_reference(shape: tuple[int, int], landmarks: np.ndarray) -> np.ndarray:
                                                                 BRIDGE_RADIUS * unit)
 
 
-def tested_band(shape: tuple[int, int], landmarks: np.ndarray) -> np.ndarray:
-    """H×W bool: where a pixel of the face mask must look like skin to stay: everywhere but the inner
-    face (hull of jaw line and brows, pulled in by ``INNER_MARGIN``) and the brows (``BROW_MARGIN``
-    around them) — the forehead above the brows, the temples, the edge along the jaw."""
+def inner_face(shape: tuple[int, int], landmarks: np.ndarray, pull: float, brow_margin: float) -> np.ndarray:
+    """H×W bool: the hull of the jaw line and brows pulled in by ``pull``, and ``brow_margin`` around
+    each brow (both in eye-corner distances) — the part of a face its landmarks outline for sure."""
     unit = float(eye_distance(landmarks))
     inner = np.zeros(shape, np.uint8)
     cv2.fillConvexPoly(inner, np.round(cv2.convexHull(landmarks[OUTLINE].astype(np.float32))).astype(np.int32), 1)
-    pull = max(1, round(INNER_MARGIN * unit))
-    inner = cv2.erode(inner, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * pull + 1, 2 * pull + 1)))
+    if pull > 0:
+        reach = max(1, round(pull * unit))
+        inner = cv2.erode(inner, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1)))
     for brow in BROWS:
         cv2.polylines(inner, [np.round(landmarks[brow]).astype(np.int32)], False, 1,
-                      max(1, round(2 * BROW_MARGIN * unit)))
-    return inner == 0
+                      max(1, round(2 * brow_margin * unit)))
+    return inner > 0
+
+
+def tested_band(shape: tuple[int, int], landmarks: np.ndarray) -> np.ndarray:
+    """H×W bool: where a pixel of the face mask must look like skin to stay: everywhere but the
+    ``inner_face`` (pulled in by ``INNER_MARGIN``, ``BROW_MARGIN`` around the brows) — the forehead
+    above the brows, the temples, the edge along the jaw."""
+    return ~inner_face(shape, landmarks, INNER_MARGIN, BROW_MARGIN)
 
 
 def local_spread(values: np.ndarray, inside: np.ndarray, window: int) -> np.ndarray:
