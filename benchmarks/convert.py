@@ -2,8 +2,8 @@
 
     python benchmarks/convert.py [--model lite] [--device cpu|cuda] [--sizes grid,512,720p] [--frames 75]
 
-Stages are timed one after another on the same frames (decode, detect+align, model, blend,
-encode); "pipeline" is the real `convert` run, where decode and encode overlap the rest in
+Stages are timed one after another on the same frames (decode, detect+align, model, masks,
+eyelids, colour+paste, encode); "pipeline" is the real `convert` run, where decode and encode overlap the rest in
 threads. The model is trained for one iteration only: speed does not depend on the weights.
 Reference point: faceswap converts a 512×512 video with its `original` model at about
 4.4 frames/s on a 2-core CPU; the target here is ≥ 3× that, and ≥ 8 frames/s at 720p with `lite`
@@ -80,44 +80,55 @@ def workspace_with_model(folder: Path, model: str, device: str) -> Path:
     return root
 
 
-class TimedSwapper:
-    """A ``Swapper`` whose ``swap`` calls are timed (``seconds``); everything else is the swapper's."""
+class StageClock:
+    """Seconds spent in some methods of some objects, summed by stage: ``wrap`` replaces a method on
+    its instance with a timed call to it (CUDA synchronised, so the GPU's share is counted too)."""
 
-    def __init__(self, swapper: Swapper, device: str) -> None:
-        self.swapper, self.device, self.seconds = swapper, device, 0.0
+    def __init__(self, device: str) -> None:
+        self.device = device
+        self.seconds: dict[str, float] = {}
 
-    def __getattr__(self, name: str):
-        return getattr(self.swapper, name)
+    def wrap(self, owner: object, method: str, stage: str) -> None:
+        inner = getattr(owner, method)
+        self.seconds[stage] = 0.0
 
-    def swap(self, crops: np.ndarray, to: str):
-        began = time.perf_counter()
-        result = self.swapper.swap(crops, to)
-        if self.device == "cuda":
-            torch.cuda.synchronize()
-        self.seconds += time.perf_counter() - began
-        return result
+        def timed(*args, **kwargs):
+            began = time.perf_counter()
+            result = inner(*args, **kwargs)
+            if self.device == "cuda":
+                torch.cuda.synchronize()
+            self.seconds[stage] += time.perf_counter() - began
+            return result
+
+        setattr(owner, method, timed)
 
 
 def stage_times(root: Path, clip: Path, device: str, frames: int) -> dict[str, float]:
-    """Seconds per frame of each stage, run one after another."""
+    """Seconds per frame of each stage, run one after another. Rendering is split into the model,
+    the masks (the learned mask on the footage and on the drawn face, and the drawn face's forehead
+    skin test), the eyelids (only on frames where A's eyes close) and the rest: colour matching and
+    pasting with the footage's detail."""
     swapper = load_swapper(root, device)
     analyzer = FaceAnalyzer(face_size=256)
     identity = load_faceset(root / "a" / "faces").identity()
-    timed = TimedSwapper(swapper, device)
-    replacer = FaceReplacer(analyzer, IdentityTracker(identity, analyzer.encoder), timed, "b", ReplaceSettings())
+    replacer = FaceReplacer(analyzer, IdentityTracker(identity, analyzer.encoder), swapper, "b", ReplaceSettings())
+    clock = StageClock(device)
+    clock.wrap(swapper, "swap", "model")
+    clock.wrap(replacer, "learned_probabilities", "masks")
+    clock.wrap(replacer, "follow_eyelids", "eyelids")
     began = time.perf_counter()
     decoded = [frame for _, frame in zip(range(frames), read_frames(clip))]
     decode = time.perf_counter() - began
     began = time.perf_counter()
     located = [replacer.locate(frame) for frame in decoded]
     locate = time.perf_counter() - began
-    timed.swap(np.zeros((1, 256, 256, 3), np.uint8), "b")  # warm-up
-    timed.seconds = 0.0
+    replacer.render([decoded[0].image], located[:1])  # warm-up
+    clock.seconds = dict.fromkeys(clock.seconds, 0.0)
     began = time.perf_counter()
     rendered = []
     for start in range(0, len(decoded), 16):
         rendered += replacer.render([f.image for f in decoded[start:start + 16]], located[start:start + 16])
-    render, model_seconds = time.perf_counter() - began, timed.seconds
+    render = time.perf_counter() - began
     with tempfile.TemporaryDirectory() as scratch:
         began = time.perf_counter()
         with VideoWriter(Path(scratch) / "out.mp4", fps=25, preset="fast") as writer:
@@ -125,8 +136,9 @@ def stage_times(root: Path, clip: Path, device: str, frames: int) -> dict[str, f
                 writer.write(image)
         encode = time.perf_counter() - began
     count = len(decoded)
-    return {"decode": decode / count, "detect+align": locate / count, "model": model_seconds / count,
-            "blend": (render - model_seconds) / count, "encode+watermark+sign": encode / count}
+    return {"decode": decode / count, "detect+align": locate / count,
+            **{stage: seconds / count for stage, seconds in clock.seconds.items()},
+            "colour+paste": (render - sum(clock.seconds.values())) / count, "encode+watermark+sign": encode / count}
 
 
 def signing_cost(root: Path, folder: Path, seconds: float = 10.0) -> None:
