@@ -200,6 +200,26 @@ def test_the_eye_weight_covers_the_lids_of_a_real_blink_as_of_open_eyes_and_apar
     assert weight[~open_eyes & ~open_mouth].max() == 1.0
 
 
+def test_an_error_outside_the_face_costs_lite_a_twentieth_of_the_same_error_on_it():
+    """B's hair and backdrop, which convert never pastes, weigh little in lite's loss: its small
+    decoders spend their capacity on the face (docs/training.md)."""
+    background = MODELS["lite"].background_weight
+    assert background < MODELS["hd"].background_weight
+    torch.manual_seed(0)
+    target = torch.rand(1, 3, 32, 32)
+    mask = torch.zeros(1, 32, 32)
+    mask[:, :, :16] = 1  # the left half is face
+    features = torch.zeros(1, 2, 32, 32)
+
+    def cost(columns: slice) -> float:
+        output = target.clone()
+        output[..., columns] = (output[..., columns] + 0.25).clamp(max=1)
+        return reconstruction_loss(output, None, target, mask, features, LossWeights(ssim=0, background=background)).item()
+
+    on_face, outside = cost(slice(4, 12)), cost(slice(20, 28))
+    assert outside == pytest.approx(background * on_face, rel=0.1)
+
+
 def test_learning_rate_warms_up_holds_then_falls_over_the_last_share_of_the_budget():
     base = 4e-4
     assert scheduled_lr(0, base, 0) == scheduled_lr(10 ** 6, base, 0) == base, "no budget: constant"

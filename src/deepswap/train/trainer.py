@@ -265,7 +265,8 @@ class TrainStep:
         self.segment_step = SegmenterStep(segmenter_engine, trainee.segmenter_optimizer)
         if compile_model:
             self.engine = torch.compile(self.engine)
-        self.weights = LossWeights(ssim=trainee.spec.ssim_weight, frequency=trainee.spec.frequency_weight)
+        self.weights = LossWeights(ssim=trainee.spec.ssim_weight, frequency=trainee.spec.frequency_weight,
+                                   background=trainee.spec.background_weight)
         self.inner_face = inner_face_slices(trainee.net.output_resolution, trainee.config.coverage)
 
     def __call__(self, data: dict[str, torch.Tensor], learning_rate: float, judge: bool,

@@ -79,6 +79,7 @@ class ModelSpec:
     ssim_weight: float = 0.0
     frequency_weight: float = 0.0
     critic_weight: float = 0.0  # of the swap critic's adversarial loss in the finishing stage (0: no critic)
+    background_weight: float = 0.2  # of the loss on pixels outside the face mask (``loss.LossWeights.background``)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
