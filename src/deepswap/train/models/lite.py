@@ -36,5 +36,5 @@ SPEC = ModelSpec(
     ssim_weight=1.0,
     frequency_weight=50.0,
     critic_weight=0.1,
-    background_weight=0.05,  # its small decoders spend less on B's hair and backdrop (docs/benchmarks.md)
+    background_weight=0.05,  # its small decoders spend less on B's hair and backdrop (docs/training.md)
 )
