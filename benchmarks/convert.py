@@ -3,10 +3,10 @@
     python benchmarks/convert.py [--model lite] [--device cpu|cuda] [--sizes grid,512,720p] [--frames 75]
 
 Stages are timed one after another on the same frames (decode, detect+align, model, masks,
-eyelids, colour+paste, encode); "pipeline" is the real `convert` run, where decode and encode overlap the rest in
-threads. The model is trained for one iteration only: speed does not depend on the weights.
-Reference point: faceswap converts a 512×512 video with its `original` model at about
-4.4 frames/s on a 2-core CPU; the target here is ≥ 3× that, and ≥ 8 frames/s at 720p with `lite`
+eyelids, colour+paste, encode); "pipeline" is the real `convert` run, where decode and encode
+overlap the rest in threads. The model is trained for one iteration only: speed does not depend
+on the weights. Reference point: faceswap converts a 512×512 video with its `original` model at
+about 4.4 frames/s on a 2-core CPU; the target here is ≥ 3× that, and ≥ 8 frames/s at 720p with `lite`
 on 2 cores (≥ 60 frames/s with `hd` on a GPU).
 
 Last, Content Credentials: a 10-second 720p clip is converted, then signing a file like its output

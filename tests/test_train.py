@@ -200,7 +200,7 @@ def test_the_eye_weight_covers_the_lids_of_a_real_blink_as_of_open_eyes_and_apar
     assert weight[~open_eyes & ~open_mouth].max() == 1.0
 
 
-def test_an_error_outside_the_face_costs_lite_a_twentieth_of_the_same_error_on_it():
+def test_an_error_outside_the_face_costs_lite_its_background_weight_times_the_same_error_on_it():
     """B's hair and backdrop, which convert never pastes, weigh little in lite's loss: its small
     decoders spend their capacity on the face (docs/training.md)."""
     background = MODELS["lite"].background_weight
