@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ...errors import DeepswapError
+from ..loss import LossWeights
 
 
 class SwapModel(nn.Module):
@@ -79,7 +80,7 @@ class ModelSpec:
     ssim_weight: float = 0.0
     frequency_weight: float = 0.0
     critic_weight: float = 0.0  # of the swap critic's adversarial loss in the finishing stage (0: no critic)
-    background_weight: float = 0.2  # of the loss on pixels outside the face mask (``loss.LossWeights.background``)
+    background_weight: float = LossWeights.background  # of the loss on pixels outside the face mask
     extra: dict[str, Any] = field(default_factory=dict)
 
 
