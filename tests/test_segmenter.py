@@ -16,9 +16,10 @@ from deepswap.convert.replace import FaceReplacer
 from deepswap.convert.smoothing import MaskSmoother
 from deepswap.faces import FaceAnalyzer, IdentityTracker, face_mask, face_region, load_faceset, transform_points, warp_face
 from deepswap.train import load_swapper
-from deepswap.train.data import PersonFaces, TrainingStream
+from deepswap.train.data import FINISHING_AUGMENT, MaskSamples, PersonFaces, TrainingStream
 from deepswap.train.occluders import hand_alpha, microphone_alpha, random_occluder
 from deepswap.train.segmenter import (
+    LEARNING_RATE,
     RESOLUTION,
     SegmenterStep,
     build_segmenter,
@@ -81,6 +82,42 @@ def test_the_smoothed_mask_takes_away_at_once_gives_back_over_frames_and_forgets
     assert back == [0.75, 0.875, 0.9375], "the face fills in again over a few frames"
     smoother.lost()
     assert np.array_equal(smoother(face), face)
+
+
+def test_the_segmenters_samples_are_those_of_training_it_alone_and_stay_turned_in_the_finishing_stage(
+        extracted_workspace):
+    """In the swap's training the segmenter takes ``MaskSamples``' samples, step by step as ``train
+    --mask-steps`` would, whatever the stage: the finishing stage stops turning and shifting the
+    swap's faces, not the mask's (a mask that saw only centred faces at the end of a run let more
+    of a hand be painted over)."""
+    people = {key: PersonFaces.load(Workspace.open(extracted_workspace), key) for key in ("a", "b")}
+    alone = MaskSamples(people, 0.8, seed=5)
+    streams = [TrainingStream(people, resolution=32, coverage=0.8, seed=5, output_resolution=64, batch_size=2,
+                              segment_every=3, augment=augment) for augment in (None, FINISHING_AUGMENT)]
+    for stream in streams:
+        assert "a_segment" not in stream[2] and "a_segment" not in stream[5], "only every third batch"
+        for step, n in ((0, 1), (2, 13)):  # batch 6 is the segmenter's step 2; sample 13 its second face
+            item = stream[n]
+            for key in ("a", "b"):
+                face, label, weight = alone.sample(key, 2 * step + n % 2)
+                assert np.array_equal(item[f"{key}_segment"].numpy(), face.transpose(2, 0, 1))
+                assert np.array_equal(item[f"{key}_segment_label"].numpy(), label)
+                assert np.array_equal(item[f"{key}_segment_weight"].numpy(), weight)
+    assert not np.array_equal(streams[0][13]["a_target"].numpy(), streams[1][13]["a_target"].numpy()), \
+        "the swap's faces do change with the stage"
+
+
+def test_a_segmenter_step_at_a_tenth_of_the_rate_moves_its_weights_a_tenth_as_far(extracted_workspace):
+    people = {key: PersonFaces.load(Workspace.open(extracted_workspace), key) for key in ("a", "b")}
+    batch = MaskSamples(people, 0.8, seed=0).batch(0, 4)
+    moved = []
+    for share in (1.0, 0.1):
+        segmenter, optimizer = build_segmenter(seed=0)
+        before = torch.cat([p.detach().flatten().clone() for p in segmenter.parameters()])
+        SegmenterStep(segmenter, optimizer)(*batch, rate_share=share)
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(LEARNING_RATE * share)
+        moved.append(float((torch.cat([p.detach().flatten() for p in segmenter.parameters()]) - before).abs().mean()))
+    assert moved[1] == pytest.approx(moved[0] / 10, rel=0.05), moved
 
 
 @pytest.mark.slow

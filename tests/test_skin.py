@@ -19,8 +19,8 @@ from deepswap.faces import FaceAnalyzer, face_mask, face_region, load_faceset, s
 from deepswap.faces.expression import eye_distance
 from deepswap.faces.skin import skin_reference
 from deepswap.train.config import COVERAGE
-from deepswap.train.data import PersonFaces, TrainingStream, region_face
-from deepswap.train.mask_training import MaskSamples, mask_faces
+from deepswap.train.data import MaskSamples, PersonFaces, TrainingStream, region_face
+from deepswap.train.mask_training import mask_faces
 from deepswap.train.segmenter import RESOLUTION
 from deepswap.video import read_frames
 from deepswap.workspace import Workspace
@@ -129,9 +129,8 @@ def test_with_skin_mask_both_ways_of_training_the_mask_label_skin_and_the_swap_k
     assert np.array_equal(people.segmenter_label(1, *people.read(1)), people.read(1)[1]), "a corrected mask is the user's"
     stream = TrainingStream({"b": people}, resolution=32, coverage=COVERAGE, seed=0, output_resolution=64)
     region = face_region(people.face_size, COVERAGE)
-    _, masks = stream.region("b", 0)
-    assert np.array_equal(masks[..., 0], region_face(mask, region, 64))
-    assert np.array_equal(masks[..., 1], region_face(label, region, 64))
+    assert np.array_equal(stream.region("b", 0)[1], region_face(mask, region, 64))
+    assert np.array_equal(stream.mask_samples.region("b", 0)[1], region_face(label, region, RESOLUTION))
     faces, _ = mask_faces(workspace, "b", skin_labels=True)
     index = faces.ids.index(people.ids[0])
     alone = MaskSamples({"b": faces}, COVERAGE, 0).region("b", index)[1]

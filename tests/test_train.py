@@ -563,7 +563,7 @@ def test_stream_keeps_face_regions_in_memory_within_its_budget_and_streams_the_s
     """Two epochs of B (and as many faces of A) through a stream that keeps what it reads, one that
     keeps a few faces and one that keeps none: the same samples; the kept regions are read-only."""
     people = {key: PersonFaces.load(Workspace.open(extracted_workspace), key) for key in ("a", "b")}
-    region_bytes = 64 * 64 * 5  # an RGB region, its mask and the learned mask's label at 64 px
+    region_bytes = 64 * 64 * 4  # an RGB region and its mask at 64 px
     streams = [TrainingStream(people, resolution=32, coverage=0.8, seed=3, output_resolution=64, cache_bytes=budget)
                for budget in (1 << 30, 5 * region_bytes, 0)]
     for n in range(2 * len(people["b"])):

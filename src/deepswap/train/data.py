@@ -23,9 +23,10 @@ The face mask and a map of the eyes (lids included) and the mouth (from the land
 step 3 with the target; the loss uses them as weights. Synthetic occluders (``occluders.py``: a hand, a microphone, a shape,
 a patch of another frame) are pasted in front of a quarter of the *inputs* (``INPUT_OCCLUSION``; the
 target stays whole, so the decoders learn to draw the face behind a hand), and the batches the
-learned mask trains on (``segmenter.py``) also carry its sample: the target at its resolution, with
-an occluder in front most of the time, labelled with the mask restricted to skin (``faces.skin``:
-no hair over the forehead or temples) minus the occluder.
+learned mask trains on (``segmenter.py``) also carry its samples (``MaskSamples``): faces drawn and
+augmented on their own — turned, zoomed and shifted in the finishing stage too — with an occluder
+in front most of the time, labelled with the mask restricted to skin (``faces.skin``: no hair over
+the forehead or temples) minus the occluder.
 
 For a model that draws faces larger than it sees (``output_scale``), all of this happens at the
 output resolution and the warped input is then shrunk to the input's. Sample ``n`` of the stream is
@@ -49,7 +50,7 @@ from torch.utils.data import DataLoader, Dataset
 from .. import _io
 from ..coverage import expression_weights
 from ..errors import DeepswapError
-from ..faces import FaceSet, face_region, skin_mask
+from ..faces import FaceSet, face_mask, face_region, skin_mask
 from ..workspace import PersonKey, Workspace
 from . import segmenter
 from .occluders import Occluder, random_occluder
@@ -80,6 +81,7 @@ REGION_CACHE_BYTES = 512 << 20  # face regions a stream keeps in memory (the tra
 FINISHING_AUGMENT = Augment(rotation=0.0, zoom=0.0, shift=0.0, warp=0.0)  # the finishing stage: flips and colour only
 INPUT_OCCLUSION = 0.25  # the share of the swap's inputs with an occluder in front of the face
 SEGMENTER_OCCLUSION = 0.8  # the share of the segmenter's faces with one (the rest teach it the plain face)
+MASK_CACHE_BYTES = 256 << 20  # the segmenter's face regions (``MaskSamples``) kept in memory
 
 
 class PersonFaces:
@@ -227,6 +229,58 @@ def augment_face(image: np.ndarray, mask: np.ndarray, features: np.ndarray, rng:
     return {"warped": warped, "target": target, "mask": mask, "features": features}
 
 
+class MaskSamples:
+    """The segmenter's samples, in the swap's training and alone (``train --mask-steps``), a pure
+    function of (seed, person, sample number): a face drawn by the faces' weights, with the full
+    augmentation whatever the stage of the swap's training (the learned mask meets turned and
+    shifted faces in footage), an occluder in front most of the time, its label and its loss
+    weights, uint8 at ``segmenter.RESOLUTION``."""
+
+    def __init__(self, people: dict[str, PersonFaces], coverage: float, seed: int) -> None:
+        self.people, self.coverage, self.seed = people, coverage, seed
+        self.augment = Augment()
+        self._regions: dict[tuple[str, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+    def region(self, key: str, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Face ``index`` of ``key``: its face region, label (``PersonFaces.segmenter_label``: the
+        stored mask, skin only unless corrected by hand) and care mask (landmark mask ∪ stored mask)
+        at ``segmenter.RESOLUTION`` (kept in memory up to ``MASK_CACHE_BYTES``)."""
+        if (key, index) in self._regions:
+            return self._regions[key, index]
+        people = self.people[key]
+        image, mask = people.read(index)
+        care = np.maximum(mask, face_mask(people.landmarks[index], people.face_size))
+        label = people.segmenter_label(index, image, mask)
+        region = face_region(people.face_size, self.coverage)
+        arrays = tuple(region_face(array, region, segmenter.RESOLUTION) for array in (image, label, care))
+        if len(self._regions) * segmenter.RESOLUTION * segmenter.RESOLUTION * 5 < MASK_CACHE_BYTES:
+            self._regions[key, index] = arrays  # type: ignore[assignment]
+        return arrays  # type: ignore[return-value]
+
+    def sample(self, key: str, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        people = self.people[key]
+        rng = np.random.default_rng([self.seed, ord(key), n, 3])
+        weights = people.weights if people.weights is not None else np.ones(len(people))
+        face, label, care = self.region(key, int(rng.choice(len(people), p=weights / weights.sum())))
+        face = jitter_colour(face, rng, self.augment)
+        matrix = random_transform(segmenter.RESOLUTION, rng, self.augment)
+        size = (segmenter.RESOLUTION, segmenter.RESOLUTION)
+        face = cv2.warpAffine(face, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        label, care = (cv2.warpAffine(array, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+                       for array in (label, care))
+        if rng.random() < SEGMENTER_OCCLUSION:
+            elsewhere = self.region(key, int(rng.integers(len(people))))[0]
+            occluder = random_occluder(face, elsewhere, rng)
+            face, label = occluder.paste(face), occluder.uncovered(label)
+        return face, label, segmenter.loss_weights(care)
+
+    def batch(self, step: int, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Step ``step``'s batch: ``size`` samples of each person (faces N×3×R×R, labels and weights N×R×R)."""
+        samples = [self.sample(key, step * size + k) for key in self.people for k in range(size)]
+        faces, labels, weights = (np.stack(arrays) for arrays in zip(*samples))
+        return torch.from_numpy(faces).permute(0, 3, 1, 2), torch.from_numpy(labels), torch.from_numpy(weights)
+
+
 class TrainingStream(Dataset):
     """An endless, reproducible stream of augmented pairs: item ``n`` holds face ``n`` of A and of B
     (each person's faces in a fresh random order every pass, or, for faces with ``weights``, a pass
@@ -245,6 +299,7 @@ class TrainingStream(Dataset):
         self.augment = augment or Augment()
         self.cache_bytes = cache_bytes
         self._face_regions = {key: face_region(people.face_size, coverage) for key, people in faces.items()}
+        self.mask_samples = MaskSamples(faces, coverage, seed)
         self._orders: dict[tuple[str, int], np.ndarray] = {}
         self._regions: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
         self._cached_bytes = 0
@@ -261,16 +316,13 @@ class TrainingStream(Dataset):
         return int(self._orders[key, epoch][n % count])
 
     def region(self, key: str, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """The face region of face ``index`` of person ``key`` and its masks at the output resolution
-        (H×W×2: the stored mask, the swap's loss weights, and the segmenter's label,
-        ``PersonFaces.segmenter_label``), read-only: from memory when this stream has read it
+        """The face region of face ``index`` of person ``key`` and its stored mask (the swap's loss
+        weights) at the output resolution, read-only: from memory when this stream has read it
         before, else from disk (and kept while the stream holds less than ``cache_bytes``)."""
         if (key, index) in self._regions:
             return self._regions[key, index]
         region, people = self._face_regions[key], self.faces[key]
-        image, mask = people.read(index)
-        masks = np.dstack([mask, people.segmenter_label(index, image, mask)])
-        image, mask = (region_face(array, region, self.output_resolution) for array in (image, masks))
+        image, mask = (region_face(array, region, self.output_resolution) for array in people.read(index))
         image.flags.writeable = mask.flags.writeable = False
         if self._cached_bytes + image.nbytes + mask.nbytes <= self.cache_bytes:
             self._regions[key, index] = image, mask
@@ -285,32 +337,29 @@ class TrainingStream(Dataset):
         features = feature_map((faces.landmarks[index] - (x, y)) * size / side, size)
         rng = np.random.default_rng([self.seed, ord(key), n, 1])
         sample = augment_face(*self.region(key, index), features, rng, self.augment)
-        sample["mask"], label = sample["mask"][..., 0], sample["mask"][..., 1]
-        sample.update(self.occlude(key, n, sample, label, np.random.default_rng([self.seed, ord(key), n, 2])))
+        sample.update(self.occlude(key, n, sample, np.random.default_rng([self.seed, ord(key), n, 2])))
         if size != self.resolution:
             sample["warped"] = cv2.resize(sample["warped"], (self.resolution, self.resolution), interpolation=cv2.INTER_AREA)
         return {name: (array.transpose(2, 0, 1) if array.ndim == 3 else array) for name, array in sample.items()}
 
-    def occlude(self, key: str, n: int, sample: dict[str, np.ndarray], label: np.ndarray,
-                rng: np.random.Generator) -> dict[str, np.ndarray]:
+    def occlude(self, key: str, n: int, sample: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
         """A random occluder in front of the sample's input (``INPUT_OCCLUSION`` of the time) and, in
-        the batches the segmenter trains on, its sample at ``segmenter.RESOLUTION`` px: its face (the
-        target, with an occluder in front ``SEGMENTER_OCCLUSION`` of the time), its label (the
-        target-aligned ``label``, skin only, minus the occluder) and the weight of each pixel in its
-        loss (``segmenter.loss_weights`` of the target's landmark mask). Occluders are drawn at the
-        segmenter's resolution."""
-        side = segmenter.RESOLUTION
-        face, mask, label = (cv2.resize(array, (side, side), interpolation=cv2.INTER_AREA)
-                             for array in (sample["target"], sample["mask"], label))
-        occluder = self.occluder(key, face, rng) if rng.random() < INPUT_OCCLUSION else None
-        warped = sample["warped"]
-        extra = {} if occluder is None else {"warped": occluder.resized(warped.shape[0]).paste(warped)}
-        if (n // self.batch_size) % self.segment_every:
+        the batches the segmenter trains on, its sample (``MaskSamples``, as ``train --mask-steps``
+        draws them: its own faces and augmentation, which the finishing stage leaves as they are, so
+        the mask keeps learning faces turned and shifted as in real footage): its face, label and loss
+        weights. Occluders are drawn at the segmenter's resolution."""
+        extra = {}
+        if rng.random() < INPUT_OCCLUSION:
+            side = segmenter.RESOLUTION
+            face = cv2.resize(sample["target"], (side, side), interpolation=cv2.INTER_AREA)
+            warped = sample["warped"]
+            extra["warped"] = self.occluder(key, face, rng).resized(warped.shape[0]).paste(warped)
+        batch = n // self.batch_size
+        if batch % self.segment_every:
             return extra
-        if rng.random() < SEGMENTER_OCCLUSION:
-            occluder = occluder or self.occluder(key, face, rng)
-            face, label = occluder.paste(face), occluder.uncovered(label)
-        return extra | {"segment": face, "segment_label": label, "segment_weight": segmenter.loss_weights(mask)}
+        step_sample = batch // self.segment_every * self.batch_size + n % self.batch_size
+        face, label, weight = self.mask_samples.sample(key, step_sample)
+        return extra | {"segment": face, "segment_label": label, "segment_weight": weight}
 
     def occluder(self, key: str, face: np.ndarray, rng: np.random.Generator) -> Occluder:
         """A random occluder over ``face``, its patches cut from another face region of the same person."""

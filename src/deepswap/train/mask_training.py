@@ -3,13 +3,15 @@
 with the faces whose mask the user corrected by hand (``deepswap.extract.masks``) drawn more often,
 as DeepFaceLab's XSeg is trained on the faces labelled in its editor.
 
-Each face is prepared as in the swap's training: its face region at the segmenter's resolution,
-colour jitter, a random turn, zoom, shift and flip, and a synthetic occluder in front most of the
-time (``data.SEGMENTER_OCCLUSION``); its label is the stored mask, restricted to skin as in the
-swap's training (``PersonFaces.segmenter_label``), minus the occluder, and its loss
-counts fully around the landmark mask ∪ the stored one (a corrected mask may leave out part of the
-landmark mask, which is where convert uses the learned mask). The swap model, its optimizer and
-its iteration are left as they are: the segmenter goes into its own file of the checkpoint
+The samples are those the segmenter takes during the swap's training (``data.MaskSamples``): its
+face region at the segmenter's resolution, colour jitter, a random turn, zoom, shift and flip, and a
+synthetic occluder in front most of the time (``data.SEGMENTER_OCCLUSION``); its label is the
+stored mask, restricted to skin as in the swap's training (``PersonFaces.segmenter_label``), minus
+the occluder, and its loss counts fully around the landmark mask ∪ the stored one (a corrected mask
+may leave out part of the landmark mask, which is where convert uses the learned mask). The rate
+follows the training's schedule over the N steps (``trainer.scheduled_lr``: it falls to a tenth over
+the last quarter), so the mask convert gets is a settled one. The swap model, its optimizer and its
+iteration are left as they are: the segmenter goes into its own file of the checkpoint
 (``checkpoint.replace_companion``), under the workspace's lock. Step ``s`` of the segmenter draws
 the same faces whether or not a run stopped before it, so a stopped run, run again, goes on.
 """
@@ -22,33 +24,24 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 from ..errors import DeepswapError
 from ..extract.masks import corrected_faces
-from ..faces import face_mask, face_region, load_faceset
+from ..faces import load_faceset
 from ..progress import ProgressCallback, Reporter
 from ..workspace import PERSON_KEYS, PersonKey, Workspace, WorkspaceLike, as_workspace
 from ..writers import writes_workspace
 from . import checkpoint
 from .config import COVERAGE, TrainOptions
-from .data import SEGMENTER_OCCLUSION, Augment, PersonFaces, jitter_colour, random_transform, region_face
-from .occluders import random_occluder
-from .segmenter import (
-    RESOLUTION,
-    SegmenterStep,
-    build_segmenter,
-    loss_weights,
-    steps_taken,
-)
-from .trainer import stop_on_signals
+from .data import MaskSamples, PersonFaces
+from .segmenter import SegmenterStep, build_segmenter, steps_taken
+from .trainer import scheduled_lr, stop_on_signals
 
 CORRECTED_SHARE = 0.5  # of the faces drawn, those corrected by hand (when a person has any, and fewer)
 BATCH_SIZE = 16  # faces of each person per step, unless the options or the saved training say otherwise
 LOG_EVERY = 10  # steps between progress reports
-CACHE_BYTES = 256 << 20  # face regions kept in memory
 
 
 @dataclass
@@ -80,55 +73,6 @@ def mask_faces(workspace: Workspace, key: PersonKey, skin_labels: bool = False) 
     weights = np.where(flags, boost, 1.0)
     landmarks = np.stack([faceset.crop_landmarks(face) for face in ids]).astype(np.float32)
     return PersonFaces(faceset, ids, landmarks, weights, skin_labels), int(flags.sum())
-
-
-class MaskSamples:
-    """The segmenter's samples, a pure function of (seed, person, sample number): the face with an
-    occluder in front most of the time, its label and its loss weights, uint8 at ``RESOLUTION``."""
-
-    def __init__(self, people: dict[str, PersonFaces], coverage: float, seed: int) -> None:
-        self.people, self.coverage, self.seed = people, coverage, seed
-        self.augment = Augment()
-        self._regions: dict[tuple[str, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-
-    def region(self, key: str, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Face ``index`` of ``key``: its face region, label (``PersonFaces.segmenter_label``: the
-        stored mask, skin only unless corrected by hand) and care mask (landmark mask ∪ stored mask)
-        at ``RESOLUTION`` (kept in memory up to ``CACHE_BYTES``)."""
-        if (key, index) in self._regions:
-            return self._regions[key, index]
-        people = self.people[key]
-        image, mask = people.read(index)
-        care = np.maximum(mask, face_mask(people.landmarks[index], people.face_size))
-        label = people.segmenter_label(index, image, mask)
-        region = face_region(people.face_size, self.coverage)
-        arrays = tuple(region_face(array, region, RESOLUTION) for array in (image, label, care))
-        if len(self._regions) * RESOLUTION * RESOLUTION * 5 < CACHE_BYTES:
-            self._regions[key, index] = arrays  # type: ignore[assignment]
-        return arrays  # type: ignore[return-value]
-
-    def sample(self, key: str, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        people = self.people[key]
-        rng = np.random.default_rng([self.seed, ord(key), n, 3])
-        weights = people.weights if people.weights is not None else np.ones(len(people))
-        face, label, care = self.region(key, int(rng.choice(len(people), p=weights / weights.sum())))
-        face = jitter_colour(face, rng, self.augment)
-        matrix = random_transform(RESOLUTION, rng, self.augment)
-        size = (RESOLUTION, RESOLUTION)
-        face = cv2.warpAffine(face, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        label, care = (cv2.warpAffine(array, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-                       for array in (label, care))
-        if rng.random() < SEGMENTER_OCCLUSION:
-            elsewhere = self.region(key, int(rng.integers(len(people))))[0]
-            occluder = random_occluder(face, elsewhere, rng)
-            face, label = occluder.paste(face), occluder.uncovered(label)
-        return face, label, loss_weights(care)
-
-    def batch(self, step: int, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Step ``step``'s batch: ``size`` samples of each person (faces N×3×R×R, labels and weights N×R×R)."""
-        samples = [self.sample(key, step * size + k) for key in self.people for k in range(size)]
-        faces, labels, weights = (np.stack(arrays) for arrays in zip(*samples))
-        return torch.from_numpy(faces).permute(0, 3, 1, 2), torch.from_numpy(labels), torch.from_numpy(weights)
 
 
 @writes_workspace("train --mask-steps")
@@ -165,7 +109,8 @@ def train_mask(workspace: WorkspaceLike, options: TrainOptions, on_progress: Pro
     with stop_on_signals(stop or threading.Event()) as interrupt:
         for done in range(1, options.mask_steps + 1):
             faces, labels, weights = (tensor.to(device) for tensor in samples.batch(start + done - 1, batch_size))
-            losses.append(float(step(faces, labels, weights)))
+            rate_share = scheduled_lr(done - 1, 1.0, 0, (done - 1) / options.mask_steps)
+            losses.append(float(step(faces, labels, weights, rate_share)))
             if done % LOG_EVERY == 0 or done == options.mask_steps or interrupt.is_set():
                 recent = float(np.mean(losses[-LOG_EVERY:]))
                 reporter.update(done, values={"mask_loss": recent})

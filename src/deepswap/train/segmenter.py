@@ -7,11 +7,11 @@ hand labelling: the landmark mask minus synthetic occluders pasted over the face
 It learns the face's look in this footage, and that a hand or a microphone in front of it is not
 face. Convert keeps the landmark mask ∩ this mask, smoothed over time (``convert.replace``).
 
-It trains alongside the swap, one step every ``EVERY`` swap iterations on the same batch's faces
-(``SegmenterStep``), and is saved with the checkpoint (role ``segmenter``; its step count as
-``segmenter_steps`` in ``state.json``'s ``training``). Convert uses it once it has taken
-``MIN_STEPS``. At 64 px and width 8 it has 53 k parameters; its steps cost ~6 % of ``lite``'s
-training time on a 2-core CPU (docs/training.md).
+It trains alongside the swap, one step every ``EVERY`` swap iterations (``SegmenterStep``) on its
+own samples of both persons' faces (``data.MaskSamples``), at the swap's schedule, and is saved
+with the checkpoint (role ``segmenter``; its step count as ``segmenter_steps`` in ``state.json``'s
+``training``). Convert uses it once it has taken ``MIN_STEPS``. At 64 px and width 8 it has 53 k
+parameters; its steps cost ~6 % of ``lite``'s training time on a 2-core CPU (docs/training.md).
 """
 
 from __future__ import annotations
@@ -97,12 +97,17 @@ def steps_taken(optimizer: torch.optim.Optimizer) -> int:
 
 class SegmenterStep:
     """One Adam step of the segmenter on a batch of occluded faces (N×3×R×R uint8), their labels and
-    their loss weights (N×R×R uint8)."""
+    their loss weights (N×R×R uint8), at ``rate_share`` of ``LEARNING_RATE``: the training's schedule,
+    whose fall at the end of a budget settles the mask as it settles the faces (at a constant rate the
+    last step's weights, and what of a hand they keep, vary from run to run)."""
 
     def __init__(self, segmenter: nn.Module, optimizer: torch.optim.Optimizer) -> None:
         self.segmenter, self.optimizer = segmenter, optimizer
 
-    def __call__(self, faces: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def __call__(self, faces: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor,
+                 rate_share: float = 1.0) -> torch.Tensor:
+        for group in self.optimizer.param_groups:
+            group["lr"] = LEARNING_RATE * rate_share
         self.optimizer.zero_grad(set_to_none=True)
         loss = segmenter_loss(self.segmenter(faces.float() / 255), labels.float().unsqueeze(1) / 255,
                               weights.float().unsqueeze(1) / 255)

@@ -279,7 +279,8 @@ class TrainStep:
         optimizer.step()
         if segment:
             self.segment_step(*(torch.cat([data[f"{key}_{name}"] for key in PERSON_KEYS])
-                                for name in ("segment", "segment_label", "segment_weight")))
+                                for name in ("segment", "segment_label", "segment_weight")),
+                              rate_share=learning_rate / self.trainee.config.learning_rate)
         return losses
 
     def backward(self, data: dict[str, torch.Tensor], judge: bool) -> torch.Tensor:
