@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from deepswap.convert import Converter, ReplaceSettings
-from deepswap.convert.eyelids import (CLOSED_READING, REACH, EyelidFollower, crop_box, inverse_piecewise, lid_shift,
-                                      warp_window)
+from deepswap.convert.eyelids import CLOSED_READING, REACH, EyelidFollower, crop_box, lid_shift, warp_window
+from deepswap.convert.warp import inverse_piecewise
 from deepswap.evaluate.metrics import CLOSED_EYES, FOLLOWED_MARGIN
 from deepswap.faces import Detection, FaceAnalyzer
 from deepswap.faces.expression import EYES, eye_ratios

@@ -9,9 +9,9 @@ and each eye whose lids stand further apart than that is closed by a local warp:
 right angles to the line through its corners) a monotone piecewise-linear map moves the upper lid
 ``UPPER_SHARE`` of the way and the lower lid the rest, fading to no change ``REACH`` eye widths
 above and below the lids and at the eye's corners (the shift follows the lids' curve along the
-eye), so nothing folds and the brows, nose and cheeks stay put. One ``cv2.remap`` per eye, of a
-square around it only (``warp_window``). The iris and lashes are pressed into the lid line, as in a
-shut eye; open eyes are left as drawn.
+eye), so nothing folds and the brows, nose and cheeks stay put (``convert.warp``). One ``cv2.remap``
+per eye, of the part around it only (``warp_window``). The iris and lashes are pressed into the lid
+line, as in a shut eye; open eyes are left as drawn.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import numpy as np
 from ..faces.detect import Detection
 from ..faces.expression import EYES, eye_ratios
 from ..faces.landmarks import LandmarkPredictor
+from .warp import Feature, remap_window
 
 UPPER_SHARE = 0.75  # of the closing: the upper lid's part (the lower lid moves the rest)
 REACH = 0.5  # eye widths above the upper lid and below the lower lid where the warp has faded out
@@ -64,64 +65,43 @@ class EyelidFollower:
         eyes = [(EYES[eye], targets[eye]) for eye in range(2) if closings[eye] > MIN_CLOSING * self.usual_other[eye]]
         if not eyes:
             return drawn
-        warped = drawn.copy()
         for indices, target in eyes:
             eye = drawn_landmarks[list(indices)]
-            (x0, y0), (x1, y1) = warp_window(eye, drawn.shape[:2])
-            xs, ys = np.meshgrid(np.arange(x0, x1, dtype=np.float32), np.arange(y0, y1, dtype=np.float32))
-            shift_x, shift_y = lid_shift(eye, float(target), xs, ys)
-            warped[y0:y1, x0:x1] = cv2.remap(drawn, xs + shift_x, ys + shift_y, cv2.INTER_LINEAR,
-                                             borderMode=cv2.BORDER_REPLICATE)
-        return warped
+            drawn = remap_window(drawn, warp_window(eye, drawn.shape[:2]),
+                                 lambda xs, ys, eye=eye, target=float(target): lid_shift(eye, target, xs, ys))
+        return drawn
+
+
+def eye_frame(eye: np.ndarray) -> tuple[Feature, float, float]:
+    """An eye's ``Feature`` (six landmarks in ``EYES`` order), turned so that ``v`` runs down the
+    face even for an eye upside down in the picture, and its upper and lower lids' ``v``."""
+    feature = Feature.between(eye[0], eye[3])
+    lids = feature.across_of(eye)
+    upper, lower = lids[1:3].mean(), lids[4:6].mean()
+    if upper > lower:
+        return Feature.between(eye[3], eye[0]), -upper, -lower
+    return feature, upper, lower
 
 
 def warp_window(eye: np.ndarray, shape: tuple[int, int]) -> tuple[tuple[int, int], tuple[int, int]]:
     """The corners (x0, y0), (x1, y1) of the part of an image (``shape``: height, width) that
-    ``lid_shift`` can move for this eye (its six landmarks): a square around the eye's centre wide
-    enough for its corners and ``REACH`` beyond its lids at any roll."""
-    centre = (eye[0] + eye[3]) / 2
-    width = float(np.linalg.norm(eye[3] - eye[0]))
-    lids = float(np.abs(eye - centre).max())
-    half = 0.5 * width + REACH * width + 1.2 * lids + 2
-    low = np.clip(np.floor(centre - half), 0, None).astype(int)
-    high = np.minimum(np.ceil(centre + half).astype(int), (shape[1], shape[0]))
-    return (int(low[0]), int(low[1])), (int(high[0]), int(high[1]))
+    ``lid_shift`` can move for this eye (its six landmarks)."""
+    feature, upper, lower = eye_frame(eye)
+    reach = max(-upper, lower) / (1 - (2 * LANDMARK_COLUMN) ** 2) + REACH
+    return feature.window(0.5, (-reach, reach), shape)
 
 
 def lid_shift(eye: np.ndarray, target: float, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Where each output pixel (``xs``, ``ys``) takes its colour from, as an offset (x, y), so that
     the eye (its six landmarks in ``EYES`` order) ends with a lid gap of ``target`` eye widths."""
-    corner, other_corner = eye[0].astype(np.float64), eye[3].astype(np.float64)
-    width = float(np.linalg.norm(other_corner - corner))
-    along = (other_corner - corner) / width
-    across = np.array([-along[1], along[0]])  # down the face for an eye upright in the picture
-    centre = (corner + other_corner) / 2
-    lids = (eye - centre) @ across / width
-    upper, lower = lids[1:3].mean(), lids[4:6].mean()
-    if upper > lower:  # an eye upside down in the picture: "across" points up the face
-        upper, lower, across = -upper, -lower, -across
+    feature, upper, lower = eye_frame(eye)
     closing = max(lower - upper - target, 0.0)
-    u = ((xs - centre[0]) * along[0] + (ys - centre[1]) * along[1]) / width
-    v = ((xs - centre[0]) * across[0] + (ys - centre[1]) * across[1]) / width
+    u, v = feature.coordinates(xs, ys)
     profile = np.clip(1 - (2 * u) ** 2, 0, None) / (1 - (2 * LANDMARK_COLUMN) ** 2)  # the lids' curve along the eye
     sources = np.stack([upper * profile - REACH, upper * profile, lower * profile, lower * profile + REACH])
     targets = sources + np.stack([np.zeros_like(profile), UPPER_SHARE * closing * profile,
                                   -(1 - UPPER_SHARE) * closing * profile, np.zeros_like(profile)])
-    shift = (inverse_piecewise(v, sources, targets) - v) * width
-    return (shift * across[0]).astype(np.float32), (shift * across[1]).astype(np.float32)
-
-
-def inverse_piecewise(values: np.ndarray, sources: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """Per element, the source position the monotone piecewise-linear map ``sources[k] → targets[k]``
-    (K×… knots, each row increasing, the first and last unchanged) sends to ``values``; values
-    outside the knots map to themselves."""
-    result = values.astype(np.float64)
-    for k in range(len(sources) - 1):
-        span = targets[k + 1] - targets[k]
-        inside = (values >= targets[k]) & (values < targets[k + 1]) & (span > 0)
-        fraction = (values - targets[k]) / np.where(span > 0, span, 1.0)
-        result = np.where(inside, sources[k] + fraction * (sources[k + 1] - sources[k]), result)
-    return result
+    return feature.shift(v, sources, targets)
 
 
 def usual_openness(landmarks: np.ndarray) -> tuple[float, float]:
