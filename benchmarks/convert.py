@@ -3,7 +3,7 @@
     python benchmarks/convert.py [--model lite] [--device cpu|cuda] [--sizes grid,512,720p] [--frames 75]
 
 Stages are timed one after another on the same frames (decode, detect+align, model, masks,
-eyelids, colour+paste, encode); "pipeline" is the real `convert` run, where decode and encode
+eyelids+lips, colour+paste, encode); "pipeline" is the real `convert` run, where decode and encode
 overlap the rest in threads. The model is trained for one iteration only: speed does not depend
 on the weights. Reference point: faceswap converts a 512×512 video with its `original` model at
 about 4.4 frames/s on a 2-core CPU; the target here is ≥ 3× that, and ≥ 8 frames/s at 720p with `lite`
@@ -106,8 +106,8 @@ class StageClock:
 def stage_times(root: Path, clip: Path, device: str, frames: int) -> dict[str, float]:
     """Seconds per frame of each stage, run one after another. Rendering is split into the model,
     the masks (the learned mask on the footage and on the drawn face, and the drawn face's forehead
-    skin test), the eyelids (only on frames where A's eyes close) and the rest: colour matching and
-    pasting with the footage's detail."""
+    skin test), the eyelids and lips (the drawn face's landmarks where A's eyes close, on every face
+    for its mouth, and the warps) and the rest: colour matching and pasting with the footage's detail."""
     swapper = load_swapper(root, device)
     analyzer = FaceAnalyzer(face_size=256)
     identity = load_faceset(root / "a" / "faces").identity()
@@ -115,7 +115,7 @@ def stage_times(root: Path, clip: Path, device: str, frames: int) -> dict[str, f
     clock = StageClock(device)
     clock.wrap(swapper, "swap", "model")
     clock.wrap(replacer, "learned_probabilities", "masks")
-    clock.wrap(replacer, "follow_eyelids", "eyelids")
+    clock.wrap(replacer, "follow_expression", "eyelids+lips")
     began = time.perf_counter()
     decoded = [frame for _, frame in zip(range(frames), read_frames(clip))]
     decode = time.perf_counter() - began

@@ -1,7 +1,7 @@
 """Swap quality after a fixed training budget: `deepswap evaluate` on GRID footage the model never saw.
 
     python benchmarks/quality.py [--minutes 20] [--model lite] [--clips-a 40] [--eval-clips 4] [--fps 10]
-                                 [--detail 1] [--drawn-hair] [--workdir DIR] [--footage DIR | --no-footage] [--only NAME ...]
+                                 [--detail 1] [--drawn-hair] [--lips follow|off] [--workdir DIR] [--footage DIR | --no-footage] [--only NAME ...]
                                  [--crops DIR] [--json]
 
 Builds a workspace from ../shared/data: A = the first ``--clips-a`` clips of GRID speaker s1 (faces
@@ -22,7 +22,7 @@ With ``--workdir`` the workspace is kept, and a second run resumes it (extract s
 training continues for another ``--minutes``; ``--minutes 0`` only evaluates, e.g. at another
 ``--detail``: the share of the footage's fine detail convert keeps on the new face, 0 = the model's
 face as drawn; ``--drawn-hair``: convert pastes the hair the model draws beside the face too, as
-before ``drawn_face_only``). ``--crops DIR`` writes, per footage, a few faces as input | the model's
+before ``drawn_face_only``; ``--lips off``: the mouth as the model draws it, as before ``lips``). ``--crops DIR`` writes, per footage, a few faces as input | the model's
 face as drawn | the face convert writes (labelled and watermarked PNGs, the crops enlarged alike) to
 look at; ``before_after.py`` puts two runs' crops side by side.
 """
@@ -221,6 +221,8 @@ def main() -> None:
     parser.add_argument("--fps", type=float, default=10.0, help="frames per second of A's clips to extract")
     parser.add_argument("--detail", type=float, default=ReplaceSettings.detail,
                         help="share of the footage's fine detail kept on the new face (convert --detail)")
+    parser.add_argument("--lips", choices=("follow", "off"), default=ReplaceSettings.lips,
+                        help="the new mouth opens as far as A's (convert --lips)")
     parser.add_argument("--drawn-hair", action="store_true",
                         help="paste the hair the model draws beside the face too (convert --drawn-face-only false)")
     parser.add_argument("--workdir", type=Path, help="keep the workspace here (resumed if it exists)")
@@ -248,7 +250,7 @@ def main() -> None:
         elif read_state(root / "model") is None:
             parser.error("--minutes 0 evaluates a trained --workdir; this one has no model yet")
         state = read_state(root / "model")
-        settings = ReplaceSettings(detail=args.detail, drawn_face_only=not args.drawn_hair)
+        settings = ReplaceSettings(detail=args.detail, drawn_face_only=not args.drawn_hair, lips=args.lips)
         held_out = root / "held_out_clips"
         held_out.mkdir(exist_ok=True)
         for clip in s1[args.clips_a:args.clips_a + args.eval_clips]:
@@ -272,7 +274,7 @@ def main() -> None:
     training = state["training"]
     budget = {"model": state["model"], "device": device, "minutes_this_run": args.minutes,
               "training_minutes_total": training["elapsed_seconds"] / 60, "iterations": state["iteration"],
-              "faces_a_clips": args.clips_a, "fps_a": args.fps, "detail": args.detail}
+              "faces_a_clips": args.clips_a, "fps_a": args.fps, "detail": args.detail, "lips": args.lips}
     if args.json:
         print(json.dumps({"budget": budget, "report": report,
                           "footage": {name: {"report": scores, "untouched": check} for name, scores, check in harder},

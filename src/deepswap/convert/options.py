@@ -16,6 +16,7 @@ ColorMode = Literal["reinhard", "hist", "none"]
 BlendMode = Literal["feather", "seamless"]
 MouthInterior = Literal["off", "wide", "always"]
 Eyelids = Literal["follow", "off"]
+Lips = Literal["follow", "off"]
 MAX_BATCH = 1024
 
 
@@ -37,7 +38,8 @@ class ReplaceSettings:
     it sees as face in the face the model drew (hair drawn beside the cheeks stays off the face).
     ``mouth_interior`` leaves the replaced person's own mouth interior inside the new lips
     (``convert.mouth``). ``eyelids`` closes the new face's eyes as far as the replaced person's are
-    closed (``convert.eyelids``). ``smooth`` steadies the landmarks and the learned mask over time.
+    closed (``convert.eyelids``), and ``lips`` opens its mouth as far as theirs (``convert.mouth``).
+    ``smooth`` steadies the landmarks and the learned mask over time.
     """
 
     color: ColorMode = option("reinhard", choices=get_args(ColorMode), label="Colour matching",
@@ -67,6 +69,10 @@ class ReplaceSettings:
         "follow", choices=get_args(Eyelids), label="Eyelids follow the footage's",
         help="Close the new face's eyes as far as the replaced person's are closed (blinks, winks), where the model "
              "draws them more open: follow, or off (the eyes as the model draws them).")
+    lips: Lips = option(
+        "follow", choices=get_args(Lips), label="Mouth opens with the footage's",
+        help="Open the new face's mouth as far as the replaced person's opens, where the model draws it more closed "
+             "(a wide-open mouth the other person's footage never shows): follow, or off (the mouth as the model draws it).")
     smooth: bool = True
 
     def __post_init__(self) -> None:

@@ -14,7 +14,7 @@ from ..video import Frame
 from .blend import paste_face, prepare_mask, region_window
 from .color import match_color
 from .eyelids import EyelidFollower, crop_box
-from .mouth import keep_interior
+from .mouth import follow_lips, keep_interior
 from .options import ReplaceSettings
 from .smoothing import LandmarkSmoother, MaskSmoother
 
@@ -85,8 +85,9 @@ class FaceReplacer:
             return list(frames)
         crops = np.stack([warp_face(frames[i], located[i].matrix, self.size) for i in todo])
         generated, generated_masks = self.swapper.swap(crops, to=self.to)
-        generated = np.stack([self.follow_eyelids(face, located[i]) for face, i in zip(generated, todo)])
         crop_landmarks = [transform_points(located[i].landmarks, located[i].matrix) for i in todo]
+        generated = np.stack([self.follow_expression(face, located[i], points)
+                              for face, i, points in zip(generated, todo, crop_landmarks)])
         landmark_masks = [face_mask(points, self.size) for points in crop_landmarks]
         learned = self.learned_probabilities(crops, generated, crop_landmarks, landmark_masks)
         output = list(frames)
@@ -107,13 +108,16 @@ class FaceReplacer:
             self.mask_smoother.lost()
         return output
 
-    def follow_eyelids(self, drawn: np.ndarray, where: Located) -> np.ndarray:
-        """The drawn face with its eyes closed as far as the located face's are (``convert.eyelids``),
-        or as drawn with ``eyelids`` off."""
-        if self.eyelids is None:
-            return drawn
+    def follow_expression(self, drawn: np.ndarray, where: Located, crop_landmarks: np.ndarray) -> np.ndarray:
+        """The drawn face with its eyes closed as far as the located face's are (``convert.eyelids``)
+        and its mouth opened as far (``convert.mouth``; ``crop_landmarks``: the located face's
+        smoothed landmarks in the crop, as the mouth interior's), each as drawn where it is off."""
         box = crop_box(where.face.box, where.matrix)
-        return self.eyelids.follow(drawn, where.face.landmarks, box, self.analyzer.landmarker)
+        if self.eyelids is not None:
+            drawn = self.eyelids.follow(drawn, where.face.landmarks, box, self.analyzer.landmarker)
+        if self.settings.lips == "follow":
+            drawn = follow_lips(drawn, crop_landmarks, box, self.analyzer.landmarker)
+        return drawn
 
     def learned_probabilities(self, crops: np.ndarray, generated: np.ndarray, landmarks: list[np.ndarray],
                               landmark_masks: list[np.ndarray]) -> np.ndarray | None:
