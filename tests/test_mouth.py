@@ -163,8 +163,8 @@ def test_convert_opens_the_drawn_mouth_only_around_it_and_leaves_a_closed_mouth_
     only, and not where A's mouth is closed."""
     frames, faces = open_mouth[1], open_mouth[2]
     converter = Converter(trained_workspace)
-    replacers = {lips: converter.replacer("a2b", ReplaceSettings(lips=lips, learned_mask=False, drawn_face_only=False,
-                                                                 detail=0.0, mouth_interior="off"))
+    replacers = {lips: converter.replacer("a2b", ReplaceSettings(lips=lips, eyelids="off", learned_mask=False,
+                                                                 drawn_face_only=False, detail=0.0, mouth_interior="off"))
                  for lips in ("follow", "off")}
 
     def converted(index: int) -> dict[str, np.ndarray]:
