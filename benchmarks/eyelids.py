@@ -46,6 +46,7 @@ from deepswap.convert import (  # noqa: E402
     swap_frames,
 )
 from deepswap.convert.eyelids import CLOSING, EyelidFollower  # noqa: E402
+from deepswap.convert.warp import drawn_landmarks  # noqa: E402
 from deepswap.evaluate.metrics import (  # noqa: E402
     CLOSED_EYES,
     FOLLOWED_MARGIN,
@@ -53,7 +54,6 @@ from deepswap.evaluate.metrics import (  # noqa: E402
     eye_openness,
 )
 from deepswap.evaluate.run import MIN_RUN, measure_face  # noqa: E402
-from deepswap.faces import Detection  # noqa: E402
 from deepswap.faces.expression import eye_ratios  # noqa: E402
 from deepswap.faces.landmarks import LandmarkPredictor  # noqa: E402
 from deepswap.filetypes import VIDEO_SUFFIXES  # noqa: E402
@@ -83,10 +83,8 @@ class ReadingFollower(EyelidFollower):
 
     def follow(self, drawn: np.ndarray, replaced_landmarks: np.ndarray, box: np.ndarray,
                predictor: LandmarkPredictor) -> np.ndarray:
-        detection = Detection(np.asarray(box, np.float64), np.zeros((5, 2)), 1.0)
-
         def reading(face: np.ndarray) -> np.ndarray:
-            return eye_ratios(predictor.predict(cv2.cvtColor(face, cv2.COLOR_RGB2GRAY), detection))
+            return eye_ratios(drawn_landmarks(face, box, predictor))
 
         followed = super().follow(drawn, replaced_landmarks, box, predictor)
         self.readings.append(np.stack([eye_ratios(replaced_landmarks) / np.asarray(self.usual_replaced),

@@ -22,8 +22,8 @@ With ``--workdir`` the workspace is kept, and a second run resumes it (extract s
 training continues for another ``--minutes``; ``--minutes 0`` only evaluates, e.g. at another
 ``--detail``: the share of the footage's fine detail convert keeps on the new face, 0 = the model's
 face as drawn; ``--drawn-hair``: convert pastes the hair the model draws beside the face too, as
-before ``drawn_face_only``; ``--lips off``: the mouth as the model draws it, as before ``lips``). ``--crops DIR`` writes, per footage, a few faces as input | the model's
-face as drawn | the face convert writes (labelled and watermarked PNGs, the crops enlarged alike) to
+before ``drawn_face_only``; ``--lips off``: the mouth as the model draws it, as before ``lips``).
+``--crops DIR`` writes, per footage, a few faces as input | the model's face as drawn | the face convert writes (labelled and watermarked PNGs, the crops enlarged alike) to
 look at; ``before_after.py`` puts two runs' crops side by side.
 """
 

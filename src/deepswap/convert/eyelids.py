@@ -18,13 +18,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
-from ..faces.detect import Detection
 from ..faces.expression import EYES, eye_ratios
 from ..faces.landmarks import LandmarkPredictor
-from .warp import Feature, remap_window
+from .warp import Feature, drawn_landmarks, remap_window
 
 UPPER_SHARE = 0.75  # of the closing: the upper lid's part (the lower lid moves the rest)
 REACH = 0.5  # eye widths above the upper lid and below the lower lid where the warp has faded out
@@ -59,14 +57,13 @@ class EyelidFollower:
         if np.all(eye_ratios(replaced_landmarks) >= CLOSING * np.asarray(self.usual_replaced)):
             return drawn
         targets = self.target_ratios(replaced_landmarks)
-        grey = cv2.cvtColor(drawn, cv2.COLOR_RGB2GRAY)
-        drawn_landmarks = predictor.predict(grey, Detection(np.asarray(box, np.float64), np.zeros((5, 2)), 1.0))
-        closings = eye_ratios(drawn_landmarks) - targets
+        landmarks = drawn_landmarks(drawn, box, predictor)
+        closings = eye_ratios(landmarks) - targets
         eyes = [(EYES[eye], targets[eye]) for eye in range(2) if closings[eye] > MIN_CLOSING * self.usual_other[eye]]
         if not eyes:
             return drawn
         for indices, target in eyes:
-            eye = drawn_landmarks[list(indices)]
+            eye = landmarks[list(indices)]
             drawn = remap_window(drawn, warp_window(eye, drawn.shape[:2]),
                                  lambda xs, ys, eye=eye, target=float(target): lid_shift(eye, target, xs, ys))
         return drawn

@@ -25,12 +25,11 @@ import math
 import cv2
 import numpy as np
 
-from ..faces.detect import Detection
-from ..faces.expression import INNER_LIPS as INNER_LIP_PAIRS, mouth_open
+from ..faces.expression import lip_gap, mouth_open
 from ..faces.landmarks import LandmarkPredictor
 from .blend import prepare_mask
 from .options import MouthInterior
-from .warp import Feature, remap_window
+from .warp import Feature, drawn_landmarks, remap_window
 
 INNER_LIPS = slice(60, 68)
 RAMP = (0.8, 1.0)  # of the other person's widest opening: where A's own interior starts to show, and shows fully
@@ -68,8 +67,7 @@ def interior_mask(landmarks: np.ndarray, size: int) -> np.ndarray:
     points = np.asarray(landmarks, np.float64)
     mask = np.zeros((size, size), np.float32)
     cv2.fillPoly(mask, [np.round(points[INNER_LIPS] * 16).astype(np.int32)], 1.0, lineType=cv2.LINE_AA, shift=4)
-    gap = np.mean([np.linalg.norm(points[top] - points[bottom]) for top, bottom in INNER_LIP_PAIRS])
-    return prepare_mask(mask, 0.0, FEATHER * gap / size)
+    return prepare_mask(mask, 0.0, FEATHER * float(lip_gap(points)) / size)
 
 
 def keep_interior(mask: np.ndarray, landmarks: np.ndarray, mode: MouthInterior, widest_other: float) -> np.ndarray:
@@ -80,28 +78,21 @@ def keep_interior(mask: np.ndarray, landmarks: np.ndarray, mode: MouthInterior, 
     return mask * (1 - weight * interior_mask(landmarks, mask.shape[0]))
 
 
-def lip_gap(landmarks: np.ndarray) -> float:
-    """The inner lips' gap in the landmarks' pixels (the mean over ``faces.expression.INNER_LIPS``)."""
-    points = np.asarray(landmarks, np.float64)
-    return float(np.mean([np.linalg.norm(points[top] - points[bottom]) for top, bottom in INNER_LIP_PAIRS]))
-
-
 def follow_lips(drawn: np.ndarray, replaced_landmarks: np.ndarray, box: np.ndarray,
                 predictor: LandmarkPredictor) -> np.ndarray:
     """The drawn face (an RGB crop) with its mouth opened as far as the replaced face's (its 68
     landmarks in the crop's pixels); ``box`` is the face's detector box in the crop (x, y, w, h).
     Returned as it is where A's mouth is closed or the drawn one opens as wide already."""
     replaced_landmarks = np.asarray(replaced_landmarks, np.float64)
-    wanted = lip_gap(replaced_landmarks)
+    wanted = float(lip_gap(replaced_landmarks))
     if wanted < MIN_OPENING * Feature.between(*replaced_landmarks[list(MOUTH_CORNERS)]).width:
         return drawn
-    grey = cv2.cvtColor(drawn, cv2.COLOR_RGB2GRAY)
-    drawn_landmarks = predictor.predict(grey, Detection(np.asarray(box, np.float64), np.zeros((5, 2)), 1.0))
-    opening = (wanted - lip_gap(drawn_landmarks)) / Feature.between(*drawn_landmarks[list(MOUTH_CORNERS)]).width
+    landmarks = drawn_landmarks(drawn, box, predictor)
+    opening = (wanted - float(lip_gap(landmarks))) / Feature.between(*landmarks[list(MOUTH_CORNERS)]).width
     if opening < MIN_OPENING:
         return drawn
-    return remap_window(drawn, lip_window(drawn_landmarks, opening, drawn.shape[:2]),
-                        lambda xs, ys: lip_shift(drawn_landmarks, opening, xs, ys))
+    return remap_window(drawn, lip_window(landmarks, opening, drawn.shape[:2]),
+                        lambda xs, ys: lip_shift(landmarks, opening, xs, ys))
 
 
 def mouth_frame(landmarks: np.ndarray, opening: float) -> tuple[Feature, dict[str, float], float, float]:

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..faces.detect import Detection
+from ..faces.landmarks import LandmarkPredictor
+
 Shift = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
@@ -88,3 +91,10 @@ def remap_window(image: np.ndarray, window: tuple[tuple[int, int], tuple[int, in
     warped = image.copy()
     warped[y0:y1, x0:x1] = cv2.remap(image, xs + shift_x, ys + shift_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return warped
+
+
+def drawn_landmarks(drawn: np.ndarray, box: np.ndarray, predictor: LandmarkPredictor) -> np.ndarray:
+    """The 68 landmarks of a drawn face (an RGB crop) that a warp is placed by; ``box`` is the
+    face's detector box in the crop (x, y, w, h)."""
+    grey = cv2.cvtColor(drawn, cv2.COLOR_RGB2GRAY)
+    return predictor.predict(grey, Detection(np.asarray(box, np.float64), np.zeros((5, 2)), 1.0))

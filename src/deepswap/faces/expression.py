@@ -36,13 +36,18 @@ def eye_distance(landmarks: np.ndarray) -> np.ndarray:
     return np.linalg.norm(points[..., EYE_CORNERS[1], :] - points[..., EYE_CORNERS[0], :], axis=-1)
 
 
+def lip_gap(landmarks: np.ndarray) -> np.ndarray:
+    """The inner lips' gap in the landmarks' own units (pixels): the mean over ``INNER_LIPS``."""
+    points = _points(landmarks)
+    return np.mean([np.linalg.norm(points[..., top, :] - points[..., bottom, :], axis=-1)
+                    for top, bottom in INNER_LIPS], axis=0)
+
+
 def mouth_open(landmarks: np.ndarray) -> np.ndarray:
     """Mouth-open ratio: the inner-lip gap over the face height (nose bridge to chin); 0 when
     closed, about 0.15 wide open."""
     points = _points(landmarks)
-    gap = np.mean([np.linalg.norm(points[..., top, :] - points[..., bottom, :], axis=-1)
-                   for top, bottom in INNER_LIPS], axis=0)
-    return gap / np.linalg.norm(points[..., NOSE_BRIDGE, :] - points[..., CHIN, :], axis=-1)
+    return lip_gap(points) / np.linalg.norm(points[..., NOSE_BRIDGE, :] - points[..., CHIN, :], axis=-1)
 
 
 def eye_ratios(landmarks: np.ndarray) -> np.ndarray:
