@@ -12,7 +12,8 @@ import torch
 
 from deepswap import _io
 from deepswap.convert import ReplaceSettings
-from deepswap.convert.replace import FaceReplacer
+from deepswap.convert.blend import prepare_mask
+from deepswap.convert.replace import DRAWN_BLUR, DRAWN_ERODE, FaceReplacer
 from deepswap.convert.smoothing import MaskSmoother
 from deepswap.faces import FaceAnalyzer, IdentityTracker, face_mask, face_region, load_faceset, transform_points, warp_face
 from deepswap.train import load_swapper
@@ -178,26 +179,28 @@ def test_convert_with_the_learned_mask_keeps_a_microphone_in_front_of_the_chin(t
 def test_hair_the_model_draws_beside_the_cheek_is_left_out_and_the_footages_cheek_kept(trained_workspace,
                                                                                       trained_segmenter, s1_clips):
     """An unseen s1 face whose 'drawn' face has a dark strand of hair down its cheek (as B's decoder
-    draws lrwp9a's hair inside A's outline): with ``drawn_face_only`` the learned mask leaves the
-    strand out (the footage's own cheek shows there) and keeps the rest of the face; without it,
-    the strand is pasted."""
+    draws lrwp9a's hair inside A's outline): ``drawn_face`` with the trained learned mask finds the
+    strand, and the face convert pastes shows the footage's own cheek there, not the strand, and the
+    drawn face everywhere else."""
     frame = next(read_frames(s1_clips[-1], start=0.5)).image
     analyzer = FaceAnalyzer(face_size=128)
     swapper = load_swapper(trained_workspace, device="cpu")
     swapper.segmenter = trained_segmenter
     identity = load_faceset(trained_workspace / "a" / "faces").identity()
-    replacers = {only: FaceReplacer(analyzer, IdentityTracker(identity, analyzer.encoder), swapper, "b",
-                                    ReplaceSettings(drawn_face_only=only)) for only in (False, True)}
-    located = replacers[True].locate(Frame(0, 0.0, frame))
+    replacer = FaceReplacer(analyzer, IdentityTracker(identity, analyzer.encoder), swapper, "b", ReplaceSettings())
+    located = replacer.locate(Frame(0, 0.0, frame))
     crop = warp_face(frame, located.matrix, analyzer.face_size)
     landmarks = transform_points(located.landmarks, located.matrix)
+    outline = face_mask(landmarks, analyzer.face_size)
     cheek = np.round(landmarks[2:6] + (landmarks[30] - landmarks[2:6]) * 0.15).astype(np.int32)
     drawn = cv2.polylines(crop.copy(), [cheek], False, (40, 30, 25), 5)  # a strand of dark hair down the cheek
     strand, near = (cv2.polylines(np.zeros(crop.shape[:2], np.uint8), [cheek], False, 1, width) > 0 for width in (3, 25))
-    face = cv2.erode(face_mask(landmarks, analyzer.face_size), np.ones((25, 25), np.uint8)) > 0
-    masks = {only: replacer.learned_mask(replacer.learned_probabilities(crop[None], drawn[None], [landmarks],
-                                                                          [face_mask(landmarks, analyzer.face_size)])[0])
-             for only, replacer in replacers.items()}
-    assert masks[False][strand].mean() > 0.8, "without it, the strand is pasted with the face"
-    assert masks[True][strand].mean() < 0.2, masks[True][strand].mean()
-    assert masks[True][face & ~near].mean() > 0.9, "the rest of the face is still the new one"
+    face = cv2.erode(outline, np.ones((25, 25), np.uint8)) > 0
+    keep = prepare_mask(replacer.drawn_face(drawn[None], [landmarks], [outline])[0], DRAWN_ERODE, DRAWN_BLUR)
+    pasted = replacer.without_drawn_hair(drawn, crop, keep, landmarks, outline, replacer.footage_probabilities(crop[None])[0])
+    assert keep[strand].mean() < 0.2, keep[strand].mean()
+    assert keep[face & ~near].mean() > 0.9, "the rest of the face is still the new one"
+    difference = np.abs(pasted.astype(int) - crop).max(axis=2)
+    assert np.median(difference[strand]) <= 12, "the footage's cheek shows where the strand was drawn"
+    unchanged = np.abs(pasted.astype(int) - drawn).max(axis=2) <= 2
+    assert unchanged[face & ~near].mean() > 0.9, "elsewhere the face pasted is the drawn one"

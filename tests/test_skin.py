@@ -13,11 +13,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deepswap.convert.replace import forehead_skin
+from deepswap.convert.blend import fill_from_footage, prepare_mask
+from deepswap.convert.replace import DRAWN_BLUR, DRAWN_ERODE, forehead_skin
 from deepswap.evaluate import forehead_band, forehead_hair_added
 from deepswap.faces import FaceAnalyzer, face_mask, face_region, load_faceset, skin_mask
 from deepswap.faces.expression import eye_distance
-from deepswap.faces.skin import skin_reference
+from deepswap.faces.skin import INNER_MARGIN, inner_face, skin_reference
 from deepswap.train.config import COVERAGE
 from deepswap.train.data import MaskSamples, PersonFaces, TrainingStream, region_face
 from deepswap.train.mask_training import mask_faces
@@ -151,4 +152,27 @@ def test_convert_keeps_a_drawn_fringe_off_the_forehead_and_leaves_below_the_brow
     assert skin[feature_pixels(crop.shape, landmarks)].min() == 1.0
     assert skin[strand > 0].min() == 1.0
     outline = face_mask(landmarks, 256)
-    assert forehead_skin(crop, landmarks, outline)[outline > 0].mean() > 0.9, "a plain forehead is pasted"
+    assert forehead_skin(crop, landmarks, outline)[outline > 0].mean() > 0.85, "a plain forehead is pasted"
+
+
+def test_the_footages_cheek_shown_where_the_drawn_face_has_hair_takes_the_drawn_faces_tone(s1_face):
+    """Where the drawn face (here the s1 face in another skin tone) has hair down its cheek, convert
+    shows the footage's own cheek (``blend.fill_from_footage``) shifted to the drawn face's tone, so
+    that it meets the drawn cheek without a seam; the footage's own hair (s1's fringe) is shown as it
+    is, and the rest of the face is the drawn one."""
+    crop, landmarks, outline = s1_face
+    toned = np.clip(crop.astype(np.float32) * 0.8 + (40, 16, 0), 0, 255).astype(np.uint8)
+    strand = np.zeros(crop.shape[:2], np.uint8)
+    cv2.polylines(strand, [np.round(landmarks[2:6] + (landmarks[30] - landmarks[2:6]) * 0.2).astype(np.int32)], False, 1, 15)
+    lock = fringe(crop.shape, landmarks, 1, 0.6)  # over s1's own fringe
+    drawn = with_hair(toned, (strand > 0) | lock, 1.0)
+    keep = prepare_mask(1 - ((strand > 0) | lock).astype(np.float32), DRAWN_ERODE, DRAWN_BLUR)
+    skin = skin_mask(crop, landmarks, outline).astype(np.float32) / 255
+    inner = inner_face(crop.shape[:2], landmarks, INNER_MARGIN, 0.0)
+    pasted = fill_from_footage(drawn, crop, keep, skin, skin * inner, scale=1.0).astype(np.float32)
+    cheek = cv2.erode(strand, np.ones((9, 9), np.uint8)) > 0
+    off_tone, as_filmed = (np.median(np.abs(image - toned).mean(axis=2)[cheek]) for image in (pasted, crop.astype(np.float32)))
+    assert off_tone < as_filmed / 3, (off_tone, as_filmed)
+    own_hair = (keep < 0.001) & (cv2.dilate(skin, np.ones((9, 9), np.uint8)) == 0)
+    assert own_hair.sum() > 100 and np.abs(pasted - crop)[own_hair].max() <= 1, "the footage's hair is shown as filmed"
+    assert np.abs(pasted - drawn)[keep > 0.999].max() <= 1, "the rest is the drawn face"

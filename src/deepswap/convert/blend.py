@@ -39,6 +39,48 @@ def region_window(size: int, region: tuple[int, int, int], blur: float) -> np.nd
     return prepare_mask(window, 0.0, blur)
 
 
+TONE_REACH = (0.05, 0.25)  # of the crop: how far the new face's tone is carried from where it is measured (near, far)
+FAR_SHARE = 0.05  # the far reach's weight: it decides only where the near one finds nothing to measure
+TONE_GRID = 64  # pixels across: the tone offset is smooth, so it is measured and carried on a grid this coarse
+
+
+def fill_from_footage(drawn: np.ndarray, footage: np.ndarray, keep: np.ndarray, skin: np.ndarray,
+                      measured: np.ndarray, scale: float) -> np.ndarray:
+    """The drawn face (S×S×3 uint8) where ``keep`` (S×S, 0..1) says it is face, and elsewhere the
+    footage's own crop softened to the drawn face's resolution (``scale``: drawn pixels per crop
+    pixel; paste_face lays the footage's finer detail over both alike) and, where the footage is
+    ``skin`` (S×S, 0..1), shifted by the drawn face's colour difference from it: measured where the
+    drawn face is kept and ``measured`` (S×S, 0..1: skin in both) and carried smoothly over the rest
+    (``TONE_REACH``). So the footage's own forehead or cheek, shown where the model drew hair, meets
+    the new face without a seam in tone, and the footage's hair there is left as it is."""
+    size = drawn.shape[0]
+    soft = footage.astype(np.float32)
+    if scale < 1:
+        small = cv2.resize(footage, (max(1, round(size * scale)),) * 2, interpolation=cv2.INTER_AREA)
+        soft = cv2.resize(small, (size, size), interpolation=cv2.INTER_CUBIC).astype(np.float32)
+    face = drawn.astype(np.float32)
+    weight = (keep * measured).astype(np.float32)
+    offset = carried((face - soft) * weight[..., None], weight, size)
+    fill = soft + offset * skin[..., None]
+    keep = keep[..., None]
+    return np.clip(face * keep + fill * (1 - keep) + 0.5, 0, 255).astype(np.uint8)
+
+
+def carried(weighted: np.ndarray, weight: np.ndarray, size: int) -> np.ndarray:
+    """The weighted mean of a smooth quantity (``weighted``: H×W×C, already multiplied by ``weight``,
+    H×W) around each pixel, over ``TONE_REACH`` of the crop, as a ``size``-px square; 0 where nothing
+    has weight."""
+    grid = (TONE_GRID, TONE_GRID)
+    values = cv2.resize(weighted, grid, interpolation=cv2.INTER_AREA)
+    weights = cv2.resize(weight, grid, interpolation=cv2.INTER_AREA)
+    total, norm = np.zeros_like(values), np.zeros_like(weights)
+    for reach, share in zip(TONE_REACH, (1.0, FAR_SHARE)):
+        total += share * cv2.GaussianBlur(values, (0, 0), reach * TONE_GRID)
+        norm += share * cv2.GaussianBlur(weights, (0, 0), reach * TONE_GRID)
+    mean = total / np.maximum(norm, 1e-6)[..., None]
+    return cv2.resize(mean, (size, size), interpolation=cv2.INTER_LINEAR)
+
+
 def fine_detail(patch: np.ndarray, scale: float) -> np.ndarray:
     """The luma of an RGB patch finer than ``scale`` (< 1) times its resolution, in grey levels
     (float32, zero mean): the luma minus itself shrunk by ``scale`` and grown back."""

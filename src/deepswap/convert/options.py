@@ -60,7 +60,8 @@ class ReplaceSettings:
     drawn_face_only: bool = option(True, label="Paste only the new face, not its hair",
                                    help="Paste the new face only where the learned mask sees face in it too, and above the "
                                         "brows only where it looks like skin, so hair the model draws beside the cheeks or over "
-                                        "the forehead stays off the face (the footage's own cheek or fringe shows there).")
+                                        "the forehead stays off the face (the footage's own cheek or fringe shows there, its skin "
+                                        "toned to meet the new face).")
     mouth_interior: MouthInterior = option(
         "wide", choices=get_args(MouthInterior), label="A's own mouth interior",
         help="Show the replaced person's own teeth and tongue inside the new lips: wide (only where the mouth opens "

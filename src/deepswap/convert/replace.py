@@ -5,13 +5,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
+from ..faces.skin import INNER_MARGIN, inner_face, skin_reference, tested_band
 from ..faces import (Face, FaceAnalyzer, IdentityTracker, alignment_matrix, face_mask, face_region, skin_mask,
                      transform_points, warp_face)
 from ..train import Swapper
 from ..video import Frame
-from .blend import paste_face, prepare_mask, region_window
+from .blend import fill_from_footage, paste_face, prepare_mask, region_window
 from .color import match_color
 from .eyelids import EyelidFollower, crop_box
 from .mouth import follow_lips, keep_interior
@@ -23,8 +25,10 @@ DETAIL_RESOLUTION = 112  # pixels across the face region: the footage's detail f
 FINEST_SHARE = 0.5  # ... but on a large face only the frame's finest octave
 LEARNED_ERODE = 0.005  # of the crop: how far the new face stays from what the learned mask says is not face
 LEARNED_BLUR = 0.015  # of the crop: the feather of the learned mask's edge
+FOREHEAD_DARK = (0.8, 0.92)  # of the drawn cheeks' lightness: a drawn forehead this dark is left out (to all of it)
 LEARNED_RAMP = (0.5, 0.8)  # face probabilities below the first count as no face, above the second as all face
-DRAWN_ERODE = 0.01  # of the crop: how far inside the drawn face's own outline (where its hair begins) it is pasted
+DRAWN_ERODE = 0.02  # of the crop: how far inside the drawn face's own outline (where its hair begins) it is kept
+DRAWN_BLUR = 0.04  # of the crop: the feather from the drawn face to the footage's own skin (within DRAWN_ERODE)
 
 
 @dataclass
@@ -58,6 +62,7 @@ class FaceReplacer:
         self.mask_smoother = MaskSmoother()
         region = face_region(self.size, swapper.coverage)
         self.region_side = region[2]
+        self.drawn_scale = min(1.0, swapper.model.output_resolution / self.region_side)  # drawn pixels per crop pixel
         self.window = region_window(self.size, region, settings.mask_blur)
 
     def reset(self) -> None:
@@ -89,7 +94,8 @@ class FaceReplacer:
         generated = np.stack([self.follow_expression(face, located[i], points)
                               for face, i, points in zip(generated, todo, crop_landmarks)])
         landmark_masks = [face_mask(points, self.size) for points in crop_landmarks]
-        learned = self.learned_probabilities(crops, generated, crop_landmarks, landmark_masks)
+        learned = self.footage_probabilities(crops)
+        drawn = self.drawn_face(generated, crop_landmarks, landmark_masks) if self.settings.drawn_face_only else None
         output = list(frames)
         for k, i in enumerate(todo):
             where = located[i]
@@ -101,7 +107,13 @@ class FaceReplacer:
             if learned is not None:
                 mask *= self.learned_mask(learned[k])
             mask = keep_interior(mask, crop_landmarks[k], self.settings.mouth_interior, self.widest_mouth)
-            face = match_color(generated[k], crops[k], mask, self.settings.color)
+            if drawn is None:
+                face = match_color(generated[k], crops[k], mask, self.settings.color)
+            else:
+                keep = prepare_mask(drawn[k], DRAWN_ERODE, DRAWN_BLUR)
+                face = match_color(generated[k], crops[k], mask * keep, self.settings.color)
+                face = self.without_drawn_hair(face, crops[k], keep, crop_landmarks[k], landmark_masks[k],
+                                               None if learned is None else learned[k])
             output[i] = paste_face(frames[i], face, mask, where.matrix, self.settings.blend, self.settings.detail,
                                    detail_scale(where.matrix, self.region_side))
         if todo[-1] != len(frames) - 1:
@@ -119,32 +131,35 @@ class FaceReplacer:
             drawn = follow_lips(drawn, crop_landmarks, box, self.analyzer.landmarker)
         return drawn
 
-    def learned_probabilities(self, crops: np.ndarray, generated: np.ndarray, landmarks: list[np.ndarray],
-                              landmark_masks: list[np.ndarray]) -> np.ndarray | None:
-        """Per crop, the learned mask's face probability (N×S×S) where the new face may go: the lower of
-        the footage's face (``learned_mask``: what is in front of it is not face) and the drawn face
-        (``drawn_face_only``: hair the model draws beside its cheeks or over the forehead is not face,
-        and the footage's own cheek or fringe stays there) — the learned mask run on it, pulled in by
-        ``DRAWN_ERODE``, and its forehead's skin (``forehead_skin`` with the crop's ``landmarks`` and
-        ``landmark_masks``: the learned mask's labels count the forehead's hair as face); None when
-        neither is on."""
-        footage = self.swapper.face_masks(crops) if self.settings.learned_mask else None
-        drawn = self.drawn_face(generated, landmarks, landmark_masks) if self.settings.drawn_face_only else None
-        if footage is None or drawn is None:
-            return footage if drawn is None else drawn
-        return np.minimum(footage, drawn)
+    def footage_probabilities(self, crops: np.ndarray) -> np.ndarray | None:
+        """Per crop, the learned mask's face probability (N×S×S): what is in front of the face (a hand,
+        a microphone) is not face. None when the learned mask is off or the model has none."""
+        return self.swapper.face_masks(crops) if self.settings.learned_mask else None
+
+    def without_drawn_hair(self, face: np.ndarray, crop: np.ndarray, keep: np.ndarray, landmarks: np.ndarray,
+                           landmark_mask: np.ndarray, footage: np.ndarray | None) -> np.ndarray:
+        """A drawn face, its colour matched, with what is not face in it (``keep`` < 1: hair the model
+        draws beside the cheeks or over the forehead, ``drawn_face``) replaced by the footage's own
+        crop, toned where that is skin to meet the new face as the inner faces meet (``blend.fill_from_footage``; ``footage``:
+        the crop's learned face probability, or None): the footage's own cheek or forehead shows there,
+        never the other person's hair, and with no seam in tone where the drawn face ends."""
+        skin = skin_mask(crop, landmarks, landmark_mask).astype(np.float32) / 255
+        if footage is not None:
+            skin = np.minimum(skin, footage)
+        skin = prepare_mask(skin, 0.0, DRAWN_BLUR)
+        inner = inner_face(crop.shape[:2], landmarks, INNER_MARGIN, 0.0)
+        return fill_from_footage(face, crop, keep, skin, skin * inner, self.drawn_scale)
 
     def drawn_face(self, generated: np.ndarray, landmarks: list[np.ndarray],
                    landmark_masks: list[np.ndarray]) -> np.ndarray:
         """Per drawn face, 1 where it is face and 0 where it is hair or background (N×S×S): its
-        ``forehead_skin`` ∩ the learned mask run on it pulled in by ``DRAWN_ERODE`` when the model
-        has one."""
+        ``forehead_skin`` (with the crop's ``landmarks`` and ``landmark_masks``: the learned mask's
+        labels count the forehead's hair as face) ∩ the learned mask run on it, made as decisive as on
+        the footage (``LEARNED_RAMP``), when the model has one."""
         skin = np.stack([forehead_skin(face, points, mask)
                          for face, points, mask in zip(generated, landmarks, landmark_masks)])
         learned = self.swapper.face_masks(generated)
-        if learned is None:
-            return skin
-        return np.minimum(skin, np.stack([prepare_mask(probabilities, DRAWN_ERODE, 0.0) for probabilities in learned]))
+        return skin if learned is None else np.minimum(skin, decisive(learned))
 
     def learned_mask(self, probabilities: np.ndarray) -> np.ndarray:
         """The learned face mask of one crop as the final mask's last factor: smoothed over time, made
@@ -154,8 +169,13 @@ class FaceReplacer:
         an occluder keeps its outline and little of A shows around it)."""
         if self.settings.smooth:
             probabilities = self.mask_smoother(probabilities)
-        low, high = LEARNED_RAMP
-        return prepare_mask(np.clip((probabilities - low) / (high - low), 0, 1), LEARNED_ERODE, LEARNED_BLUR)
+        return prepare_mask(decisive(probabilities), LEARNED_ERODE, LEARNED_BLUR)
+
+
+def decisive(probabilities: np.ndarray) -> np.ndarray:
+    """Learned face probabilities stretched over ``LEARNED_RAMP``: below it no face, above it all face."""
+    low, high = LEARNED_RAMP
+    return np.clip((probabilities - low) / (high - low), 0, 1)
 
 
 def detail_scale(matrix: np.ndarray, region_side: float) -> float:
@@ -175,7 +195,10 @@ def _dilated(mask: np.ndarray) -> np.ndarray:
 def forehead_skin(face: np.ndarray, landmarks: np.ndarray, landmark_mask: np.ndarray) -> np.ndarray:
     """S×S float32 for a drawn face (an RGB crop, its 68 crop landmarks and their ``face_mask``): 0
     where it is not skin above the line through the brows' inner ends (``faces.skin_mask``: the other
-    person's fringe, hairline and temple hair), 1 elsewhere (below it the learned mask decides)."""
+    person's fringe, hairline and temple hair), fading to 0 there too, away from the brows
+    (``faces.skin.tested_band``), as it darkens past ``FOREHEAD_DARK`` of the cheeks' lightness (the
+    soft shading a small model draws before its hairline), 1 elsewhere (below the line the learned
+    mask decides)."""
     size = face.shape[0]
     left, right = landmarks[21], landmarks[22]
     across = right - left
@@ -183,4 +206,8 @@ def forehead_skin(face: np.ndarray, landmarks: np.ndarray, landmark_mask: np.nda
     ys, xs = np.mgrid[0:size, 0:size]
     below = (xs - left[0]) * down[0] + (ys - left[1]) * down[1] > 0
     skin = skin_mask(face, landmarks, landmark_mask) > 0
-    return (below | skin).astype(np.float32)
+    lightness = cv2.cvtColor(face, cv2.COLOR_RGB2LAB)[..., 0].astype(np.float32)
+    relative = lightness / max(float(np.median(lightness[skin_reference(face.shape[:2], landmarks)])), 1.0)
+    low, high = FOREHEAD_DARK
+    light = np.where(tested_band(face.shape[:2], landmarks), np.clip((relative - low) / (high - low), 0, 1), 1.0)
+    return np.where(below, 1.0, skin * light).astype(np.float32)
