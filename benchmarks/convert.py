@@ -105,9 +105,10 @@ class StageClock:
 
 def stage_times(root: Path, clip: Path, device: str, frames: int) -> dict[str, float]:
     """Seconds per frame of each stage, run one after another. Rendering is split into the model,
-    the masks (the learned mask on the footage and on the drawn face, the drawn face's forehead
-    skin test, and the footage's skin shown where the model drew hair, toned to the new face), the eyelids and lips (the drawn face's landmarks where A's eyes close, on every face
-    for its mouth, and the warps) and the rest: colour matching and pasting with the footage's detail."""
+    the masks (the learned mask on the footage and on the drawn face, and the drawn face's forehead
+    skin test), the eyelids and lips (the drawn face's landmarks where A's eyes close, on every face
+    for its mouth, and the warps) and the rest: colour matching (and the footage's skin shown, toned,
+    where the model drew hair) and pasting with the footage's detail."""
     swapper = load_swapper(root, device)
     analyzer = FaceAnalyzer(face_size=256)
     identity = load_faceset(root / "a" / "faces").identity()
@@ -116,7 +117,6 @@ def stage_times(root: Path, clip: Path, device: str, frames: int) -> dict[str, f
     clock.wrap(swapper, "swap", "model")
     clock.wrap(replacer, "footage_probabilities", "masks")
     clock.wrap(replacer, "drawn_face", "masks")
-    clock.wrap(replacer, "without_drawn_hair", "masks")
     clock.wrap(replacer, "follow_expression", "eyelids+lips")
     began = time.perf_counter()
     decoded = [frame for _, frame in zip(range(frames), read_frames(clip))]

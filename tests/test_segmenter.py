@@ -12,8 +12,7 @@ import torch
 
 from deepswap import _io
 from deepswap.convert import ReplaceSettings
-from deepswap.convert.blend import prepare_mask
-from deepswap.convert.replace import DRAWN_BLUR, DRAWN_ERODE, FaceReplacer
+from deepswap.convert.replace import FaceReplacer
 from deepswap.convert.smoothing import MaskSmoother
 from deepswap.faces import FaceAnalyzer, IdentityTracker, face_mask, face_region, load_faceset, transform_points, warp_face
 from deepswap.train import load_swapper
@@ -196,11 +195,11 @@ def test_hair_the_model_draws_beside_the_cheek_is_left_out_and_the_footages_chee
     drawn = cv2.polylines(crop.copy(), [cheek], False, (40, 30, 25), 5)  # a strand of dark hair down the cheek
     strand, near = (cv2.polylines(np.zeros(crop.shape[:2], np.uint8), [cheek], False, 1, width) > 0 for width in (3, 25))
     face = cv2.erode(outline, np.ones((25, 25), np.uint8)) > 0
-    keep = prepare_mask(replacer.drawn_face(drawn[None], [landmarks], [outline])[0], DRAWN_ERODE, DRAWN_BLUR)
-    pasted = replacer.without_drawn_hair(drawn, crop, keep, landmarks, outline, replacer.footage_probabilities(crop[None])[0])
-    assert keep[strand].mean() < 0.2, keep[strand].mean()
-    assert keep[face & ~near].mean() > 0.9, "the rest of the face is still the new one"
-    difference = np.abs(pasted.astype(int) - crop).max(axis=2)
-    assert np.median(difference[strand]) <= 12, "the footage's cheek shows where the strand was drawn"
-    unchanged = np.abs(pasted.astype(int) - drawn).max(axis=2) <= 2
+    found = replacer.drawn_face(drawn[None], [landmarks], [outline])[0]
+    assert found[strand].mean() < 0.2, found[strand].mean()
+    assert found[face & ~near].mean() > 0.9, "the rest of the face is still the new one"
+    pasted = replacer.matched_face(drawn, crop, outline.astype(np.float32) / 255, found, landmarks, outline,
+                                   replacer.footage_probabilities(crop[None])[0])
+    assert np.median(np.abs(pasted.astype(int) - crop).max(axis=2)[strand]) <= 12, "the footage's cheek shows there"
+    unchanged = np.abs(pasted.astype(int) - drawn).max(axis=2) <= 6
     assert unchanged[face & ~near].mean() > 0.9, "elsewhere the face pasted is the drawn one"

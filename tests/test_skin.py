@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deepswap.convert.blend import fill_from_footage, prepare_mask
-from deepswap.convert.replace import DRAWN_BLUR, DRAWN_ERODE, forehead_skin
+from deepswap.convert.replace import DRAWN_BLUR, DRAWN_ERODE, forehead_shading, forehead_skin
 from deepswap.evaluate import forehead_band, forehead_hair_added
 from deepswap.faces import FaceAnalyzer, face_mask, face_region, load_faceset, skin_mask
 from deepswap.faces.expression import eye_distance
@@ -152,7 +152,25 @@ def test_convert_keeps_a_drawn_fringe_off_the_forehead_and_leaves_below_the_brow
     assert skin[feature_pixels(crop.shape, landmarks)].min() == 1.0
     assert skin[strand > 0].min() == 1.0
     outline = face_mask(landmarks, 256)
-    assert forehead_skin(crop, landmarks, outline)[outline > 0].mean() > 0.85, "a plain forehead is pasted"
+    assert forehead_skin(crop, landmarks, outline)[outline > 0].mean() > 0.9, "a plain forehead is pasted"
+
+
+def test_the_shading_a_model_draws_before_its_hairline_fades_out_and_the_brows_stay(s1_face):
+    """``forehead_shading``: a soft band a quarter darker than the cheeks over the forehead (what a
+    small model draws before its hairline) fades out; the brows, the eyes and everything below the
+    brows' line keep their weight of 1."""
+    crop, landmarks, _ = s1_face
+    unit = float(eye_distance(landmarks))
+    band = np.zeros(crop.shape[:2], np.uint8)
+    top = landmarks[17:27, 1].min()
+    cv2.rectangle(band, (round(landmarks[17, 0]), round(top - 0.9 * unit)), (round(landmarks[26, 0]), round(top - 0.5 * unit)), 1, -1)
+    drawn = crop.copy()
+    drawn[band > 0] = (np.median(crop[skin_reference(crop.shape[:2], landmarks)], axis=0) * 0.72).astype(np.uint8)
+    shading = forehead_shading(drawn, landmarks)
+    assert shading[band > 0].mean() < 0.1, shading[band > 0].mean()
+    assert shading[feature_pixels(crop.shape, landmarks)].min() == 1.0
+    below = np.mgrid[0:256, 0:256][0] > landmarks[21:23, 1].max() + 2
+    assert shading[below].min() == 1.0
 
 
 def test_the_footages_cheek_shown_where_the_drawn_face_has_hair_takes_the_drawn_faces_tone(s1_face):

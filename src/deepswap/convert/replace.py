@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..faces.skin import INNER_MARGIN, inner_face, skin_reference, tested_band
 from ..faces import (Face, FaceAnalyzer, IdentityTracker, alignment_matrix, face_mask, face_region, skin_mask,
                      transform_points, warp_face)
+from ..faces.skin import INNER_MARGIN, inner_face, skin_reference, tested_band
 from ..train import Swapper
 from ..video import Frame
 from .blend import fill_from_footage, paste_face, prepare_mask, region_window
@@ -25,10 +25,10 @@ DETAIL_RESOLUTION = 112  # pixels across the face region: the footage's detail f
 FINEST_SHARE = 0.5  # ... but on a large face only the frame's finest octave
 LEARNED_ERODE = 0.005  # of the crop: how far the new face stays from what the learned mask says is not face
 LEARNED_BLUR = 0.015  # of the crop: the feather of the learned mask's edge
-FOREHEAD_DARK = (0.8, 0.92)  # of the drawn cheeks' lightness: a drawn forehead this dark is left out (to all of it)
 LEARNED_RAMP = (0.5, 0.8)  # face probabilities below the first count as no face, above the second as all face
-DRAWN_ERODE = 0.02  # of the crop: how far inside the drawn face's own outline (where its hair begins) it is kept
-DRAWN_BLUR = 0.04  # of the crop: the feather from the drawn face to the footage's own skin (within DRAWN_ERODE)
+DRAWN_ERODE = 0.01  # of the crop: how far inside the drawn face's own outline (where its hair begins) it is kept
+DRAWN_BLUR = 0.02  # of the crop: the feather from the drawn face to the footage's own skin (within DRAWN_ERODE)
+FOREHEAD_DARK = (0.8, 0.92)  # of the drawn cheeks' lightness: a drawn forehead this dark is left out where the footage is skin
 
 
 @dataclass
@@ -107,13 +107,8 @@ class FaceReplacer:
             if learned is not None:
                 mask *= self.learned_mask(learned[k])
             mask = keep_interior(mask, crop_landmarks[k], self.settings.mouth_interior, self.widest_mouth)
-            if drawn is None:
-                face = match_color(generated[k], crops[k], mask, self.settings.color)
-            else:
-                keep = prepare_mask(drawn[k], DRAWN_ERODE, DRAWN_BLUR)
-                face = match_color(generated[k], crops[k], mask * keep, self.settings.color)
-                face = self.without_drawn_hair(face, crops[k], keep, crop_landmarks[k], landmark_masks[k],
-                                               None if learned is None else learned[k])
+            face = self.matched_face(generated[k], crops[k], mask, None if drawn is None else drawn[k], crop_landmarks[k],
+                                     landmark_masks[k], None if learned is None else learned[k])
             output[i] = paste_face(frames[i], face, mask, where.matrix, self.settings.blend, self.settings.detail,
                                    detail_scale(where.matrix, self.region_side))
         if todo[-1] != len(frames) - 1:
@@ -136,17 +131,25 @@ class FaceReplacer:
         a microphone) is not face. None when the learned mask is off or the model has none."""
         return self.swapper.face_masks(crops) if self.settings.learned_mask else None
 
-    def without_drawn_hair(self, face: np.ndarray, crop: np.ndarray, keep: np.ndarray, landmarks: np.ndarray,
-                           landmark_mask: np.ndarray, footage: np.ndarray | None) -> np.ndarray:
-        """A drawn face, its colour matched, with what is not face in it (``keep`` < 1: hair the model
-        draws beside the cheeks or over the forehead, ``drawn_face``) replaced by the footage's own
-        crop, toned where that is skin to meet the new face as the inner faces meet (``blend.fill_from_footage``; ``footage``:
-        the crop's learned face probability, or None): the footage's own cheek or forehead shows there,
-        never the other person's hair, and with no seam in tone where the drawn face ends."""
-        skin = skin_mask(crop, landmarks, landmark_mask).astype(np.float32) / 255
+    def matched_face(self, generated: np.ndarray, crop: np.ndarray, mask: np.ndarray, drawn: np.ndarray | None,
+                     landmarks: np.ndarray, landmark_mask: np.ndarray, footage: np.ndarray | None) -> np.ndarray:
+        """A drawn face colour-matched to its crop inside ``mask``. With ``drawn`` (its face probability,
+        ``drawn_face``), what is not face in it — hair the model drew beside the cheeks or over the
+        forehead, and, where the footage is skin, the shading it draws before that hairline
+        (``forehead_shading``) — is left out of the match and replaced by the footage's own crop,
+        toned where that is skin to meet the new face as the inner faces meet
+        (``blend.fill_from_footage``; ``footage``: the crop's learned face probability, or None): the
+        footage's cheek or forehead shows there, its own hair as filmed, never the other person's
+        hair, and with no seam in tone where the drawn face ends."""
+        if drawn is None:
+            return match_color(generated, crop, mask, self.settings.color)
+        skin = footage_skin(crop, landmarks, landmark_mask)
         if footage is not None:
             skin = np.minimum(skin, footage)
         skin = prepare_mask(skin, 0.0, DRAWN_BLUR)
+        keep = prepare_mask(np.minimum(drawn, np.maximum(forehead_shading(generated, landmarks), 1 - skin)),
+                            DRAWN_ERODE, DRAWN_BLUR)
+        face = match_color(generated, crop, mask * keep, self.settings.color)
         inner = inner_face(crop.shape[:2], landmarks, INNER_MARGIN, 0.0)
         return fill_from_footage(face, crop, keep, skin, skin * inner, self.drawn_scale)
 
@@ -192,22 +195,42 @@ def _dilated(mask: np.ndarray) -> np.ndarray:
     return prepare_mask(mask, -0.08, 0.0)
 
 
-def forehead_skin(face: np.ndarray, landmarks: np.ndarray, landmark_mask: np.ndarray) -> np.ndarray:
-    """S×S float32 for a drawn face (an RGB crop, its 68 crop landmarks and their ``face_mask``): 0
-    where it is not skin above the line through the brows' inner ends (``faces.skin_mask``: the other
-    person's fringe, hairline and temple hair), fading to 0 there too, away from the brows
-    (``faces.skin.tested_band``), as it darkens past ``FOREHEAD_DARK`` of the cheeks' lightness (the
-    soft shading a small model draws before its hairline), 1 elsewhere (below the line the learned
-    mask decides)."""
-    size = face.shape[0]
+def footage_skin(crop: np.ndarray, landmarks: np.ndarray, landmark_mask: np.ndarray) -> np.ndarray:
+    """S×S float32, 1 where the footage's crop (RGB, its 68 crop landmarks and their ``face_mask``)
+    is face skin (``faces.skin_mask``), tested at half the crop's size: it is feathered over more
+    than a pixel anyway, and the test costs a quarter as much."""
+    size = crop.shape[0]
+    half = (size // 2, size // 2)
+    skin = skin_mask(cv2.resize(crop, half, interpolation=cv2.INTER_AREA), landmarks * (half[0] / size),
+                     cv2.resize(landmark_mask, half, interpolation=cv2.INTER_NEAREST))
+    return cv2.resize(skin.astype(np.float32) / 255, (size, size), interpolation=cv2.INTER_LINEAR)
+
+
+def above_brows(size: int, landmarks: np.ndarray) -> np.ndarray:
+    """S×S bool: the part of a crop above the line through the brows' inner ends (68 crop landmarks)."""
     left, right = landmarks[21], landmarks[22]
     across = right - left
     down = np.array([-across[1], across[0]]) / max(float(np.linalg.norm(across)), 1e-6)
     ys, xs = np.mgrid[0:size, 0:size]
-    below = (xs - left[0]) * down[0] + (ys - left[1]) * down[1] > 0
+    return (xs - left[0]) * down[0] + (ys - left[1]) * down[1] <= 0
+
+
+def forehead_skin(face: np.ndarray, landmarks: np.ndarray, landmark_mask: np.ndarray) -> np.ndarray:
+    """S×S float32 for a drawn face (an RGB crop, its 68 crop landmarks and their ``face_mask``): 0
+    where it is not skin above the line through the brows' inner ends (``faces.skin_mask``: the other
+    person's fringe, hairline and temple hair), 1 elsewhere (below it the learned mask decides)."""
     skin = skin_mask(face, landmarks, landmark_mask) > 0
+    return (~above_brows(face.shape[0], landmarks) | skin).astype(np.float32)
+
+
+def forehead_shading(face: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """S×S float32 for a drawn face (an RGB crop and its 68 crop landmarks): above the line through
+    the brows' inner ends and away from the brows (``faces.skin.tested_band``), 1 where it is as light
+    as its cheeks, fading to 0 as it darkens past ``FOREHEAD_DARK`` of their lightness (the soft
+    shading a small model draws before its hairline); 1 elsewhere."""
     lightness = cv2.cvtColor(face, cv2.COLOR_RGB2LAB)[..., 0].astype(np.float32)
     relative = lightness / max(float(np.median(lightness[skin_reference(face.shape[:2], landmarks)])), 1.0)
     low, high = FOREHEAD_DARK
-    light = np.where(tested_band(face.shape[:2], landmarks), np.clip((relative - low) / (high - low), 0, 1), 1.0)
-    return np.where(below, 1.0, skin * light).astype(np.float32)
+    light = np.clip((relative - low) / (high - low), 0, 1)
+    tested = above_brows(face.shape[0], landmarks) & tested_band(face.shape[:2], landmarks)
+    return np.where(tested, light, 1.0).astype(np.float32)

@@ -1,0 +1,90 @@
+"""The seam where A's own skin meets the new face: convert's output against its input along the
+edge of the drawn face, where ``--drawn-face-only`` hands the footage back (the model drew hair).
+
+    python benchmarks/seam.py WS CLIP... [--every 5] [--crops OUT.jpg --frames 10 40]
+
+For every ``--every``-th frame of each clip it swaps the frame as ``convert`` does and measures, in
+the aligned crop, the band within 8 px of the drawn face's edge (``FaceReplacer.drawn_face`` at 0.5)
+that lies on A's skin: the mean absolute luma of the band's high frequencies (the picture minus its
+blur over 6 px), the output's less the input's. A seam or a jagged patch adds to it; 0 means the
+edge is no busier than the footage was. Prints the median, mean, 90th percentile and largest value
+over the frames. ``--crops`` writes the input | the output of ``--frames`` of the first clip, a row
+each, labelled and watermarked as synthetic (docs/seam.jpg joins two such pictures).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from deepswap.convert import Converter, ReplaceSettings
+from deepswap.faces import face_mask, skin_mask, transform_points, warp_face
+from deepswap.video import read_frames, write_image
+
+BAND = 8  # pixels of the crop on either side of the drawn face's edge
+DETAIL_BLUR = 6.0  # pixels: the blur whose residual counts as an edge
+CROP = 240
+
+
+def disc(radius: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+
+
+def edge_detail(image: np.ndarray, band: np.ndarray) -> float:
+    """The mean absolute high-frequency luma of an RGB crop over ``band`` (grey levels)."""
+    luma = cv2.cvtColor(image, cv2.COLOR_RGB2LAB)[..., 0].astype(np.float32)
+    return float(np.abs(luma - cv2.GaussianBlur(luma, (0, 0), DETAIL_BLUR))[band].mean())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("workspace", type=Path, help="a trained workspace")
+    parser.add_argument("clips", type=Path, nargs="+", help="clips of A")
+    parser.add_argument("--every", type=int, default=5, help="measure every N-th frame")
+    parser.add_argument("--crops", type=Path, help="write input | output crops of the first clip here")
+    parser.add_argument("--frames", type=int, nargs="+", default=[10, 40], help="the frames --crops shows")
+    args = parser.parse_args()
+    converter = Converter(args.workspace)
+    excess, rows = [], []
+    for number, clip in enumerate(args.clips):
+        replacer = converter.replacer("a2b", ReplaceSettings())
+        for frame in read_frames(clip):
+            where = replacer.locate(frame)
+            if where is None or (frame.index % args.every and not (number == 0 and frame.index in args.frames)):
+                continue
+            output = replacer.render([frame.image], [where])[0]
+            if number == 0 and frame.index in args.frames:
+                x, y, w, h = where.face.box
+                half, cx, cy = 0.75 * max(w, h), x + w / 2, y + h / 2
+                zoom = CROP / (2 * half)
+                matrix = np.array([[zoom, 0, CROP / 2 - cx * zoom], [0, zoom, CROP / 2 - cy * zoom]])
+                rows.append(np.hstack([cv2.warpAffine(image, matrix, (CROP, CROP), flags=cv2.INTER_CUBIC)
+                                       for image in (frame.image, output)]))
+            if frame.index % args.every:
+                continue
+            crop = warp_face(frame.image, where.matrix, replacer.size)
+            points = transform_points(where.landmarks, where.matrix)
+            drawn, _ = replacer.swapper.swap(crop[None], to="b")
+            drawn = replacer.follow_expression(drawn[0], where, points)
+            outline = face_mask(points, replacer.size)
+            face = replacer.drawn_face(drawn[None], [points], [outline])[0] > 0.5
+            edge = cv2.morphologyEx(face.astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
+            inside = cv2.erode(outline, disc(BAND)) > 0
+            band = (cv2.dilate(edge.astype(np.uint8), disc(BAND)) > 0) & (skin_mask(crop, points, outline) > 0) & inside
+            if band.sum() >= 50:
+                excess.append(edge_detail(warp_face(output, where.matrix, replacer.size), band) - edge_detail(crop, band))
+    if not excess:
+        raise SystemExit("no frame has A's skin along the drawn face's edge")
+    values = np.array(excess)
+    print(f"{len(values)} frames; edge detail added along the drawn face's edge (grey levels): median "
+          f"{np.median(values):.2f}, mean {values.mean():.2f}, 90th percentile {np.percentile(values, 90):.2f}, "
+          f"largest {values.max():.2f}")
+    if args.crops and rows:
+        write_image(args.crops, np.vstack(rows), replaced_person="A", model=converter.swapper.name)
+
+
+if __name__ == "__main__":
+    main()
