@@ -124,6 +124,15 @@ def other_face_check(converter: Converter, footage: Footage, settings: ReplaceSe
     return f"{CUT_TO}: {sum(changes):.0f}/{len(changes)} swapped"
 
 
+def face_row(panels: list[np.ndarray], box: np.ndarray) -> np.ndarray:
+    """Frames of one size side by side, each cropped to ``CROP`` pixels around the face ``box`` (x, y, w, h)."""
+    x, y, width, height = box
+    half, centre = 0.7 * max(width, height), (x + width / 2, y + height / 2)
+    matrix = np.array([[CROP / (2 * half), 0, CROP / 2 - centre[0] * CROP / (2 * half)],
+                       [0, CROP / (2 * half), CROP / 2 - centre[1] * CROP / (2 * half)]])
+    return np.hstack([cv2.warpAffine(panel, matrix, (CROP, CROP), flags=cv2.INTER_LANCZOS4) for panel in panels])
+
+
 def save_crops(converter: Converter, clip: Path, settings: ReplaceSettings, path: Path,
                 picks: tuple[int, ...] = (12, 37, 62)) -> None:
     """Frames ``picks`` of ``clip``, each as a row of three crops around the replaced face: the input,
@@ -134,12 +143,8 @@ def save_crops(converter: Converter, clip: Path, settings: ReplaceSettings, path
         where = replacer.locate(frame)
         if frame.index not in picks or where is None:
             continue
-        x, y, width, height = where.face.box
-        half, centre = 0.7 * max(width, height), (x + width / 2, y + height / 2)
-        matrix = np.array([[CROP / (2 * half), 0, CROP / 2 - centre[0] * CROP / (2 * half)],
-                           [0, CROP / (2 * half), CROP / 2 - centre[1] * CROP / (2 * half)]])
         panels = [frame.image, drawn.render([frame.image], [where])[0], replacer.render([frame.image], [where])[0]]
-        rows.append(np.hstack([cv2.warpAffine(panel, matrix, (CROP, CROP), flags=cv2.INTER_LANCZOS4) for panel in panels]))
+        rows.append(face_row(panels, where.face.box))
     if rows:
         write_image(path, np.vstack(rows), replaced_person="s1", model=converter.swapper.name, source=clip)
 

@@ -23,10 +23,10 @@ import numpy as np
 from deepswap.convert import Converter, ReplaceSettings
 from deepswap.faces import face_mask, skin_mask, transform_points, warp_face
 from deepswap.video import read_frames, write_image
+from quality import face_row
 
 BAND = 8  # pixels of the crop on either side of the drawn face's edge
 DETAIL_BLUR = 6.0  # pixels: the blur whose residual counts as an edge
-CROP = 240
 
 
 def disc(radius: int) -> np.ndarray:
@@ -57,12 +57,7 @@ def main() -> None:
                 continue
             output = replacer.render([frame.image], [where])[0]
             if number == 0 and frame.index in args.frames:
-                x, y, w, h = where.face.box
-                half, cx, cy = 0.75 * max(w, h), x + w / 2, y + h / 2
-                zoom = CROP / (2 * half)
-                matrix = np.array([[zoom, 0, CROP / 2 - cx * zoom], [0, zoom, CROP / 2 - cy * zoom]])
-                rows.append(np.hstack([cv2.warpAffine(image, matrix, (CROP, CROP), flags=cv2.INTER_CUBIC)
-                                       for image in (frame.image, output)]))
+                rows.append(face_row([frame.image, output], where.face.box))
             if frame.index % args.every:
                 continue
             crop = warp_face(frame.image, where.matrix, replacer.size)
