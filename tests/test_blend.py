@@ -41,6 +41,21 @@ def test_reinhard_matches_lab_statistics_inside_mask(two_frames):
     assert np.abs(source_lab.mean(0) - target_lab.mean(0)).max() > 4.0
 
 
+def test_reinhard_is_the_per_channel_lab_map_of_its_definition(two_frames):
+    """Each LAB channel goes through (value − the source's mean) × the spreads' ratio + the
+    target's mean, the statistics taken inside the mask, or over the whole crop when the mask holds
+    fewer than 16 pixels."""
+    source, target = (cv2.resize(f[40:232, 80:272], (128, 128)) for f in two_frames)
+    for mask in (ellipse_mask(128), np.zeros((128, 128), np.float32)):
+        inside = mask > 0.5 if (mask > 0.5).sum() >= 16 else np.ones(mask.shape, bool)
+        source_lab, target_lab = (cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(float) for image in (source, target))
+        expected = ((source_lab - source_lab[inside].mean(0)) * target_lab[inside].std(0) / source_lab[inside].std(0)
+                    + target_lab[inside].mean(0))
+        expected = cv2.cvtColor(np.clip(expected, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
+        difference = np.abs(reinhard_transfer(source, target, mask).astype(int) - expected.astype(int))
+        assert difference.max() <= 1 and (difference > 0).mean() < 0.001
+
+
 def test_histogram_transfer_matches_channel_distributions(two_frames):
     source, target = (cv2.resize(f, (160, 128)) for f in two_frames)
     mask = np.ones((128, 160), np.float32)

@@ -8,20 +8,20 @@ import numpy as np
 from .options import ColorMode
 
 
-def _masked_pixels(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    selected = image[mask > 0.5]
-    return selected if len(selected) >= 16 else image.reshape(-1, image.shape[-1])
-
-
 def reinhard_transfer(source: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Give ``source`` the per-channel LAB mean and spread of ``target`` (Reinhard et al. 2001)."""
-    source_lab = cv2.cvtColor(source, cv2.COLOR_RGB2LAB).astype(np.float32)
-    target_lab = cv2.cvtColor(target, cv2.COLOR_RGB2LAB).astype(np.float32)
-    src = _masked_pixels(source_lab, mask)
-    tgt = _masked_pixels(target_lab, mask)
-    scale = tgt.std(axis=0) / np.maximum(src.std(axis=0), 1e-3)
-    shifted = (source_lab - src.mean(axis=0)) * scale + tgt.mean(axis=0)
-    return cv2.cvtColor(np.clip(shifted, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
+    """Give ``source`` the per-channel LAB mean and spread of ``target`` (Reinhard et al. 2001),
+    measured where ``mask`` > 0.5 (the whole image when that is under 16 pixels). The per-channel
+    affine map is applied as a lookup table on the 8-bit LAB image."""
+    inside = (mask > 0.5).astype(np.uint8)
+    inside = inside if cv2.countNonZero(inside) >= 16 else None
+    source_lab = cv2.cvtColor(source, cv2.COLOR_RGB2LAB)
+    source_mean, source_std = (values.ravel() for values in cv2.meanStdDev(source_lab, mask=inside))
+    target_mean, target_std = (values.ravel() for values in cv2.meanStdDev(cv2.cvtColor(target, cv2.COLOR_RGB2LAB),
+                                                                          mask=inside))
+    scale = target_std / np.maximum(source_std, 1e-3)
+    levels = np.arange(256, dtype=np.float64)[:, None]
+    table = np.clip((levels - source_mean) * scale + target_mean, 0, 255).astype(np.uint8)
+    return cv2.cvtColor(cv2.LUT(source_lab, table[:, None, :]), cv2.COLOR_LAB2RGB)
 
 
 def histogram_transfer(source: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:

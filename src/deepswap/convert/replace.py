@@ -143,7 +143,7 @@ class FaceReplacer:
         hair, and with no seam in tone where the drawn face ends."""
         if drawn is None:
             return match_color(generated, crop, mask, self.settings.color)
-        skin = footage_skin(crop, landmarks, landmark_mask)
+        skin = crop_skin(crop, landmarks, landmark_mask)
         if footage is not None:
             skin = np.minimum(skin, footage)
         skin = prepare_mask(skin, 0.0, DRAWN_BLUR)
@@ -195,10 +195,10 @@ def _dilated(mask: np.ndarray) -> np.ndarray:
     return prepare_mask(mask, -0.08, 0.0)
 
 
-def footage_skin(crop: np.ndarray, landmarks: np.ndarray, landmark_mask: np.ndarray) -> np.ndarray:
-    """S×S float32, 1 where the footage's crop (RGB, its 68 crop landmarks and their ``face_mask``)
-    is face skin (``faces.skin_mask``), tested at half the crop's size: it is feathered over more
-    than a pixel anyway, and the test costs a quarter as much."""
+def crop_skin(crop: np.ndarray, landmarks: np.ndarray, landmark_mask: np.ndarray) -> np.ndarray:
+    """S×S float32, 1 where a crop (RGB: the footage's or a drawn face; its 68 crop landmarks and
+    their ``face_mask``) is face skin (``faces.skin_mask``), tested at half the crop's size: it is
+    feathered over more than a pixel anyway, and the test costs a quarter as much."""
     size = crop.shape[0]
     half = (size // 2, size // 2)
     skin = skin_mask(cv2.resize(crop, half, interpolation=cv2.INTER_AREA), landmarks * (half[0] / size),
@@ -217,9 +217,9 @@ def above_brows(size: int, landmarks: np.ndarray) -> np.ndarray:
 
 def forehead_skin(face: np.ndarray, landmarks: np.ndarray, landmark_mask: np.ndarray) -> np.ndarray:
     """S×S float32 for a drawn face (an RGB crop, its 68 crop landmarks and their ``face_mask``): 0
-    where it is not skin above the line through the brows' inner ends (``faces.skin_mask``: the other
+    where it is not skin above the line through the brows' inner ends (``crop_skin``: the other
     person's fringe, hairline and temple hair), 1 elsewhere (below it the learned mask decides)."""
-    skin = skin_mask(face, landmarks, landmark_mask) > 0
+    skin = crop_skin(face, landmarks, landmark_mask) > 0.5
     return (~above_brows(face.shape[0], landmarks) | skin).astype(np.float32)
 
 

@@ -97,8 +97,9 @@ def not_skin(image: np.ndarray, landmarks: np.ndarray, mask: np.ndarray) -> np.n
     typical = samples[(np.abs(samples - centre) <= 2.5 * spread).all(axis=1)]
     typical = typical if len(typical) >= 8 else samples
     covariance = np.cov(typical.T) + np.eye(2) * CHROMA_FLOOR ** 2  # the forehead is often less red than the cheeks
-    offset = chroma - typical.mean(axis=0)
-    distance = np.einsum("...i,ij,...j->...", offset, np.linalg.inv(covariance), offset)
+    (a, b), (_, c) = np.linalg.inv(covariance)
+    da, db = (chroma - typical.mean(axis=0)).transpose(2, 0, 1)
+    distance = a * da * da + 2 * b * da * db + c * db * db  # the Mahalanobis distance, squared
     skin_lightness = float(np.median(lightness[reference]))
     window = max(3, round(TEXTURE_WINDOW * unit) | 1)
     texture = local_spread(lightness, mask > 0, window)
