@@ -1,7 +1,7 @@
 """Swap quality after a fixed training budget: `deepswap evaluate` on GRID footage the model never saw.
 
     python benchmarks/quality.py [--minutes 20] [--model lite] [--clips-a 40] [--eval-clips 4] [--fps 10]
-                                 [--detail 1] [--drawn-hair] [--lips follow|off] [--workdir DIR] [--footage DIR | --no-footage] [--only NAME ...]
+                                 [--detail 1] [--drawn-hair] [--keep-fringe] [--lips follow|off] [--workdir DIR] [--footage DIR | --no-footage] [--only NAME ...]
                                  [--crops DIR] [--json]
 
 Builds a workspace from ../shared/data: A = the first ``--clips-a`` clips of GRID speaker s1 (faces
@@ -22,7 +22,8 @@ With ``--workdir`` the workspace is kept, and a second run resumes it (extract s
 training continues for another ``--minutes``; ``--minutes 0`` only evaluates, e.g. at another
 ``--detail``: the share of the footage's fine detail convert keeps on the new face, 0 = the model's
 face as drawn; ``--drawn-hair``: convert pastes the hair the model draws beside the face too, as
-before ``drawn_face_only``; ``--lips off``: the mouth as the model draws it, as before ``lips``).
+before ``drawn_face_only``; ``--keep-fringe``: A's own hair above the brows stays in front (convert
+``--keep-fringe``); ``--lips off``: the mouth as the model draws it, as before ``lips``).
 ``--crops DIR`` writes, per footage, a few faces as input | the model's face as drawn | the face convert writes (labelled and watermarked PNGs, the crops enlarged alike) to
 look at; ``before_after.py`` puts two runs' crops side by side.
 """
@@ -230,6 +231,8 @@ def main() -> None:
                         help="the new mouth opens as far as A's (convert --lips)")
     parser.add_argument("--drawn-hair", action="store_true",
                         help="paste the hair the model draws beside the face too (convert --drawn-face-only false)")
+    parser.add_argument("--keep-fringe", action="store_true",
+                        help="leave A's own hair above the brows in front of the new face (convert --keep-fringe)")
     parser.add_argument("--workdir", type=Path, help="keep the workspace here (resumed if it exists)")
     parser.add_argument("--footage", type=Path, default=DEFAULT_OUT, help="folder of the harder footage (built if missing)")
     parser.add_argument("--no-footage", action="store_true", help="evaluate on the plain s1 clips only")
@@ -255,7 +258,8 @@ def main() -> None:
         elif read_state(root / "model") is None:
             parser.error("--minutes 0 evaluates a trained --workdir; this one has no model yet")
         state = read_state(root / "model")
-        settings = ReplaceSettings(detail=args.detail, drawn_face_only=not args.drawn_hair, lips=args.lips)
+        settings = ReplaceSettings(detail=args.detail, drawn_face_only=not args.drawn_hair, keep_fringe=args.keep_fringe,
+                                   lips=args.lips)
         held_out = root / "held_out_clips"
         held_out.mkdir(exist_ok=True)
         for clip in s1[args.clips_a:args.clips_a + args.eval_clips]:
@@ -279,7 +283,8 @@ def main() -> None:
     training = state["training"]
     budget = {"model": state["model"], "device": device, "minutes_this_run": args.minutes,
               "training_minutes_total": training["elapsed_seconds"] / 60, "iterations": state["iteration"],
-              "faces_a_clips": args.clips_a, "fps_a": args.fps, "detail": args.detail, "lips": args.lips}
+              "faces_a_clips": args.clips_a, "fps_a": args.fps, "detail": args.detail, "lips": args.lips,
+              "keep_fringe": args.keep_fringe}
     if args.json:
         print(json.dumps({"budget": budget, "report": report,
                           "footage": {name: {"report": scores, "untouched": check} for name, scores, check in harder},

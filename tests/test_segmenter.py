@@ -12,7 +12,7 @@ import torch
 
 from deepswap import _io
 from deepswap.convert import ReplaceSettings
-from deepswap.convert.replace import FaceReplacer
+from deepswap.convert.replace import FaceReplacer, footage_skin
 from deepswap.convert.smoothing import MaskSmoother
 from deepswap.faces import FaceAnalyzer, IdentityTracker, face_mask, face_region, load_faceset, transform_points, warp_face
 from deepswap.train import load_swapper
@@ -198,8 +198,8 @@ def test_hair_the_model_draws_beside_the_cheek_is_left_out_and_the_footages_chee
     found = replacer.drawn_face(drawn[None], [landmarks], [outline])[0]
     assert found[strand].mean() < 0.2, found[strand].mean()
     assert found[face & ~near].mean() > 0.9, "the rest of the face is still the new one"
-    pasted = replacer.matched_face(drawn, crop, outline.astype(np.float32) / 255, found, landmarks, outline,
-                                   replacer.footage_probabilities(crop[None])[0])
+    skin = footage_skin(crop, landmarks, outline, replacer.footage_probabilities(crop[None])[0])
+    pasted = replacer.matched_face(drawn, crop, outline.astype(np.float32) / 255, found, landmarks, skin)
     assert np.median(np.abs(pasted.astype(int) - crop).max(axis=2)[strand]) <= 12, "the footage's cheek shows there"
     unchanged = np.abs(pasted.astype(int) - drawn).max(axis=2) <= 6
     assert unchanged[face & ~near].mean() > 0.9, "elsewhere the face pasted is the drawn one"

@@ -14,16 +14,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deepswap.convert.blend import fill_from_footage, prepare_mask
-from deepswap.convert.replace import DRAWN_BLUR, DRAWN_ERODE, forehead_shading, forehead_skin
+from deepswap.convert import ReplaceSettings
+from deepswap.convert.replace import (DRAWN_BLUR, DRAWN_ERODE, FaceReplacer, above_brows, crop_skin, forehead_shading,
+                                      forehead_skin)
 from deepswap.evaluate import forehead_band, forehead_hair_added
-from deepswap.faces import FaceAnalyzer, face_mask, face_region, load_faceset, skin_mask
+from deepswap.faces import (FaceAnalyzer, IdentityTracker, face_mask, face_region, load_faceset, skin_mask,
+                            transform_points, warp_face)
 from deepswap.faces.expression import eye_distance
 from deepswap.faces.skin import INNER_MARGIN, inner_face, skin_reference
 from deepswap.train.config import COVERAGE
 from deepswap.train.data import MaskSamples, PersonFaces, TrainingStream, region_face
 from deepswap.train.mask_training import mask_faces
 from deepswap.train.segmenter import RESOLUTION
-from deepswap.video import read_frames
+from deepswap.train import load_swapper
+from deepswap.video import Frame, read_frames
 from deepswap.workspace import Workspace
 
 HAIR = (35, 28, 22)  # dark brown
@@ -194,3 +198,31 @@ def test_the_footages_cheek_shown_where_the_drawn_face_has_hair_takes_the_drawn_
     own_hair = (keep < 0.001) & (cv2.dilate(skin, np.ones((9, 9), np.uint8)) == 0)
     assert own_hair.sum() > 100 and np.abs(pasted - crop)[own_hair].max() <= 1, "the footage's hair is shown as filmed"
     assert np.abs(pasted - drawn)[keep > 0.999].max() <= 1, "the rest is the drawn face"
+
+
+def test_keep_fringe_leaves_the_footages_hair_above_the_brows_as_filmed(trained_workspace, s1_clips):
+    """``ReplaceSettings.keep_fringe``: above the brows, where the footage's own crop is not skin
+    (s1's fringe), the output frame is the input as filmed; without it the new forehead is pasted
+    over the fringe; either way the face below is replaced."""
+    frame = next(islice(read_frames(s1_clips[-1]), 10, None)).image
+    analyzer = FaceAnalyzer(face_size=128)
+    swapper = load_swapper(trained_workspace, device="cpu")
+    identity = load_faceset(trained_workspace / "a" / "faces").identity()
+    changes = {}
+    for keep_fringe in (False, True):
+        replacer = FaceReplacer(analyzer, IdentityTracker(identity, analyzer.encoder), swapper, "b",
+                                ReplaceSettings(keep_fringe=keep_fringe, detail=0.0))
+        located = replacer.locate(Frame(0, 0.0, frame))
+        output = replacer.render([frame], [located])[0]
+        crop, size = warp_face(frame, located.matrix, 128), analyzer.face_size
+        landmarks = transform_points(located.landmarks, located.matrix)
+        outline = face_mask(landmarks, size)
+        hair = (crop_skin(crop, landmarks, outline) < 0.01) & above_brows(size, landmarks) & (outline > 0)
+        hair = cv2.erode(hair.astype(np.uint8), np.ones((5, 5), np.uint8))
+        inner = cv2.erode(outline, np.ones((25, 25), np.uint8)) & ~above_brows(size, landmarks)
+        change = np.abs(warp_face(output, located.matrix, size).astype(int) - crop).max(axis=2)
+        changes[keep_fringe] = float(change[hair > 0].mean()), float(change[inner > 0].mean())
+        assert (hair > 0).sum() > 40, "s1's fringe lies over his forehead"
+    assert changes[True][0] < 2 < 8 < changes[False][0], changes
+    assert min(changes[True][1], changes[False][1]) > 8, "the face below the brows is replaced either way"
+

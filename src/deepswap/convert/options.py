@@ -36,6 +36,7 @@ class ReplaceSettings:
     where a face's identity lies, is always the model's. ``learned_mask`` cuts the mask down to what
     the model's learned face mask sees as face (``train.segmenter``), and ``drawn_face_only`` to what
     it sees as face in the face the model drew (hair drawn beside the cheeks stays off the face).
+    ``keep_fringe`` leaves the replaced person's own hair above the brows in front of the new face.
     ``mouth_interior`` leaves the replaced person's own mouth interior inside the new lips
     (``convert.mouth``). ``eyelids`` closes the new face's eyes as far as the replaced person's are
     closed (``convert.eyelids``), and ``lips`` opens its mouth as far as theirs (``convert.mouth``).
@@ -62,6 +63,11 @@ class ReplaceSettings:
                                         "brows only where it looks like skin, so hair the model draws beside the cheeks or over "
                                         "the forehead stays off the face (the footage's own cheek or fringe shows there, its skin "
                                         "toned to meet the new face).")
+    keep_fringe: bool = option(False, label="Keep the footage's fringe in front",
+                               help="Above the brows, leave the replaced person's own hair (a fringe, a hairline lower "
+                                    "than the other person's) in front of the new forehead, as filmed, instead of painting "
+                                    "the new forehead over it. The identity judge then reads a little more of the replaced "
+                                    "person.")
     mouth_interior: MouthInterior = option(
         "wide", choices=get_args(MouthInterior), label="A's own mouth interior",
         help="Show the replaced person's own teeth and tongue inside the new lips: wide (only where the mouth opens "

@@ -107,8 +107,13 @@ class FaceReplacer:
             if learned is not None:
                 mask *= self.learned_mask(learned[k])
             mask = keep_interior(mask, crop_landmarks[k], self.settings.mouth_interior, self.widest_mouth)
+            skin = None
+            if drawn is not None or self.settings.keep_fringe:
+                skin = footage_skin(crops[k], crop_landmarks[k], landmark_masks[k], None if learned is None else learned[k])
+            if self.settings.keep_fringe:
+                mask *= clear_of_fringe(skin, crop_landmarks[k])
             face = self.matched_face(generated[k], crops[k], mask, None if drawn is None else drawn[k], crop_landmarks[k],
-                                     landmark_masks[k], None if learned is None else learned[k])
+                                     skin)
             output[i] = paste_face(frames[i], face, mask, where.matrix, self.settings.blend, self.settings.detail,
                                    detail_scale(where.matrix, self.region_side))
         if todo[-1] != len(frames) - 1:
@@ -132,21 +137,16 @@ class FaceReplacer:
         return self.swapper.face_masks(crops) if self.settings.learned_mask else None
 
     def matched_face(self, generated: np.ndarray, crop: np.ndarray, mask: np.ndarray, drawn: np.ndarray | None,
-                     landmarks: np.ndarray, landmark_mask: np.ndarray, footage: np.ndarray | None) -> np.ndarray:
+                     landmarks: np.ndarray, skin: np.ndarray | None) -> np.ndarray:
         """A drawn face colour-matched to its crop inside ``mask``. With ``drawn`` (its face probability,
         ``drawn_face``), what is not face in it — hair the model drew beside the cheeks or over the
         forehead, and, where the footage is skin, the shading it draws before that hairline
         (``forehead_shading``) — is left out of the match and replaced by the footage's own crop,
-        toned where that is skin to meet the new face as the inner faces meet
-        (``blend.fill_from_footage``; ``footage``: the crop's learned face probability, or None): the
-        footage's cheek or forehead shows there, its own hair as filmed, never the other person's
-        hair, and with no seam in tone where the drawn face ends."""
+        toned where that is skin (``skin``: ``footage_skin``) to meet the new face as the inner faces
+        meet (``blend.fill_from_footage``): the footage's cheek or forehead shows there, its own hair
+        as filmed, never the other person's hair, and with no seam in tone where the drawn face ends."""
         if drawn is None:
             return match_color(generated, crop, mask, self.settings.color)
-        skin = crop_skin(crop, landmarks, landmark_mask)
-        if footage is not None:
-            skin = np.minimum(skin, footage)
-        skin = prepare_mask(skin, 0.0, DRAWN_BLUR)
         keep = prepare_mask(np.minimum(drawn, np.maximum(forehead_shading(generated, landmarks), 1 - skin)),
                             DRAWN_ERODE, DRAWN_BLUR)
         face = match_color(generated, crop, mask * keep, self.settings.color)
@@ -193,6 +193,24 @@ def detail_scale(matrix: np.ndarray, region_side: float) -> float:
 def _dilated(mask: np.ndarray) -> np.ndarray:
     """The landmark mask grown by 8 % of the crop: a bound for the model's own mask."""
     return prepare_mask(mask, -0.08, 0.0)
+
+
+def footage_skin(crop: np.ndarray, landmarks: np.ndarray, landmark_mask: np.ndarray,
+                 learned: np.ndarray | None) -> np.ndarray:
+    """S×S float32, 0..1: where the footage's crop (RGB, its 68 crop landmarks and their
+    ``face_mask``) is face skin (``crop_skin``) and, with ``learned`` (its learned face probability),
+    face to the learned mask too (a hand is not the face's skin), feathered over ``DRAWN_BLUR``."""
+    skin = crop_skin(crop, landmarks, landmark_mask)
+    if learned is not None:
+        skin = np.minimum(skin, learned)
+    return prepare_mask(skin, 0.0, DRAWN_BLUR)
+
+
+def clear_of_fringe(skin: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """S×S float32, 0..1: 0 above the line through the brows' inner ends (``above_brows``) where
+    the footage is not skin (``footage_skin``: its own fringe or hairline), 1 elsewhere, feathered
+    over ``DRAWN_BLUR`` (``ReplaceSettings.keep_fringe``)."""
+    return prepare_mask(np.where(above_brows(skin.shape[0], landmarks), skin, 1.0), 0.0, DRAWN_BLUR)
 
 
 def crop_skin(crop: np.ndarray, landmarks: np.ndarray, landmark_mask: np.ndarray) -> np.ndarray:
