@@ -125,6 +125,7 @@ def test_extract_goes_on_past_a_bad_source_and_exits_1(s1_clips, tmp_path):
     assert len(list((root / "a" / "faces").glob("*.png"))) == 15, "the good source's faces are kept"
 
 
+@pytest.mark.slow
 def test_the_convert_page_takes_several_files_and_converts_them_as_a_batch(trained_workspace, s1_clips, tmp_path):
     import re
     import shutil
@@ -150,6 +151,7 @@ def test_the_convert_page_takes_several_files_and_converts_them_as_a_batch(train
     assert sorted(path.name for path in (tmp_path / "ws" / "outputs").iterdir()) == ["one_swapped.mp4", "two_swapped.mp4"]
 
 
+@pytest.mark.slow
 def test_a_batch_in_two_worker_processes(trained_workspace, s1_clips, tmp_path):
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"not a video" * 100)
@@ -162,6 +164,7 @@ def test_a_batch_in_two_worker_processes(trained_workspace, s1_clips, tmp_path):
                                                                        f"convert {s1_clips[1].name}"}
 
 
+@pytest.mark.slow
 def test_an_output_a_kill_left_unrecorded_is_converted_again_without_force(trained_workspace, s1_clips, tmp_path):
     from deepswap.convert import convert
     from deepswap.errors import DeepswapError

@@ -59,6 +59,7 @@ def test_chunks_are_cut_at_keyframes(s1_clips):
     assert plan_chunks(s1_clips[5], probe_video(s1_clips[5]), ConvertOptions()) is None, "3 s is one 60 s chunk"
 
 
+@pytest.mark.slow
 def test_joined_chunks_match_a_single_pass(outputs):
     single, chunked = outputs["single"], outputs["chunked"]
     assert probe_video(chunked).frames == probe_video(single).frames == 75
@@ -75,6 +76,7 @@ def test_joined_chunks_match_a_single_pass(outputs):
     assert not chunk_folder(chunked).exists()
 
 
+@pytest.mark.slow
 def test_a_stopped_run_redoes_only_unfinished_chunks(trained_workspace, s1_clips, tmp_path):
     out = tmp_path / "out.mp4"
 

@@ -311,6 +311,7 @@ def test_preview_goes_only_into_an_empty_folder_or_replaces_its_own_previews(tra
     assert sorted(fresh.iterdir()) == sorted(report.files) and len(report.files) == 2, "no mix of two runs"
 
 
+@pytest.mark.slow
 def test_cli_force_replaces_an_existing_output(trained_workspace, s1_clips, tmp_path):
     command = Path(sys.executable).parent / "deepswap"
     out = tmp_path / "o.mp4"

@@ -50,6 +50,7 @@ def assert_same_faces(one: Path, other: Path) -> None:
     assert pngs(one) == pngs(other)
 
 
+@pytest.mark.slow
 def test_two_workers_extract_the_faces_one_process_does_and_a_bad_source_fails_alone(s1_clips, tmp_path):
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(s1_clips[0].read_bytes())

@@ -24,6 +24,8 @@ import pytest
 from deepswap import Workspace, add_sources, init_workspace
 from deepswap.faces.faceset import FaceSet
 
+pytestmark = pytest.mark.slow  # every test runs the real command line against a full disk
+
 DEEPSWAP = Path(sys.executable).with_name("deepswap")
 DISK_FULL = "could not write it, the disk is full or the file too large"
 

@@ -374,6 +374,7 @@ def test_recording_an_output_keeps_a_damaged_list_aside(ws: Path, tmp_path: Path
     assert workspace.record_output(tmp_path / "out2.mp4", {}) is None
 
 
+@pytest.mark.slow
 def test_convert_keeps_its_video_when_outputs_json_is_damaged(trained_workspace: Path, tmp_path: Path,
                                                              s1_clips: list[Path]) -> None:
     root = tmp_path / "ws"

@@ -72,6 +72,7 @@ def faces_ws(extracted_workspace: Path, tmp_path: Path) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_two_adds_in_parallel_never_lose_a_source(ws: Path, s1_clips: list[Path]) -> None:
     clips = s1_clips[:8]
     for first, second in zip(clips[::2], clips[1::2]):
@@ -122,6 +123,7 @@ def test_another_thread_is_refused_or_waits(ws: Path, s1_clips: list[Path]) -> N
     assert len(Workspace.open(ws).persons["a"].sources) == 1
 
 
+@pytest.mark.slow
 def test_a_second_train_or_extract_refuses_at_once_while_one_runs(faces_ws: Path) -> None:
     trainer = subprocess.Popen([sys.executable, "-c", TINY_TRAIN, str(faces_ws), "1000000", "10"],
                                stderr=subprocess.PIPE, text=True)

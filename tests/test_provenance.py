@@ -493,6 +493,7 @@ def test_photo_resaved_as_jpeg_q75_verifies(original: list[np.ndarray], tmp_path
     assert report.label is None and report.synthetic and report.watermark.output_id == OUTPUT_ID
 
 
+@pytest.mark.slow
 def test_no_false_positive_on_untouched_footage(s1_clips: list[Path], speaker_clips: list[Path], raw_mpg: Path) -> None:
     for clip in s1_clips + speaker_clips + [raw_mpg]:
         report = verify_file(clip)
@@ -506,6 +507,7 @@ def test_no_false_positive_on_photos(photos: list[Path]) -> None:
         assert not report.synthetic and report.watermark.confidence < Z_THRESHOLD / 2
 
 
+@pytest.mark.slow
 def test_no_false_positive_on_other_video_reencoded_the_same_way(speaker_clips: list[Path], tmp_path: Path) -> None:
     other = encode(images(speaker_clips[0]), tmp_path / "other.mp4", 18)
     reencoded = encode(images(other), tmp_path / "other_crf28.mp4", 28)

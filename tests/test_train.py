@@ -657,6 +657,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_ddp_with_two_gloo_processes_trains_and_writes_one_checkpoint(frame_faces, tmp_path):
     root = tmp_path / "ws"
     shutil.copytree(frame_faces, root)
@@ -673,6 +674,7 @@ def _cli(*args: str, **kwargs) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
 
 
+@pytest.mark.slow
 def test_cli_sigterm_saves_and_exits_then_resumes(workspace):
     with _cli("train", str(workspace), "--iterations", "2", "--minutes", "1") as both:
         assert both.wait(60) == 1 and "give --iterations or --minutes, not both" in both.stderr.read()

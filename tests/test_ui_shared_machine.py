@@ -155,6 +155,7 @@ def test_uploads_are_checked_before_they_are_kept_and_capped(home: Path, s1_clip
         assert [path.name for path in uploads.rglob("*") if path.is_file()] == ["clip.mp4"]
 
 
+@pytest.mark.slow
 def test_a_held_workspace_lock_does_not_freeze_the_other_pages(home: Path) -> None:
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom deepswap.lock import workspace_lock\n"
                                f"with workspace_lock({str(home / 'ws')!r}, 'train', False):\n"

@@ -176,6 +176,7 @@ def test_unreadable_files_exit_2_never_1(tmp_path: Path, content: bytes) -> None
     assert result.exit_code == 2 and "Traceback" not in result.output
 
 
+@pytest.mark.slow
 def test_gif_frames_are_streamed_not_held(tmp_path: Path) -> None:
     """120 frames of 640×480 would take 110 MB decoded at once; streamed, verify holds a few."""
     ramp = np.add.outer(np.arange(480) // 2, np.arange(640) // 3).astype(np.uint8)
