@@ -14,8 +14,9 @@ that lies on A's skin:
   with this frame's alignment), the output's less the input's. An edge that jumps from frame to
   frame adds to it; 0 means it changes no more than the footage does.
 
-Prints each one's median, mean, 90th percentile and largest value over the frames. ``--crops`` writes the input | the output of ``--frames`` of the first clip, a row
-each, labelled and watermarked as synthetic (docs/seam.jpg joins two such pictures).
+Prints each one's median, mean, 90th percentile and largest value over the frames. ``--crops``
+writes the input | the output of ``--frames`` of the first clip, a row each, labelled and
+watermarked as synthetic (docs/seam.jpg joins two such pictures).
 """
 
 from __future__ import annotations

@@ -109,11 +109,12 @@ class FaceReplacer:
             mask = keep_interior(mask, crop_landmarks[k], self.settings.mouth_interior, self.widest_mouth)
             skin = None
             if drawn is not None or self.settings.keep_fringe:
-                skin = footage_skin(crops[k], crop_landmarks[k], landmark_masks[k], None if learned is None else learned[k])
+                skin = footage_skin(crops[k], crop_landmarks[k], landmark_masks[k],
+                                    None if learned is None else learned[k])
             if self.settings.keep_fringe:
                 mask *= clear_of_fringe(skin, crop_landmarks[k])
-            face = self.matched_face(generated[k], crops[k], mask, None if drawn is None else drawn[k], crop_landmarks[k],
-                                     skin)
+            face = self.matched_face(generated[k], crops[k], mask, None if drawn is None else drawn[k],
+                                     crop_landmarks[k], skin)
             output[i] = paste_face(frames[i], face, mask, where.matrix, self.settings.blend, self.settings.detail,
                                    detail_scale(where.matrix, self.region_side))
         if todo[-1] != len(frames) - 1:
@@ -229,8 +230,9 @@ def above_brows(size: int, landmarks: np.ndarray) -> np.ndarray:
     left, right = landmarks[21], landmarks[22]
     across = right - left
     down = np.array([-across[1], across[0]]) / max(float(np.linalg.norm(across)), 1e-6)
-    ys, xs = np.mgrid[0:size, 0:size]
-    return (xs - left[0]) * down[0] + (ys - left[1]) * down[1] <= 0
+    across_x = (np.arange(size) - left[0]) * down[0]  # the half-plane test is a sum of a row and a column term
+    across_y = (np.arange(size) - left[1]) * down[1]
+    return across_x[None, :] + across_y[:, None] <= 0
 
 
 def forehead_skin(face: np.ndarray, landmarks: np.ndarray, landmark_mask: np.ndarray) -> np.ndarray:
