@@ -5,6 +5,7 @@ the whole `deepswap train` loop of the `original` model against the faceswap ref
     python benchmarks/train.py --cpu-only --quick   # a few minutes on a 2-core CPU
     python benchmarks/train.py --gpu-only --quick   # < 4 minutes on an H100
     python benchmarks/train.py --loop-only [--workspace WS] [--model original]
+    python benchmarks/train.py --step-only          # lite's CPU step now against before 2026-12-07
 
 A *sample* is one face through the shared encoder and its person's decoder, forward and backward;
 an iteration at batch B processes B faces of each person, 2·B samples. "Model" figures time the
@@ -48,7 +49,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from deepswap.train.loss import LossWeights, reconstruction_loss  # noqa: E402
 from deepswap.train.models import MODELS, build_model  # noqa: E402
+from deepswap.train.models.layers import Decoder, Upscale  # noqa: E402
 
 # Dense bf16 tensor-core peaks (FLOP/s) by card name; MFU = achieved model FLOP/s ÷ peak.
 BF16_PEAK = {"H100": 989e12, "H200": 989e12, "GH200": 989e12, "A100": 312e12, "L40S": 362e12, "L4": 121e12,
@@ -163,6 +166,57 @@ def cpu_table(args: argparse.Namespace) -> None:
                       flush=True)
 
 
+def plain_layers(model: torch.nn.Module) -> torch.nn.Module:
+    """The model as it ran before 2026-12-07: its decoders' layers one after another, ATen's pixel shuffle."""
+    for module in model.modules():
+        if isinstance(module, Decoder):
+            module.halved = False
+        if isinstance(module, Upscale):
+            module[2] = torch.nn.PixelShuffle(2)
+    return model
+
+
+def step_before_after(name: str = "lite", rounds: int = 10) -> None:
+    """The CPU training step of ``name`` with its own loss (SSIM, L1, frequency) and Adam, as it runs
+    now and as it ran before (``plain_layers``, and SSIM's statistics of the target carrying a
+    gradient, as they did), alternated step by step on the same random faces in one process."""
+    spec = MODELS[name]
+    weights = LossWeights(ssim=spec.ssim_weight, frequency=spec.frequency_weight, background=spec.background_weight)
+    batch = spec.batch_size
+    arms = {}
+    for arm in ("before", "now"):
+        torch.manual_seed(0)
+        model = build_model(name)
+        arms[arm] = (plain_layers(model) if arm == "before" else model,
+                     torch.optim.Adam(model.parameters(), lr=spec.learning_rate, betas=spec.betas, fused=True))
+    size, drawn = arms["now"][0].resolution, arms["now"][0].output_resolution
+    inputs = [torch.rand(batch, 3, size, size) for _ in range(2)]
+    targets = [torch.rand(batch, 3, drawn, drawn) for _ in range(2)]
+    masks, features = torch.rand(batch, drawn, drawn), torch.rand(batch, 2, drawn, drawn)
+
+    def step(arm: str) -> float:
+        model, optimizer = arms[arm]
+        started = time.perf_counter()
+        outputs = model(*inputs)
+        loss = sum(reconstruction_loss(model.split_output(output)[0], None, target.requires_grad_(arm == "before"),
+                                       masks, features, weights) for output, target in zip(outputs, targets))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return time.perf_counter() - started
+
+    times: dict[str, list[float]] = {arm: [] for arm in arms}
+    for round_ in range(rounds + 2):
+        for arm in (("before", "now") if round_ % 2 else ("now", "before")):
+            seconds = step(arm)
+            if round_ >= 2:
+                times[arm].append(seconds)
+    before, now = (statistics.median(times[arm]) * 1e3 for arm in ("before", "now"))
+    print(f"\n== `{name}` training step on this CPU (model, loss, Adam; batch {batch}), alternated ==\n"
+          f"before (plain decoder layers, SSIM's target statistics with gradients): {before:.0f} ms; "
+          f"now: {now:.0f} ms ({before / now:.2f}× as fast)", flush=True)
+
+
 def gpu_table(args: argparse.Namespace) -> None:
     card, peak = gpu_peak()
     torch.backends.cuda.matmul.allow_tf32 = True
@@ -272,6 +326,7 @@ def main() -> None:
     parser.add_argument("--cpu-only", action="store_true", help="skip the GPU figures")
     parser.add_argument("--gpu-only", action="store_true", help="only the GPU figures (and the FLOP table)")
     parser.add_argument("--loop-only", action="store_true", help="only the whole-loop figures")
+    parser.add_argument("--step-only", action="store_true", help="only the CPU step of lite before and after")
     parser.add_argument("--quick", action="store_true", help="fewer configurations and steps")
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--workspace", help="extracted workspace for the loop (default: extract bundled GRID clips)")
@@ -282,9 +337,12 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="print the top CUDA kernels of an hd step")
     args = parser.parse_args()
     cuda = torch.cuda.is_available()
+    if args.step_only:
+        return step_before_after()
     if not args.loop_only:
         model_table(args)
         if not args.gpu_only:
+            step_before_after()
             cpu_table(args)
         if cuda and not args.cpu_only:
             gpu_table(args)

@@ -114,6 +114,38 @@ def test_output_scale_2_draws_faces_twice_the_input_size(name):
         build_model(name, **TINY, output_scale=3)
 
 
+@pytest.mark.parametrize("name,output_scale", [("lite", 2), ("original", 1), ("original", 2), ("hd", None)])
+def test_decoders_draw_and_learn_as_their_layers_one_after_another(name, output_scale):
+    """The DeepFakes decoders run their last 5×5 convolution at half resolution (``Decoder``): the
+    faces, the gradients and the checkpoint's keys are those of the layers run in order."""
+    torch.manual_seed(0)
+    options = {**TINY, **({"blocks": 1} if output_scale is None else {"output_scale": output_scale})}
+    model = build_model(name, **options)
+    decoder = model.decoders["b"]
+    assert decoder.halved == (name != "hd")
+    latent = model.encoder(torch.rand(3, 3, 32, 32)).detach()
+    drawn, in_order = decoder(latent), torch.nn.Sequential.forward(decoder, latent)
+    assert torch.allclose(drawn, in_order, atol=1e-5)
+    weight = decoder[-1].weight
+    upstream = decoder[0][0].weight if name != "hd" else decoder[1][0].weight
+    gradients = [torch.autograd.grad((output * torch.linspace(-1, 1, output.numel()).view_as(output)).sum(),
+                                     (weight, upstream)) for output in (drawn, in_order)]
+    for fast, plain in zip(*gradients):
+        assert torch.allclose(fast, plain, rtol=1e-4, atol=1e-5 * plain.abs().max().item())
+    assert decoder.state_dict().keys() == torch.nn.Sequential(*decoder).state_dict().keys()
+
+
+@given(st.integers(1, 3), st.integers(1, 4), st.integers(1, 5), st.integers(1, 5), st.booleans())
+@settings(max_examples=25, deadline=None)
+def test_pixel_shuffle_moves_the_same_values_as_torchs(batch, channels, height, width, channels_last):
+    from deepswap.train.models.layers import pixel_shuffle
+
+    images = torch.randn(batch, 4 * channels, height, width)
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    assert torch.equal(pixel_shuffle(images, 2), torch.nn.functional.pixel_shuffle(images, 2))
+
+
 def test_original_is_the_2017_model_at_full_size():
     with torch.device("meta"):
         original = build_model("original")

@@ -42,10 +42,14 @@ def ssim_map(x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float = 
     """Per-pixel SSIM of two N×C×H×W images in 0..1 (Gaussian window, reflected borders)."""
     channels, height, width = x.shape[1:]
     window = min(window, min(height, width) // 2 * 2 - 1)
-    stacked = torch.cat([x, y, x * x, y * y, x * y], dim=1)
-    blurred = (_blur_matrix(height, window, sigma, x.device) @ stacked
-               @ _blur_matrix(width, window, sigma, x.device).T)
-    mu_x, mu_y, xx, yy, xy = blurred.split(channels, dim=1)
+    down, across = _blur_matrix(height, window, sigma, x.device), _blur_matrix(width, window, sigma, x.device).T
+
+    def blurred(*images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return (down @ torch.cat(images, dim=1) @ across).split(channels, dim=1)
+
+    # y's own statistics apart: a target that needs no gradient costs the backward pass nothing.
+    mu_x, xx, xy = blurred(x, x * x, x * y)
+    mu_y, yy = blurred(y, y * y)
     c1, c2 = 0.01 ** 2, 0.03 ** 2
     var_x, var_y, cov = xx - mu_x ** 2, yy - mu_y ** 2, xy - mu_x * mu_y
     return ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2))

@@ -27,7 +27,7 @@ from __future__ import annotations
 from torch import nn
 
 from . import ModelSpec, SwapModel
-from .layers import Bottleneck, Downscale, ResidualBlock, Upscale
+from .layers import Bottleneck, Decoder, Downscale, ResidualBlock, Upscale
 
 
 def _stage(block: nn.Module, channels: int, blocks: int) -> list[nn.Module]:
@@ -46,7 +46,7 @@ def build(resolution: int = 128, width: int = 128, latent: int = 512, blocks: in
     )
 
     def decoder() -> nn.Module:
-        return nn.Sequential(
+        return Decoder(
             *(ResidualBlock(4 * width) for _ in range(blocks)),
             *_stage(Upscale(4 * width, 2 * width), 2 * width, blocks),
             *_stage(Upscale(2 * width, width), width, blocks),

@@ -14,7 +14,7 @@ from __future__ import annotations
 from torch import nn
 
 from . import ModelSpec, SwapModel
-from .layers import Bottleneck, Downscale, Upscale
+from .layers import Bottleneck, Decoder, Downscale, Upscale
 
 
 def build(name: str = "original", resolution: int = 64, width: int = 128, latent: int = 1024,
@@ -29,7 +29,7 @@ def build(name: str = "original", resolution: int = 64, width: int = 128, latent
 
     def decoder() -> nn.Module:
         finer = [Upscale(width // 2, width // 2)] if output_scale == 2 else []
-        return nn.Sequential(Upscale(4 * width, 2 * width), Upscale(2 * width, width), Upscale(width, width // 2),
+        return Decoder(Upscale(4 * width, 2 * width), Upscale(2 * width, width), Upscale(width, width // 2),
                              *finer, nn.Conv2d(width // 2, 3, 5, padding=2))
 
     options = {"resolution": resolution, "width": width, "latent": latent, "output_scale": output_scale}
