@@ -30,6 +30,12 @@ Measured 2026-11-26 (the 2-core CPU shared with other jobs, so ±15 %):
   face regions they had read in memory (one worker: 136–139 face pairs/s from disk, 467–540 from
   memory, 3.4–3.9×; the "data" line) and SSIM's blur became two matrix products (the loss of one
   person's batch of 8, forward and backward: 37 → 26 ms).
+- 2026-12-07, 2-core AMD EPYC with AVX2 only (fp32), `--step-only` (lite's step with its loss and
+  Adam at batch 8, alternated in one process): before 269 and 275 ms, now 228 and 222 ms (1.18× and
+  1.24×), from the decoders' last 5×5 convolution at half resolution (in the same process's
+  profile its forward and backward took 32 ms a decoder, the 3×3 one in its place 25), the pixel
+  shuffle as a view and a copy (forward + backward of the largest: 9.6 → 3.0 ms) and SSIM's target
+  statistics outside the backward pass (one person's loss: 51 → 32–37 ms).
 """
 
 from __future__ import annotations

@@ -27,7 +27,8 @@ from deepswap.progress import ProgressEvent
 from deepswap.train import MODELS, TrainOptions, build_model, load_swapper, read_state, train
 from deepswap.train.config import COVERAGE
 from deepswap.train.critic import PatchCritic, critic_loss, generator_loss, inner_face_slices
-from deepswap.train.data import FINISHING_AUGMENT, Augment, PersonFaces, TrainingStream, augment_face, feature_map
+from deepswap.train.data import (FINISHING_AUGMENT, Augment, PersonFaces, TrainingStream, augment_face, feature_map,
+                                 make_loader)
 from deepswap.train.loss import LossWeights, focal_frequency_loss, pixel_weights, reconstruction_loss, ssim_map
 from deepswap.train.trainer import FINAL_LR, FINISHING_SHARE, finishing, scheduled_lr
 from deepswap.workspace import Workspace, init_workspace
@@ -613,6 +614,22 @@ def test_stream_keeps_face_regions_in_memory_within_its_budget_and_streams_the_s
     assert everything.region("b", 0)[0] is image
     with pytest.raises(ValueError, match="read-only"):
         image[0, 0] = 0
+
+
+class WorkerPriority(torch.utils.data.Dataset):
+    """Samples that say which process made them and at what scheduling priority."""
+
+    def __getitem__(self, n: int) -> dict[str, torch.Tensor]:
+        return {"pid": torch.tensor(os.getpid()), "nice": torch.tensor(os.nice(0))}
+
+
+@pytest.mark.skipif(not hasattr(os, "nice"), reason="no process priorities here")
+def test_a_cpu_runs_data_worker_prepares_batches_at_the_lowest_priority():
+    here = os.nice(0)
+    for low_priority, expected in ((True, 19), (False, here)):
+        batch = next(make_loader(WorkerPriority(), 2, 0, workers=1, low_priority=low_priority))
+        assert (batch["pid"] != os.getpid()).all() and batch["nice"].tolist() == [expected, expected]
+    assert os.nice(0) == here
 
 
 def test_unreadable_face_crop_is_one_clear_line_from_a_worker(workspace):

@@ -39,6 +39,7 @@ time from the training step.
 from __future__ import annotations
 
 import itertools
+import os
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -372,16 +373,25 @@ class TrainingStream(Dataset):
                 for key in self.faces for name, array in self.sample(key, n).items()}
 
 
+def lower_priority(worker: int) -> None:
+    """A data worker's start on a CPU run: the lowest scheduling priority (nice 19), so it prepares
+    batches on the cycles torch's threads leave and does not stall them (they wait on each other)."""
+    if hasattr(os, "nice"):
+        os.nice(19)
+
+
 def make_loader(stream: TrainingStream, batch_size: int, first_sample: int, workers: int,
-                pin_memory: bool = False) -> Iterator[dict[str, torch.Tensor]]:
-    """Batches of the stream from sample ``first_sample`` on, prepared by ``workers`` processes.
+                pin_memory: bool = False, low_priority: bool = False) -> Iterator[dict[str, torch.Tensor]]:
+    """Batches of the stream from sample ``first_sample`` on, prepared by ``workers`` processes
+    (at the lowest priority with ``low_priority``: ``lower_priority``).
 
     The workers are forked and run torch single-threaded (DataLoader's default). They must not
     call ``cv2.setNumThreads``: after a fork it waits for the parent's OpenCV pool threads, which
     do not exist in the child, and hangs (seen after extract had run in the same process).
     """
     loader = DataLoader(stream, batch_size=batch_size, sampler=itertools.count(first_sample), num_workers=workers,
-                        pin_memory=pin_memory, persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None)
+                        pin_memory=pin_memory, persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None,
+                        worker_init_fn=lower_priority if low_priority else None)
     batches = iter(loader)
     while True:
         try:

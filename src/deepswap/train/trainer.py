@@ -481,7 +481,9 @@ def training_batches(faces: dict[str, PersonFaces], trainee: Trainee, runtime: R
                             augment=FINISHING_AUGMENT if finish else None, output_resolution=net.output_resolution,
                             cache_bytes=REGION_CACHE_BYTES // max(1, workers), batch_size=config.batch_size,
                             segment_every=SEGMENTER_EVERY)
-    return make_loader(stream, config.batch_size, iteration * config.batch_size, workers, pin_memory=runtime.cuda)
+    # On a CPU torch's threads take every core: the workers use what they leave (data.lower_priority).
+    return make_loader(stream, config.batch_size, iteration * config.batch_size, workers, pin_memory=runtime.cuda,
+                       low_priority=not runtime.cuda)
 
 
 @writes_workspace("train", takes_lock=lambda: process_rank() == 0)  # rank 0 alone writes the workspace

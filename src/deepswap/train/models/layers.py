@@ -104,9 +104,10 @@ class Decoder(nn.Sequential):
     DeepFakes decoders), the convolution runs on the last upscale's output before its pixel
     shuffle, as the equivalent 3×3 convolution with four times the channels each way
     (``half_resolution_taps``), and only its few output channels are shuffled: the same faces with
-    the same weights and checkpoints, and on a 2-core CPU the ``lite`` model's training step takes
-    about a fifth less time with ``PixelShuffle`` (``benchmarks/train.py``): the 5×5 convolution to
-    3 channels at full resolution is among the slowest oneDNN runs."""
+    the same weights and checkpoints. The 5×5 convolution to 3 channels at full resolution is among
+    the slowest things oneDNN runs: with it, ``PixelShuffle`` and SSIM's change (``loss.ssim_map``),
+    the ``lite`` training step runs 1.18–1.24 times as fast on a 2-core CPU
+    (``benchmarks/train.py --step-only``)."""
 
     def __init__(self, *layers: nn.Module) -> None:
         super().__init__(*layers)
