@@ -167,17 +167,25 @@ def _figure(value: float | None, form: str = ".2f", scale: float = 1.0, unit: st
     return "n/a" if value is None else f"{scale * value:{form}}{unit}"
 
 
+def _left_out(expression: dict, *counts: tuple[str, str]) -> str:
+    """The faces a figure leaves out, as " (3 cut, 68 hidden)"; nothing when none."""
+    parts = [f"{expression.get(key) or 0} {what}" for key, what in counts if expression.get(key)]
+    return f" ({', '.join(parts)})" if parts else ""
+
+
 def _mouth(expression: dict) -> str:
-    """The mouth-open correlation, with the faces cut by the frame's edge that it leaves out."""
-    cut = expression["faces_cut_by_edge"]
-    return _figure(expression["mouth_open_correlation"]) + (f" ({cut} cut)" if cut else "")
+    """The mouth-open correlation, with the faces cut by the frame's edge and those whose lips an
+    occluder hides, which it leaves out."""
+    return _figure(expression["mouth_open_correlation"]) + _left_out(
+        expression, ("faces_cut_by_edge", "cut"), ("mouth_hidden_faces", "lips hidden"))
 
 
 def _eyes(expression: dict) -> str:
-    """Eye-openness correlation, and the blinks followed out of the input's closed-eye faces."""
+    """Eye-openness correlation, and the blinks followed out of the input's closed-eye faces (the
+    faces whose eyes an occluder hides left out)."""
     closed = expression.get("closed_eye_faces") or 0
     blinks = f" · {_figure(expression.get('blinks_followed'), '.0f', 100, ' %')} of {closed}" if closed else ""
-    return _figure(expression.get("eye_open_correlation")) + blinks
+    return _figure(expression.get("eye_open_correlation")) + blinks + _left_out(expression, ("eyes_hidden_faces", "eyes hidden"))
 
 
 def _occluder(report: dict) -> str:

@@ -20,9 +20,11 @@ import deepswap
 
 from deepswap.coverage import coverage_between, faceset_landmarks
 from deepswap.errors import DeepswapError
+from deepswap.evaluate.metrics import EYES, LIPS
+from deepswap.evaluate.run import FaceMeasures, expression_scores
 from deepswap.evaluate import (
     HELD_OUT_FOOTAGE, PSNR_CAP, TRAINING_FOOTAGE, EvaluateOptions, Evaluation, blinks_followed, closed_eyes, correlation,
-    evaluate, eye_openness, hair_added, identity_transfer, inside_picture, jaw_band, landmark_distance, landmark_jitter,
+    evaluate, eye_openness, hair_added, hidden_behind, identity_transfer, inside_picture, jaw_band, landmark_distance, landmark_jitter,
     masked_psnr, masked_ssim, measure_faces, mouth_open, occluder_kept, occluder_masks, report_rows, report_text, sharpness,
     watermark_visibility, widest_mouth_ratio,
 )
@@ -237,17 +239,54 @@ def test_widest_mouth_ratio_measures_each_opening_from_its_own_resting_gap(analy
 def test_an_occluder_on_a_real_frame_is_kept_when_left_and_lost_when_painted_over(analyzer, unseen_frames):
     frame = unseen_frames[0]
     landmarks = measured_as_is(analyzer, [frame]).landmarks[0]
-    occluder = np.zeros(frame.shape[:2], np.uint8)
-    centre = tuple(int(v) for v in landmarks[57])  # a microphone head over the lower lip and chin
-    cv2.ellipse(occluder, centre, (18, 22), 0, 0, 360, 1, -1)
-    occluded = frame.copy()
-    occluded[occluder > 0] = (55, 55, 60)
-    mask = occluder.astype(bool)
+    occluded, mask = microphone_over_the_lips(frame, landmarks)
     assert occluder_kept(occluded, occluded, mask) == 1.0
     assert occluder_kept(occluded, frame, mask) < 0.02  # the face painted over it
     shifted = np.clip(occluded.astype(np.int16) + 5, 0, 255).astype(np.uint8)
     assert occluder_kept(occluded, shifted, mask) == 1.0  # within the tolerance: a blend's rounding
     assert math.isnan(occluder_kept(occluded, frame, np.zeros_like(mask)))
+
+
+def microphone_over_the_lips(frame: np.ndarray, landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The frame with a dark microphone head over the lower lip and chin, and its occluder mask."""
+    occluder = np.zeros(frame.shape[:2], np.uint8)
+    cv2.ellipse(occluder, tuple(int(v) for v in landmarks[57]), (18, 22), 0, 0, 360, 1, -1)
+    occluded = frame.copy()
+    occluded[occluder > 0] = (55, 55, 60)
+    return occluded, occluder.astype(bool)
+
+
+def test_a_mouth_or_an_eye_behind_an_occluder_is_hidden_and_one_beside_it_is_not(analyzer, unseen_frames):
+    frame = unseen_frames[0]
+    landmarks = measured_as_is(analyzer, [frame]).landmarks[0]
+    _, microphone = microphone_over_the_lips(frame, landmarks)
+    assert hidden_behind(microphone, landmarks, (LIPS,)) and not hidden_behind(microphone, landmarks, EYES)
+    hand = np.zeros_like(microphone)
+    hand[:, :int(landmarks[39, 0])] = True  # a hand up to the inner corner of the eye on the picture's left
+    assert hidden_behind(hand, landmarks, EYES) and hidden_behind(hand, landmarks, (LIPS,))
+    wall = np.zeros_like(microphone)
+    wall[10:40, 10:60] = True  # on the studio wall
+    assert not hidden_behind(wall, landmarks, (LIPS,)) and not hidden_behind(wall, landmarks, EYES)
+    assert not hidden_behind(None, landmarks, (LIPS,))
+    assert not hidden_behind(microphone, np.full((68, 2), np.nan), (LIPS,))
+
+
+def test_the_mouth_figures_leave_out_faces_whose_lips_are_hidden(analyzer, unseen_frames):
+    measured = measured_as_is(analyzer, unseen_frames)
+    faces = len(unseen_frames)
+    behind = np.zeros(faces, bool)
+    behind[5:15] = True
+    guessed = measured.landmarks.copy()  # behind a microphone the judge can only guess the lips: here, shut
+    guessed[behind, 60:68] = guessed[behind, 60:68].mean(axis=1, keepdims=True)
+    output = FaceMeasures(guessed, measured.embeddings)
+    everywhere, nowhere = np.ones(faces, bool), np.zeros(faces, bool)
+    counted = expression_scores(measured, output, everywhere, everywhere, nowhere, nowhere)
+    assert counted.mouth_open_correlation < 0.9 and counted.mouth_hidden_faces == 0
+    left_out = expression_scores(measured, output, everywhere, everywhere, behind, nowhere)
+    assert left_out.mouth_open_correlation == pytest.approx(1.0) and left_out.mouth_hidden_faces == 10
+    assert left_out.eye_open_correlation == counted.eye_open_correlation and left_out.eyes_hidden_faces == 0
+    eyes_left_out = expression_scores(measured, output, everywhere, everywhere, nowhere, behind)
+    assert eyes_left_out.eyes_hidden_faces == 10 and eyes_left_out.mouth_hidden_faces == 0
 
 
 def test_a_dark_strand_along_the_jaw_registers_as_hair_and_shading_does_not(analyzer, unseen_frames):
@@ -308,6 +347,7 @@ def test_evaluate_reports_every_metric_on_held_out_clips(trained_workspace, s1_c
                                       "hair.forehead_mean", "sharpness.ratio", "watermark.flat_area_std"}
     # The sidecar's occluder sits on the studio wall (top left), which the swap never touches.
     assert report["occluder"] == {"frames": 30, "kept_mean": 1.0, "kept_worst": 1.0}
+    assert report["expression"]["mouth_hidden_faces"] == report["expression"]["eyes_hidden_faces"] == 0
     assert 0 <= report["hair"]["added_mean"] <= report["hair"]["added_worst"] <= 1
     assert 0 <= report["hair"]["forehead_mean"] <= report["hair"]["forehead_worst"] <= 1
     assert report["coverage"]["faces_a"] > 40 and report["coverage"]["uncovered"] == 0
@@ -338,18 +378,39 @@ def test_faces_cut_by_the_frames_edge_are_left_out_of_the_expression_figures(tra
     shifts = [0] * 14 + [10, 20, 30, 55, 65, 75]
     frames = [cv2.warpAffine(frame, np.float32([[1, 0, 0], [0, 1, shift]]), (360, 288), borderMode=cv2.BORDER_REPLICATE)
               for frame, shift in zip(unseen_frames, shifts)]
-    clip = tmp_path / "pan.mp4"
-    with av.open(str(clip), "w") as container:
-        stream = container.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 360, 288, "yuv420p"
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
+    clip = write_clip(tmp_path / "pan.mp4", frames)
     report = evaluate(trained_workspace, EvaluateOptions(clips=clip, max_frames=20))
     assert report["faces_swapped"] == 20 and report["expression"]["faces_cut_by_edge"] == 3
     console = Console(record=True, width=160)
     print_report(report, console)
     assert "3 faces cut by the frame's edge left out" in console.export_text()
+
+
+def test_faces_whose_lips_are_behind_a_microphone_are_left_out_of_the_mouth_figures(trained_workspace, analyzer,
+                                                                                    unseen_frames, tmp_path):
+    landmarks = measured_as_is(analyzer, unseen_frames).landmarks
+    frames, masks = list(unseen_frames), np.zeros((20, 288, 360), bool)
+    for index in range(5, 15):  # a microphone raised in front of the lips for 10 frames
+        frames[index], masks[index] = microphone_over_the_lips(unseen_frames[index], landmarks[index])
+    clip = write_clip(tmp_path / "interview.mp4", frames)
+    np.savez_compressed(tmp_path / "interview.occluder.npz", masks=masks)
+    report = evaluate(trained_workspace, EvaluateOptions(clips=clip, max_frames=20))
+    assert report["faces_swapped"] == 20 and report["occluder"]["frames"] == 10
+    assert report["expression"]["mouth_hidden_faces"] == 10 and report["expression"]["eyes_hidden_faces"] == 0
+    console = Console(record=True, width=200)
+    print_report(report, console)
+    assert "10 faces with the lips behind the occluder left out" in console.export_text()
+
+
+def write_clip(path: Path, frames: list[np.ndarray]) -> Path:
+    """The frames as an H.264 clip at 25 frames/s."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return path
 
 
 def test_cli_json_on_the_training_footage(trained_workspace):

@@ -22,6 +22,8 @@ as the input face. Every metric is a pure function over arrays, usable on its ow
   its own resting gap;
 - occluders (``occluder_kept``): on footage with a sidecar ``<clip>.occluder.npz`` (``masks``, T×H×W
   bool: what is in front of the face), the share of those pixels the output keeps, mean and worst frame;
+  there the mouth's and the eyes' figures leave out the faces whose lips or eyes the occluder covers
+  (``hidden_behind``), and count them;
 - hair (``jaw_band``, ``hair_added``; ``forehead_band``, ``forehead_hair_added``): the share of the
   input face's band along the jaw, inside its outline, and of its forehead above the brows that the
   output made dark (strands or a fringe of B's hair), mean and worst frame of each;
@@ -44,7 +46,7 @@ _API = {"EDGE_MARGIN": "metrics", "PSNR_CAP": "metrics", "correlation": "metrics
         "landmark_jitter": "metrics", "masked_psnr": "metrics", "masked_ssim": "metrics", "mouth_open": "metrics",
         "sharpness": "metrics", "watermark_visibility": "metrics", "EvaluateOptions": "options",
         "ReportRow": "report", "coverage_lines": "report", "blinks_followed": "metrics", "closed_eyes": "metrics",
-        "eye_openness": "metrics", "hair_added": "metrics", "jaw_band": "metrics", "forehead_band": "metrics",
+        "eye_openness": "metrics", "hidden_behind": "metrics", "hair_added": "metrics", "jaw_band": "metrics", "forehead_band": "metrics",
         "forehead_hair_added": "metrics", "occluder_kept": "metrics",
         "widest_mouth_ratio": "metrics", "occluder_masks": "run",
         "report_rows": "report", "report_text": "report", "report_title": "report",

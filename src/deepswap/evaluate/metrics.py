@@ -164,6 +164,19 @@ def occluder_kept(image: np.ndarray, output: np.ndarray, occluder: np.ndarray,
     return float((change[occluder] <= tolerance).mean())
 
 
+def hidden_behind(occluder: np.ndarray | None, landmarks: np.ndarray, features: tuple[tuple[int, ...], ...]) -> bool:
+    """Whether the occluder (H×W bool, or None: nothing in front) covers any pixel inside the hull
+    of any of ``features`` (groups of the face's 68 ``landmarks``): a mouth or eye behind a hand or
+    a microphone, whose landmarks the judge can only guess, on the input as on the output."""
+    if occluder is None or not np.isfinite(landmarks).all():
+        return False
+    occluder = np.asarray(occluder, bool)
+    area = np.zeros(occluder.shape, np.uint8)
+    for feature in features:
+        cv2.fillConvexPoly(area, cv2.convexHull(np.round(np.asarray(landmarks)[list(feature)]).astype(np.int32)), 1)
+    return bool(occluder[area > 0].any())
+
+
 def closed_eyes(openness: np.ndarray, threshold: float = CLOSED_EYES) -> np.ndarray:
     """Per face, whether the eyes are closed: ``eye_openness`` under ``threshold`` of its median over
     the series (one person's faces; the openness of open eyes differs between people)."""

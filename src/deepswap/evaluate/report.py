@@ -59,11 +59,14 @@ def report_rows(report: Evaluation | Mapping[str, Any]) -> list[ReportRow]:
         row("jitter output / input", f"{_number(stability.jitter_ratio, '.2f')} ({_number(stability.output_jitter, '.4f')} / "
             f"{_number(stability.input_jitter, '.4f')})", "", "stability.jitter_ratio"),
         row("landmark distance (eye widths)", _number(expression.landmark_distance), "lower"),
-        row("mouth-open correlation", _number(expression.mouth_open_correlation, ".2f") + _cut_faces(expression.faces_cut_by_edge),
+        row("mouth-open correlation", _number(expression.mouth_open_correlation, ".2f")
+            + _left_out(expression.faces_cut_by_edge, "cut by the frame's edge")
+            + _left_out(expression.mouth_hidden_faces, "with the lips behind the occluder"),
             "near 1", "expression.mouth_open_correlation"),
         row("  widest mouths output / input (90th − 10th pct)", _number(expression.widest_mouth_ratio, ".2f"), "near 1",
             "expression.widest_mouth_ratio"),
-        row("eye-openness correlation", _number(expression.eye_open_correlation, ".2f"), "near 1",
+        row("eye-openness correlation", _number(expression.eye_open_correlation, ".2f")
+            + _left_out(expression.eyes_hidden_faces, "with an eye behind the occluder"), "near 1",
             "expression.eye_open_correlation"),
         row(f"  blinks followed ({expression.closed_eye_faces} closed-eye faces)", _percent(expression.blinks_followed),
             "", "expression.blinks_followed"),
@@ -108,8 +111,8 @@ def _typed(report: Evaluation | Mapping[str, Any]) -> Evaluation:
     return report if isinstance(report, Evaluation) else Evaluation.from_dict(report)
 
 
-def _cut_faces(cut: int) -> str:
-    return f" ({cut} faces cut by the frame's edge left out)" if cut else ""
+def _left_out(faces: int, why: str) -> str:
+    return f" ({faces} faces {why} left out)" if faces else ""
 
 
 def _known(value: float | None) -> bool:

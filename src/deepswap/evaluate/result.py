@@ -51,7 +51,9 @@ class StabilityScores:
 class ExpressionScores:
     """Output against input: landmark distance, mouth-open correlation, faces left out (cut by the
     frame's edge), the widest mouths' ratio (90th percentiles, each above its 10th: the resting gap), eye-openness correlation, and the share
-    of the ``closed_eye_faces`` input faces with closed eyes whose output's eyes are closed too."""
+    of the ``closed_eye_faces`` input faces with closed eyes whose output's eyes are closed too. The
+    mouth's figures leave out the ``mouth_hidden_faces`` whose lips an occluder covers, the eyes'
+    the ``eyes_hidden_faces`` whose eyes it covers (footage with occluder masks)."""
 
     landmark_distance: float
     mouth_open_correlation: float
@@ -60,6 +62,8 @@ class ExpressionScores:
     eye_open_correlation: float = math.nan
     blinks_followed: float = math.nan
     closed_eye_faces: int = 0
+    mouth_hidden_faces: int = 0
+    eyes_hidden_faces: int = 0
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,10 @@ from ..train import Swapper
 from ..video import Frame, probe_video, read_frames
 from ..workspace import PERSON_KEYS, PersonKey, Workspace, WorkspaceLike, as_workspace
 from .options import EvaluateOptions
-from .metrics import (blinks_followed, correlation, eye_openness, finite_max, finite_mean, forehead_hair_added, hair_added,
-                      identity_transfer, inside_picture, landmark_distance, landmark_jitter, masked_psnr, masked_ssim,
-                      mouth_open, occluder_kept, sharpness, watermark_visibility, widest_mouth_ratio)
+from .metrics import (EYES, LIPS, blinks_followed, correlation, eye_openness, finite_max, finite_mean, forehead_hair_added,
+                      hair_added, hidden_behind, identity_transfer, inside_picture, landmark_distance, landmark_jitter,
+                      masked_psnr, masked_ssim, mouth_open, occluder_kept, sharpness, watermark_visibility,
+                      widest_mouth_ratio)
 from .result import (Evaluation, ExpressionScores, HairScores, IdentityScores, ModelInfo, OccluderScores,
                      ReconstructionScores, SharpnessScores, StabilityScores, WatermarkScores)
 
@@ -140,6 +141,8 @@ class ClipMeasures:
     occluder_kept: np.ndarray  # T: share of the occluder's pixels kept (NaN: no occluder in the frame)
     hair_added: np.ndarray  # T: share of the input face's jaw band the output made dark (NaN: no face)
     forehead_hair_added: np.ndarray  # T: the same over its forehead band
+    mouth_hidden: np.ndarray  # T: an occluder covers the input face's lips (``hidden_behind``)
+    eyes_hidden: np.ndarray  # T: an occluder covers either of its eyes
 
 
 def occluder_masks(clip: Path) -> np.ndarray | None:
@@ -167,7 +170,8 @@ class ClipRecorder:
         self.found: list[bool] = []
         self.input_faces: list[tuple[np.ndarray, np.ndarray]] = []
         self.output_faces: list[tuple[np.ndarray, np.ndarray]] = []
-        self.rows: list[tuple[float, ...]] = []  # sharpness in, out, whole, visibility, occluder kept, hair added (jaw, forehead)
+        self.rows: list[tuple[float, ...]] = []  # sharpness in, out, whole, visibility, occluder kept, hair added (jaw,
+        # forehead), mouth hidden, eyes hidden
 
     def record(self, frame: Frame, swapped: np.ndarray, where: Any) -> None:
         self.found.append(where is not None)
@@ -180,12 +184,13 @@ class ClipRecorder:
         occluder = self.occluders[frame.index] if self.occluders is not None and frame.index < len(self.occluders) else None
         kept = occluder_kept(frame.image, swapped, occluder) if occluder is not None else math.nan
         self.rows.append((*sharp, whole, watermark_visibility(swapped) if where else math.nan, kept,
-                          hair_added(frame.image, swapped, landmarks), forehead_hair_added(frame.image, swapped, landmarks)))
+                          hair_added(frame.image, swapped, landmarks), forehead_hair_added(frame.image, swapped, landmarks),
+                          hidden_behind(occluder, landmarks, (LIPS,)), hidden_behind(occluder, landmarks, EYES)))
 
     def measures(self) -> ClipMeasures:
-        rows = np.array(self.rows, np.float64).reshape(-1, 7)
+        rows = np.array(self.rows, np.float64).reshape(-1, 9)
         return ClipMeasures(np.array(self.found), _stacked(self.input_faces), _stacked(self.output_faces), rows[:, :2],
-                            rows[:, 2] > 0, rows[:, 3], rows[:, 4], rows[:, 5], rows[:, 6])
+                            rows[:, 2] > 0, rows[:, 3], rows[:, 4], rows[:, 5], rows[:, 6], rows[:, 7] > 0, rows[:, 8] > 0)
 
 
 def swap_and_measure(converter: Converter, clips: list[Clip], max_frames: int, reporter: Reporter,
@@ -268,7 +273,8 @@ def evaluate(workspace: WorkspaceLike, options: EvaluateOptions = EvaluateOption
                                 input_transfer=control),
         reconstruction=reconstruction,
         stability=stability_scores(measured),
-        expression=expression_scores(inputs, outputs, swapped, whole),
+        expression=expression_scores(inputs, outputs, swapped, whole, *(np.concatenate([getattr(clip, name) for clip in measured])
+                                                                        for name in ("mouth_hidden", "eyes_hidden"))),
         sharpness=sharpness_scores(np.concatenate([clip.sharpness for clip in measured])[swapped]),
         watermark=WatermarkScores(finite_max(np.concatenate([clip.watermark_visibility for clip in measured]))),
         seconds=time.perf_counter() - started,
@@ -284,18 +290,22 @@ def stability_scores(measured: list[ClipMeasures]) -> StabilityScores:
     return StabilityScores(input_jitter, output_jitter, output_jitter / input_jitter if input_jitter > 0 else math.nan)
 
 
-def expression_scores(inputs: FaceMeasures, outputs: FaceMeasures, swapped: np.ndarray,
-                      whole: np.ndarray) -> ExpressionScores:
+def expression_scores(inputs: FaceMeasures, outputs: FaceMeasures, swapped: np.ndarray, whole: np.ndarray,
+                      mouth_hidden: np.ndarray, eyes_hidden: np.ndarray) -> ExpressionScores:
     """Over the faces wholly inside the picture (``whole``), output against input: landmark distance,
-    mouth-open correlation and the widest mouths' ratio, eye-openness correlation and the blinks
-    followed; and how many swapped faces the frame's edge cut."""
+    mouth-open correlation and the widest mouths' ratio where no occluder covers the lips
+    (``mouth_hidden``), eye-openness correlation and the blinks followed where none covers the eyes
+    (``eyes_hidden``); how many swapped faces the frame's edge cut, and how many whole faces each
+    occluder test left out."""
     cut = int((swapped & ~whole & np.isfinite(inputs.landmarks).all(axis=(1, 2))).sum())
-    face_in, face_out = inputs.landmarks[whole], outputs.landmarks[whole]
-    mouth_in, mouth_out = mouth_open(face_in), mouth_open(face_out)
-    eyes_in, eyes_out = eye_openness(face_in), eye_openness(face_out)
+    mouth, eyes = whole & ~mouth_hidden, whole & ~eyes_hidden
+    mouth_in, mouth_out = mouth_open(inputs.landmarks[mouth]), mouth_open(outputs.landmarks[mouth])
+    eyes_in, eyes_out = eye_openness(inputs.landmarks[eyes]), eye_openness(outputs.landmarks[eyes])
     followed, closed = blinks_followed(eyes_in, eyes_out)
-    return ExpressionScores(landmark_distance(face_out, face_in), correlation(mouth_in, mouth_out), cut,
-                            widest_mouth_ratio(mouth_in, mouth_out), correlation(eyes_in, eyes_out), followed, closed)
+    return ExpressionScores(landmark_distance(outputs.landmarks[whole], inputs.landmarks[whole]),
+                            correlation(mouth_in, mouth_out), cut, widest_mouth_ratio(mouth_in, mouth_out),
+                            correlation(eyes_in, eyes_out), followed, closed,
+                            int((whole & mouth_hidden).sum()), int((whole & eyes_hidden).sum()))
 
 
 def occluder_scores(measured: list[ClipMeasures]) -> OccluderScores:
