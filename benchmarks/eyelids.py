@@ -9,21 +9,30 @@ frames where A's eyes close (``eyelids.CLOSING``); their share is printed too. `
 trained workspace (e.g. quality.py's ``--workdir``); by default a `lite` model trained for one
 iteration (speed does not depend on the weights). The target: no more than 10 % slower.
 
-    python benchmarks/eyelids.py --workspace WS --closed-eyes CLIP_OR_DIR [--strip PNG]
+    python benchmarks/eyelids.py --workspace WS --closed-eyes CLIP_OR_DIR ... [--strip PNG]
+                                 [--second-judge PYTHON]
 
-instead swaps the clips (a folder: its videos, 300 frames in all, as ``evaluate`` takes them) with the
+instead swaps each clip (a folder: its videos, 300 frames in all, as ``evaluate`` takes them) with the
 default settings and lists each frame where the judge (``evaluate``'s landmark reading of the input
 frame) finds A's eyes closed: the input's and the output's openness over their clip's median
 (``blinks_followed`` counts the output closed under 0.65) and, per eye, A's share of A's usual openness,
 the follower's target lid gap, and the predictor's reading of the drawn face before and after the
 warp. ``--strip`` writes those frames' eye regions, a row each in the listed order, input beside
-output, the judge's eye points on each.
+output, the judge's eye points on each (one PNG per clip or folder, numbered after the first).
+
+``--second-judge PYTHON`` reads the same input and output frames again with MediaPipe Face Mesh
+(``mediapipe_eyes.py``, run by PYTHON, a Python that has MediaPipe: see that file), whose attention
+model refines the eyelids, and prints its readings beside the judge's, then per clip or folder both
+judges' closed-eye input faces, blinks followed and eye-openness correlation, each by its own
+readings, and how many of the judge's closed-eye faces the second judge reads closed in the output;
+``--strip`` adds its eyelid points in magenta.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import subprocess
 import sys
 import tempfile
 import time
@@ -50,7 +59,9 @@ from deepswap.convert.warp import drawn_landmarks  # noqa: E402
 from deepswap.evaluate.metrics import (  # noqa: E402
     CLOSED_EYES,
     FOLLOWED_MARGIN,
+    blinks_followed,
     closed_eyes,
+    correlation,
     eye_openness,
 )
 from deepswap.evaluate.run import MIN_RUN, measure_face  # noqa: E402
@@ -92,60 +103,106 @@ class ReadingFollower(EyelidFollower):
         return followed
 
 
-def swap_measured(converter: Converter, clip: Path, frames: int) -> list[dict]:
+def swap_measured(converter: Converter, clip: Path, frames: int, eyelids: str = "follow") -> list[dict]:
     """Per frame of ``clip`` (up to ``frames``) where A was found: the input and output frames, the
-    judge's landmarks on each and the follower's ``readings`` (4×2: share, target, before, after)."""
-    replacer = converter.replacer("a2b", ReplaceSettings())
-    follower = ReadingFollower(replacer.eyelids.usual_replaced, replacer.eyelids.usual_other)
-    replacer.eyelids = follower
+    judge's landmarks on each and the follower's ``readings`` (4×2: share, target, before, after;
+    NaN with ``eyelids`` off)."""
+    replacer = converter.replacer("a2b", ReplaceSettings(eyelids=eyelids))
+    usual = converter.eyelid_follower("a")
+    follower = ReadingFollower(usual.usual_replaced, usual.usual_other)
+    if replacer.eyelids is not None:
+        replacer.eyelids = follower
     rows: list[dict] = []
 
     def on_frame(frame: Frame, swapped: np.ndarray, where: Located | None) -> None:
         if where is not None:
-            rows.append({"clip": clip.name, "frame": frame.index, "input": frame.image, "output": swapped,
+            rows.append({"clip": clip.name, "frame": frame.index, "input": frame.image, "output": swapped, "box": where.face.box,
                          "judged": [measure_face(converter.analyzer, image, where.face.box)[0] for image in (frame.image, swapped)]})
 
     swap_frames(islice(read_frames(clip), frames), replacer, converter.swapper.batch_size, on_frame)
-    for row, readings in zip(rows, follower.readings):
+    for row, readings in zip(rows, follower.readings if replacer.eyelids is not None else []):
         row["readings"] = readings
+    for row in rows:
+        row.setdefault("readings", np.full((4, 2), np.nan))
     return rows
 
 
 def eye_strip(rows: list[dict], scale: int = 6) -> np.ndarray:
-    """The rows' eye regions, input beside output, enlarged ``scale`` times, the judge's eye points in green."""
+    """The rows' eye regions, input beside output, enlarged ``scale`` times, the judge's eye points in
+    green and the second judge's eyelids (a row's ``eyelids``, if read) in magenta."""
     tiles = []
     for row in rows:
         eyes = row["judged"][0][36:48]
         (x0, y0), (x1, y1) = np.floor(eyes.min(axis=0) - 12).astype(int), np.ceil(eyes.max(axis=0) + 12).astype(int)
         pair = []
-        for image, judged in zip((row["input"], row["output"]), row["judged"]):
+        second = row.get("eyelids", np.full((2, 32, 2), np.nan))
+        for image, judged, eyelids in zip((row["input"], row["output"]), row["judged"], second):
             tile = cv2.resize(image[max(y0, 0):y1, max(x0, 0):x1], None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
-            for x, y in judged[36:48]:
-                cv2.circle(tile, (int((x - max(x0, 0)) * scale), int((y - max(y0, 0)) * scale)), 2, (0, 255, 0), -1)
+            for points, colour in ((judged[36:48], (0, 255, 0)), (eyelids[np.isfinite(eyelids).all(axis=1)], (255, 0, 255))):
+                for x, y in points:
+                    cv2.circle(tile, (int((x - max(x0, 0)) * scale), int((y - max(y0, 0)) * scale)), 2, colour, -1)
             pair.append(tile)
         tiles.append(np.hstack(pair))
     width = max(tile.shape[1] for tile in tiles)
     return np.vstack([np.pad(tile, ((0, 2), (0, width - tile.shape[1]), (0, 0))) for tile in tiles])
 
 
-def closed_eye_report(workspace: Path, footage: Path, strip: Path | None) -> None:
+def second_judge_readings(python: str, rows: list[dict]) -> dict[str, np.ndarray]:
+    """MediaPipe Face Mesh's eye openness of the rows' input and output faces (``mediapipe_eyes.py``
+    run by ``python``): per side, N openness values, and ``eyelids``: N×2×32×2, input and output."""
+    script = Path(__file__).resolve().parent / "mediapipe_eyes.py"
+    boxes = np.stack([row["box"] for row in rows]).astype(np.float64)
+    readings: dict[str, np.ndarray] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for side in ("input", "output"):
+            frames, out = Path(scratch) / f"{side}.npz", Path(scratch) / f"{side}_eyes.npz"
+            np.savez(frames, images=np.stack([row[side] for row in rows]), boxes=boxes)
+            subprocess.run([python, str(script), str(frames), str(out)], check=True, stderr=subprocess.DEVNULL)
+            with np.load(out) as read:
+                readings[side], readings[f"{side} eyelids"] = read["openness"], read["eyelids"].reshape(len(rows), 32, 2)
+    readings["eyelids"] = np.stack([readings.pop("input eyelids"), readings.pop("output eyelids")], axis=1)
+    return readings
+
+
+def judged(openness: dict[str, np.ndarray]) -> str:
+    """Closed-eye input faces, blinks followed and eye-openness correlation by one judge's readings."""
+    followed, closed = blinks_followed(openness["input"], openness["output"])
+    return (f"{closed} closed-eye faces, {followed:.0%} followed, eye correlation "
+            f"{correlation(openness['input'], openness['output']):.2f}")
+
+
+def closed_eye_report(converter: Converter, footage: Path, strip: Path | None, second_judge: str | None,
+                      eyelids: str = "follow") -> None:
     """Swap ``footage`` and list the frames where the judge finds A's eyes closed (see the module docstring)."""
-    converter = Converter(workspace)
     clips = sorted(p for p in footage.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES) if footage.is_dir() else [footage]
     per_clip = max(MIN_RUN, math.ceil(300 / len(clips))) if footage.is_dir() else 10 ** 6
-    rows = [row for clip in clips for row in swap_measured(converter, clip, per_clip)]  # evaluate's runs of frames
+    rows = [row for clip in clips for row in swap_measured(converter, clip, per_clip, eyelids)]  # evaluate's runs of frames
     openness = {side: eye_openness(np.stack([row["judged"][k] for row in rows])) for k, side in enumerate(("input", "output"))}
     medians = {side: float(np.nanmedian(values)) for side, values in openness.items()}
+    second = second_judge_readings(second_judge, rows) if second_judge else None
+    if second is not None:
+        for row, eyelids in zip(rows, second["eyelids"]):
+            row["eyelids"] = eyelids
     closed = np.flatnonzero(closed_eyes(openness["input"]))
-    print(f"median openness: input {medians['input']:.3f}, output {medians['output']:.3f}; "
+    print(f"{footage}: median openness input {medians['input']:.3f}, output {medians['output']:.3f}; "
           f"{len(closed)} closed-eye input frames")
+    second_closed = 0
     for index in closed:
         row, share = rows[index], openness["output"][index] / medians["output"]
         verdict = "closed" if share < CLOSED_EYES + FOLLOWED_MARGIN else "OPEN"
         readings = " ".join(f"{name} {values[0]:.2f}/{values[1]:.2f}" for name, values in
                             zip(("A's share", "target", "drawn", "warped"), row["readings"]))
-        print(f"{row['clip']} frame {row['frame']}: input {openness['input'][index] / medians['input']:.2f}, "
-              f"output {share:.2f} {verdict}; {readings}")
+        line = (f"{row['clip']} frame {row['frame']}: input {openness['input'][index] / medians['input']:.2f}, "
+                f"output {share:.2f} {verdict}; {readings}")
+        if second is not None:
+            second_share = second["output"][index] / np.nanmedian(second["output"])
+            second_closed += bool(second_share < CLOSED_EYES + FOLLOWED_MARGIN)
+            line += (f"; Face Mesh: input {second['input'][index] / np.nanmedian(second['input']):.2f}, "
+                     f"output {second_share:.2f} {'closed' if second_share < CLOSED_EYES + FOLLOWED_MARGIN else 'OPEN'}")
+        print(line)
+    print(f"  68 landmarks: {judged(openness)}")
+    if second is not None:
+        print(f"  Face Mesh:    {judged(second)}; of the 68-point judge's {len(closed)}, the output closed on {second_closed}")
     if strip is not None and len(closed):
         write_image(strip, eye_strip([rows[i] for i in closed]), replaced_person="s1", model=converter.swapper.name,
                     source=clips[0])
@@ -156,13 +213,20 @@ def main() -> None:
     parser.add_argument("--workspace", type=Path, help="a trained workspace (default: a 1-iteration lite model)")
     parser.add_argument("--clips", type=int, default=8, help="s1 clips of the package to convert")
     parser.add_argument("--rounds", type=int, default=2, help="times each arm converts every clip")
-    parser.add_argument("--closed-eyes", type=Path, help="a clip or folder: list its closed-eye frames instead")
+    parser.add_argument("--closed-eyes", type=Path, nargs="+", help="clips or folders: list their closed-eye frames instead")
     parser.add_argument("--strip", type=Path, help="with --closed-eyes: a PNG of those frames' eyes, input | output")
+    parser.add_argument("--second-judge", metavar="PYTHON", help="with --closed-eyes: a Python with MediaPipe, to read "
+                        "the eyes again with Face Mesh (mediapipe_eyes.py)")
+    parser.add_argument("--eyelids", choices=("follow", "off"), default="follow",
+                        help="with --closed-eyes: convert's --eyelids (off: the eyes as the model draws them)")
     args = parser.parse_args()
     if args.closed_eyes is not None:
         if args.workspace is None:
             parser.error("--closed-eyes needs --workspace")
-        closed_eye_report(args.workspace, args.closed_eyes, args.strip)
+        converter = Converter(args.workspace)
+        for number, footage in enumerate(args.closed_eyes):
+            strip = args.strip.with_stem(f"{args.strip.stem}-{number}") if args.strip and number else args.strip
+            closed_eye_report(converter, footage, strip, args.second_judge, args.eyelids)
         return
     clips = sorted((GRID / "s1").glob("*.mp4"))[:args.clips]
     with tempfile.TemporaryDirectory() as scratch:
