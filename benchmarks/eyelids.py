@@ -103,11 +103,11 @@ class ReadingFollower(EyelidFollower):
         return followed
 
 
-def swap_measured(converter: Converter, clip: Path, frames: int, eyelids: str = "follow") -> list[dict]:
-    """Per frame of ``clip`` (up to ``frames``) where A was found: the input and output frames, the
-    judge's landmarks on each and the follower's ``readings`` (4×2: share, target, before, after;
-    NaN with ``eyelids`` off)."""
-    replacer = converter.replacer("a2b", ReplaceSettings(eyelids=eyelids))
+def swap_measured(converter: Converter, clip: Path, frames: int, settings: ReplaceSettings = ReplaceSettings()) -> list[dict]:
+    """Per frame of ``clip`` (up to ``frames``) where A was found, swapped with ``settings``: the
+    input and output frames, the judge's landmarks on each and the follower's ``readings`` (4×2:
+    share, target, before, after; NaN with the eyelids off)."""
+    replacer = converter.replacer("a2b", settings)
     usual = converter.eyelid_follower("a")
     follower = ReadingFollower(usual.usual_replaced, usual.usual_other)
     if replacer.eyelids is not None:
@@ -116,7 +116,7 @@ def swap_measured(converter: Converter, clip: Path, frames: int, eyelids: str = 
 
     def on_frame(frame: Frame, swapped: np.ndarray, where: Located | None) -> None:
         if where is not None:
-            rows.append({"clip": clip.name, "frame": frame.index, "input": frame.image, "output": swapped, "box": where.face.box,
+            rows.append({"clip": clip.name, "path": clip, "frame": frame.index, "input": frame.image, "output": swapped, "box": where.face.box,
                          "judged": [measure_face(converter.analyzer, image, where.face.box)[0] for image in (frame.image, swapped)]})
 
     swap_frames(islice(read_frames(clip), frames), replacer, converter.swapper.batch_size, on_frame)
@@ -164,20 +164,48 @@ def second_judge_readings(python: str, rows: list[dict]) -> dict[str, np.ndarray
     return readings
 
 
-def judged(openness: dict[str, np.ndarray]) -> str:
+def judged(openness: dict[str, np.ndarray]) -> dict[str, float]:
     """Closed-eye input faces, blinks followed and eye-openness correlation by one judge's readings."""
     followed, closed = blinks_followed(openness["input"], openness["output"])
-    return (f"{closed} closed-eye faces, {followed:.0%} followed, eye correlation "
-            f"{correlation(openness['input'], openness['output']):.2f}")
+    return {"closed_eye_faces": closed, "blinks_followed": followed,
+            "eye_open_correlation": correlation(openness["input"], openness["output"])}
+
+
+def judged_text(scores: dict[str, float]) -> str:
+    return (f"{scores['closed_eye_faces']} closed-eye faces, {scores['blinks_followed']:.0%} followed, eye correlation "
+            f"{scores['eye_open_correlation']:.2f}")
+
+
+def footage_rows(converter: Converter, footage: Path, settings: ReplaceSettings = ReplaceSettings()) -> list[dict]:
+    """``swap_measured`` over a clip, or a folder's videos in ``evaluate``'s runs of 300 frames in all."""
+    clips = sorted(p for p in footage.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES) if footage.is_dir() else [footage]
+    per_clip = max(MIN_RUN, math.ceil(300 / len(clips))) if footage.is_dir() else 10 ** 6
+    return [row for clip in clips for row in swap_measured(converter, clip, per_clip, settings)]
+
+
+def judges_openness(rows: list[dict]) -> dict[str, np.ndarray]:
+    """The 68-point judge's eye openness of the rows' input and output faces."""
+    return {side: eye_openness(np.stack([row["judged"][k] for row in rows])) for k, side in enumerate(("input", "output"))}
+
+
+def second_judge_scores(converter: Converter, footage: Path, python: str,
+                        settings: ReplaceSettings = ReplaceSettings()) -> dict[str, float]:
+    """``footage`` swapped with ``settings`` and judged by Face Mesh (``judged``), with how many of the
+    68-point judge's closed-eye input faces Face Mesh reads closed in the output (``closed_of_68``)."""
+    rows = footage_rows(converter, footage, settings)
+    second = second_judge_readings(python, rows)
+    closed = closed_eyes(judges_openness(rows)["input"])
+    with np.errstate(invalid="ignore"):
+        shut = second["output"] < (CLOSED_EYES + FOLLOWED_MARGIN) * np.nanmedian(second["output"])
+    scores = {**judged(second), "closed_of_68": int((shut & closed).sum()), "closed_68": int(closed.sum())}
+    return {key: None if isinstance(value, float) and math.isnan(value) else value for key, value in scores.items()}
 
 
 def closed_eye_report(converter: Converter, footage: Path, strip: Path | None, second_judge: str | None,
                       eyelids: str = "follow") -> None:
     """Swap ``footage`` and list the frames where the judge finds A's eyes closed (see the module docstring)."""
-    clips = sorted(p for p in footage.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES) if footage.is_dir() else [footage]
-    per_clip = max(MIN_RUN, math.ceil(300 / len(clips))) if footage.is_dir() else 10 ** 6
-    rows = [row for clip in clips for row in swap_measured(converter, clip, per_clip, eyelids)]  # evaluate's runs of frames
-    openness = {side: eye_openness(np.stack([row["judged"][k] for row in rows])) for k, side in enumerate(("input", "output"))}
+    rows = footage_rows(converter, footage, ReplaceSettings(eyelids=eyelids))
+    openness = judges_openness(rows)
     medians = {side: float(np.nanmedian(values)) for side, values in openness.items()}
     second = second_judge_readings(second_judge, rows) if second_judge else None
     if second is not None:
@@ -200,12 +228,13 @@ def closed_eye_report(converter: Converter, footage: Path, strip: Path | None, s
             line += (f"; Face Mesh: input {second['input'][index] / np.nanmedian(second['input']):.2f}, "
                      f"output {second_share:.2f} {'closed' if second_share < CLOSED_EYES + FOLLOWED_MARGIN else 'OPEN'}")
         print(line)
-    print(f"  68 landmarks: {judged(openness)}")
+    print(f"  68 landmarks: {judged_text(judged(openness))}")
     if second is not None:
-        print(f"  Face Mesh:    {judged(second)}; of the 68-point judge's {len(closed)}, the output closed on {second_closed}")
+        print(f"  Face Mesh:    {judged_text(judged(second))}; of the 68-point judge's {len(closed)}, the output closed on "
+              f"{second_closed}")
     if strip is not None and len(closed):
         write_image(strip, eye_strip([rows[i] for i in closed]), replaced_person="s1", model=converter.swapper.name,
-                    source=clips[0])
+                    source=rows[closed[0]]["path"])
 
 
 def main() -> None:

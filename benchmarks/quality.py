@@ -24,6 +24,8 @@ training continues for another ``--minutes``; ``--minutes 0`` only evaluates, e.
 face as drawn; ``--drawn-hair``: convert pastes the hair the model draws beside the face too, as
 before ``drawn_face_only``; ``--keep-fringe``: A's own hair above the brows stays in front (convert
 ``--keep-fringe``); ``--lips off``: the mouth as the model draws it, as before ``lips``).
+``--second-judge PYTHON`` reads the eyes of each footage's swap again with MediaPipe Face Mesh (see
+``eyelids.py``) and adds its blinks followed to the issue-34 table.
 ``--crops DIR`` writes, per footage, a few faces as input | the model's face as drawn | the face convert writes (labelled and watermarked PNGs, the crops enlarged alike) to
 look at; ``before_after.py`` puts two runs' crops side by side.
 """
@@ -54,6 +56,7 @@ from deepswap.train import TrainOptions, read_state, train
 from deepswap.video import probe_video, read_frames, write_image
 from deepswap.sources import add_sources
 from deepswap.workspace import CONFIG_NAME, init_workspace
+from eyelids import second_judge_scores
 from footage import CLIP_FRAMES, CUT_TO, DEFAULT_OUT, FIRST_CLIP, Footage, build_footage
 
 REPO = Path(__file__).resolve().parents[1]
@@ -210,18 +213,28 @@ def footage_table(rows: list[tuple[str, dict, str]]) -> Table:
     return table
 
 
-def following_table(rows: list[tuple[str, dict, str]]) -> Table:
+def _second_judge(scores: dict | None) -> str:
+    """Face Mesh's eye correlation and blinks followed, and of the 68-point judge's closed-eye faces how many it reads shut."""
+    if not scores:
+        return ""
+    return (f"{_eyes(scores)}; shut: {scores['closed_of_68']} of {scores['closed_68']}")
+
+
+def following_table(rows: list[tuple[str, dict, str]], second_judge: dict[str, dict] | None = None) -> Table:
     """One row per footage: what the swap must follow or leave alone (issue 34): the widest mouths,
-    eye openness and blinks, the occluder kept and the hair added."""
+    eye openness and blinks (and by Face Mesh, ``second_judge``, by footage), the occluder kept and
+    the hair added."""
     table = Table(title="issue 34: widest mouths ≥ 0.6, eyes ≥ 0.8, blinks ≥ 90 %, occluder kept ≥ 95 % "
                         "(worst frame ≥ 80 %), hair added ≈ 0")
-    for column in ("footage", "mouth", "widest mouths", "eyes · blinks followed", "occluder kept", "hair added: jaw · forehead"):
+    columns = ["footage", "mouth", "widest mouths", "eyes · blinks followed", "occluder kept", "hair added: jaw · forehead"]
+    for column in columns + (["Face Mesh: eyes · blinks followed"] if second_judge else []):
         table.add_column(column)
     for name, report, _ in rows:
         expression, hair = report["expression"], report.get("hair") or {}
-        table.add_row(name, _mouth(expression), _figure(expression.get("widest_mouth_ratio")), _eyes(expression),
-                      _occluder(report), f"{_figure(hair.get('added_mean'), '.1f', 100, ' %')} · "
-                                         f"{_figure(hair.get('forehead_mean'), '.1f', 100, ' %')}")
+        cells = [name, _mouth(expression), _figure(expression.get("widest_mouth_ratio")), _eyes(expression),
+                 _occluder(report), f"{_figure(hair.get('added_mean'), '.1f', 100, ' %')} · "
+                                    f"{_figure(hair.get('forehead_mean'), '.1f', 100, ' %')}"]
+        table.add_row(*cells, *([_second_judge(second_judge.get(name))] if second_judge else []))
     return table
 
 
@@ -247,6 +260,8 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", metavar="NAME",
                         help="of the harder footage, only these clips (footage.py's names, e.g. zoom_pan_roll occluded_hand)")
     parser.add_argument("--crops", type=Path, help="write before/after face crops of each footage into this folder")
+    parser.add_argument("--second-judge", metavar="PYTHON", help="a Python with MediaPipe: judge the blinks again with "
+                        "Face Mesh (eyelids.py)")
     parser.add_argument("--json", action="store_true", help="print the report and the budget as JSON")
     args = parser.parse_args()
     console = Console(stderr=True)
@@ -275,6 +290,7 @@ def main() -> None:
                 (held_out / clip.name).symlink_to(clip)
         report = evaluate(root, EvaluateOptions(clips=held_out, max_frames=75 * args.eval_clips), replace=settings)
         converter = Converter(root)
+        second_judge = {HELD_OUT: second_judge_scores(converter, held_out, args.second_judge, settings)} if args.second_judge else {}
         if args.crops:
             args.crops.mkdir(parents=True, exist_ok=True)
             save_crops(converter, sorted(held_out.iterdir())[0], settings, args.crops / "held_out.png")
@@ -286,6 +302,8 @@ def main() -> None:
                 scores = evaluate(root, EvaluateOptions(clips=footage.path, max_frames=probe_video(footage.path).frames),
                               replace=settings)
                 harder.append((footage.name, scores, other_face_check(converter, footage, settings)))
+                if args.second_judge:
+                    second_judge[footage.name] = second_judge_scores(converter, footage.path, args.second_judge, settings)
                 if footage.name == "expressive":
                     coverage = footage_coverage(root, footage.path)
     training = state["training"]
@@ -296,7 +314,8 @@ def main() -> None:
     if args.json:
         print(json.dumps({"budget": budget, "report": report,
                           "footage": {name: {"report": scores, "untouched": check} for name, scores, check in harder},
-                          "expressive_coverage": coverage.to_dict() if coverage else None}, indent=1))
+                          "expressive_coverage": coverage.to_dict() if coverage else None,
+                          "second_judge": second_judge or None}, indent=1))
         return
     out = Console(width=None if Console().is_terminal else 120)
     out.print(f"training budget: {budget['training_minutes_total']:.1f} min of {budget['model']} on {device}, "
@@ -304,7 +323,7 @@ def main() -> None:
     out.print(report_text(report), highlight=False, markup=False)
     if harder:
         out.print(footage_table(harder))
-        out.print(following_table([(HELD_OUT, report, ""), *harder]))
+        out.print(following_table([(HELD_OUT, report, ""), *harder], second_judge))
     if coverage:
         out.print("expressive.mp4 as A's footage, " + coverage.summary(), highlight=False, markup=False)
 
