@@ -170,8 +170,8 @@ class ClipRecorder:
         self.found: list[bool] = []
         self.input_faces: list[tuple[np.ndarray, np.ndarray]] = []
         self.output_faces: list[tuple[np.ndarray, np.ndarray]] = []
-        self.rows: list[tuple[float, ...]] = []  # sharpness in, out, whole, visibility, occluder kept, hair added (jaw,
-        # forehead), mouth hidden, eyes hidden
+        # Per frame: sharpness in, out, whole, visibility, occluder kept, hair added (jaw, forehead), lips and eyes hidden.
+        self.rows: list[tuple[float, ...]] = []
 
     def record(self, frame: Frame, swapped: np.ndarray, where: Any) -> None:
         self.found.append(where is not None)
