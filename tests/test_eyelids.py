@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from deepswap.convert import Converter, ReplaceSettings
-from deepswap.convert.eyelids import CLOSED_READING, REACH, EyelidFollower, crop_box, lid_shift, warp_window
+from deepswap.convert.eyelids import READING_KNOTS, REACH, EyelidFollower, crop_box, lid_shift, warp_window
 from deepswap.convert.warp import inverse_piecewise
 from deepswap.evaluate.metrics import CLOSED_EYES, FOLLOWED_MARGIN
 from deepswap.faces import Detection, FaceAnalyzer
@@ -65,13 +65,17 @@ def _eyes(ratios: tuple[float, float]) -> np.ndarray:
     return points
 
 
-def test_the_target_gap_is_the_other_persons_usual_times_the_replaced_persons_share():
+def test_the_target_gap_is_the_other_persons_usual_times_how_open_the_replaced_persons_eye_reads():
     follower = EyelidFollower(usual_replaced=(0.3, 0.3), usual_other=(0.25, 0.2))
     assert follower.target_ratios(_eyes((0.3, 0.36))) == pytest.approx([0.25, 0.2])  # wider than usual: as drawn
-    winking = follower.target_ratios(_eyes((CLOSED_READING * 0.3, 0.3)))  # a shut eye reads CLOSED_READING
+    (shut, narrowed, open_from), (_, narrowed_open, _) = READING_KNOTS
+    winking = follower.target_ratios(_eyes((shut * 0.3, 0.3)))  # the predictor's reading of a shut eye
     assert winking == pytest.approx([0.0, 0.2])
-    half = follower.target_ratios(_eyes(((1 + CLOSED_READING) / 2 * 0.3, 0.3)))
-    assert half[0] == pytest.approx(0.125)
+    assert follower.target_ratios(_eyes((0.4 * 0.3, 0.3)))[0] == 0.0  # read more shut still: shut, never less
+    looking_down = follower.target_ratios(_eyes((narrowed * 0.3, open_from * 0.3)))
+    assert looking_down == pytest.approx([0.25 * narrowed_open, 0.2])
+    between = follower.target_ratios(_eyes(((shut + narrowed) / 2 * 0.3, 0.3)))
+    assert between[0] == pytest.approx(0.25 * narrowed_open / 2)
 
 
 @pytest.fixture(scope="module")

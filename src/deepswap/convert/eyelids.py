@@ -2,9 +2,9 @@
 
 A small model draws a blink only part way: where A's eyes are shut, B's decoder brings the lids
 about half way down. Per frame and eye, A's openness over A's usual openness (the median of A's
-extracted faces; the predictor reads a shut eye as ``CLOSED_READING`` of it, so the share is
-counted from there) gives the lid gap the new face should have: B's usual openness times that
-share. Where A's eyes close past ``CLOSING``, the 68-landmark predictor finds the drawn face's lids,
+extracted faces) read through ``READING_KNOTS`` (the 68-point predictor reads a shut eye well above
+0 and a narrowed, open one lower than its gap) gives the lid gap the new face should have: B's
+usual openness times how open A's eye is. Where A's eyes close past ``CLOSING``, the 68-landmark predictor finds the drawn face's lids,
 and each eye whose lids stand further apart than that is closed by a local warp: across the eye (at
 right angles to the line through its corners) a monotone piecewise-linear map moves the upper lid
 ``UPPER_SHARE`` of the way and the lower lid the rest, fading to no change ``REACH`` eye widths
@@ -27,7 +27,11 @@ from .warp import Feature, drawn_landmarks, remap_window
 UPPER_SHARE = 0.75  # of the closing: the upper lid's part (the lower lid moves the rest)
 REACH = 0.5  # eye widths above the upper lid and below the lower lid where the warp has faded out
 LANDMARK_COLUMN = 1 / 6  # eye widths from the eye's centre: where the predictor's lid points sit
-CLOSED_READING = 0.45  # of a person's usual openness: what the predictor reads on a shut eye (lid and lashes)
+# How open an eye is (0 shut, 1 as usual) at the predictor's readings of it, as shares of the person's
+# usual openness: piecewise linear through these knots. Fitted to an eyelid-refining reader (MediaPipe
+# Face Mesh, benchmarks/eyelids.py --second-judge) on GRID footage of s1: the 68-point predictor reads
+# shut eyes at 0.5-0.65 of usual (lid and lashes), and narrowed, open ones (looking down) at 0.7-0.85.
+READING_KNOTS = ((0.62, 0.75, 0.9), (0.0, 0.7, 1.0))
 CLOSING = 0.85  # of A's usual openness: only eyes closed further than this are looked at
 MIN_CLOSING = 0.1  # of B's usual openness: a drawn lid gap this close to its target is left as drawn
 
@@ -43,11 +47,11 @@ class EyelidFollower:
 
     def target_ratios(self, replaced_landmarks: np.ndarray) -> np.ndarray:
         """Per eye, the drawn face's lid gap (over eye width) that matches the replaced face's
-        (68×2, any coordinates): the other person's usual openness times the replaced person's
-        share of their own, counted from ``CLOSED_READING`` (a shut eye: no gap) to 1 (never more
-        than usual: an eye is only ever closed)."""
+        (68×2, any coordinates): the other person's usual openness times how open the replaced
+        person's eye is, read from its share of their usual openness through ``READING_KNOTS`` (0
+        at and under a shut eye's reading, 1 from the last knot on: an eye is only ever closed)."""
         share = np.nan_to_num(eye_ratios(replaced_landmarks) / np.asarray(self.usual_replaced), nan=1.0)
-        return np.asarray(self.usual_other) * np.clip((share - CLOSED_READING) / (1 - CLOSED_READING), 0.0, 1.0)
+        return np.asarray(self.usual_other) * np.interp(share, *READING_KNOTS)
 
     def follow(self, drawn: np.ndarray, replaced_landmarks: np.ndarray, box: np.ndarray,
                predictor: LandmarkPredictor) -> np.ndarray:
