@@ -116,14 +116,14 @@ def swap_measured(converter: Converter, clip: Path, frames: int, settings: Repla
 
     def on_frame(frame: Frame, swapped: np.ndarray, where: Located | None) -> None:
         if where is not None:
-            rows.append({"clip": clip.name, "path": clip, "frame": frame.index, "input": frame.image, "output": swapped, "box": where.face.box,
+            rows.append({"clip": clip.name, "path": clip, "frame": frame.index, "input": frame.image, "output": swapped,
+                         "box": where.face.box,
                          "judged": [measure_face(converter.analyzer, image, where.face.box)[0] for image in (frame.image, swapped)]})
 
     swap_frames(islice(read_frames(clip), frames), replacer, converter.swapper.batch_size, on_frame)
-    for row, readings in zip(rows, follower.readings if replacer.eyelids is not None else []):
-        row["readings"] = readings
-    for row in rows:
-        row.setdefault("readings", np.full((4, 2), np.nan))
+    readings = follower.readings if replacer.eyelids is not None else [np.full((4, 2), np.nan)] * len(rows)
+    for row, reading in zip(rows, readings):
+        row["readings"] = reading
     return rows
 
 
@@ -195,8 +195,7 @@ def second_judge_scores(converter: Converter, footage: Path, python: str,
     rows = footage_rows(converter, footage, settings)
     second = second_judge_readings(python, rows)
     closed = closed_eyes(judges_openness(rows)["input"])
-    with np.errstate(invalid="ignore"):
-        shut = second["output"] < (CLOSED_EYES + FOLLOWED_MARGIN) * np.nanmedian(second["output"])
+    shut = closed_eyes(second["output"], CLOSED_EYES + FOLLOWED_MARGIN)  # as blinks_followed judges an output
     scores = {**judged(second), "closed_of_68": int((shut & closed).sum()), "closed_68": int(closed.sum())}
     return {key: None if isinstance(value, float) and math.isnan(value) else value for key, value in scores.items()}
 
@@ -209,12 +208,12 @@ def closed_eye_report(converter: Converter, footage: Path, strip: Path | None, s
     medians = {side: float(np.nanmedian(values)) for side, values in openness.items()}
     second = second_judge_readings(second_judge, rows) if second_judge else None
     if second is not None:
+        second_shut = closed_eyes(second["output"], CLOSED_EYES + FOLLOWED_MARGIN)
         for row, eyelids in zip(rows, second["eyelids"]):
             row["eyelids"] = eyelids
     closed = np.flatnonzero(closed_eyes(openness["input"]))
     print(f"{footage}: median openness input {medians['input']:.3f}, output {medians['output']:.3f}; "
           f"{len(closed)} closed-eye input frames")
-    second_closed = 0
     for index in closed:
         row, share = rows[index], openness["output"][index] / medians["output"]
         verdict = "closed" if share < CLOSED_EYES + FOLLOWED_MARGIN else "OPEN"
@@ -223,15 +222,13 @@ def closed_eye_report(converter: Converter, footage: Path, strip: Path | None, s
         line = (f"{row['clip']} frame {row['frame']}: input {openness['input'][index] / medians['input']:.2f}, "
                 f"output {share:.2f} {verdict}; {readings}")
         if second is not None:
-            second_share = second["output"][index] / np.nanmedian(second["output"])
-            second_closed += bool(second_share < CLOSED_EYES + FOLLOWED_MARGIN)
-            line += (f"; Face Mesh: input {second['input'][index] / np.nanmedian(second['input']):.2f}, "
-                     f"output {second_share:.2f} {'closed' if second_share < CLOSED_EYES + FOLLOWED_MARGIN else 'OPEN'}")
+            line += (f"; Face Mesh: input {second['input'][index] / np.nanmedian(second['input']):.2f}, output "
+                     f"{second['output'][index] / np.nanmedian(second['output']):.2f} {'closed' if second_shut[index] else 'OPEN'}")
         print(line)
     print(f"  68 landmarks: {judged_text(judged(openness))}")
     if second is not None:
         print(f"  Face Mesh:    {judged_text(judged(second))}; of the 68-point judge's {len(closed)}, the output closed on "
-              f"{second_closed}")
+              f"{int(second_shut[closed].sum())}")
     if strip is not None and len(closed):
         write_image(strip, eye_strip([rows[i] for i in closed]), replaced_person="s1", model=converter.swapper.name,
                     source=rows[closed[0]]["path"])

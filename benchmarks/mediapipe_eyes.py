@@ -10,10 +10,12 @@ where the 68-point model that ``evaluate`` uses can read the shading under the l
 
 FRAMES.npz: ``images`` (N×H×W×3 RGB uint8) and ``boxes`` (N×4, x y w h in frame pixels: the face to
 read; a square ``CONTEXT`` times the box's side around it is brought to ``SIDE`` pixels, so a small
-face in a corner is read at the size of a near one, and the face whose centre is nearest the box's is
-read, if it lies within half the box's width, as ``evaluate`` finds a face again). OUT.npz: ``openness`` (N: the lids' gap
-over the eye's width, both eyes' mean, as ``evaluate``'s ``eye_openness``; NaN where no face) and
-``eyelids`` (N×2×16×2: each eye's contour, corner, lower lid, other corner, upper lid).
+face in a corner is read at the size of a near one, and the face whose centre is nearest the box's
+is read, if it lies within half the box's width, as ``evaluate`` finds a face again).
+
+OUT.npz: ``openness`` (N: the lids' gap over the eye's width, both eyes' mean, as ``evaluate``'s
+``eye_openness``; NaN where no face) and ``eyelids`` (N×2×16×2: each eye's contour, corner, lower
+lid, other corner, upper lid).
 """
 
 from __future__ import annotations
