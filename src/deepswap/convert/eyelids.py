@@ -3,15 +3,15 @@
 A small model draws a blink only part way: where A's eyes are shut, B's decoder brings the lids
 about half way down. Per frame and eye, A's openness over A's usual openness (the median of A's
 extracted faces) read through ``READING_KNOTS`` (the 68-point predictor reads a shut eye well above
-0 and a narrowed, open one lower than its gap) gives the lid gap the new face should have: B's
-usual openness times how open A's eye is. Where A's eyes close past ``CLOSING``, the 68-landmark predictor finds the drawn face's lids,
-and each eye whose lids stand further apart than that is closed by a local warp: across the eye (at
-right angles to the line through its corners) a monotone piecewise-linear map moves the upper lid
-``UPPER_SHARE`` of the way and the lower lid the rest, fading to no change ``REACH`` eye widths
-above and below the lids and at the eye's corners (the shift follows the lids' curve along the
-eye), so nothing folds and the brows, nose and cheeks stay put (``convert.warp``). One ``cv2.remap``
-per eye, of the part around it only (``warp_window``). The iris and lashes are pressed into the lid
-line, as in a shut eye; open eyes are left as drawn.
+0 and a narrowed, open one lower than its gap) gives the lid gap the new face should have: B's usual
+openness times how open A's eye is. Where A's eyes close past ``CLOSING``, the 68-landmark predictor
+finds the drawn face's lids, and each eye whose lids stand further apart than that is closed by a
+local warp: across the eye (at right angles to the line through its corners) a monotone
+piecewise-linear map moves the upper lid ``UPPER_SHARE`` of the way and the lower lid the rest,
+fading to no change ``REACH`` eye widths above and below the lids and at the eye's corners (the
+shift follows the lids' curve along the eye), so nothing folds and the brows, nose and cheeks stay
+put (``convert.warp``). One ``cv2.remap`` per eye, of the part around it only (``warp_window``). The
+iris and lashes are pressed into the lid line, as in a shut eye; open eyes are left as drawn.
 """
 
 from __future__ import annotations
