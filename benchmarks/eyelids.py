@@ -172,6 +172,7 @@ def judged(openness: dict[str, np.ndarray]) -> dict[str, float]:
 
 
 def judged_text(scores: dict[str, float]) -> str:
+    """``judged``'s figures in a line."""
     return (f"{scores['closed_eye_faces']} closed-eye faces, {scores['blinks_followed']:.0%} followed, eye correlation "
             f"{scores['eye_open_correlation']:.2f}")
 

@@ -172,7 +172,7 @@ def _figure(value: float | None, form: str = ".2f", scale: float = 1.0, unit: st
 
 def _left_out(expression: dict, *counts: tuple[str, str]) -> str:
     """The faces a figure leaves out, as " (3 cut, 68 hidden)"; nothing when none."""
-    parts = [f"{expression.get(key) or 0} {what}" for key, what in counts if expression.get(key)]
+    parts = [f"{expression[key]} {what}" for key, what in counts if expression.get(key)]
     return f" ({', '.join(parts)})" if parts else ""
 
 
