@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import time
 from pathlib import Path
 from typing import Iterator
@@ -36,10 +35,10 @@ def wait_until(page, expression: str, timeout: float) -> None:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     with playwright.sync_playwright() as driver:
         context = driver.chromium.launch_persistent_context(
-            tempfile.mkdtemp(prefix="deepswap-chromium-"), executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS,
+            tmp_path_factory.mktemp("chromium-profile"), executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS,
             headless=True, viewport={"width": 1280, "height": 900})
         yield context
         context.close()
