@@ -201,6 +201,20 @@ def test_landmark_smoothing_makes_the_face_steadier_than_detection(replacer, s1_
     assert jitter(smoothed) < 0.8 * jitter(raw)
 
 
+def test_a_jump_cut_between_two_takes_tracks_and_smooths_the_face_afresh(replacer, s1_clips):
+    """The face sits in about the same place in both takes, so only the picture tells the cut; the
+    smoothing would otherwise pull the new take's face towards the old take's for a few frames."""
+    replacer.reset()
+    takes = [list(read_frames(clip))[:12] for clip in (s1_clips[6], s1_clips[2])]
+    located = [replacer.locate(frame) for frame in takes[0] + takes[1]]
+    assert [k for k, where in enumerate(located) if where.cut] == [12]
+    first = located[12]
+    np.testing.assert_array_equal(first.landmarks, first.face.landmarks)
+    assert not np.array_equal(located[13].landmarks, located[13].face.landmarks)  # smoothed again after it
+    rendered = replacer.render([frame.image for frame in takes[1][:2]], located[12:14])
+    assert all(not np.array_equal(image, frame.image) for image, frame in zip(rendered, takes[1]))
+
+
 def test_compose_marks_nothing_in_frames_without_a_swap():
     original = np.zeros((10, 20, 3), np.uint8)
     image, region = compose(original, original, None, True)

@@ -12,7 +12,7 @@ from ..faces import (Face, FaceAnalyzer, IdentityTracker, alignment_matrix, face
                      transform_points, warp_face)
 from ..faces.skin import INNER_MARGIN, inner_face, skin_reference, tested_band
 from ..train import Swapper
-from ..video import Frame
+from ..video import CutDetector, Frame
 from .blend import fill_from_footage, paste_face, prepare_mask, region_window
 from .color import match_color
 from .eyelids import EyelidFollower, crop_box
@@ -33,11 +33,13 @@ FOREHEAD_DARK = (0.8, 0.92)  # of the drawn cheeks' lightness: a drawn forehead 
 
 @dataclass
 class Located:
-    """The replaced person's face in one frame: smoothed landmarks and the frame→crop matrix."""
+    """The replaced person's face in one frame: smoothed landmarks and the frame→crop matrix;
+    ``cut``: the frame begins a new shot (nothing is carried over from the frames before)."""
 
     face: Face
     landmarks: np.ndarray
     matrix: np.ndarray
+    cut: bool = False
 
 
 class FaceReplacer:
@@ -60,6 +62,7 @@ class FaceReplacer:
         self.size = analyzer.face_size
         self.smoother = LandmarkSmoother()
         self.mask_smoother = MaskSmoother()
+        self.cuts = CutDetector()
         region = face_region(self.size, swapper.coverage)
         self.region_side = region[2]
         self.drawn_scale = min(1.0, swapper.model.output_resolution / self.region_side)  # drawn pixels per crop pixel
@@ -70,9 +73,15 @@ class FaceReplacer:
         self.tracker.reset()
         self.smoother.lost()
         self.mask_smoother.lost()
+        self.cuts.reset()
 
     def locate(self, frame: Frame) -> Located | None:
-        """The replaced person's face in this frame, or None (the frame then passes through unchanged)."""
+        """The replaced person's face in this frame, or None (the frame then passes through unchanged).
+        At a cut between shots the face is tracked and smoothed afresh."""
+        cut = self.cuts(frame.image)
+        if cut:
+            self.tracker.reset()
+            self.smoother.lost()
         detections = self.analyzer.detect(frame.image)
         detection, _ = self.tracker.select(frame.image, detections)
         if detection is None:
@@ -80,7 +89,7 @@ class FaceReplacer:
             return None
         face = self.analyzer.describe(frame.image, detection)
         landmarks = self.smoother(face.landmarks, frame.time) if self.settings.smooth else face.landmarks
-        return Located(face, landmarks, alignment_matrix(landmarks, self.size))
+        return Located(face, landmarks, alignment_matrix(landmarks, self.size), cut)
 
     def render(self, frames: list[np.ndarray], located: list[Located | None]) -> list[np.ndarray]:
         """The frames with every located face replaced; frames without one are returned as they are."""
@@ -99,8 +108,8 @@ class FaceReplacer:
         output = list(frames)
         for k, i in enumerate(todo):
             where = located[i]
-            if i != (todo[k - 1] + 1 if k else 0):  # frames without the face came before: the learned mask starts anew
-                self.mask_smoother.lost()
+            if where.cut or i != (todo[k - 1] + 1 if k else 0):  # a new shot, or frames without the face came before:
+                self.mask_smoother.lost()  # the learned mask starts anew
             landmark_mask = landmark_masks[k].astype(np.float32) / 255
             mask = landmark_mask if generated_masks is None else np.minimum(generated_masks[k], _dilated(landmark_mask))
             mask = prepare_mask(mask, self.settings.mask_erode, self.settings.mask_blur) * self.window
