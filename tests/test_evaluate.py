@@ -402,6 +402,17 @@ def test_faces_whose_lips_are_behind_a_microphone_are_left_out_of_the_mouth_figu
     assert "10 faces with the lips behind the occluder left out" in console.export_text()
 
 
+def test_a_cut_inside_a_clip_is_not_counted_as_shake(trained_workspace, analyzer, s1_clips, tmp_path):
+    takes = [[frame.image for frame in islice(read_frames(clip), 15)] for clip in (s1_clips[6], s1_clips[2])]
+    clip = write_clip(tmp_path / "jump_cut.mp4", takes[0] + takes[1])
+    report = evaluate(trained_workspace, EvaluateOptions(clips=clip, max_frames=30))
+    landmarks = measured_as_is(analyzer, [frame.image for frame in read_frames(clip)]).landmarks
+    shot_by_shot = landmark_jitter(np.concatenate([landmarks[:15], np.full((1, 68, 2), np.nan), landmarks[15:]]))
+    print(f"input jitter: shot by shot {shot_by_shot:.4f}, across the cut {landmark_jitter(landmarks):.4f}")
+    assert report["stability"]["input_jitter"] == pytest.approx(shot_by_shot, rel=1e-6)
+    assert landmark_jitter(landmarks) > 1.2 * shot_by_shot
+
+
 def write_clip(path: Path, frames: list[np.ndarray]) -> Path:
     """The frames as an H.264 clip at 25 frames/s."""
     with av.open(str(path), "w") as container:

@@ -19,7 +19,7 @@ from ..faces import FaceAnalyzer, FaceSet, inner_face_box, load_faceset
 from ..filetypes import VIDEO_SUFFIXES
 from ..progress import ProgressCallback, Reporter
 from ..train import Swapper
-from ..video import Frame, probe_video, read_frames
+from ..video import CutDetector, Frame, probe_video, read_frames
 from ..workspace import PERSON_KEYS, PersonKey, Workspace, WorkspaceLike, as_workspace
 from .options import EvaluateOptions
 from .metrics import (EYES, LIPS, blinks_followed, correlation, eye_openness, finite_max, finite_mean, forehead_hair_added,
@@ -143,6 +143,7 @@ class ClipMeasures:
     forehead_hair_added: np.ndarray  # T: the same over its forehead band
     mouth_hidden: np.ndarray  # T: an occluder covers the input face's lips (``hidden_behind``)
     eyes_hidden: np.ndarray  # T: an occluder covers either of its eyes
+    cuts: np.ndarray  # T: the frame begins a new shot (``video.CutDetector`` on the input)
 
 
 def occluder_masks(clip: Path) -> np.ndarray | None:
@@ -167,10 +168,12 @@ class ClipRecorder:
 
     def __init__(self, analyzer: FaceAnalyzer, occluders: np.ndarray | None) -> None:
         self.analyzer, self.occluders = analyzer, occluders
+        self.cuts = CutDetector()
         self.found: list[bool] = []
         self.input_faces: list[tuple[np.ndarray, np.ndarray]] = []
         self.output_faces: list[tuple[np.ndarray, np.ndarray]] = []
-        # Per frame: sharpness in, out, whole, visibility, occluder kept, hair added (jaw, forehead), lips and eyes hidden.
+        # Per frame: sharpness in, out, whole, visibility, occluder kept, hair added (jaw, forehead), lips and eyes
+        # hidden, a cut.
         self.rows: list[tuple[float, ...]] = []
 
     def record(self, frame: Frame, swapped: np.ndarray, where: Any) -> None:
@@ -185,12 +188,14 @@ class ClipRecorder:
         kept = occluder_kept(frame.image, swapped, occluder) if occluder is not None else math.nan
         self.rows.append((*sharp, whole, watermark_visibility(swapped) if where else math.nan, kept,
                           hair_added(frame.image, swapped, landmarks), forehead_hair_added(frame.image, swapped, landmarks),
-                          hidden_behind(occluder, landmarks, (LIPS,)), hidden_behind(occluder, landmarks, EYES)))
+                          hidden_behind(occluder, landmarks, (LIPS,)), hidden_behind(occluder, landmarks, EYES),
+                          self.cuts(frame.image)))
 
     def measures(self) -> ClipMeasures:
-        rows = np.array(self.rows, np.float64).reshape(-1, 9)
+        rows = np.array(self.rows, np.float64).reshape(-1, 10)
         return ClipMeasures(np.array(self.found), _stacked(self.input_faces), _stacked(self.output_faces), rows[:, :2],
-                            rows[:, 2] > 0, rows[:, 3], rows[:, 4], rows[:, 5], rows[:, 6], rows[:, 7] > 0, rows[:, 8] > 0)
+                            rows[:, 2] > 0, rows[:, 3], rows[:, 4], rows[:, 5], rows[:, 6], rows[:, 7] > 0, rows[:, 8] > 0,
+                            rows[:, 9] > 0)
 
 
 def swap_and_measure(converter: Converter, clips: list[Clip], max_frames: int, reporter: Reporter,
@@ -228,6 +233,12 @@ def _joined(sequences: list[np.ndarray]) -> np.ndarray:
     """Landmark sequences one after another with a NaN row between them (no jitter across clips)."""
     gap = np.full((1, 68, 2), np.nan)
     return np.concatenate([part for sequence in sequences for part in (sequence, gap)])
+
+
+def _shots(measured: list[ClipMeasures], side: str) -> list[np.ndarray]:
+    """The input's or the output's (``side``) landmark sequences, shot by shot: a cut is not shake."""
+    return [shot for clip in measured
+            for shot in np.split(getattr(clip, side).landmarks, np.flatnonzero(clip.cuts))]
 
 
 def evaluate(workspace: WorkspaceLike, options: EvaluateOptions = EvaluateOptions(),
@@ -284,9 +295,9 @@ def evaluate(workspace: WorkspaceLike, options: EvaluateOptions = EvaluateOption
 
 
 def stability_scores(measured: list[ClipMeasures]) -> StabilityScores:
-    """Landmark shake of the input and the output faces, clip by clip, and their ratio."""
-    input_jitter = landmark_jitter(_joined([clip.input.landmarks for clip in measured]))
-    output_jitter = landmark_jitter(_joined([clip.output.landmarks for clip in measured]))
+    """Landmark shake of the input and the output faces, shot by shot, and their ratio."""
+    input_jitter = landmark_jitter(_joined(_shots(measured, "input")))
+    output_jitter = landmark_jitter(_joined(_shots(measured, "output")))
     return StabilityScores(input_jitter, output_jitter, output_jitter / input_jitter if input_jitter > 0 else math.nan)
 
 
