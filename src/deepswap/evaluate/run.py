@@ -19,7 +19,7 @@ from ..faces import FaceAnalyzer, FaceSet, inner_face_box, load_faceset
 from ..filetypes import VIDEO_SUFFIXES
 from ..progress import ProgressCallback, Reporter
 from ..train import Swapper
-from ..video import CutDetector, Frame, probe_video, read_frames
+from ..video import Frame, probe_video, read_frames
 from ..workspace import PERSON_KEYS, PersonKey, Workspace, WorkspaceLike, as_workspace
 from .options import EvaluateOptions
 from .metrics import (EYES, LIPS, blinks_followed, correlation, eye_openness, finite_max, finite_mean, forehead_hair_added,
@@ -143,7 +143,7 @@ class ClipMeasures:
     forehead_hair_added: np.ndarray  # T: the same over its forehead band
     mouth_hidden: np.ndarray  # T: an occluder covers the input face's lips (``hidden_behind``)
     eyes_hidden: np.ndarray  # T: an occluder covers either of its eyes
-    cuts: np.ndarray  # T: the frame begins a new shot (``video.CutDetector`` on the input)
+    cuts: np.ndarray  # T: the swap found a cut here (``Located.cut``; a frame without A breaks a run anyway)
 
 
 def occluder_masks(clip: Path) -> np.ndarray | None:
@@ -168,7 +168,6 @@ class ClipRecorder:
 
     def __init__(self, analyzer: FaceAnalyzer, occluders: np.ndarray | None) -> None:
         self.analyzer, self.occluders = analyzer, occluders
-        self.cuts = CutDetector()
         self.found: list[bool] = []
         self.input_faces: list[tuple[np.ndarray, np.ndarray]] = []
         self.output_faces: list[tuple[np.ndarray, np.ndarray]] = []
@@ -189,7 +188,7 @@ class ClipRecorder:
         self.rows.append((*sharp, whole, watermark_visibility(swapped) if where else math.nan, kept,
                           hair_added(frame.image, swapped, landmarks), forehead_hair_added(frame.image, swapped, landmarks),
                           hidden_behind(occluder, landmarks, (LIPS,)), hidden_behind(occluder, landmarks, EYES),
-                          self.cuts(frame.image)))
+                          where is not None and where.cut))
 
     def measures(self) -> ClipMeasures:
         rows = np.array(self.rows, np.float64).reshape(-1, 10)
