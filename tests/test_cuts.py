@@ -17,7 +17,8 @@ def cuts_in(images) -> list[int]:
     return [index for index, image in enumerate(images) if detector(image)]
 
 
-def test_every_join_of_clips_is_a_cut_and_nothing_inside_a_clip(s1_clips: list[Path], speaker_clips: list[Path]) -> None:
+def test_every_join_of_clips_is_a_cut_and_nothing_inside_a_clip(s1_clips: list[Path],
+                                                                speaker_clips: list[Path]) -> None:
     clips = [list(read_frames(clip)) for clip in s1_clips + speaker_clips]
     joins = np.cumsum([len(frames) for frames in clips])[:-1].tolist()
     # s1 to s1 are jump cuts between takes in one studio: the least the picture changes at a cut
@@ -35,8 +36,8 @@ def test_a_camera_moving_through_a_shot_is_not_cut(s1_clips: list[Path]) -> None
     assert cuts_in(filmed(k, image) for k, image in enumerate(frames)) == []
 
 
-def test_a_new_frame_shape_is_a_cut_and_a_shot_is_never_shorter_than_its_minimum(s1_clips: list[Path],
-                                                                         speaker_clips: list[Path]) -> None:
+def test_a_new_frame_shape_is_a_cut_and_a_shot_is_never_shorter_than_its_minimum(
+        s1_clips: list[Path], speaker_clips: list[Path]) -> None:
     s1 = [frame.image for frame in read_frames(s1_clips[0])]
     other = [frame.image for frame in read_frames(speaker_clips[0])]
     assert cuts_in(s1[:10] + [cv2.resize(image, (360, 200)) for image in s1[10:20]]) == [10]
