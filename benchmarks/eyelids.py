@@ -93,11 +93,11 @@ class ReadingFollower(EyelidFollower):
     readings: list[np.ndarray] = field(default_factory=list)
 
     def follow(self, drawn: np.ndarray, replaced_landmarks: np.ndarray, box: np.ndarray,
-               predictor: LandmarkPredictor) -> np.ndarray:
+               predictor: LandmarkPredictor, pixel: float = 1.0) -> np.ndarray:
         def reading(face: np.ndarray) -> np.ndarray:
             return eye_ratios(drawn_landmarks(face, box, predictor))
 
-        followed = super().follow(drawn, replaced_landmarks, box, predictor)
+        followed = super().follow(drawn, replaced_landmarks, box, predictor, pixel)
         self.readings.append(np.stack([eye_ratios(replaced_landmarks) / np.asarray(self.usual_replaced),
                                        self.target_ratios(replaced_landmarks), reading(drawn), reading(followed)]))
         return followed

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from deepswap.convert import Converter, ReplaceSettings
-from deepswap.convert.eyelids import READING_KNOTS, REACH, EyelidFollower, crop_box, lid_shift, warp_window
+from deepswap.convert.eyelids import (COARSE, READING_KNOTS, REACH, EyelidFollower, crop_box, eye_frame, lid_shift,
+                                      lower_lid_skin, warp_window)
 from deepswap.convert.warp import inverse_piecewise
 from deepswap.evaluate.metrics import CLOSED_EYES, FOLLOWED_MARGIN
 from deepswap.faces import Detection, FaceAnalyzer
@@ -117,6 +118,52 @@ def test_a_real_open_eye_closes_with_a_blink_and_alone_with_a_wink(blink):
     (x0, y0), (x1, y1) = second_eye.min(axis=0).astype(int) - 6, second_eye.max(axis=0).astype(int) + 6
     assert np.array_equal(winked[y0:y1, x0:x1], crop[y0:y1, x0:x1])
     assert follower.follow(crop, face.landmarks, box, analyzer.landmarker) is crop  # open eyes: as drawn
+
+
+def _drawn_coarsely(crop: np.ndarray, pixel: float) -> np.ndarray:
+    """A filmed crop as a model would draw it seeing one pixel per ``pixel`` crop pixels."""
+    size = crop.shape[0]
+    small = cv2.resize(crop, (round(size / pixel), round(size / pixel)), interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (size, size), interpolation=cv2.INTER_CUBIC)
+
+
+def test_under_a_shut_lid_the_smeared_band_turns_to_skin_and_nothing_else_changes(blink):
+    """On a coarsely drawn blink the band just under each lid line is brought towards the skin below
+    it (lighter, never darker); the lid line itself, the eye's corners and the face around are as drawn;
+    an eye that is not nearly shut is left alone."""
+    analyzer, frames, faces, usual, _ = blink
+    face = faces[BLINK_FRAME]
+    drawn = _drawn_coarsely(face.crop(frames[BLINK_FRAME]), COARSE[1])
+    eye = face.crop_landmarks()[list(EYES[0])]
+    shown = lower_lid_skin(drawn, eye, 0.0, usual[0], 0.7)
+    feature, upper, lower = eye_frame(eye)
+    ys, xs = np.mgrid[:drawn.shape[0], :drawn.shape[1]].astype(np.float64)
+    u, v = feature.coordinates(xs, ys)
+    line = lower - 0.25 * (lower - upper)
+    grey = lambda image: image.astype(float).mean(axis=2)
+    band = (np.abs(u) < 0.25) & (v > line + 0.08) & (v < line + 0.14)
+    assert (grey(shown) - grey(drawn))[band].mean() > 5
+    assert (grey(shown) >= grey(drawn) - 0.51).all()
+    changed = np.abs(shown.astype(int) - drawn).max(axis=2) > 0
+    assert (v[changed] > line + 0.04).all() and (v[changed] < line + 0.2).all() and (np.abs(u[changed]) < 0.5).all()
+    assert lower_lid_skin(drawn, eye, 0.25 * usual[0], usual[0], 0.7) is drawn
+    assert lower_lid_skin(drawn, eye, 0.0, usual[0], 0.0) is drawn
+
+
+def test_the_lower_lid_s_skin_is_shown_only_on_a_coarsely_drawn_face(blink):
+    """A filmed open-eyed face drawn as coarsely as a 64-px model draws at 256-px crops, closed to the
+    blink's landmarks: seen as sharp as the crop or nearly (up to ``COARSE``'s first value) only the
+    lids move; seen as coarse as it is, the band under them is lighter too, and nothing darker."""
+    analyzer, frames, faces, usual, open_index = blink
+    face = faces[open_index]
+    crop, box = face.crop(frames[open_index]), crop_box(face.box, face.matrix)
+    follower = EyelidFollower(usual, usual)
+    coarse = _drawn_coarsely(crop, COARSE[1])
+    sharp, nearly_sharp, shown = (follower.follow(coarse, faces[BLINK_FRAME].landmarks, box, analyzer.landmarker, pixel)
+                                  for pixel in (1.0, COARSE[0], COARSE[1]))
+    assert np.array_equal(sharp, nearly_sharp)
+    lighter = shown.astype(float).mean(axis=2) - sharp.astype(float).mean(axis=2)
+    assert lighter.max() > 10 and lighter.min() > -0.51
 
 
 def test_convert_warps_the_drawn_eyes_on_a_blink_and_leaves_open_eyes_as_drawn(trained_workspace, blink):

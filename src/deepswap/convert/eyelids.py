@@ -12,6 +12,13 @@ fading to no change ``REACH`` eye widths above and below the lids and at the eye
 shift follows the lids' curve along the eye), so nothing folds and the brows, nose and cheeks stay
 put (``convert.warp``). One ``cv2.remap`` per eye, of the part around it only (``warp_window``). The
 iris and lashes are pressed into the lid line, as in a shut eye; open eyes are left as drawn.
+
+A small model also smears the lash line and the socket's shade down over the lower lid, so a shut
+eye it draws shows a thick dark band where a filmed one shows a thin lash line over skin. Under each
+eye closed to nearly shut (``lower_lid_skin``) the band from just under the lid line down to
+``BELOW_LID`` eye widths is brought towards the skin further down (``LID_SKIN`` of the way, only
+where it is darker), fading out towards the eye's corners, on faces drawn coarser than the crop
+(``COARSE``).
 """
 
 from __future__ import annotations
@@ -34,6 +41,11 @@ LANDMARK_COLUMN = 1 / 6  # eye widths from the eye's centre: where the predictor
 READING_KNOTS = ((0.62, 0.75, 0.9), (0.0, 0.7, 1.0))
 CLOSING = 0.85  # of A's usual openness: only eyes closed further than this are looked at
 MIN_CLOSING = 0.1  # of B's usual openness: a drawn lid gap this close to its target is left as drawn
+SHUT = 0.25  # of B's usual openness: lid gaps under this count as shut (the lower lid's skin fully shown at 0)
+BELOW_LID = (0.04, 0.2)  # eye widths under the closed lid line: where the lower lid's skin is shown (lashes above)
+LID_SKIN = 0.7  # how far the band under a shut lid is brought towards the skin below it ...
+COARSE = (1.5, 3.0)  # ... on a face drawn this coarse (crop pixels per pixel the model sees): none at the first, all from
+# the second (a 64-px model at 256-px crops: 3.2). A face as sharp as the crop keeps its own lower lid.
 
 
 @dataclass(frozen=True)
@@ -54,22 +66,26 @@ class EyelidFollower:
         return np.asarray(self.usual_other) * np.interp(share, *READING_KNOTS)
 
     def follow(self, drawn: np.ndarray, replaced_landmarks: np.ndarray, box: np.ndarray,
-               predictor: LandmarkPredictor) -> np.ndarray:
+               predictor: LandmarkPredictor, pixel: float = 1.0) -> np.ndarray:
         """The drawn face (an RGB crop) with each eye closed as far as the replaced face's (its 68
-        landmarks) says; ``box`` is the face's detector box in the crop (x, y, w, h). Returned as
-        it is when the replaced face's eyes are open or the drawn lids already match."""
+        landmarks) says, and on a coarse face (``pixel``: crop pixels per pixel the model sees; see
+        ``COARSE``) the skin under a nearly shut lid shown (``lower_lid_skin``); ``box`` is the face's
+        detector box in the crop (x, y, w, h). Returned as it is when the replaced face's eyes are
+        open or the drawn lids already match."""
         if np.all(eye_ratios(replaced_landmarks) >= CLOSING * np.asarray(self.usual_replaced)):
             return drawn
         targets = self.target_ratios(replaced_landmarks)
         landmarks = drawn_landmarks(drawn, box, predictor)
         closings = eye_ratios(landmarks) - targets
-        eyes = [(EYES[eye], targets[eye]) for eye in range(2) if closings[eye] > MIN_CLOSING * self.usual_other[eye]]
-        if not eyes:
-            return drawn
-        for indices, target in eyes:
-            eye = landmarks[list(indices)]
-            drawn = remap_window(drawn, warp_window(eye, drawn.shape[:2]),
-                                 lambda xs, ys, eye=eye, target=float(target): lid_shift(eye, target, xs, ys))
+        eyes = [eye for eye in range(2) if closings[eye] > MIN_CLOSING * self.usual_other[eye]]
+        for eye in eyes:
+            points, target = landmarks[list(EYES[eye])], float(targets[eye])
+            drawn = remap_window(drawn, warp_window(points, drawn.shape[:2]),
+                                 lambda xs, ys, points=points, target=target: lid_shift(points, target, xs, ys))
+        strength = LID_SKIN * float(np.interp(pixel, COARSE, (0.0, 1.0)))
+        for eye in eyes:
+            drawn = lower_lid_skin(drawn, landmarks[list(EYES[eye])], float(targets[eye]), self.usual_other[eye],
+                                   strength)
         return drawn
 
 
@@ -103,6 +119,35 @@ def lid_shift(eye: np.ndarray, target: float, xs: np.ndarray, ys: np.ndarray) ->
     targets = sources + np.stack([np.zeros_like(profile), UPPER_SHARE * closing * profile,
                                   -(1 - UPPER_SHARE) * closing * profile, np.zeros_like(profile)])
     return feature.shift(v, sources, targets)
+
+
+def lower_lid_skin(drawn: np.ndarray, eye: np.ndarray, target: float, usual: float, strength: float) -> np.ndarray:
+    """The drawn face (an RGB crop) with the band under an eye's closed lid line (the eye's six
+    landmarks before ``lid_shift`` closed it to ``target`` eye widths; ``usual``: the drawn person's
+    usual openness) brought towards the skin below it: ``BELOW_LID`` eye widths under the lid line,
+    ``strength`` of the way at the eye's middle, less towards its corners, only where darker than
+    that skin (the median colour 0.1-0.3 eye widths further down), and only as far as the eye is
+    shut (fully at a target of 0, not at all from ``SHUT`` of ``usual`` up)."""
+    shut = float(np.clip(1 - target / (SHUT * usual), 0, 1))
+    if shut <= 0 or strength <= 0:
+        return drawn
+    feature, upper, lower = eye_frame(eye)
+    line = lower - (1 - UPPER_SHARE) * max(lower - upper - target, 0.0)  # where the lower lid ends
+    top, bottom = line + BELOW_LID[0], line + BELOW_LID[1]
+    (x0, y0), (x1, y1) = feature.window(0.5, (top, bottom + 0.3), drawn.shape[:2])
+    u, v = feature.coordinates(*np.meshgrid(np.arange(x0, x1, dtype=np.float64), np.arange(y0, y1, dtype=np.float64)))
+    part = drawn[y0:y1, x0:x1].astype(np.float32)
+    below = (np.abs(u) < 0.35) & (v > bottom + 0.1) & (v < bottom + 0.3)
+    if not below.any():
+        return drawn
+    skin = np.median(part[below], axis=0)
+    fade_in = np.clip((v - top) / 0.03, 0, 1)  # the band's upper edge rises over 0.03 eye widths
+    fade_out = np.clip((bottom - v) / (BELOW_LID[1] / 2), 0, 1)
+    along = np.clip(1 - (2 * u) ** 2, 0, None)  # most at the eye's middle, none at its corners
+    weight = (strength * shut * along * fade_in * fade_out * (part.mean(axis=2) < skin.mean())).astype(np.float32)
+    out = drawn.copy()
+    out[y0:y1, x0:x1] = np.clip(part + weight[..., None] * (skin - part) + 0.5, 0, 255).astype(np.uint8)
+    return out
 
 
 def usual_openness(landmarks: np.ndarray) -> tuple[float, float]:

@@ -136,7 +136,8 @@ class FaceReplacer:
         smoothed landmarks in the crop, as the mouth interior's), each as drawn where it is off."""
         box = crop_box(where.face.box, where.matrix)
         if self.eyelids is not None:
-            drawn = self.eyelids.follow(drawn, where.face.landmarks, box, self.analyzer.landmarker)
+            drawn = self.eyelids.follow(drawn, where.face.landmarks, box, self.analyzer.landmarker,
+                                        self.region_side / self.swapper.resolution)
         if self.settings.lips == "follow":
             drawn = follow_lips(drawn, crop_landmarks, box, self.analyzer.landmarker)
         return drawn
