@@ -66,6 +66,7 @@ class FaceReplacer:
         region = face_region(self.size, swapper.coverage)
         self.region_side = region[2]
         self.drawn_scale = min(1.0, swapper.model.output_resolution / self.region_side)  # drawn pixels per crop pixel
+        self.model_pixel = self.region_side / swapper.resolution  # crop pixels per pixel the model sees
         self.window = region_window(self.size, region, settings.mask_blur)
 
     def reset(self) -> None:
@@ -136,8 +137,7 @@ class FaceReplacer:
         smoothed landmarks in the crop, as the mouth interior's), each as drawn where it is off."""
         box = crop_box(where.face.box, where.matrix)
         if self.eyelids is not None:
-            drawn = self.eyelids.follow(drawn, where.face.landmarks, box, self.analyzer.landmarker,
-                                        self.region_side / self.swapper.resolution)
+            drawn = self.eyelids.follow(drawn, where.face.landmarks, box, self.analyzer.landmarker, self.model_pixel)
         if self.settings.lips == "follow":
             drawn = follow_lips(drawn, crop_landmarks, box, self.analyzer.landmarker)
         return drawn
