@@ -78,14 +78,12 @@ class EyelidFollower:
         landmarks = drawn_landmarks(drawn, box, predictor)
         closings = eye_ratios(landmarks) - targets
         eyes = [eye for eye in range(2) if closings[eye] > MIN_CLOSING * self.usual_other[eye]]
-        for eye in eyes:
+        strength = LID_SKIN * float(np.interp(pixel, COARSE, (0.0, 1.0)))
+        for eye in eyes:  # each eye's windows lie clear of the other's
             points, target = landmarks[list(EYES[eye])], float(targets[eye])
             drawn = remap_window(drawn, warp_window(points, drawn.shape[:2]),
                                  lambda xs, ys, points=points, target=target: lid_shift(points, target, xs, ys))
-        strength = LID_SKIN * float(np.interp(pixel, COARSE, (0.0, 1.0)))
-        for eye in eyes:
-            drawn = lower_lid_skin(drawn, landmarks[list(EYES[eye])], float(targets[eye]), self.usual_other[eye],
-                                   strength)
+            drawn = lower_lid_skin(drawn, points, target, self.usual_other[eye], strength)
         return drawn
 
 
@@ -108,16 +106,23 @@ def warp_window(eye: np.ndarray, shape: tuple[int, int]) -> tuple[tuple[int, int
     return feature.window(0.5, (-reach, reach), shape)
 
 
+def lid_moves(upper: float, lower: float, target: float) -> tuple[float, float]:
+    """How far (eye widths, at the eye's middle) the upper lid moves down and the lower lid up to
+    bring lids at ``upper`` and ``lower`` (``eye_frame``'s) to a gap of ``target``: ``UPPER_SHARE``
+    of the closing and the rest."""
+    closing = max(lower - upper - target, 0.0)
+    return UPPER_SHARE * closing, (1 - UPPER_SHARE) * closing
+
+
 def lid_shift(eye: np.ndarray, target: float, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Where each output pixel (``xs``, ``ys``) takes its colour from, as an offset (x, y), so that
     the eye (its six landmarks in ``EYES`` order) ends with a lid gap of ``target`` eye widths."""
     feature, upper, lower = eye_frame(eye)
-    closing = max(lower - upper - target, 0.0)
+    down, up = lid_moves(upper, lower, target)
     u, v = feature.coordinates(xs, ys)
     profile = np.clip(1 - (2 * u) ** 2, 0, None) / (1 - (2 * LANDMARK_COLUMN) ** 2)  # the lids' curve along the eye
     sources = np.stack([upper * profile - REACH, upper * profile, lower * profile, lower * profile + REACH])
-    targets = sources + np.stack([np.zeros_like(profile), UPPER_SHARE * closing * profile,
-                                  -(1 - UPPER_SHARE) * closing * profile, np.zeros_like(profile)])
+    targets = sources + np.stack([np.zeros_like(profile), down * profile, -up * profile, np.zeros_like(profile)])
     return feature.shift(v, sources, targets)
 
 
@@ -132,7 +137,7 @@ def lower_lid_skin(drawn: np.ndarray, eye: np.ndarray, target: float, usual: flo
     if shut <= 0 or strength <= 0:
         return drawn
     feature, upper, lower = eye_frame(eye)
-    line = lower - (1 - UPPER_SHARE) * max(lower - upper - target, 0.0)  # where the lower lid ends
+    line = lower - lid_moves(upper, lower, target)[1]  # where the lower lid ends
     top, bottom = line + BELOW_LID[0], line + BELOW_LID[1]
     (x0, y0), (x1, y1) = feature.window(0.5, (top, bottom + 0.3), drawn.shape[:2])
     u, v = feature.coordinates(*np.meshgrid(np.arange(x0, x1, dtype=np.float64), np.arange(y0, y1, dtype=np.float64)))
