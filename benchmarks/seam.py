@@ -4,7 +4,8 @@ edge of the drawn face, where ``--drawn-face-only`` hands the footage back (the 
     python benchmarks/seam.py WS CLIP... [--every 5] [--crops OUT.jpg --frames 10 40]
 
 It swaps every frame of each clip as ``convert`` does and, on every ``--every``-th, measures in the
-aligned crop the band within 8 px of the drawn face's edge (``FaceReplacer.drawn_face`` at 0.5)
+aligned crop the band within 8 px of the drawn face's edge (``FaceReplacer.drawn_face`` ∩
+``forehead_skin``, at 0.5)
 that lies on A's skin:
 
 - *edge detail*: the mean absolute luma of the band's high frequencies (the picture minus its blur
@@ -28,6 +29,7 @@ import cv2
 import numpy as np
 
 from deepswap.convert import Converter, ReplaceSettings
+from deepswap.convert.replace import forehead_skin
 from deepswap.faces import face_mask, skin_mask, transform_points, warp_face
 from deepswap.video import read_frames, write_image
 from quality import face_row
@@ -90,7 +92,7 @@ def main() -> None:
             drawn, _ = replacer.swapper.swap(crop[None], to="b")
             drawn = replacer.follow_expression(drawn[0], where, points)
             outline = face_mask(points, replacer.size)
-            face = replacer.drawn_face(drawn[None], [points], [outline])[0] > 0.5
+            face = np.minimum(replacer.drawn_face(drawn[None])[0], forehead_skin(drawn, points, outline)) > 0.5
             edge = cv2.morphologyEx(face.astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
             inside = cv2.erode(outline, disc(BAND)) > 0
             band = (cv2.dilate(edge.astype(np.uint8), disc(BAND)) > 0) & (skin_mask(crop, points, outline) > 0) & inside

@@ -200,11 +200,11 @@ def test_hair_the_model_draws_beside_the_cheek_is_left_out_and_the_footages_chee
     drawn = cv2.polylines(crop.copy(), [cheek], False, (40, 30, 25), 5)  # a strand of dark hair down the cheek
     strand, near = (cv2.polylines(np.zeros(crop.shape[:2], np.uint8), [cheek], False, 1, width) > 0 for width in (3, 25))
     face = cv2.erode(outline, np.ones((25, 25), np.uint8)) > 0
-    found = replacer.drawn_face(drawn[None], [landmarks], [outline])[0]
+    found = replacer.drawn_face(drawn[None])[0]
     assert found[strand].mean() < 0.2, found[strand].mean()
     assert found[face & ~near].mean() > 0.9, "the rest of the face is still the new one"
     skin = footage_skin(crop, landmarks, outline, replacer.footage_probabilities(crop[None])[0])
-    pasted = replacer.matched_face(drawn, crop, outline.astype(np.float32) / 255, found, landmarks, skin)
+    pasted = replacer.matched_face(drawn, crop, outline.astype(np.float32) / 255, found, landmarks, outline, skin)
     assert np.median(np.abs(pasted.astype(int) - crop).max(axis=2)[strand]) <= 12, "the footage's cheek shows there"
     unchanged = np.abs(pasted.astype(int) - drawn).max(axis=2) <= 6
     assert unchanged[face & ~near].mean() > 0.9, "elsewhere the face pasted is the drawn one"

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from deepswap.convert.blend import fill_from_footage, prepare_mask
 from deepswap.convert import ReplaceSettings
-from deepswap.convert.replace import (DRAWN_BLUR, DRAWN_ERODE, FaceReplacer, above_brows, crop_skin, forehead_shading,
-                                      forehead_skin)
+from deepswap.convert.replace import (DRAWN_BLUR, DRAWN_ERODE, FaceReplacer, above_brows, crop_skin, drawn_keep,
+                                      forehead_shading, forehead_skin)
 from deepswap.evaluate import forehead_band, forehead_hair_added
 from deepswap.faces import (FaceAnalyzer, IdentityTracker, face_mask, face_region, load_faceset, skin_mask,
                             transform_points, warp_face)
@@ -175,6 +175,34 @@ def test_the_shading_a_model_draws_before_its_hairline_fades_out_and_the_brows_s
     assert shading[feature_pixels(crop.shape, landmarks)].min() == 1.0
     below = np.mgrid[0:256, 0:256][0] > landmarks[21:23, 1].max() + 2
     assert shading[below].min() == 1.0
+
+
+def test_the_drawn_forehead_gives_way_to_the_footage_over_a_wider_band_than_the_cheek(s1_face):
+    """``drawn_keep``: where the drawn forehead is left out (a lock of the other person's hair over
+    it), the drawn face gives way to the footage's forehead over a wider band than where the learned
+    mask leaves out a strand of hair on the cheek, so no crisp line runs across the forehead; neither
+    lock nor strand is kept, and the eyes, nose and lips are kept whole."""
+    crop, landmarks, _ = s1_face
+    lock = fringe(crop.shape, landmarks, 1, 0.6)
+    strand = np.zeros(crop.shape[:2], np.uint8)
+    cv2.polylines(strand, [np.round(landmarks[2:6] + (landmarks[30] - landmarks[2:6]) * 0.2).astype(np.int32)], False, 1, 15)
+    keep = drawn_keep(1 - strand.astype(np.float32), 1 - lock.astype(np.float32))
+
+    def transition(hair: np.ndarray) -> int:
+        """Pixels from the hair's edge over which the kept share climbs from 5 % to 95 %."""
+        distance = cv2.distanceTransform((~hair).astype(np.uint8), cv2.DIST_L2, 5)
+        near = (distance > 0) & (distance < 20) & ~lock & (strand == 0)
+        levels = [keep[near & (distance > d) & (distance <= d + 1)].mean() for d in range(20)]
+        return sum(0.05 < level < 0.95 for level in levels)
+
+    forehead, cheek = transition(lock), transition(strand > 0)
+    assert forehead >= cheek + 2, (forehead, cheek)
+    for hair in (lock, strand > 0):
+        assert keep[cv2.erode(hair.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0].max() < 0.05
+    features = np.zeros(crop.shape[:2], np.uint8)
+    for indices in (range(36, 42), range(42, 48), range(48, 60), range(27, 36)):
+        cv2.fillConvexPoly(features, cv2.convexHull(np.round(landmarks[list(indices)]).astype(np.int32)), 1)
+    assert keep[features > 0].min() > 0.99
 
 
 def test_the_footages_cheek_shown_where_the_drawn_face_has_hair_takes_the_drawn_faces_tone(s1_face):

@@ -29,6 +29,7 @@ LEARNED_RAMP = (0.5, 0.8)  # face probabilities below the first count as no face
 DRAWN_ERODE = 0.01  # of the crop: how far inside the drawn face's own outline (where its hair begins) it is kept
 DRAWN_BLUR = 0.02  # of the crop: the feather from the drawn face to the footage's own skin (within DRAWN_ERODE)
 FOREHEAD_DARK = (0.8, 0.92)  # of the drawn cheeks' lightness: a drawn forehead this dark is left out where the footage is skin
+FOREHEAD_BLUR = 0.04  # of the crop: the wider feather where the drawn forehead is left out (no hard edge across the brow)
 
 
 @dataclass
@@ -105,7 +106,7 @@ class FaceReplacer:
                               for face, i, points in zip(generated, todo, crop_landmarks)])
         landmark_masks = [face_mask(points, self.size) for points in crop_landmarks]
         learned = self.footage_probabilities(crops)
-        drawn = self.drawn_face(generated, crop_landmarks, landmark_masks) if self.settings.drawn_face_only else None
+        drawn = self.drawn_face(generated) if self.settings.drawn_face_only else None
         output = list(frames)
         for k, i in enumerate(todo):
             where = located[i]
@@ -124,7 +125,7 @@ class FaceReplacer:
             if self.settings.keep_fringe:
                 mask *= clear_of_fringe(skin, crop_landmarks[k])
             face = self.matched_face(generated[k], crops[k], mask, None if drawn is None else drawn[k],
-                                     crop_landmarks[k], skin)
+                                     crop_landmarks[k], landmark_masks[k], skin)
             output[i] = paste_face(frames[i], face, mask, where.matrix, self.settings.blend, self.settings.detail,
                                    detail_scale(where.matrix, self.region_side))
         if todo[-1] != len(frames) - 1:
@@ -148,32 +149,32 @@ class FaceReplacer:
         return self.swapper.face_masks(crops) if self.settings.learned_mask else None
 
     def matched_face(self, generated: np.ndarray, crop: np.ndarray, mask: np.ndarray, drawn: np.ndarray | None,
-                     landmarks: np.ndarray, skin: np.ndarray | None) -> np.ndarray:
+                     landmarks: np.ndarray, landmark_mask: np.ndarray, skin: np.ndarray | None) -> np.ndarray:
         """A drawn face colour-matched to its crop inside ``mask``. With ``drawn`` (its face probability,
         ``drawn_face``), what is not face in it — hair the model drew beside the cheeks or over the
         forehead, and, where the footage is skin, the shading it draws before that hairline
         (``forehead_shading``) — is left out of the match and replaced by the footage's own crop,
         toned where that is skin (``skin``: ``footage_skin``) to meet the new face as the inner faces
         meet (``blend.fill_from_footage``): the footage's cheek or forehead shows there, its own hair
-        as filmed, never the other person's hair, and with no seam in tone where the drawn face ends."""
+        as filmed, never the other person's hair, and with no seam in tone where the drawn face ends.
+        Over the forehead that edge is feathered wider (``FOREHEAD_BLUR``): it runs across the face,
+        where a crisp line (a fringe cut off, or the dark rim of the shading left in) would show."""
         if drawn is None:
             return match_color(generated, crop, mask, self.settings.color)
-        keep = prepare_mask(np.minimum(drawn, np.maximum(forehead_shading(generated, landmarks), 1 - skin)),
-                            DRAWN_ERODE, DRAWN_BLUR)
+        forehead = np.minimum(forehead_skin(generated, landmarks, landmark_mask),
+                              np.maximum(forehead_shading(generated, landmarks), 1 - skin))
+        keep = drawn_keep(drawn, forehead)
         face = match_color(generated, crop, mask * keep, self.settings.color)
         inner = inner_face(crop.shape[:2], landmarks, INNER_MARGIN, 0.0)
         return fill_from_footage(face, crop, keep, skin, skin * inner, self.drawn_scale)
 
-    def drawn_face(self, generated: np.ndarray, landmarks: list[np.ndarray],
-                   landmark_masks: list[np.ndarray]) -> np.ndarray:
-        """Per drawn face, 1 where it is face and 0 where it is hair or background (N×S×S): its
-        ``forehead_skin`` (with the crop's ``landmarks`` and ``landmark_masks``: the learned mask's
-        labels count the forehead's hair as face) ∩ the learned mask run on it, made as decisive as on
-        the footage (``LEARNED_RAMP``), when the model has one."""
-        skin = np.stack([forehead_skin(face, points, mask)
-                         for face, points, mask in zip(generated, landmarks, landmark_masks)])
+    def drawn_face(self, generated: np.ndarray) -> np.ndarray:
+        """Per drawn face, 1 where it is face and 0 where it is hair or background (N×S×S): the learned
+        mask run on it, made as decisive as on the footage (``LEARNED_RAMP``); all 1 when the model has
+        none. Its forehead is tested apart (``matched_face``): the learned mask's labels count the
+        forehead's hair as face."""
         learned = self.swapper.face_masks(generated)
-        return skin if learned is None else np.minimum(skin, decisive(learned))
+        return np.ones(generated.shape[:3], np.float32) if learned is None else decisive(learned)
 
     def learned_mask(self, probabilities: np.ndarray) -> np.ndarray:
         """The learned face mask of one crop as the final mask's last factor: smoothed over time, made
@@ -190,6 +191,13 @@ def decisive(probabilities: np.ndarray) -> np.ndarray:
     """Learned face probabilities stretched over ``LEARNED_RAMP``: below it no face, above it all face."""
     low, high = LEARNED_RAMP
     return np.clip((probabilities - low) / (high - low), 0, 1)
+
+
+def drawn_keep(drawn: np.ndarray, forehead: np.ndarray) -> np.ndarray:
+    """Where a drawn face is kept (S×S, 0..1): its face probability (``drawn``) pulled in by
+    ``DRAWN_ERODE`` and feathered over ``DRAWN_BLUR``, and its forehead test (``forehead``: 0 on the
+    hair or shading left out above the brows) pulled in as far and feathered over ``FOREHEAD_BLUR``."""
+    return np.minimum(prepare_mask(drawn, DRAWN_ERODE, DRAWN_BLUR), prepare_mask(forehead, DRAWN_ERODE, FOREHEAD_BLUR))
 
 
 def detail_scale(matrix: np.ndarray, region_side: float) -> float:
