@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from deepswap.convert.blend import fill_from_footage, prepare_mask
 from deepswap.convert import ReplaceSettings
 from deepswap.convert.replace import (DRAWN_BLUR, DRAWN_ERODE, FaceReplacer, above_brows, crop_skin, drawn_keep,
-                                      forehead_shading, forehead_skin)
+                                      forehead_shading, forehead_skin, tone_measured)
 from deepswap.evaluate import forehead_band, forehead_hair_added
 from deepswap.faces import (FaceAnalyzer, IdentityTracker, face_mask, face_region, load_faceset, skin_mask,
                             transform_points, warp_face)
@@ -226,6 +226,31 @@ def test_the_footages_cheek_shown_where_the_drawn_face_has_hair_takes_the_drawn_
     own_hair = (keep < 0.001) & (cv2.dilate(skin, np.ones((9, 9), np.uint8)) == 0)
     assert own_hair.sum() > 100 and np.abs(pasted - crop)[own_hair].max() <= 1, "the footage's hair is shown as filmed"
     assert np.abs(pasted - drawn)[keep > 0.999].max() <= 1, "the rest is the drawn face"
+
+
+def test_the_footages_forehead_shown_where_the_drawn_ones_hair_is_left_out_takes_the_drawn_foreheads_tone(s1_face):
+    """Where the drawn face (s1's face in another complexion, drawn darker above the brows, as a
+    model shades towards its hairline) has a lock of hair over the forehead, the footage's forehead
+    shown there (``blend.fill_from_footage``, measured over ``tone_measured``) takes the tone of the
+    drawn forehead beside it, not that of the drawn cheeks, which left a lighter patch."""
+    crop, landmarks, outline = s1_face
+    toned = crop.astype(np.float32) * 0.85 + (30, 12, 0)
+    toned[above_brows(256, landmarks)] -= 25
+    toned = np.clip(toned, 0, 255).astype(np.uint8)
+    lock = fringe(crop.shape, landmarks, -1, 0.8)
+    drawn = with_hair(toned, lock, 1.0)
+    keep = drawn_keep(np.ones(crop.shape[:2], np.float32), 1 - lock.astype(np.float32))
+    skin = skin_mask(crop, landmarks, outline).astype(np.float32) / 255
+    shown = (cv2.erode(lock.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0) & (skin > 0.99)
+    assert shown.sum() > 100, shown.sum()
+
+    def off_tone(measured: np.ndarray) -> float:
+        pasted = fill_from_footage(drawn, crop, keep, skin, skin * measured, scale=1.0).astype(np.float32)
+        return float(np.median(np.abs(pasted - toned).mean(axis=2)[shown]))
+
+    inner = inner_face(crop.shape[:2], landmarks, INNER_MARGIN, 0.0).astype(np.float32)
+    assert off_tone(tone_measured(crop.shape[:2], landmarks)) < off_tone(inner) / 2, \
+        (off_tone(tone_measured(crop.shape[:2], landmarks)), off_tone(inner))
 
 
 def test_keep_fringe_leaves_the_footages_hair_above_the_brows_as_filmed(trained_workspace, s1_clips):

@@ -165,8 +165,7 @@ class FaceReplacer:
                               np.maximum(forehead_shading(generated, landmarks), 1 - skin))
         keep = drawn_keep(drawn, forehead)
         face = match_color(generated, crop, mask * keep, self.settings.color)
-        inner = inner_face(crop.shape[:2], landmarks, INNER_MARGIN, 0.0)
-        return fill_from_footage(face, crop, keep, skin, skin * inner, self.drawn_scale)
+        return fill_from_footage(face, crop, keep, skin, skin * tone_measured(crop.shape[:2], landmarks), self.drawn_scale)
 
     def drawn_face(self, generated: np.ndarray) -> np.ndarray:
         """Per drawn face, 1 where it is face and 0 where it is hair or background (N×S×S): the learned
@@ -198,6 +197,15 @@ def drawn_keep(drawn: np.ndarray, forehead: np.ndarray) -> np.ndarray:
     ``DRAWN_ERODE`` and feathered over ``DRAWN_BLUR``, and its forehead test (``forehead``: 0 on the
     hair or shading left out above the brows) pulled in as far and feathered over ``FOREHEAD_BLUR``."""
     return np.minimum(prepare_mask(drawn, DRAWN_ERODE, DRAWN_BLUR), prepare_mask(forehead, DRAWN_ERODE, FOREHEAD_BLUR))
+
+
+def tone_measured(shape: tuple[int, int], landmarks: np.ndarray) -> np.ndarray:
+    """H×W float32, 1 where the drawn face's tone against the footage's is measured (where both are
+    skin) for ``blend.fill_from_footage``: the inner face (``faces.skin.inner_face``) and the forehead
+    above the brows. A model often draws its forehead darker than its cheeks, shading towards its
+    hairline; the footage's forehead shown where the drawn one is left out then takes the tone of the
+    drawn forehead beside it, not the cheeks', and no lighter patch shows there."""
+    return (inner_face(shape, landmarks, INNER_MARGIN, 0.0) | above_brows(shape[0], landmarks)).astype(np.float32)
 
 
 def detail_scale(matrix: np.ndarray, region_side: float) -> float:
