@@ -155,8 +155,9 @@ class FaceReplacer:
         forehead, and, where the footage is skin, the shading it draws before that hairline
         (``forehead_shading``) — is left out of the match and replaced by the footage's own crop,
         toned where that is skin (``skin``: ``footage_skin``) to meet the new face as the inner faces
-        meet (``blend.fill_from_footage``): the footage's cheek or forehead shows there, its own hair
-        as filmed, never the other person's hair, and with no seam in tone where the drawn face ends.
+        and foreheads meet (``tone_measured``, ``blend.fill_from_footage``): the footage's cheek or
+        forehead shows there, its own hair as filmed, never the other person's hair, and with no seam
+        in tone where the drawn face ends.
         Over the forehead that edge is feathered wider (``FOREHEAD_BLUR``): it runs across the face,
         where a crisp line (a fringe cut off, or the dark rim of the shading left in) would show."""
         if drawn is None:
